@@ -1,0 +1,150 @@
+//! Reading certificates: PEM blocks, and the facts about a certificate the tools act on.
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{Error, Result};
+use crate::serial::Serial;
+
+/// Every PEM block with the given tag, in order. Errors when the text has none or is not PEM.
+pub fn pem_blocks(what: &str, text: &[u8], tag: &'static str) -> Result<Vec<Vec<u8>>> {
+    let blocks = pem::parse_many(text).map_err(|e| Error::MalformedPem {
+        what: what.into(),
+        expected: tag,
+        detail: e.to_string(),
+    })?;
+    let found: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == tag)
+        .map(|b| b.into_contents())
+        .collect();
+    if found.is_empty() {
+        return Err(Error::MalformedPem {
+            what: what.into(),
+            expected: tag,
+            detail: "no such block found".into(),
+        });
+    }
+    Ok(found)
+}
+
+/// One certificate as PEM.
+pub fn to_pem(tag: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(tag, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// SHA-256 over DER, upper-case hex with colons: the form `openssl x509 -fingerprint -sha256`
+/// prints, so people can compare them by eye during a ceremony.
+pub fn fingerprint(der: &[u8]) -> String {
+    let d = Sha256::digest(der);
+    d.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Normalises a fingerprint the user typed (any case, with or without colons, `sha256:` prefix).
+pub fn normalize_fingerprint(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
+    let hexs: String = s
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    hexs.as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What the tools need to know about a certificate.
+#[derive(Clone, Debug)]
+pub struct CertFacts {
+    pub der: Vec<u8>,
+    pub subject: String,
+    pub subject_cn: String,
+    pub issuer: String,
+    pub serial: Serial,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub spki_der: Vec<u8>,
+    pub is_ca: bool,
+    pub key_cert_sign: bool,
+    pub self_signed: bool,
+    pub fingerprint: String,
+}
+
+impl CertFacts {
+    pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
+        let bad = |detail: String| Error::BadCertificate {
+            what: what.into(),
+            detail,
+        };
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes after the certificate".into()));
+        }
+        let bc = cert.basic_constraints().map_err(|e| bad(e.to_string()))?;
+        let ku = cert.key_usage().map_err(|e| bad(e.to_string()))?;
+        let subject_cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Ok(CertFacts {
+            der: der.to_vec(),
+            subject: cert.subject().to_string(),
+            subject_cn,
+            issuer: cert.issuer().to_string(),
+            serial: Serial::from_bytes(cert.raw_serial()),
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            spki_der: cert.public_key().raw.to_vec(),
+            is_ca: bc.map(|b| b.value.ca).unwrap_or(false),
+            key_cert_sign: ku.map(|k| k.value.key_cert_sign()).unwrap_or(false),
+            self_signed: cert.subject() == cert.issuer(),
+            fingerprint: fingerprint(der),
+        })
+    }
+
+    /// Parses the first certificate of a PEM text.
+    pub fn from_pem(what: &str, text: &[u8]) -> Result<Self> {
+        let blocks = pem_blocks(what, text, "CERTIFICATE")?;
+        Self::from_der(what, &blocks[0])
+    }
+
+    pub fn pem(&self) -> String {
+        to_pem("CERTIFICATE", &self.der)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_normalise() {
+        assert_eq!(normalize_fingerprint("sha256:abcd12"), "AB:CD:12");
+        assert_eq!(normalize_fingerprint("AB:cd:12"), "AB:CD:12");
+    }
+
+    #[test]
+    fn malformed_pem_is_a_clear_error() {
+        let err = pem_blocks("x.crt", b"-----BEGIN CERTIFICATE-----\n!!!\n", "CERTIFICATE")
+            .unwrap_err();
+        assert!(matches!(err, Error::MalformedPem { .. }), "{err}");
+        let err = pem_blocks("x.crt", b"hello", "CERTIFICATE").unwrap_err();
+        assert!(err.to_string().contains("BEGIN CERTIFICATE"));
+    }
+}

@@ -1,0 +1,101 @@
+//! One error type for the library. Every message says what went wrong *and* what to do next,
+//! because these strings are what an operator reads at 3 a.m. Secrets never appear in them.
+
+use std::path::PathBuf;
+
+/// Errors of the PKI toolkit's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: already exists; refusing to overwrite it (pass --force to replace it)")]
+    OutputExists { path: PathBuf },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{what}: not valid PEM ({detail}); expected a '-----BEGIN {expected}-----' block")]
+    MalformedPem {
+        what: String,
+        expected: &'static str,
+        detail: String,
+    },
+
+    #[error("{what}: not a valid X.509 certificate ({detail})")]
+    BadCertificate { what: String, detail: String },
+
+    #[error("{what}: the CSR is not acceptable: {reason}")]
+    CsrRejected { what: String, reason: String },
+
+    #[error("weak or forbidden algorithm: {0}")]
+    WeakAlgorithm(String),
+
+    #[error("unknown key algorithm '{0}'; use one of p256, p384, ed25519, rsa2048, rsa3072, rsa4096")]
+    UnknownAlgorithm(String),
+
+    #[error(
+        "the requested validity ends {requested}, after the issuer's certificate ends {issuer}; \
+         a certificate never outlives its issuer: ask for fewer days or renew the issuer first"
+    )]
+    OutlivesIssuer { requested: String, issuer: String },
+
+    #[error("the issuer certificate is not valid now (valid {not_before} to {not_after}); renew or rotate it first")]
+    IssuerNotCurrent {
+        not_before: String,
+        not_after: String,
+    },
+
+    #[error("invalid validity: {0}")]
+    BadValidity(String),
+
+    #[error("{0}")]
+    Policy(String),
+
+    #[error("the private key does not match the certificate's public key ({0}); check that you passed the right pair")]
+    KeyMismatch(String),
+
+    #[error("{0}: not a CA certificate (basicConstraints CA:TRUE and keyUsage keyCertSign are required)")]
+    NotCa(String),
+
+    #[error("cannot decrypt {path}: {reason}")]
+    KeyDecrypt { path: PathBuf, reason: String },
+
+    #[error("no way to unlock the key at rest: pass --identity FILE, set PKI_AGE_IDENTITY, pass --passphrase-file FILE, or run on a terminal to be prompted")]
+    NoKeySecret,
+
+    #[error("{path}: not a CA folder managed by this toolkit ({reason}); create one with `intermediate-ca import` or `intermediate-ca request`")]
+    NotCaDir { path: PathBuf, reason: String },
+
+    #[error("ledger {path}: {reason}")]
+    Ledger { path: PathBuf, reason: String },
+
+    #[error("{what}: {reason}")]
+    BadInput { what: String, reason: String },
+
+    #[error("signing failed: {0}")]
+    Signing(String),
+
+    #[error("age identity {path}: {reason}")]
+    Identity { path: PathBuf, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn input(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BadInput {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,215 @@
+//! Issuing leaves: profile → to-be-signed → signature → ledger → files, in that order.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::Issuer;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::algorithm::KeyAlgorithm;
+use crate::ca_dir::CaDir;
+use crate::certs::{fingerprint, CertFacts};
+use crate::csr::CheckedCsr;
+use crate::error::{Error, Result};
+use crate::keyfile::KeySecret;
+use crate::ledger::{Ledger, LeafRecord};
+use crate::output::{self, Mode};
+use crate::profile::{LeafRole, Subject, SubjectNames};
+use crate::serial::Serial;
+use crate::signer::{FileKey, Signer};
+use crate::validity::Validity;
+
+/// Where the leaf's key comes from.
+pub enum LeafKey {
+    /// Generated here; written next to the certificate.
+    Generate(KeyAlgorithm),
+    /// The requester keeps the key; we only certify the public key of a checked CSR.
+    Csr(Box<CheckedCsr>),
+}
+
+/// Everything the operator asked for.
+pub struct LeafRequest {
+    pub role: LeafRole,
+    pub subject: Subject,
+    pub names: SubjectNames,
+    pub days: Option<u32>,
+    pub key: LeafKey,
+}
+
+/// A signed leaf, not yet recorded or written.
+pub struct IssuedLeaf {
+    pub role: LeafRole,
+    pub serial: Serial,
+    pub cert_der: Vec<u8>,
+    /// Leaf then intermediate, the chain file etcd's flags expect.
+    pub chain_pem: String,
+    pub key_pem: Option<Zeroizing<String>>,
+    pub key_alg: KeyAlgorithm,
+    pub validity: Validity,
+    pub subject: Subject,
+    pub names: SubjectNames,
+}
+
+/// The active intermediate of a CA folder, unlocked and ready to sign.
+pub struct IssuingCa<S: Signer> {
+    pub generation: u32,
+    pub cert: CertFacts,
+    issuer: Issuer<'static, S>,
+}
+
+impl IssuingCa<FileKey> {
+    /// Unlocks the active generation of `ca`.
+    pub fn open(ca: &CaDir, secret: &KeySecret) -> Result<Self> {
+        let (generation, cert, key) = ca.issuing_key(secret)?;
+        Self::new(generation, cert, key)
+    }
+}
+
+impl<S: Signer> IssuingCa<S> {
+    pub fn new(generation: u32, cert: CertFacts, key: S) -> Result<Self> {
+        let issuer = Issuer::from_ca_cert_der(&cert.der.clone().into(), key)
+            .map_err(|e| Error::BadCertificate {
+                what: "issuing CA certificate".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(IssuingCa {
+            generation,
+            cert,
+            issuer,
+        })
+    }
+
+    /// Signs one leaf per its role's profile.
+    pub fn sign_leaf(&self, req: LeafRequest, now: OffsetDateTime) -> Result<IssuedLeaf> {
+        let profile = req.role.profile();
+        let days = req.days.unwrap_or(profile.default_days());
+        let validity = Validity::within_issuer(
+            days,
+            profile.max_days(),
+            Some((self.cert.not_before, self.cert.not_after)),
+            now,
+        )?;
+        let serial = Serial::random();
+        let (key_alg, key_pem, cert) = match &req.key {
+            LeafKey::Generate(alg) => {
+                let key = FileKey::generate(*alg)?;
+                let params = profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
+                let cert = params
+                    .signed_by(&key, &self.issuer)
+                    .map_err(|e| Error::Signing(e.to_string()))?;
+                (*alg, Some(key.to_pkcs8_pem()), cert)
+            }
+            LeafKey::Csr(csr) => {
+                let pk = csr.public_key()?;
+                let params = profile.params(
+                    &req.subject,
+                    &req.names,
+                    &validity,
+                    &serial,
+                    csr.key_alg,
+                    None,
+                )?;
+                let cert = params
+                    .signed_by(&pk, &self.issuer)
+                    .map_err(|e| Error::Signing(e.to_string()))?;
+                (csr.key_alg, None, cert)
+            }
+        };
+        let cert_der = cert.der().to_vec();
+        let mut chain_pem = cert.pem();
+        chain_pem.push_str(&self.cert.pem());
+        Ok(IssuedLeaf {
+            role: req.role,
+            serial,
+            cert_der,
+            chain_pem,
+            key_pem,
+            key_alg,
+            validity,
+            subject: req.subject,
+            names: req.names,
+        })
+    }
+}
+
+/// The two files of one leaf inside an output folder.
+pub struct LeafPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl LeafPaths {
+    pub fn new(out_dir: &Path, role: LeafRole) -> Self {
+        LeafPaths {
+            cert: out_dir.join(format!("{}.crt", role.as_str())),
+            key: out_dir.join(format!("{}.key", role.as_str())),
+        }
+    }
+
+    /// Refuses existing outputs; call before unlocking the CA key.
+    pub fn ensure_absent(&self, with_key: bool, force: bool) -> Result<()> {
+        output::ensure_absent(&self.cert, force)?;
+        if with_key {
+            output::ensure_absent(&self.key, force)?;
+        }
+        Ok(())
+    }
+}
+
+impl IssuedLeaf {
+    pub fn record(&self, generation: u32, cert_path: &Path) -> LeafRecord {
+        LeafRecord {
+            serial: self.serial.to_hex(),
+            generation,
+            profile: self.role.as_str().into(),
+            subject: self.subject.common_name.clone(),
+            dns: self.names.dns.clone(),
+            ips: self.names.ips.iter().map(|i| i.to_string()).collect(),
+            key_alg: self.key_alg.to_string(),
+            key_source: if self.key_pem.is_some() {
+                "generated".into()
+            } else {
+                "csr".into()
+            },
+            not_before: self.validity.not_before,
+            not_after: self.validity.not_after,
+            status: "active".into(),
+            revocation_reason: None,
+            cert_path: cert_path.display().to_string(),
+            fingerprint: fingerprint(&self.cert_der),
+        }
+    }
+
+    /// Commits the leaf to the ledger, then writes key and chain atomically. If a write fails
+    /// the leaf never left this machine: what was written is removed and the ledger entry
+    /// forgotten, so a failed command leaves no trace.
+    pub fn commit(
+        &self,
+        ledger: &mut Ledger,
+        generation: u32,
+        paths: &LeafPaths,
+        force: bool,
+    ) -> Result<LeafRecord> {
+        paths.ensure_absent(self.key_pem.is_some(), force)?;
+        let rec = self.record(generation, &paths.cert);
+        ledger.record(&rec, &self.cert_der)?;
+        let mut key_written = false;
+        let mut result = Ok(());
+        if let Some(key) = &self.key_pem {
+            result = output::write_atomic(&paths.key, key.as_bytes(), Mode::Secret, force);
+            key_written = result.is_ok();
+        }
+        if result.is_ok() {
+            result =
+                output::write_atomic(&paths.cert, self.chain_pem.as_bytes(), Mode::Public, force);
+        }
+        if let Err(e) = result {
+            if key_written {
+                output::remove_quietly(&paths.key);
+            }
+            let _ = ledger.forget_unwritten(&rec.serial);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+}

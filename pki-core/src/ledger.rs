@@ -1,0 +1,214 @@
+//! The issuance ledger: every leaf is committed here (durably) *before* its file is written,
+//! so no certificate can exist that the ledger does not know about. SQLite in WAL mode with a
+//! busy timeout, so several issuer processes can share one CA folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// One issued leaf.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LeafRecord {
+    pub serial: String,
+    pub generation: u32,
+    pub profile: String,
+    pub subject: String,
+    pub dns: Vec<String>,
+    pub ips: Vec<String>,
+    pub key_alg: String,
+    /// `generated` or `csr`
+    pub key_source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// `active`, `revoked` or `superseded`
+    pub status: String,
+    pub revocation_reason: Option<String>,
+    /// Where the certificate file was written.
+    pub cert_path: String,
+    pub fingerprint: String,
+}
+
+/// Filters for [`Ledger::list`].
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// Only leaves whose notAfter is before this instant.
+    pub expiring_before: Option<OffsetDateTime>,
+    /// Only `active` leaves.
+    pub active_only: bool,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leaves (
+    serial            TEXT PRIMARY KEY,
+    generation        INTEGER NOT NULL,
+    profile           TEXT NOT NULL,
+    subject           TEXT NOT NULL,
+    dns               TEXT NOT NULL,
+    ips               TEXT NOT NULL,
+    key_alg           TEXT NOT NULL,
+    key_source        TEXT NOT NULL,
+    not_before        INTEGER NOT NULL,
+    not_after         INTEGER NOT NULL,
+    status            TEXT NOT NULL DEFAULT 'active',
+    revocation_reason TEXT,
+    revoked_at        INTEGER,
+    issued_at         INTEGER NOT NULL,
+    cert_path         TEXT NOT NULL,
+    fingerprint       TEXT NOT NULL,
+    cert_der          BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaves_not_after ON leaves(not_after);
+";
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let err = |e: rusqlite::Error| Error::Ledger {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // FULL: a commit is on disk when the call returns, so "recorded before written" holds
+        // across a power cut, not only across a crash of this process.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::Ledger {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Commits a leaf. Fails if the serial is already known (serials are unique PKI-wide).
+    pub fn record(&mut self, rec: &LeafRecord, cert_der: &[u8]) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
+                   key_source, not_before, not_after, status, issued_at, cert_path, fingerprint, cert_der)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    rec.serial,
+                    rec.generation,
+                    rec.profile,
+                    rec.subject,
+                    serde_json::to_string(&rec.dns).expect("json"),
+                    serde_json::to_string(&rec.ips).expect("json"),
+                    rec.key_alg,
+                    rec.key_source,
+                    rec.not_before.unix_timestamp(),
+                    rec.not_after.unix_timestamp(),
+                    rec.status,
+                    OffsetDateTime::now_utc().unix_timestamp(),
+                    rec.cert_path,
+                    rec.fingerprint,
+                    cert_der,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        debug_assert_eq!(n, 1);
+        Ok(())
+    }
+
+    /// Forgets a leaf whose file could not be written: it never left this machine.
+    pub fn forget_unwritten(&mut self, serial: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM leaves WHERE serial = ?1", params![serial])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn get(&self, serial: &str) -> Result<Option<LeafRecord>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM leaves WHERE serial = ?1"),
+                params![serial],
+                row_to_record,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM leaves", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Leaves in issuance order, filtered.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<LeafRecord>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM leaves WHERE 1=1");
+        if filter.expiring_before.is_some() {
+            sql.push_str(" AND not_after < ?1");
+        }
+        if filter.active_only {
+            sql.push_str(" AND status = 'active'");
+        }
+        sql.push_str(" ORDER BY issued_at, rowid");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = match filter.expiring_before {
+            Some(t) => stmt.query_map(params![t.unix_timestamp()], row_to_record),
+            None => stmt.query_map([], row_to_record),
+        }
+        .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+const COLUMNS: &str = "serial, generation, profile, subject, dns, ips, key_alg, key_source, \
+                       not_before, not_after, status, revocation_reason, cert_path, fingerprint";
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeafRecord> {
+    let ts = |i: usize| -> rusqlite::Result<OffsetDateTime> {
+        let v: i64 = r.get(i)?;
+        OffsetDateTime::from_unix_timestamp(v).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, e.into())
+        })
+    };
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let v: String = r.get(i)?;
+        serde_json::from_str(&v).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        })
+    };
+    Ok(LeafRecord {
+        serial: r.get(0)?,
+        generation: r.get(1)?,
+        profile: r.get(2)?,
+        subject: r.get(3)?,
+        dns: list(4)?,
+        ips: list(5)?,
+        key_alg: r.get(6)?,
+        key_source: r.get(7)?,
+        not_before: ts(8)?,
+        not_after: ts(9)?,
+        status: r.get(10)?,
+        revocation_reason: r.get(11)?,
+        cert_path: r.get(12)?,
+        fingerprint: r.get(13)?,
+    })
+}

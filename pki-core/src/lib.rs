@@ -1,0 +1,24 @@
+//! The library behind `root-ca`, `intermediate-ca` and `issuer`: certificate profiles, key
+//! algorithms, signers, keys at rest, the ledger and verification. It never prints or exits;
+//! the binaries do.
+#![forbid(unsafe_code)]
+
+pub mod algorithm;
+pub mod ca_dir;
+pub mod certs;
+pub mod cfssl;
+pub mod csr;
+pub mod error;
+pub mod issue;
+pub mod keyfile;
+pub mod ledger;
+pub mod output;
+pub mod profile;
+pub mod serial;
+pub mod sigcheck;
+pub mod signer;
+pub mod unlock;
+pub mod validity;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,377 @@
+//! The certificate profiles of SPEC §4. Every extension a certificate carries comes from here,
+//! never from a request: a CSR that asks for CA:TRUE still gets a leaf.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyIdMethod, KeyUsagePurpose, NameConstraints, SanType,
+};
+
+use crate::algorithm::KeyAlgorithm;
+use crate::error::{Error, Result};
+use crate::serial::Serial;
+use crate::validity::Validity;
+
+/// The five certificate profiles of the PKI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    Root,
+    Intermediate,
+    EtcdServer,
+    EtcdPeer,
+    EtcdClient,
+}
+
+/// The three kinds of etcd leaf; the name is also the file stem etcd's flags use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LeafRole {
+    Server,
+    Peer,
+    Client,
+}
+
+impl LeafRole {
+    pub const ALL: [LeafRole; 3] = [LeafRole::Server, LeafRole::Peer, LeafRole::Client];
+
+    pub fn profile(self) -> Profile {
+        match self {
+            LeafRole::Server => Profile::EtcdServer,
+            LeafRole::Peer => Profile::EtcdPeer,
+            LeafRole::Client => Profile::EtcdClient,
+        }
+    }
+
+    /// `server`, `peer` or `client`: the file stem of `<role>.crt` / `<role>.key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeafRole::Server => "server",
+            LeafRole::Peer => "peer",
+            LeafRole::Client => "client",
+        }
+    }
+
+    /// The extended key usages the role carries, as OID strings.
+    pub fn eku_oids(self) -> &'static [&'static str] {
+        match self {
+            // etcd's grpc-gateway dials its own client port presenting server.crt as a client
+            // certificate, so a server certificate needs clientAuth too (etcd facts I1).
+            LeafRole::Server | LeafRole::Peer => &[OID_SERVER_AUTH, OID_CLIENT_AUTH],
+            LeafRole::Client => &[OID_CLIENT_AUTH],
+        }
+    }
+
+    /// Whether a certificate of this role is useless without a SAN.
+    pub fn requires_san(self) -> bool {
+        !matches!(self, LeafRole::Client)
+    }
+}
+
+impl FromStr for LeafRole {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "server" => Ok(LeafRole::Server),
+            "peer" => Ok(LeafRole::Peer),
+            "client" => Ok(LeafRole::Client),
+            other => Err(Error::input(
+                "role",
+                format!("'{other}' is not a role; use server, peer or client"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for LeafRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub const OID_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+pub const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+
+/// The subject of a certificate: a CN and, from migration inputs such as cfssl's `names`,
+/// optional organisational attributes. Nothing else reaches a subject.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub common_name: String,
+    pub organization: Vec<String>,
+    pub organizational_unit: Vec<String>,
+    pub country: Vec<String>,
+    pub state: Vec<String>,
+    pub locality: Vec<String>,
+}
+
+impl Subject {
+    pub fn cn(cn: impl Into<String>) -> Self {
+        Subject {
+            common_name: cn.into(),
+            ..Default::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let cn = &self.common_name;
+        if cn.trim().is_empty() {
+            return Err(Error::input("subject", "the common name (--cn) is empty"));
+        }
+        if cn.len() > 64 || cn.chars().any(|c| c.is_control()) {
+            return Err(Error::input(
+                "subject",
+                "the common name must be at most 64 printable characters",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_dn(&self) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        for c in &self.country {
+            dn.push(DnType::CountryName, c.as_str());
+        }
+        for s in &self.state {
+            dn.push(DnType::StateOrProvinceName, s.as_str());
+        }
+        for l in &self.locality {
+            dn.push(DnType::LocalityName, l.as_str());
+        }
+        for o in &self.organization {
+            dn.push(DnType::OrganizationName, o.as_str());
+        }
+        for ou in &self.organizational_unit {
+            dn.push(DnType::OrganizationalUnitName, ou.as_str());
+        }
+        dn.push(DnType::CommonName, self.common_name.as_str());
+        dn
+    }
+}
+
+/// The subject alternative names of a leaf.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectNames {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+impl SubjectNames {
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_empty() && self.ips.is_empty()
+    }
+
+    /// Splits cfssl-style `hosts` into IPs and DNS names.
+    pub fn from_hosts<S: AsRef<str>>(hosts: &[S]) -> Result<Self> {
+        let mut names = SubjectNames::default();
+        for h in hosts {
+            let h = h.as_ref().trim();
+            match h.parse::<IpAddr>() {
+                Ok(ip) => names.ips.push(ip),
+                Err(_) => names.dns.push(h.to_string()),
+            }
+        }
+        names.validate()?;
+        Ok(names)
+    }
+
+    /// DNS names must be plain LDH names (a leading `*.` wildcard allowed), lower-cased.
+    pub fn validate(&self) -> Result<()> {
+        for name in &self.dns {
+            let body = name.strip_prefix("*.").unwrap_or(name);
+            let ok = !body.is_empty()
+                && body.len() <= 253
+                && body.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+            if !ok {
+                return Err(Error::input(
+                    "DNS name",
+                    format!("'{name}' is not a valid DNS name (letters, digits, '-', dots; an IP goes in --ip)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn to_sans(&self) -> Result<Vec<SanType>> {
+        let mut sans = Vec::new();
+        for d in &self.dns {
+            let ia5 = d
+                .to_ascii_lowercase()
+                .try_into()
+                .map_err(|_| Error::input("DNS name", format!("'{d}' is not ASCII")))?;
+            sans.push(SanType::DnsName(ia5));
+        }
+        for ip in &self.ips {
+            sans.push(SanType::IpAddress(*ip));
+        }
+        Ok(sans)
+    }
+}
+
+/// Optional name constraints for an intermediate: what a stolen intermediate could still sign.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameLimits {
+    pub permitted_dns: Vec<String>,
+    /// (network address, prefix length)
+    pub permitted_ips: Vec<(IpAddr, u8)>,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Root => "root",
+            Profile::Intermediate => "intermediate",
+            Profile::EtcdServer => "server",
+            Profile::EtcdPeer => "peer",
+            Profile::EtcdClient => "client",
+        }
+    }
+
+    pub fn leaf_role(self) -> Option<LeafRole> {
+        match self {
+            Profile::EtcdServer => Some(LeafRole::Server),
+            Profile::EtcdPeer => Some(LeafRole::Peer),
+            Profile::EtcdClient => Some(LeafRole::Client),
+            _ => None,
+        }
+    }
+
+    /// Default lifetime in days (SPEC §4).
+    pub fn default_days(self) -> u32 {
+        match self {
+            Profile::Root => 3653,
+            Profile::Intermediate => 1826,
+            _ => 90,
+        }
+    }
+
+    /// Longest lifetime we sign, in days.
+    pub fn max_days(self) -> u32 {
+        match self {
+            Profile::Root => 9132,
+            Profile::Intermediate => 3653,
+            // Long-lived leaves are how stolen keys stay useful; 825 days is the old
+            // CA/Browser Forum ceiling and far above the 90-day default.
+            _ => 825,
+        }
+    }
+
+    /// Default key algorithm (SPEC §4).
+    pub fn default_key(self) -> KeyAlgorithm {
+        match self {
+            Profile::Root | Profile::Intermediate => KeyAlgorithm::P384,
+            _ => KeyAlgorithm::P256,
+        }
+    }
+
+    /// Builds the to-be-signed parameters. `subject_key` is the algorithm of the key the
+    /// certificate certifies (it decides keyEncipherment for RSA leaves).
+    pub fn params(
+        self,
+        subject: &Subject,
+        names: &SubjectNames,
+        validity: &Validity,
+        serial: &Serial,
+        subject_key: KeyAlgorithm,
+        limits: Option<&NameLimits>,
+    ) -> Result<CertificateParams> {
+        subject.validate()?;
+        names.validate()?;
+        let mut p = CertificateParams::default();
+        p.distinguished_name = subject.to_dn();
+        p.serial_number = Some(serial.to_rcgen());
+        p.not_before = validity.not_before;
+        p.not_after = validity.not_after;
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        match self {
+            Profile::Root | Profile::Intermediate => {
+                if !names.is_empty() {
+                    return Err(Error::Policy(
+                        "CA certificates carry no subject alternative names".into(),
+                    ));
+                }
+                let pathlen = if self == Profile::Root { 1 } else { 0 };
+                p.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
+                p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+                // Intermediates carry no EKU: Go rejects a leaf whose EKU an intermediate does
+                // not allow, and an EKU-less CA allows all of them.
+                p.use_authority_key_identifier_extension = self == Profile::Intermediate;
+                if let Some(l) = limits {
+                    if self == Profile::Root {
+                        return Err(Error::Policy(
+                            "name constraints belong on the intermediate, not the root".into(),
+                        ));
+                    }
+                    p.name_constraints = Some(name_constraints(l)?);
+                }
+            }
+            leaf => {
+                let role = leaf.leaf_role().expect("leaf profile");
+                if limits.is_some() {
+                    return Err(Error::Policy("leaves carry no name constraints".into()));
+                }
+                if role.requires_san() && names.is_empty() {
+                    return Err(Error::Policy(format!(
+                        "a {role} certificate needs at least one --dns or --ip: etcd and its clients check the names"
+                    )));
+                }
+                // ExplicitNoCa writes basicConstraints CA:FALSE (critical) and the SKI.
+                p.is_ca = IsCa::ExplicitNoCa;
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                if subject_key.is_rsa() {
+                    // RSA key transport in TLS 1.2 needs keyEncipherment; EC/Ed25519 never do.
+                    p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+                }
+                p.extended_key_usages = match role {
+                    LeafRole::Server | LeafRole::Peer => vec![
+                        ExtendedKeyUsagePurpose::ServerAuth,
+                        ExtendedKeyUsagePurpose::ClientAuth,
+                    ],
+                    LeafRole::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+                };
+                p.subject_alt_names = names.to_sans()?;
+                p.use_authority_key_identifier_extension = true;
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn name_constraints(l: &NameLimits) -> Result<NameConstraints> {
+    use rcgen::{CidrSubnet, GeneralSubtree};
+    let mut permitted = Vec::new();
+    for d in &l.permitted_dns {
+        permitted.push(GeneralSubtree::DnsName(d.clone()));
+    }
+    for (ip, prefix) in &l.permitted_ips {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if *prefix > max {
+            return Err(Error::Policy(format!("{ip}/{prefix}: prefix too long")));
+        }
+        permitted.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+            *ip, *prefix,
+        )));
+    }
+    Ok(NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: Vec::new(),
+    })
+}
+
+impl FromStr for Profile {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "root" => Ok(Profile::Root),
+            "intermediate" => Ok(Profile::Intermediate),
+            other => other.parse::<LeafRole>().map(LeafRole::profile),
+        }
+    }
+}

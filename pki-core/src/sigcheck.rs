@@ -1,0 +1,74 @@
+//! Signature checks done in software with aws-lc: CSR self-signatures and, after a remote
+//! (HSM) signature, the certificate or CRL we are about to write. The hash is chosen from the
+//! signature algorithm and the curve from the key, independently, so a P-384 key that signed
+//! its CSR with ecdsa-with-SHA256 verifies (rcgen would get this wrong, see NOTES.md).
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use x509_parser::prelude::FromDer;
+
+use crate::algorithm::KeyAlgorithm;
+use crate::error::{Error, Result};
+
+const SHA1_OR_WORSE: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
+    ("1.2.840.113549.1.1.2", "md2WithRSAEncryption"),
+    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
+    ("1.2.840.10040.4.3", "dsa-with-SHA1"),
+    ("1.3.14.3.2.29", "sha1WithRSASignature"),
+];
+
+/// Refuses SHA-1 (and older) signature algorithms, naming them.
+pub fn refuse_weak_signature(oid: &str) -> Result<()> {
+    if let Some((_, name)) = SHA1_OR_WORSE.iter().find(|(o, _)| *o == oid) {
+        return Err(Error::WeakAlgorithm(format!(
+            "{name} signature: SHA-1 and older hashes are refused; sign with SHA-256 or better"
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies `sig` over `msg` with the key in `spki_der`, for signature algorithm `sig_oid`.
+pub fn verify(sig_oid: &str, spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<()> {
+    refuse_weak_signature(sig_oid)?;
+    let key_alg = KeyAlgorithm::from_spki_der(spki_der)?;
+    let alg: &'static dyn VerificationAlgorithm = match (sig_oid, key_alg) {
+        ("1.2.840.10045.4.3.2", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.2", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.3", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.10045.4.3.4", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA512_ASN1,
+        ("1.2.840.10045.4.3.4", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA512_ASN1,
+        ("1.2.840.113549.1.1.11", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ("1.3.101.112", KeyAlgorithm::Ed25519) => &signature::ED25519,
+        ("1.2.840.113549.1.1.10", _) => {
+            return Err(Error::WeakAlgorithm(
+                "RSA-PSS signatures are not supported: etcd cannot load RSA-PSS keys".into(),
+            ))
+        }
+        (oid, key) => {
+            return Err(Error::WeakAlgorithm(format!(
+                "signature algorithm {oid} with a {key} key is not supported"
+            )))
+        }
+    };
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| Error::input("public key", e.to_string()))?;
+    UnparsedPublicKey::new(alg, info.subject_public_key.as_ref())
+        .verify(msg, sig)
+        .map_err(|_| Error::Signing("the signature does not verify".into()))
+}
+
+/// Checks that certificate `cert_der` was signed by the key `issuer_spki_der`.
+pub fn verify_certificate(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<()> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der)
+        .map_err(|e| Error::input("certificate", e.to_string()))?;
+    verify(
+        &cert.signature_algorithm.algorithm.to_id_string(),
+        issuer_spki_der,
+        cert.tbs_certificate.as_ref(),
+        cert.signature_value.as_ref(),
+    )
+}

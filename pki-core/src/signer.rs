@@ -1,0 +1,101 @@
+//! The one signing abstraction. A file-backed key (here) and a PKCS#11 token key (root-ca)
+//! both implement [`Signer`], so profiles and issuance never know where the key lives.
+
+use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
+use zeroize::Zeroizing;
+
+use crate::algorithm::KeyAlgorithm;
+use crate::error::{Error, Result};
+
+/// A key that signs certificates and CRLs.
+pub trait Signer: SigningKey {
+    /// The key's algorithm (and so the signature algorithm).
+    fn key_algorithm(&self) -> KeyAlgorithm;
+    /// A short human description for messages, never key material ("file key p384").
+    fn describe(&self) -> String;
+}
+
+/// A private key held in memory, loaded from (or about to be written to) a file.
+/// aws-lc cleanses its own key memory on drop; the PKCS#8 copy rcgen keeps is zeroized by rcgen.
+pub struct FileKey {
+    pair: KeyPair,
+    alg: KeyAlgorithm,
+}
+
+impl FileKey {
+    pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
+        Ok(FileKey {
+            pair: alg.generate()?,
+            alg,
+        })
+    }
+
+    /// Reads a PKCS#8 PEM private key ("BEGIN PRIVATE KEY").
+    pub fn from_pkcs8_pem(what: &str, pem: &str) -> Result<Self> {
+        if pem.contains("BEGIN EC PRIVATE KEY") || pem.contains("BEGIN RSA PRIVATE KEY") {
+            return Err(Error::input(
+                what,
+                "this is a legacy SEC1/PKCS#1 key; convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8` and pass the PKCS#8 file",
+            ));
+        }
+        if pem.contains("ENCRYPTED PRIVATE KEY") {
+            return Err(Error::input(
+                what,
+                "this key is password-protected; decrypt it with `openssl pkcs8 -in KEY -out KEY.p8` on an offline machine first",
+            ));
+        }
+        if !pem.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err(Error::MalformedPem {
+                what: what.into(),
+                expected: "PRIVATE KEY",
+                detail: "no private key block found".into(),
+            });
+        }
+        // rcgen's error would not leak the key, but it says little; keep our own wording.
+        let pair = KeyPair::from_pem(pem)
+            .map_err(|e| Error::input(what, format!("not a usable private key ({e})")))?;
+        let alg = KeyAlgorithm::from_spki_der(&pair.subject_public_key_info())?;
+        let pair = if alg.signature_algorithm() != pair.algorithm() {
+            // e.g. a P-384 key must sign with SHA-384; pin the algorithm explicitly.
+            KeyPair::from_pkcs8_pem_and_sign_algo(pem, alg.signature_algorithm())
+                .map_err(|e| Error::input(what, format!("not a usable private key ({e})")))?
+        } else {
+            pair
+        };
+        Ok(FileKey { pair, alg })
+    }
+
+    /// The private key as PKCS#8 PEM, zeroized when dropped.
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.pair.serialize_pem())
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+}
+
+impl PublicKeyData for FileKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.pair.algorithm()
+    }
+}
+
+impl SigningKey for FileKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(msg)
+    }
+}
+
+impl Signer for FileKey {
+    fn key_algorithm(&self) -> KeyAlgorithm {
+        self.alg
+    }
+    fn describe(&self) -> String {
+        format!("file key {}", self.alg)
+    }
+}
