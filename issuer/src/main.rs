@@ -1,1 +1,76 @@
-fn main() {}
+//! `issuer`: parse arguments, run the command, report errors. Nothing else.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Issue {
+            role,
+            ca,
+            out,
+            cn,
+            dns,
+            ip,
+            days,
+            key,
+            csr,
+            cfssl_json,
+            ignore_requested_ca,
+            force,
+            secret,
+        } => commands::issue(
+            &commands::IssueArgs {
+                role: role.into(),
+                ca,
+                out,
+                cn,
+                dns,
+                ip,
+                days,
+                key,
+                csr,
+                cfssl_json,
+                ignore_requested_ca,
+                force,
+            },
+            &secret,
+        )
+        .map(|()| true),
+        Command::List {
+            ca,
+            expiring_within,
+            json,
+        } => commands::list(&ca, expiring_within.as_deref(), json).map(|()| true),
+        Command::Verify {
+            root,
+            file,
+            role,
+            key,
+            warn_days,
+            json,
+        } => commands::verify(
+            &root,
+            &file,
+            role.map(Into::into),
+            key.as_deref(),
+            warn_days,
+            json,
+        ),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("issuer: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

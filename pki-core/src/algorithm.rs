@@ -163,7 +163,11 @@ mod tests {
 
     #[test]
     fn spki_identifies_generated_keys() {
-        for alg in [KeyAlgorithm::P256, KeyAlgorithm::P384, KeyAlgorithm::Ed25519] {
+        for alg in [
+            KeyAlgorithm::P256,
+            KeyAlgorithm::P384,
+            KeyAlgorithm::Ed25519,
+        ] {
             let kp = alg.generate().unwrap();
             assert_eq!(
                 KeyAlgorithm::from_spki_der(&kp.subject_public_key_info()).unwrap(),

@@ -151,7 +151,12 @@ impl CaDir {
         output::create_dir(dir, 0o700)?;
         output::create_dir(&ca.generation_dir(1), 0o700)?;
         output::write_atomic(&ca.key_path(1), &sealed, Mode::Secret, false)?;
-        output::write_atomic(&ca.cert_path(1), facts.pem().as_bytes(), Mode::Public, false)?;
+        output::write_atomic(
+            &ca.cert_path(1),
+            facts.pem().as_bytes(),
+            Mode::Public,
+            false,
+        )?;
         ca.ledger()?;
         ca.save_state()?;
         Ok(ca)

@@ -141,8 +141,12 @@ mod tests {
 
     #[test]
     fn malformed_pem_is_a_clear_error() {
-        let err = pem_blocks("x.crt", b"-----BEGIN CERTIFICATE-----\n!!!\n", "CERTIFICATE")
-            .unwrap_err();
+        let err = pem_blocks(
+            "x.crt",
+            b"-----BEGIN CERTIFICATE-----\n!!!\n",
+            "CERTIFICATE",
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::MalformedPem { .. }), "{err}");
         let err = pem_blocks("x.crt", b"hello", "CERTIFICATE").unwrap_err();
         assert!(err.to_string().contains("BEGIN CERTIFICATE"));

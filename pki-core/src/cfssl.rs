@@ -51,8 +51,8 @@ pub struct CfsslRequest {
 
 /// Parses a cfssl CSR JSON document.
 pub fn parse(what: &str, text: &str) -> Result<CfsslRequest> {
-    let csr: CfsslCsr =
-        serde_json::from_str(text).map_err(|e| Error::input(what, format!("not a cfssl CSR JSON ({e})")))?;
+    let csr: CfsslCsr = serde_json::from_str(text)
+        .map_err(|e| Error::input(what, format!("not a cfssl CSR JSON ({e})")))?;
     let names = SubjectNames::from_hosts(&csr.hosts)?;
     let mut subject = Subject::cn(csr.cn);
     for n in csr.names {
@@ -81,7 +81,11 @@ pub fn parse(what: &str, text: &str) -> Result<CfsslRequest> {
             }
         }),
     };
-    Ok(CfsslRequest { subject, names, key })
+    Ok(CfsslRequest {
+        subject,
+        names,
+        key,
+    })
 }
 
 #[cfg(test)]

@@ -55,19 +55,15 @@ impl CheckedCsr {
         let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
         sigcheck::refuse_weak_signature(&sig_oid)?;
         let key_alg = KeyAlgorithm::from_spki_der(&spki_der)?;
-        sigcheck::verify(
-            &sig_oid,
-            &spki_der,
-            info.raw,
-            csr.signature_value.as_ref(),
-        )
-        .map_err(|e| match e {
-            Error::Signing(_) => rejected(
-                what,
-                "its signature does not verify: the file was altered or the key does not match",
-            ),
-            other => other,
-        })?;
+        sigcheck::verify(&sig_oid, &spki_der, info.raw, csr.signature_value.as_ref()).map_err(
+            |e| match e {
+                Error::Signing(_) => rejected(
+                    what,
+                    "its signature does not verify: the file was altered or the key does not match",
+                ),
+                other => other,
+            },
+        )?;
 
         let mut requested_names = SubjectNames::default();
         let mut requested_ca = false;
@@ -77,9 +73,7 @@ impl CheckedCsr {
                     ParsedExtension::SubjectAlternativeName(san) => {
                         for n in &san.general_names {
                             match n {
-                                GeneralName::DNSName(d) => {
-                                    requested_names.dns.push(d.to_string())
-                                }
+                                GeneralName::DNSName(d) => requested_names.dns.push(d.to_string()),
                                 GeneralName::IPAddress(b) => {
                                     if let Some(ip) = ip_from_bytes(b) {
                                         requested_names.ips.push(ip)

@@ -32,7 +32,9 @@ pub enum Error {
     #[error("weak or forbidden algorithm: {0}")]
     WeakAlgorithm(String),
 
-    #[error("unknown key algorithm '{0}'; use one of p256, p384, ed25519, rsa2048, rsa3072, rsa4096")]
+    #[error(
+        "unknown key algorithm '{0}'; use one of p256, p384, ed25519, rsa2048, rsa3072, rsa4096"
+    )]
     UnknownAlgorithm(String),
 
     #[error(

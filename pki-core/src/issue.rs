@@ -12,7 +12,7 @@ use crate::certs::{fingerprint, CertFacts};
 use crate::csr::CheckedCsr;
 use crate::error::{Error, Result};
 use crate::keyfile::KeySecret;
-use crate::ledger::{Ledger, LeafRecord};
+use crate::ledger::{LeafRecord, Ledger};
 use crate::output::{self, Mode};
 use crate::profile::{LeafRole, Subject, SubjectNames};
 use crate::serial::Serial;
@@ -67,11 +67,12 @@ impl IssuingCa<FileKey> {
 
 impl<S: Signer> IssuingCa<S> {
     pub fn new(generation: u32, cert: CertFacts, key: S) -> Result<Self> {
-        let issuer = Issuer::from_ca_cert_der(&cert.der.clone().into(), key)
-            .map_err(|e| Error::BadCertificate {
+        let issuer = Issuer::from_ca_cert_der(&cert.der.clone().into(), key).map_err(|e| {
+            Error::BadCertificate {
                 what: "issuing CA certificate".into(),
                 detail: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(IssuingCa {
             generation,
             cert,
@@ -93,7 +94,8 @@ impl<S: Signer> IssuingCa<S> {
         let (key_alg, key_pem, cert) = match &req.key {
             LeafKey::Generate(alg) => {
                 let key = FileKey::generate(*alg)?;
-                let params = profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
+                let params =
+                    profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
                 let cert = params
                     .signed_by(&key, &self.issuer)
                     .map_err(|e| Error::Signing(e.to_string()))?;

@@ -86,9 +86,7 @@ impl KeySecret {
         };
         let res = match self {
             KeySecret::Identity { identity, .. } => age::decrypt(identity, &data),
-            KeySecret::Passphrase(p) => {
-                age::decrypt(&age::scrypt::Identity::new(p.clone()), &data)
-            }
+            KeySecret::Passphrase(p) => age::decrypt(&age::scrypt::Identity::new(p.clone()), &data),
         };
         res.map(Zeroizing::new).map_err(|e| match (e, self) {
             (age::DecryptError::NoMatchingKeys, KeySecret::Identity { path: ip, identity }) => fail(format!(
@@ -154,7 +152,10 @@ mod tests {
         std::fs::write(&f, &sealed).unwrap();
         assert_eq!(&*s1.open(&f).unwrap(), b"secret key");
         let err = s2.open(&f).unwrap_err().to_string();
-        assert!(err.contains("not the one this key was encrypted to"), "{err}");
+        assert!(
+            err.contains("not the one this key was encrypted to"),
+            "{err}"
+        );
         assert!(!err.contains("AGE-SECRET-KEY"));
     }
 }

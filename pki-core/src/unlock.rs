@@ -45,3 +45,45 @@ fn passphrase_from_file(path: &Path) -> Result<KeySecret> {
     let line = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
     KeySecret::passphrase(line)
 }
+
+/// Asks for a passphrase on the controlling terminal (not stdout, never echoed). Returns None
+/// when there is no terminal, so scripts get [`Error::NoKeySecret`] instead of a hang.
+pub fn prompt_on_tty(label: &str, confirm: bool) -> Option<Zeroizing<String>> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let first = Zeroizing::new(rpassword::prompt_password(format!("{label}: ")).ok()?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password(format!("{label} (again): ")).ok()?);
+        if *again != *first {
+            return None;
+        }
+    }
+    Some(first)
+}
+
+/// The flags every command that unlocks (or locks) a CA key takes. Secrets never come from a
+/// flag value, only from files, the environment or a terminal prompt.
+#[cfg(feature = "cli")]
+#[derive(clap::Args, Debug, Default)]
+pub struct SecretArgs {
+    /// age identity file that unlocks the CA key (env: PKI_AGE_IDENTITY).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// File whose first line is the passphrase (env: PKI_PASSPHRASE_FILE). Without either,
+    /// you are prompted on a terminal.
+    #[arg(long, value_name = "FILE", conflicts_with = "identity")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[cfg(feature = "cli")]
+impl SecretArgs {
+    pub fn resolve(&self, label: &str, confirm: bool) -> Result<KeySecret> {
+        resolve(
+            self.identity.as_deref(),
+            self.passphrase_file.as_deref(),
+            || prompt_on_tty(label, confirm),
+        )
+    }
+}

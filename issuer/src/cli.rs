@@ -1,0 +1,106 @@
+//! Command-line definitions of `issuer` (clap only; no behaviour here).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+pub use pki_core::unlock::SecretArgs;
+
+/// Signs etcd leaf certificates with the online intermediate and keeps the ledger.
+#[derive(Parser, Debug)]
+#[command(name = "issuer", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Role {
+    Server,
+    Peer,
+    Client,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Issue one etcd leaf: writes OUT/<role>.crt (leaf then intermediate) and, when the key is
+    /// generated here, OUT/<role>.key (0600).
+    Issue {
+        role: Role,
+        /// The intermediate-ca folder to sign with.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Output folder (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Common name: the member name, or the etcd RBAC user for a client.
+        #[arg(long)]
+        cn: Option<String>,
+        /// DNS subject alternative name (repeatable).
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
+        /// IP subject alternative name (repeatable).
+        #[arg(long = "ip", value_name = "ADDR")]
+        ip: Vec<IpAddr>,
+        /// Lifetime in days (default 90; never past the intermediate).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Generate the key here: p256 (default), p384, ed25519, rsa2048, rsa3072, rsa4096.
+        #[arg(long, value_name = "ALG", conflicts_with = "csr")]
+        key: Option<String>,
+        /// Certify the public key of this PKCS#10 CSR instead (the key stays with the requester).
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Read CN, hosts and key algorithm from a cfssl CSR JSON (etcd's hack/tls-setup).
+        #[arg(long, value_name = "FILE", conflicts_with = "csr")]
+        cfssl_json: Option<PathBuf>,
+        /// Issue a leaf even though the CSR asks for CA:TRUE (the request is ignored: the
+        /// profile decides every extension).
+        #[arg(long)]
+        ignore_requested_ca: bool,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// List the leaves in the ledger.
+    List {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Only leaves that expire within this duration (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a certificate file: chain to ROOT, profile conformance, key match, expiry.
+    Verify {
+        /// The root certificate (the only trust anchor).
+        #[arg(long, value_name = "ROOT")]
+        root: PathBuf,
+        /// The chain file (leaf then intermediate).
+        file: PathBuf,
+        /// The role the certificate must conform to.
+        #[arg(long)]
+        role: Option<Role>,
+        /// The private key that must match the certificate.
+        #[arg(long, value_name = "KEY")]
+        key: Option<PathBuf>,
+        /// Warn when the certificate expires within this many days.
+        #[arg(long, default_value_t = 30)]
+        warn_days: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl From<Role> for pki_core::profile::LeafRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Server => pki_core::profile::LeafRole::Server,
+            Role::Peer => pki_core::profile::LeafRole::Peer,
+            Role::Client => pki_core::profile::LeafRole::Client,
+        }
+    }
+}
