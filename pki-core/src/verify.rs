@@ -381,3 +381,69 @@ fn eku_names(oids: &[String]) -> String {
 pub fn passed(findings: &[Finding]) -> bool {
     findings.iter().all(|f| f.level != Level::Fail)
 }
+
+/// Differences between a CA certificate and the root or intermediate profile of SPEC §4;
+/// empty when it conforms. Used as the pre-issuance check of the root ceremony.
+pub fn ca_conformance(profile: crate::profile::Profile, der: &[u8]) -> Vec<String> {
+    use crate::profile::Profile;
+    let mut p = Vec::new();
+    let cert = match X509Certificate::from_der(der) {
+        Ok((_, c)) => c,
+        Err(e) => return vec![format!("unparseable: {e}")],
+    };
+    let want_pathlen = match profile {
+        Profile::Root => 1,
+        Profile::Intermediate => 0,
+        other => return vec![format!("{} is not a CA profile", other.as_str())],
+    };
+    let sig = cert.signature_algorithm.algorithm.to_id_string();
+    if crate::sigcheck::refuse_weak_signature(&sig).is_err() {
+        p.push(format!("signed with a SHA-1 or older algorithm ({sig})"));
+    }
+    if let Err(e) = KeyAlgorithm::from_spki_der(cert.public_key().raw) {
+        p.push(format!("key: {e}"));
+    }
+    let (mut bc, mut ku, mut ski, mut aki) = (false, false, false, false);
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(b) => {
+                bc = true;
+                if !b.ca || b.path_len_constraint != Some(want_pathlen) || !ext.critical {
+                    p.push(format!(
+                        "basicConstraints must be critical CA:TRUE, pathlen:{want_pathlen} (found CA:{} pathlen:{:?} critical:{})",
+                        b.ca, b.path_len_constraint, ext.critical
+                    ));
+                }
+            }
+            ParsedExtension::KeyUsage(k) => {
+                ku = true;
+                if !k.key_cert_sign() || !k.crl_sign() || k.flags & !0b110_0000 != 0 || !ext.critical {
+                    p.push(format!("keyUsage must be critical keyCertSign, cRLSign (found {k})"));
+                }
+            }
+            ParsedExtension::ExtendedKeyUsage(_) => {
+                p.push("a CA certificate carries no extendedKeyUsage (Go rejects leaves whose EKU the CA does not allow)".into())
+            }
+            ParsedExtension::SubjectKeyIdentifier(_) => ski = true,
+            ParsedExtension::AuthorityKeyIdentifier(_) => aki = true,
+            ParsedExtension::NameConstraints(_) if profile == Profile::Intermediate => {}
+            ParsedExtension::SubjectAlternativeName(_) => {
+                p.push("a CA certificate carries no subject alternative name".into())
+            }
+            _ => p.push(format!("unexpected extension {}", ext.oid.to_id_string())),
+        }
+    }
+    if !bc {
+        p.push("basicConstraints is missing".into());
+    }
+    if !ku {
+        p.push("keyUsage is missing".into());
+    }
+    if !ski {
+        p.push("subjectKeyIdentifier is missing".into());
+    }
+    if profile == Profile::Intermediate && !aki {
+        p.push("authorityKeyIdentifier is missing".into());
+    }
+    p
+}

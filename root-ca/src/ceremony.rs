@@ -1,0 +1,255 @@
+//! Ceremony files: one reviewed TOML file says everything an operation will do. Unknown fields
+//! are errors, so a typo in a reviewed file cannot silently change the ceremony. Relative paths
+//! are relative to the ceremony file's folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::{Result, RootError};
+use crate::pkcs11::{default_module, TokenConfig};
+
+fn default_module_path() -> PathBuf {
+    default_module().to_path_buf()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenSection {
+    #[serde(default = "default_module_path")]
+    pub module: PathBuf,
+    pub token_label: String,
+    pub key_label: String,
+}
+
+impl TokenSection {
+    pub fn config(&self) -> TokenConfig {
+        TokenConfig {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            key_label: self.key_label.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InitCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub token: TokenSection,
+    pub key: KeySection,
+    pub root: RootSubject,
+    pub output: InitOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeySection {
+    #[serde(default = "default_root_alg")]
+    pub algorithm: String,
+}
+
+fn default_root_alg() -> String {
+    "p384".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RootSubject {
+    pub common_name: String,
+    #[serde(default)]
+    pub organization: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default = "default_root_days")]
+    pub days: u32,
+}
+
+fn default_root_days() -> u32 {
+    3653
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InitOutput {
+    /// The root's state folder (must not exist or be empty).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub token: TokenSection,
+    pub root_dir: PathBuf,
+    pub request: RequestSection,
+    #[serde(default)]
+    pub certificate: CertificateSection,
+    pub output: SignOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RequestSection {
+    /// A PEM CSR file.
+    pub csr: PathBuf,
+    /// SHA-256 of the CSR's SubjectPublicKeyInfo, read out by the requester at the ceremony.
+    pub key_fingerprint: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertificateSection {
+    /// Overrides the CSR's common name.
+    #[serde(default)]
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub permitted_dns: Vec<String>,
+    /// CIDR ranges, e.g. "10.0.0.0/8".
+    #[serde(default)]
+    pub permitted_ips: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignOutput {
+    pub certificate: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RevokeCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub root_dir: PathBuf,
+    /// Serial of the intermediate, hex as `openssl x509 -serial` prints it.
+    pub serial: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrlCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub token: TokenSection,
+    pub root_dir: PathBuf,
+    #[serde(default = "default_next_update")]
+    pub next_update_days: u32,
+    pub output: CrlOutput,
+}
+
+fn default_next_update() -> u32 {
+    180
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrlOutput {
+    pub crl: PathBuf,
+}
+
+/// Reads a ceremony file, rejecting unknown fields, and resolves relative paths.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
+    let text = pki_core::output::read_to_string(path)?;
+    let parsed: T = toml::from_str(&text).map_err(|e| RootError::Ceremony {
+        path: path.to_path_buf(),
+        reason: e.to_string().trim().replace('\n', " "),
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((parsed, base))
+}
+
+/// A path from a ceremony file, relative to the file's folder.
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+pub const TEMPLATE_INIT: &str = r#"# root-ca init ceremony. Review and sign off this file before the ceremony.
+# Run:  root-ca init THIS_FILE --dry-run   (shows what will be generated; touches nothing)
+#       root-ca init THIS_FILE             (generates the key in the token and self-signs the root)
+
+# Refuse to run while a network interface is up. Set to true only for rehearsals.
+allow-network = false
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"   # the PKCS#11 module of the HSM
+token-label = "root-ca"                      # the token (slot) label
+key-label = "root-2026"                      # must not exist yet in the token
+
+[key]
+algorithm = "p384"                           # p384 (default), p256, rsa3072, rsa4096, ed25519
+
+[root]
+common-name = "Example Root CA 2026"
+organization = "Example Ltd"                 # optional
+country = "GB"                               # optional
+days = 3653                                  # lifetime: default 10 years, at most 25
+
+[output]
+dir = "root"                                 # the root's state folder; must not exist or be empty
+"#;
+
+pub const TEMPLATE_SIGN: &str = r#"# root-ca sign ceremony: sign one intermediate CA certificate.
+# Run:  root-ca sign THIS_FILE --dry-run   then   root-ca sign THIS_FILE
+
+allow-network = false
+root-dir = "root"                            # the folder `root-ca init` created
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca"
+key-label = "root-2026"
+
+[request]
+csr = "intermediate.csr"                     # the intermediate's PKCS#10 request (PEM)
+# SHA-256 of the request's public key, as the requester read it out over the phone:
+#   openssl req -in intermediate.csr -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum
+key-fingerprint = "AB:CD:..."
+
+[certificate]
+# common-name = "Example Intermediate CA 1" # default: the CN of the request
+days = 1826                                  # default 5 years; never past the root
+# Optional name constraints: what a stolen intermediate could still sign.
+# permitted-dns = ["etcd.example.internal"]
+# permitted-ips = ["10.0.0.0/8"]
+
+[output]
+certificate = "intermediate.crt"             # must not exist
+"#;
+
+pub const TEMPLATE_REVOKE: &str = r#"# root-ca revoke ceremony: mark an intermediate revoked. The next `root-ca crl` lists it.
+allow-network = false
+root-dir = "root"
+serial = "5A3F..."                           # the intermediate's serial (openssl x509 -serial -noout)
+# unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+# cessationOfOperation, privilegeWithdrawn
+reason = "keyCompromise"
+"#;
+
+pub const TEMPLATE_CRL: &str = r#"# root-ca crl ceremony: sign the root's CRL in the token.
+allow-network = false
+root-dir = "root"
+next-update-days = 180                       # sign a new one before then
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca"
+key-label = "root-2026"
+
+[output]
+crl = "root-crl.pem"                         # must not exist
+"#;

@@ -1,0 +1,60 @@
+//! Command-line definitions of `root-ca` (clap only).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The offline root CA: key in a PKCS#11 token, every operation a reviewed ceremony file.
+///
+/// The token PIN comes from --pin-file, the ROOT_CA_PIN environment variable, or a prompt.
+#[derive(Parser, Debug)]
+#[command(name = "root-ca", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Kind {
+    Init,
+    Sign,
+    Revoke,
+    Crl,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The ceremony file (TOML).
+    pub file: PathBuf,
+    /// Show exactly what would be generated or signed, without opening the token.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a commented ceremony file to start from.
+    Template { kind: Kind },
+    /// Generate the root key in the token and self-sign the root.
+    Init(RunArgs),
+    /// Sign an intermediate CA certificate from a request.
+    Sign(RunArgs),
+    /// Mark an intermediate revoked (the next CRL lists it).
+    Revoke(RunArgs),
+    /// Sign the root CRL in the token.
+    Crl(RunArgs),
+    /// Ceremony log commands.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// Check the hash chain of the ceremony log in a root folder.
+    Verify { dir: PathBuf },
+}

@@ -1,0 +1,52 @@
+//! `root-ca`: parse arguments, run the ceremony, report errors.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, Kind, LogCommand};
+use root_ca::{ceremony, ops};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout();
+    let result = match &cli.command {
+        Command::Template { kind } => {
+            print!(
+                "{}",
+                match kind {
+                    Kind::Init => ceremony::TEMPLATE_INIT,
+                    Kind::Sign => ceremony::TEMPLATE_SIGN,
+                    Kind::Revoke => ceremony::TEMPLATE_REVOKE,
+                    Kind::Crl => ceremony::TEMPLATE_CRL,
+                }
+            );
+            Ok(())
+        }
+        Command::Init(a) | Command::Sign(a) | Command::Revoke(a) | Command::Crl(a) => {
+            let mut run = ops::Run {
+                dry_run: a.dry_run,
+                pin_file: a.pin_file.as_deref(),
+                out: &mut stdout,
+            };
+            match &cli.command {
+                Command::Init(_) => ops::init(&a.file, &mut run),
+                Command::Sign(_) => ops::sign(&a.file, &mut run),
+                Command::Revoke(_) => ops::revoke(&a.file, &mut run),
+                _ => ops::crl(&a.file, &mut run),
+            }
+        }
+        Command::Log {
+            command: LogCommand::Verify { dir },
+        } => ops::log_verify(dir, &mut stdout),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("root-ca: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
