@@ -38,6 +38,46 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// New intermediate key and CSR, sent to the root as an encrypted request bundle. On a
+    /// folder with an active intermediate this stages the next generation (rotation) and leaves
+    /// the active one working.
+    Request {
+        /// The CA folder (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The root's transport recipient (age1...), as printed by `root-ca init`.
+        #[arg(long, value_name = "RECIPIENT", required_unless_present = "to_file")]
+        to: Option<String>,
+        /// A file holding the root's transport recipient (the root's transport.recipient).
+        #[arg(long, value_name = "FILE", conflicts_with = "to")]
+        to_file: Option<PathBuf>,
+        /// Where to write the request bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// Common name of the intermediate.
+        #[arg(long, default_value = "etcd intermediate CA")]
+        cn: String,
+        /// Key algorithm: p384 (default), p256, ed25519, rsa3072, rsa4096.
+        #[arg(long, default_value = "p384")]
+        key: String,
+        /// Replace an existing bundle file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Install the signed intermediate from the root's response bundle and make it active.
+    Install {
+        #[arg(long)]
+        dir: PathBuf,
+        /// SHA-256 fingerprint of the root certificate, obtained out of band.
+        #[arg(long, value_name = "SHA256")]
+        root_fingerprint: String,
+        /// The response bundle.
+        response: PathBuf,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// Show the generations of a CA folder and which one is active.
     Status {
         #[arg(long)]

@@ -2,10 +2,15 @@
 
 use std::path::Path;
 
+use pki_core::algorithm::KeyAlgorithm;
+use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::ca_dir::CaDir;
 use pki_core::keyfile::{self, KeySecret};
+use pki_core::profile::Subject;
 use pki_core::validity::fmt_time;
+use pki_core::Error;
 use pki_core::{output, Result};
+use time::OffsetDateTime;
 
 use crate::cli::SecretArgs;
 
@@ -82,5 +87,96 @@ pub fn status(dir: &Path, json: bool) -> Result<()> {
             r["key_protection"].as_str().unwrap_or("-"),
         );
     }
+    Ok(())
+}
+
+pub struct RequestArgs<'a> {
+    pub dir: &'a Path,
+    pub to: Option<&'a str>,
+    pub to_file: Option<&'a Path>,
+    pub out: &'a Path,
+    pub cn: &'a str,
+    pub key: &'a str,
+    pub force: bool,
+}
+
+fn identity_of(secret: &KeySecret) -> Result<&age::x25519::Identity> {
+    match secret {
+        KeySecret::Identity { identity, .. } => Ok(identity),
+        KeySecret::Passphrase(_) => Err(Error::Policy(
+            "enrolment needs an age identity (--identity or PKI_AGE_IDENTITY): the root encrypts its response to it".into(),
+        )),
+    }
+}
+
+pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
+    let alg: KeyAlgorithm = a.key.parse()?;
+    if matches!(alg, KeyAlgorithm::Rsa(b) if b < 3072) {
+        return Err(Error::Policy(
+            "an intermediate key must be p384, p256, ed25519, rsa3072 or rsa4096".into(),
+        ));
+    }
+    let to = match (a.to, a.to_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => output::read_to_string(f)?.trim().to_string(),
+        (None, None) => {
+            return Err(Error::Policy(
+                "pass --to RECIPIENT or --to-file FILE".into(),
+            ))
+        }
+    };
+    // Validate the recipient before anything is generated.
+    Bundle::new(BundleKind::IntermediateRequest, &Bundle::new_request_id()).seal(&to)?;
+    output::ensure_absent(a.out, a.force)?;
+    let secret = secret(secret_args, true)?;
+    let reply_to = identity_of(&secret)?.to_public().to_string();
+    let mut ca = CaDir::open_or_create(a.dir)?;
+    let staged = ca.stage_request(
+        alg,
+        &Subject::cn(a.cn),
+        &secret,
+        &reply_to,
+        OffsetDateTime::now_utc(),
+    )?;
+    let sealed = staged.bundle.seal(&to)?;
+    output::write_atomic(a.out, &sealed, output::Mode::Public, a.force)?;
+    println!(
+        "request bundle: {} (generation {}, request {})",
+        a.out.display(),
+        staged.generation,
+        staged.bundle.request_id
+    );
+    println!(
+        "CSR key fingerprint (SHA-256 of the public key): {}",
+        staged.key_fingerprint
+    );
+    println!("read this fingerprint out to the root ceremony; it goes into the sign ceremony file as key-fingerprint");
+    if let Some(active) = ca.state.active {
+        println!("generation {active} stays active until the response is installed");
+    }
+    Ok(())
+}
+
+pub fn install(
+    dir: &Path,
+    root_fingerprint: &str,
+    response: &Path,
+    secret_args: &SecretArgs,
+) -> Result<()> {
+    let mut ca = CaDir::open(dir)?;
+    let secret = secret(secret_args, false)?;
+    let identity = identity_of(&secret)?;
+    let bundle = Bundle::open(
+        &response.display().to_string(),
+        &output::read(response)?,
+        identity,
+        BundleKind::IntermediateResponse,
+    )?;
+    let id = ca.install(&bundle, root_fingerprint, OffsetDateTime::now_utc())?;
+    let facts = ca.cert(id)?;
+    println!("installed generation {id}: {}", facts.subject);
+    println!("  fingerprint: {}", facts.fingerprint);
+    println!("  valid until: {}", fmt_time(facts.not_after));
+    println!("generation {id} is now active; issue with it, then `issuer reissue` the leaves of older generations");
     Ok(())
 }

@@ -17,6 +17,33 @@ fn main() -> std::process::ExitCode {
             dir,
             secret,
         } => commands::import(cert, key, dir, secret),
+        Command::Request {
+            dir,
+            to,
+            to_file,
+            out,
+            cn,
+            key,
+            force,
+            secret,
+        } => commands::request(
+            &commands::RequestArgs {
+                dir,
+                to: to.as_deref(),
+                to_file: to_file.as_deref(),
+                out,
+                cn,
+                key,
+                force: *force,
+            },
+            secret,
+        ),
+        Command::Install {
+            dir,
+            root_fingerprint,
+            response,
+            secret,
+        } => commands::install(dir, root_fingerprint, response, secret),
         Command::Status { dir, json } => commands::status(dir, *json),
     };
     match result {

@@ -14,11 +14,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::certs::CertFacts;
+use crate::algorithm::KeyAlgorithm;
+use crate::bundle::{Bundle, BundleKind};
+use crate::certs::{normalize_fingerprint, CertFacts};
+use crate::csr::CheckedCsr;
 use crate::error::{Error, Result};
 use crate::keyfile::KeySecret;
 use crate::ledger::Ledger;
 use crate::output::{self, Mode};
+use crate::profile::Subject;
 use crate::signer::FileKey;
 use crate::validity::fmt_time;
 
@@ -43,6 +47,9 @@ pub struct GenerationState {
     pub created: String,
     /// `x25519:<recipient>` or `passphrase`
     pub key_protection: String,
+    /// The request ID of the enrolment that created this generation (`request` only).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// A managed CA folder.
@@ -78,6 +85,20 @@ impl CaDir {
 
     pub fn key_path(&self, id: u32) -> PathBuf {
         self.generation_dir(id).join("intermediate.key.age")
+    }
+
+    pub fn csr_path(&self, id: u32) -> PathBuf {
+        self.generation_dir(id).join("request.csr")
+    }
+
+    /// The root certificate pinned at install time.
+    pub fn root_path(&self) -> PathBuf {
+        self.path.join("root.crt")
+    }
+
+    /// The latest root CRL received in a response bundle.
+    pub fn root_crl_path(&self) -> PathBuf {
+        self.path.join("root-crl.pem")
     }
 
     pub fn ledger_path(&self) -> PathBuf {
@@ -145,6 +166,7 @@ impl CaDir {
                     source: "import".into(),
                     created: fmt_time(now),
                     key_protection: secret.description(),
+                    request_id: None,
                 }],
             },
         };
@@ -173,6 +195,208 @@ impl CaDir {
         check_key_matches(&key, &facts)?;
         Ok((id, facts, key))
     }
+}
+
+/// What `intermediate-ca request` produced.
+pub struct StagedRequest {
+    pub generation: u32,
+    pub bundle: Bundle,
+    /// SHA-256 of the CSR's SubjectPublicKeyInfo, read out at the root ceremony.
+    pub key_fingerprint: String,
+}
+
+impl CaDir {
+    /// Opens a CA folder, or starts a new, empty one (no generation yet).
+    pub fn open_or_create(path: &Path) -> Result<Self> {
+        if path.join(STATE_FILE).exists() {
+            return Self::open(path);
+        }
+        Ok(CaDir {
+            path: path.to_path_buf(),
+            state: CaState {
+                format: 1,
+                active: None,
+                generations: Vec::new(),
+            },
+        })
+    }
+
+    /// A generation whose request was sent and whose certificate has not come back.
+    pub fn staged(&self) -> Option<&GenerationState> {
+        self.state
+            .generations
+            .iter()
+            .rev()
+            .find(|g| g.request_id.is_some() && !self.cert_path(g.id).exists())
+    }
+
+    /// Generates a new key and CSR as the next generation, leaving any active one in service.
+    /// The key is sealed with `secret`; the response will be encrypted to `reply_to`.
+    pub fn stage_request(
+        &mut self,
+        alg: KeyAlgorithm,
+        subject: &Subject,
+        secret: &KeySecret,
+        reply_to: &str,
+        now: OffsetDateTime,
+    ) -> Result<StagedRequest> {
+        if let Some(g) = self.staged() {
+            return Err(Error::Policy(format!(
+                "generation {} is already waiting for its certificate (request {}); install its response first",
+                g.id,
+                g.request_id.clone().unwrap_or_default()
+            )));
+        }
+        let id = self
+            .state
+            .generations
+            .iter()
+            .map(|g| g.id)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let key = FileKey::generate(alg)?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = subject.to_dn();
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| Error::Signing(format!("CSR: {e}")))?;
+        let csr_der = csr.der().to_vec();
+        let request_id = Bundle::new_request_id();
+        let mut bundle = Bundle::new(BundleKind::IntermediateRequest, &request_id);
+        bundle.headers.insert("created".into(), fmt_time(now));
+        bundle
+            .headers
+            .insert("reply-to".into(), reply_to.to_string());
+        bundle
+            .headers
+            .insert("subject".into(), format!("CN={}", subject.common_name));
+        bundle
+            .blocks
+            .push(("CERTIFICATE REQUEST".into(), csr_der.clone()));
+        let sealed = secret.seal(key.to_pkcs8_pem().as_bytes())?;
+
+        output::create_dir(&self.path, 0o700)?;
+        output::create_dir(&self.generation_dir(id), 0o700)?;
+        output::write_atomic(&self.key_path(id), &sealed, Mode::Secret, false)?;
+        output::write_atomic(
+            &self.csr_path(id),
+            crate::certs::to_pem("CERTIFICATE REQUEST", &csr_der).as_bytes(),
+            Mode::Public,
+            false,
+        )?;
+        self.state.generations.push(GenerationState {
+            id,
+            source: "request".into(),
+            created: fmt_time(now),
+            key_protection: secret.description(),
+            request_id: Some(request_id),
+        });
+        self.ledger()?;
+        self.save_state()?;
+        Ok(StagedRequest {
+            generation: id,
+            bundle,
+            key_fingerprint: key_fingerprint(&key.spki_der()),
+        })
+    }
+
+    /// Checks a response bundle against the staged request and the pinned root, then makes
+    /// its certificate the active generation. Nothing is written unless every check passes.
+    pub fn install(
+        &mut self,
+        response: &Bundle,
+        root_fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> Result<u32> {
+        let staged = self.staged().ok_or_else(|| {
+            Error::Policy("no request is waiting for a response in this folder; run `intermediate-ca request` first".into())
+        })?;
+        let id = staged.id;
+        let staged_id = staged.request_id.clone().unwrap_or_default();
+        if response.request_id != staged_id {
+            return Err(Error::Policy(format!(
+                "the response answers request {}, but the staged request is {staged_id}: it belongs to another request",
+                response.request_id
+            )));
+        }
+        let certs = response.blocks_tagged("CERTIFICATE");
+        if certs.len() != 2 {
+            return Err(Error::input(
+                "response",
+                "it must carry the intermediate and the root certificate",
+            ));
+        }
+        let int = CertFacts::from_der("intermediate certificate in the response", certs[0])?;
+        let root = CertFacts::from_der("root certificate in the response", certs[1])?;
+        let pinned = normalize_fingerprint(root_fingerprint);
+        if root.fingerprint != pinned {
+            return Err(Error::Policy(format!(
+                "the response's root has fingerprint {}, not the pinned {pinned}: it chains to another root; do not install it",
+                root.fingerprint
+            )));
+        }
+        if !root.self_signed || !root.is_ca {
+            return Err(Error::NotCa("root certificate in the response".into()));
+        }
+        crate::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
+            Error::Policy("the root certificate's self-signature does not verify".into())
+        })?;
+        crate::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
+            Error::Policy("the intermediate certificate is not signed by the pinned root".into())
+        })?;
+        if !int.is_ca || !int.key_cert_sign {
+            return Err(Error::NotCa(
+                "intermediate certificate in the response".into(),
+            ));
+        }
+        if now < int.not_before || now > int.not_after {
+            return Err(Error::IssuerNotCurrent {
+                not_before: fmt_time(int.not_before),
+                not_after: fmt_time(int.not_after),
+            });
+        }
+        let csr_path = self.csr_path(id);
+        let csr = CheckedCsr::from_pem(&csr_path.display().to_string(), &output::read(&csr_path)?)?;
+        if csr.spki_der != int.spki_der {
+            return Err(Error::KeyMismatch(format!(
+                "the certificate in the response is for another key than the one staged in generation {id}"
+            )));
+        }
+        let crls = response.blocks_tagged("X509 CRL");
+        if self.root_path().exists() {
+            let existing = CertFacts::from_pem("root.crt", &output::read(&self.root_path())?)?;
+            if existing.fingerprint != root.fingerprint {
+                return Err(Error::Policy(format!(
+                    "this folder is pinned to root {}; the response is from root {}",
+                    existing.fingerprint, root.fingerprint
+                )));
+            }
+        }
+        output::write_atomic(
+            &self.cert_path(id),
+            int.pem().as_bytes(),
+            Mode::Public,
+            false,
+        )?;
+        output::write_atomic(&self.root_path(), root.pem().as_bytes(), Mode::Public, true)?;
+        if let Some(crl) = crls.first() {
+            output::write_atomic(
+                &self.root_crl_path(),
+                crate::certs::to_pem("X509 CRL", crl).as_bytes(),
+                Mode::Public,
+                true,
+            )?;
+        }
+        self.state.active = Some(id);
+        self.save_state()?;
+        Ok(id)
+    }
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo, as upper-case hex with colons.
+pub fn key_fingerprint(spki_der: &[u8]) -> String {
+    crate::certs::fingerprint(spki_der)
 }
 
 /// Refuses a key whose public half differs from the certificate's.

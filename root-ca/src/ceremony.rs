@@ -94,8 +94,12 @@ pub struct SignCeremony {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestSection {
-    /// A PEM CSR file.
-    pub csr: PathBuf,
+    /// A PEM CSR file (e.g. made with OpenSSL)...
+    #[serde(default)]
+    pub csr: Option<PathBuf>,
+    /// ...or the request bundle from `intermediate-ca request` (exactly one of the two).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
     /// SHA-256 of the CSR's SubjectPublicKeyInfo, read out by the requester at the ceremony.
     pub key_fingerprint: String,
 }
@@ -118,7 +122,12 @@ pub struct CertificateSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SignOutput {
-    pub certificate: PathBuf,
+    /// The intermediate certificate as PEM (optional with a bundle).
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// The response bundle, encrypted to the requester (required with a bundle).
+    #[serde(default)]
+    pub response: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,7 +224,8 @@ token-label = "root-ca"
 key-label = "root-2026"
 
 [request]
-csr = "intermediate.csr"                     # the intermediate's PKCS#10 request (PEM)
+bundle = "request.age"                       # the request bundle from `intermediate-ca request`
+# csr = "intermediate.csr"                   # or a plain PKCS#10 request (PEM) instead of a bundle
 # SHA-256 of the request's public key, as the requester read it out over the phone:
 #   openssl req -in intermediate.csr -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum
 key-fingerprint = "AB:CD:..."
@@ -228,7 +238,8 @@ days = 1826                                  # default 5 years; never past the r
 # permitted-ips = ["10.0.0.0/8"]
 
 [output]
-certificate = "intermediate.crt"             # must not exist
+response = "response.age"                    # the response bundle for the requester; must not exist
+certificate = "intermediate.crt"             # also the certificate as PEM (optional); must not exist
 "#;
 
 pub const TEMPLATE_REVOKE: &str = r#"# root-ca revoke ceremony: mark an intermediate revoked. The next `root-ca crl` lists it.

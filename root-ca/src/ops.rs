@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pki_core::algorithm::KeyAlgorithm;
+use std::str::FromStr;
+
+use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::certs::{fingerprint, normalize_fingerprint, CertFacts};
 use pki_core::csr::CheckedCsr;
 use pki_core::output::{self, Mode};
@@ -15,7 +18,6 @@ use pki_core::validity::{fmt_time, Validity};
 use pki_core::{sigcheck, verify};
 use rcgen::{CertificateParams, Issuer, KeyPair, PublicKeyData};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
@@ -34,15 +36,6 @@ pub struct Run<'a> {
 
 fn say(run: &mut Run<'_>, text: impl AsRef<str>) {
     let _ = writeln!(run.out, "{}", text.as_ref());
-}
-
-/// SHA-256 of a SubjectPublicKeyInfo: the "key fingerprint" read out at ceremonies.
-pub fn key_fingerprint(spki_der: &[u8]) -> String {
-    Sha256::digest(spki_der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn open_token(run: &Run<'_>, section: &ceremony::TokenSection) -> Result<Token> {
@@ -282,19 +275,81 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let dir = RootDir::new(&ceremony::resolve(&base, &c.root_dir));
     let root = dir.cert()?;
     let mut index = dir.index()?;
-    let out_path = ceremony::resolve(&base, &c.output.certificate);
-    output::ensure_absent(&out_path, false)?;
+    let cert_out = c
+        .output
+        .certificate
+        .as_ref()
+        .map(|p| ceremony::resolve(&base, p));
+    let response_out = c
+        .output
+        .response
+        .as_ref()
+        .map(|p| ceremony::resolve(&base, p));
+    for p in cert_out.iter().chain(response_out.iter()) {
+        output::ensure_absent(p, false)?;
+    }
 
-    let csr_path = ceremony::resolve(&base, &c.request.csr);
-    let csr = CheckedCsr::from_pem(&csr_path.display().to_string(), &output::read(&csr_path)?)?;
-    let got = key_fingerprint(&csr.spki_der);
+    let mut token: Option<Token> = None;
+    let mut request: Option<Bundle> = None;
+    let csr = match (&c.request.csr, &c.request.bundle) {
+        (Some(csr_path), None) => {
+            if cert_out.is_none() {
+                return Err(RootError::Refused(
+                    "[output] certificate is required when signing a CSR file".into(),
+                ));
+            }
+            let csr_path = ceremony::resolve(&base, csr_path);
+            CheckedCsr::from_pem(&csr_path.display().to_string(), &output::read(&csr_path)?)?
+        }
+        (None, Some(bundle_path)) => {
+            if response_out.is_none() {
+                return Err(RootError::Refused(
+                    "[output] response is required when signing a request bundle".into(),
+                ));
+            }
+            let bundle_path = ceremony::resolve(&base, bundle_path);
+            let data = output::read(&bundle_path)?;
+            // The transport identity is unsealed by the token's AES key; the root signing key
+            // is not used for this, so a dry run does it too.
+            let t = open_token(run, &c.token)?;
+            let identity = transport_identity(&t, &dir)?;
+            let b = Bundle::open(
+                &bundle_path.display().to_string(),
+                &data,
+                &identity,
+                BundleKind::IntermediateRequest,
+            )?;
+            let csrs = b.blocks_tagged("CERTIFICATE REQUEST");
+            if csrs.len() != 1 {
+                return Err(RootError::Refused(
+                    "the request bundle must carry exactly one CSR".into(),
+                ));
+            }
+            let parsed =
+                CheckedCsr::from_der(&format!("CSR in {}", bundle_path.display()), csrs[0])?;
+            if b.header("reply-to").is_none() {
+                return Err(RootError::Refused(
+                    "the request bundle has no reply-to recipient".into(),
+                ));
+            }
+            token = Some(t);
+            request = Some(b);
+            parsed
+        }
+        _ => {
+            return Err(RootError::Refused(
+                "[request] needs exactly one of csr or bundle".into(),
+            ))
+        }
+    };
+    let got = fingerprint(&csr.spki_der);
     let want = normalize_fingerprint(&c.request.key_fingerprint);
     if got != want {
         return Err(RootError::Refused(format!(
             "the request's key fingerprint is {got}, but the ceremony file expects {want}: this is not the request that was read out; stop and check with the requester"
         )));
     }
-    if csr.key_alg.is_rsa() && matches!(csr.key_alg, KeyAlgorithm::Rsa(b) if b < 3072) {
+    if matches!(csr.key_alg, KeyAlgorithm::Rsa(b) if b < 3072) {
         return Err(RootError::Refused(
             "an intermediate key must be P-256, P-384, Ed25519 or RSA of at least 3072 bits".into(),
         ));
@@ -362,7 +417,16 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         "issuer:     {} (root fingerprint {})",
         root.subject, root.fingerprint
     ));
-    extras.push(format!("output:     {}", out_path.display()));
+    if let Some(b) = &request {
+        extras.push(format!(
+            "request:    {} (response encrypted to {})",
+            b.request_id,
+            b.header("reply-to").unwrap_or("?")
+        ));
+    }
+    for p in cert_out.iter().chain(response_out.iter()) {
+        extras.push(format!("output:     {}", p.display()));
+    }
     describe_params(
         run,
         "root-ca sign: intermediate certificate",
@@ -392,11 +456,14 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
                 }
             ),
         );
-        say(run, "dry run: nothing signed, the token was not opened");
+        say(run, "dry run: nothing signed; the root key was not used");
         return Ok(());
     }
 
-    let token = open_token(run, &c.token)?;
+    let token = match token {
+        Some(t) => t,
+        None => open_token(run, &c.token)?,
+    };
     let key = token.key()?;
     if key.spki_der() != root.spki_der {
         return Err(RootError::TokenKeyMismatch {
@@ -412,7 +479,33 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         &key,
     )?;
     let facts = CertFacts::from_der("intermediate certificate", &der)?;
-    output::write_atomic(&out_path, facts.pem().as_bytes(), Mode::Public, false)?;
+    if let (Some(req), Some(out)) = (&request, &response_out) {
+        let mut resp = Bundle::new(BundleKind::IntermediateResponse, &req.request_id);
+        resp.headers
+            .insert("created".into(), fmt_time(OffsetDateTime::now_utc()));
+        resp.headers.insert("subject".into(), facts.subject.clone());
+        resp.blocks.push(("CERTIFICATE".into(), der.clone()));
+        resp.blocks.push(("CERTIFICATE".into(), root.der.clone()));
+        if let Ok(crl) = output::read(&dir.crl_path()) {
+            for block in pki_core::certs::pem_blocks("root CRL", &crl, "X509 CRL")? {
+                resp.blocks.push(("X509 CRL".into(), block));
+            }
+        }
+        let sealed = resp.seal(req.header("reply-to").unwrap_or_default())?;
+        output::write_atomic(out, &sealed, Mode::Public, false)?;
+        say(
+            run,
+            format!(
+                "response bundle: {} (request {})",
+                out.display(),
+                req.request_id
+            ),
+        );
+    }
+    if let Some(out) = &cert_out {
+        output::write_atomic(out, facts.pem().as_bytes(), Mode::Public, false)?;
+        say(run, format!("certificate: {}", out.display()));
+    }
     output::create_dir(&dir.path.join("intermediates"), 0o755)?;
     output::write_atomic(
         &dir.intermediate_path(&facts.serial.to_hex()),
@@ -433,15 +526,12 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         &mut index,
         "intermediate-signed",
         json!({ "serial": facts.serial.to_hex(), "subject": facts.subject, "fingerprint": facts.fingerprint,
-                "key_fingerprint": got, "not_after": fmt_time(facts.not_after) }),
+                "key_fingerprint": got, "not_after": fmt_time(facts.not_after),
+                "request_id": request.as_ref().map(|r| r.request_id.clone()) }),
     )?;
     say(
         run,
-        format!(
-            "signed: {} (serial {})",
-            out_path.display(),
-            facts.serial.to_hex()
-        ),
+        format!("signed intermediate serial {}", facts.serial.to_hex()),
     );
     say(
         run,
@@ -455,6 +545,20 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         ),
     );
     Ok(())
+}
+
+/// Unseals the root's transport identity with the token's AES key.
+fn transport_identity(token: &Token, dir: &RootDir) -> Result<age::x25519::Identity> {
+    let sealed = output::read(&dir.sealed_identity_path())?;
+    let secret = token.open_transport(&sealed)?;
+    let damaged = || {
+        RootError::Refused(format!(
+            "{} is damaged",
+            dir.sealed_identity_path().display()
+        ))
+    };
+    let text = std::str::from_utf8(&secret).map_err(|_| damaged())?;
+    age::x25519::Identity::from_str(text.trim()).map_err(|_| damaged())
 }
 
 fn root_alg(root: &CertFacts) -> Result<KeyAlgorithm> {
@@ -642,6 +746,8 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     verify_crl_signature(&der, &root.spki_der)?;
     let pem = pki_core::certs::to_pem("X509 CRL", &der);
     output::write_atomic(&out_path, pem.as_bytes(), Mode::Public, false)?;
+    // The latest CRL also stays in the root folder: response bundles carry it.
+    output::write_atomic(&dir.crl_path(), pem.as_bytes(), Mode::Public, true)?;
     index.crl_number = number;
     let revoked_serials: Vec<String> = index
         .intermediates

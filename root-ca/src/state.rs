@@ -4,6 +4,7 @@
 //! root.crt                  the self-signed root certificate
 //! transport.recipient       the age recipient the online side encrypts requests to
 //! transport.sealed          its identity, AES-GCM encrypted by a key that never leaves the token
+//! crl.pem                   the latest root CRL (also in every response bundle)
 //! index.toml                the intermediates signed, their status, the CRL number, the log head
 //! intermediates/<serial>.crt
 //! ceremony.log              hash-chained JSON lines, one record per operation
@@ -67,6 +68,10 @@ impl RootDir {
     }
     pub fn sealed_identity_path(&self) -> PathBuf {
         self.path.join("transport.sealed")
+    }
+    /// The latest root CRL.
+    pub fn crl_path(&self) -> PathBuf {
+        self.path.join("crl.pem")
     }
     pub fn intermediate_path(&self, serial: &str) -> PathBuf {
         self.path

@@ -1,0 +1,264 @@
+//! Air-gap bundles (SPEC §6, docs/bundle-format.md): a small text document — a magic line,
+//! `key: value` headers, a blank line, PEM blocks — inside a standard ASCII-armoured age v1 file.
+//! age gives confidentiality only; authenticity comes from the CSR key fingerprint read out at
+//! the ceremony and from the response chaining to the pinned root fingerprint.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keyfile::armored_encrypt;
+
+pub const MAGIC: &str = "PKI-BUNDLE v1";
+
+/// What a bundle carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleKind {
+    /// Online side → root: a CSR for a new intermediate.
+    IntermediateRequest,
+    /// Root → online side: the signed intermediate, the root, the root CRL.
+    IntermediateResponse,
+}
+
+impl BundleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BundleKind::IntermediateRequest => "intermediate-request",
+            BundleKind::IntermediateResponse => "intermediate-response",
+        }
+    }
+}
+
+impl FromStr for BundleKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "intermediate-request" => Ok(BundleKind::IntermediateRequest),
+            "intermediate-response" => Ok(BundleKind::IntermediateResponse),
+            other => Err(Error::input("bundle", format!("unknown kind '{other}'"))),
+        }
+    }
+}
+
+/// A decrypted bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    pub kind: BundleKind,
+    pub request_id: String,
+    /// Other headers, in order of their names (`created`, `reply-to`, `subject`, ...).
+    pub headers: BTreeMap<String, String>,
+    /// PEM blocks as (tag, DER).
+    pub blocks: Vec<(String, Vec<u8>)>,
+}
+
+const KNOWN_HEADERS: &[&str] = &[
+    "kind",
+    "request-id",
+    "created",
+    "reply-to",
+    "subject",
+    "permitted-dns",
+    "permitted-ips",
+];
+
+impl Bundle {
+    pub fn new(kind: BundleKind, request_id: &str) -> Self {
+        Bundle {
+            kind,
+            request_id: request_id.to_string(),
+            headers: BTreeMap::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// A fresh random request ID (128 bits, hex).
+    pub fn new_request_id() -> String {
+        hex::encode(rand::random::<[u8; 16]>())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The DER of every block with `tag`.
+    pub fn blocks_tagged(&self, tag: &str) -> Vec<&[u8]> {
+        self.blocks
+            .iter()
+            .filter(|(t, _)| t == tag)
+            .map(|(_, d)| d.as_slice())
+            .collect()
+    }
+
+    /// The plaintext document.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{MAGIC}\nkind: {}\nrequest-id: {}\n",
+            self.kind.as_str(),
+            self.request_id
+        );
+        for (k, v) in &self.headers {
+            s.push_str(&format!("{k}: {v}\n"));
+        }
+        s.push('\n');
+        for (tag, der) in &self.blocks {
+            s.push_str(&crate::certs::to_pem(tag, der));
+        }
+        s
+    }
+
+    /// Parses the plaintext strictly: magic, known headers only, then PEM blocks only.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let bad = |r: &str| Error::input("bundle", r.to_string());
+        let (head, body) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("no blank line after the headers: not a bundle of this toolkit"))?;
+        let mut lines = head.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(bad(&format!(
+                "does not start with '{MAGIC}': not a bundle of this toolkit, or a newer version"
+            )));
+        }
+        let mut headers = BTreeMap::new();
+        for l in lines {
+            let (k, v) = l
+                .split_once(": ")
+                .ok_or_else(|| bad(&format!("malformed header line '{l}'")))?;
+            if !KNOWN_HEADERS.contains(&k) {
+                return Err(bad(&format!("unknown header '{k}'")));
+            }
+            if headers.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(bad(&format!("header '{k}' appears twice")));
+            }
+        }
+        let kind: BundleKind = headers
+            .remove("kind")
+            .ok_or_else(|| bad("no kind header"))?
+            .parse()?;
+        let request_id = headers
+            .remove("request-id")
+            .ok_or_else(|| bad("no request-id header"))?;
+        if request_id.len() != 32 || !request_id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad("the request-id is not 32 hex digits"));
+        }
+        let blocks = if body.trim().is_empty() {
+            Vec::new()
+        } else {
+            pem::parse_many(body.as_bytes())
+                .map_err(|e| bad(&format!("damaged PEM block ({e})")))?
+                .into_iter()
+                .map(|p| (p.tag().to_string(), p.into_contents()))
+                .collect()
+        };
+        Ok(Bundle {
+            kind,
+            request_id,
+            headers,
+            blocks,
+        })
+    }
+
+    /// Encrypts to one X25519 recipient, ASCII-armoured: `age -d -i identity` reads it.
+    pub fn seal(&self, recipient: &str) -> Result<Vec<u8>> {
+        let r = age::x25519::Recipient::from_str(recipient.trim()).map_err(|e| {
+            Error::input(
+                "recipient",
+                format!(
+                    "'{}' is not an age X25519 recipient ({e})",
+                    recipient.trim()
+                ),
+            )
+        })?;
+        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+            .map_err(|e| Error::Signing(format!("age: {e}")))?;
+        armored_encrypt(enc, self.to_text().as_bytes())
+    }
+
+    /// Decrypts and parses a bundle, checking it is of the expected kind.
+    pub fn open(
+        what: &str,
+        data: &[u8],
+        identity: &age::x25519::Identity,
+        expect: BundleKind,
+    ) -> Result<Self> {
+        let bad = |r: String| Error::input(what, r);
+        let trimmed = String::from_utf8_lossy(data);
+        if !trimmed
+            .trim_start()
+            .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+            && !data.starts_with(b"age-encryption.org/v1")
+        {
+            return Err(bad(
+                "not an age-encrypted bundle (no age header or armour)".into()
+            ));
+        }
+        let plain = age::decrypt(identity, data).map(Zeroizing::new).map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => bad(format!(
+                "this bundle is addressed to another recipient, not to {}; check you were given the right file",
+                identity.to_public()
+            )),
+            age::DecryptError::DecryptionFailed
+            | age::DecryptError::InvalidMac
+            | age::DecryptError::KeyDecryptionFailed => {
+                bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())
+            }
+            age::DecryptError::Io(io) => bad(format!(
+                "the bundle is truncated or damaged ({io}); ask for it again"
+            )),
+            other => bad(format!("the bundle is damaged ({other}); ask for it again")),
+        })?;
+        let text =
+            std::str::from_utf8(&plain).map_err(|_| bad("the plaintext is not text".into()))?;
+        let b = Bundle::from_text(text).map_err(|e| bad(e.to_string()))?;
+        if b.kind != expect {
+            return Err(bad(format!(
+                "this is an {} bundle, but an {} bundle is needed here",
+                b.kind.as_str(),
+                expect.as_str()
+            )));
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    fn sample() -> Bundle {
+        let mut b = Bundle::new(BundleKind::IntermediateRequest, &Bundle::new_request_id());
+        b.headers.insert("subject".into(), "CN=x".into());
+        b.blocks.push(("CERTIFICATE REQUEST".into(), vec![1, 2, 3]));
+        b
+    }
+
+    #[test]
+    fn round_trip_and_kind_check() {
+        let id = age::x25519::Identity::generate();
+        let b = sample();
+        let sealed = b.seal(&id.to_public().to_string()).unwrap();
+        assert_eq!(
+            Bundle::open("b", &sealed, &id, BundleKind::IntermediateRequest).unwrap(),
+            b
+        );
+        let err = Bundle::open("b", &sealed, &id, BundleKind::IntermediateResponse).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("intermediate-request bundle, but an intermediate-response"),
+            "{err}"
+        );
+        let other = age::x25519::Identity::generate();
+        let err = Bundle::open("b", &sealed, &other, BundleKind::IntermediateRequest).unwrap_err();
+        assert!(err.to_string().contains("another recipient"), "{err}");
+        let _ = id.to_string().expose_secret().len();
+    }
+
+    #[test]
+    fn strict_parsing() {
+        let t = sample().to_text();
+        assert!(Bundle::from_text(&t.replace("subject:", "colour:")).is_err());
+        assert!(Bundle::from_text(&t.replace(MAGIC, "PKI-BUNDLE v2")).is_err());
+    }
+}
