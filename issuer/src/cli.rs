@@ -64,6 +64,24 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// Write (or complete) an etcd bundle from a cluster file: per member server and peer
+    /// certificates and an etcd.env, per client a certificate and an etcdctl.env, rbac.sh.
+    /// Existing keys and certificates are never replaced: re-run after adding a member or client.
+    Etcd {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The cluster file (TOML): members, clients, proxies, roles, target etcd version.
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+        /// The bundle folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The root certificate (default: the root pinned in the CA folder at install).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// List the leaves in the ledger.
     List {
         #[arg(long, value_name = "DIR")]

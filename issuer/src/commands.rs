@@ -137,6 +137,103 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     Ok(())
 }
 
+/// The root certificate a CA folder chains to: `--root`, else the one pinned at install.
+fn root_of(ca: &CaDir, root: Option<&Path>) -> Result<String> {
+    let path = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ca.root_path());
+    let pem = output::read_to_string(&path).map_err(|_| {
+        Error::Policy(format!(
+            "no root certificate at {}: pass --root ROOT.crt (an imported CA has no pinned root)",
+            path.display()
+        ))
+    })?;
+    Ok(pem)
+}
+
+pub fn etcd(
+    ca_dir: &Path,
+    cluster: &Path,
+    out: &Path,
+    root: Option<&Path>,
+    secret: &SecretArgs,
+) -> Result<()> {
+    let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
+    let ca = CaDir::open(ca_dir)?;
+    let root_pem = root_of(&ca, root)?;
+    let root_facts = pki_core::certs::CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
+    let secret = secret.resolve("Passphrase for the CA key", false)?;
+    let signer = IssuingCa::open(&ca, &secret)?;
+    pki_core::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
+        |_| {
+            Error::Policy(format!(
+                "the active intermediate ({}) is not signed by the root {}; pass the right --root",
+                signer.cert.subject, root_facts.subject
+            ))
+        },
+    )?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    let crl_pem = if out.join("crl.pem").exists() {
+        String::new()
+    } else {
+        crl_pem(&signer, &mut ledger, now, 30)?
+    };
+    let report = pki_core::etcd::build_bundle(
+        &cluster,
+        out,
+        pki_core::etcd::BundleInputs {
+            ca: &signer,
+            ledger: &mut ledger,
+            root_pem: root_facts.pem().as_str(),
+            crl_pem: &crl_pem,
+            now,
+        },
+    )?;
+    for i in &report.issued {
+        println!("issued  {i}");
+    }
+    for k in &report.kept {
+        println!("kept    {k} (already there; not replaced)");
+    }
+    println!(
+        "bundle {}: {} issued, {} kept. Copy nodes/<member>/ to {} on each member and start etcd with its etcd.env;",
+        out.display(),
+        report.issued.len(),
+        report.kept.len(),
+        cluster.install_dir
+    );
+    println!(
+        "then, once, as the root client: set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh"
+    );
+    Ok(())
+}
+
+/// An intermediate-signed CRL of the ledger's revoked leaves, as PEM.
+fn crl_pem<S: pki_core::signer::Signer>(
+    signer: &IssuingCa<S>,
+    ledger: &mut pki_core::ledger::Ledger,
+    now: OffsetDateTime,
+    days: i64,
+) -> Result<String> {
+    let revoked = ledger
+        .revoked()?
+        .into_iter()
+        .filter_map(|(serial, _reason, at)| {
+            pki_core::serial::Serial::from_hex(&serial).map(|s| rcgen::RevokedCertParams {
+                serial_number: s.to_rcgen(),
+                revocation_time: at,
+                reason_code: None,
+                invalidity_date: None,
+            })
+        })
+        .collect();
+    let number = ledger.next_crl_number()?;
+    let now = now.replace_nanosecond(0).expect("ns");
+    let der = signer.sign_crl(revoked, number, now, now + time::Duration::days(days))?;
+    Ok(pki_core::certs::to_pem("X509 CRL", &der))
+}
+
 pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> {
     let ca = CaDir::open(ca)?;
     let mut filter = ListFilter::default();

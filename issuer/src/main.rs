@@ -44,6 +44,13 @@ fn main() -> ExitCode {
             &secret,
         )
         .map(|()| true),
+        Command::Etcd {
+            ca,
+            cluster,
+            out,
+            root,
+            secret,
+        } => commands::etcd(&ca, &cluster, &out, root.as_deref(), &secret).map(|()| true),
         Command::List {
             ca,
             expiring_within,

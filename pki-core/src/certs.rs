@@ -81,6 +81,8 @@ pub struct CertFacts {
     pub key_cert_sign: bool,
     pub self_signed: bool,
     pub fingerprint: String,
+    /// subjectKeyIdentifier, when present.
+    pub ski: Option<Vec<u8>>,
 }
 
 impl CertFacts {
@@ -115,6 +117,15 @@ impl CertFacts {
             key_cert_sign: ku.map(|k| k.value.key_cert_sign()).unwrap_or(false),
             self_signed: cert.subject() == cert.issuer(),
             fingerprint: fingerprint(der),
+            ski: cert
+                .extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                        Some(k.0.to_vec())
+                    }
+                    _ => None,
+                }),
         })
     }
 

@@ -80,6 +80,38 @@ impl<S: Signer> IssuingCa<S> {
         })
     }
 
+    /// Signs a v2 CRL of this intermediate: CRL number, AKI (= our SKI), nextUpdate.
+    pub fn sign_crl(
+        &self,
+        revoked: Vec<rcgen::RevokedCertParams>,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<Vec<u8>> {
+        if next_update > self.cert.not_after {
+            return Err(Error::OutlivesIssuer {
+                requested: crate::validity::fmt_time(next_update),
+                issuer: crate::validity::fmt_time(self.cert.not_after),
+            });
+        }
+        let ski = self.cert.ski.clone().ok_or_else(|| Error::BadCertificate {
+            what: "issuing CA certificate".into(),
+            detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
+        })?;
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: rcgen::SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: rcgen::KeyIdMethod::PreSpecified(ski),
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(|e| Error::Signing(format!("CRL: {e}")))?;
+        Ok(crl.der().to_vec())
+    }
+
     /// Signs one leaf per its role's profile.
     pub fn sign_leaf(&self, req: LeafRequest, now: OffsetDateTime) -> Result<IssuedLeaf> {
         let profile = req.role.profile();

@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS leaves (
     cert_der          BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS leaves_not_after ON leaves(not_after);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 impl Ledger {
@@ -130,6 +134,61 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         debug_assert_eq!(n, 1);
         Ok(())
+    }
+
+    /// The next CRL number: strictly increasing, shared by every process using this ledger.
+    pub fn next_crl_number(&mut self) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::Ledger {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('crl_number', 1)
+             ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            [],
+        )
+        .map_err(|e| Error::Ledger {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let n: i64 = tx
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'crl_number'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::Ledger {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        tx.commit().map_err(|e| Error::Ledger {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(n as u64)
+    }
+
+    /// Revoked leaves as (serial hex, reason, revoked_at).
+    pub fn revoked(&self) -> Result<Vec<(String, Option<String>, OffsetDateTime)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT serial, revocation_reason, COALESCE(revoked_at, issued_at) FROM leaves WHERE status = 'revoked'")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let t: i64 = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Forgets a leaf whose file could not be written: it never left this machine.

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cfssl;
 pub mod csr;
 pub mod error;
+pub mod etcd;
 pub mod issue;
 pub mod keyfile;
 pub mod ledger;

@@ -1,0 +1,711 @@
+//! etcd bundles (SPEC §5): a cluster file in, one self-contained folder per member and per
+//! client out, with an `etcd.env` that etcd starts with as is. Environment variables, never a
+//! YAML config: etcd 3.4's YAML silently drops CRL and peer-restriction settings and makes etcd
+//! ignore every flag and variable (etcd facts Y1).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::algorithm::KeyAlgorithm;
+use crate::error::{Error, Result};
+use crate::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use crate::ledger::Ledger;
+use crate::output::{self, Mode};
+use crate::profile::{LeafRole, Subject, SubjectNames};
+use crate::signer::Signer;
+
+/// The cluster file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterFile {
+    /// The cluster's name: the initial cluster token, and the default shared peer SAN.
+    pub name: String,
+    /// Target etcd version: "3.4" (default) or "3.5" (3.5.15 or later).
+    #[serde(default = "default_version")]
+    pub etcd_version: String,
+    /// Where a member's folder is installed on its host; `{name}` is replaced by the member name.
+    #[serde(default = "default_install_dir")]
+    pub install_dir: String,
+    /// Where a client's folder is installed; `{name}` is replaced by the client name.
+    #[serde(default)]
+    pub client_install_dir: Option<String>,
+    /// etcd's data directory; `{name}` is replaced by the member name.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// The SAN every peer certificate shares, for `--peer-cert-allowed-hostname`.
+    #[serde(default)]
+    pub peer_san: Option<String>,
+    /// Leaf key algorithm (default p256).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Leaf lifetime in days (default 90).
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default, rename = "member")]
+    pub members: Vec<Member>,
+    #[serde(default, rename = "client")]
+    pub clients: Vec<Client>,
+    #[serde(default, rename = "proxy")]
+    pub proxies: Vec<Proxy>,
+    #[serde(default, rename = "role")]
+    pub roles: Vec<Role>,
+}
+
+fn default_version() -> String {
+    "3.4".into()
+}
+fn default_install_dir() -> String {
+    "/etc/etcd/pki".into()
+}
+fn default_data_dir() -> String {
+    "/var/lib/etcd/{name}".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Member {
+    pub name: String,
+    pub ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Default: `https://<first IP>:2379`.
+    #[serde(default)]
+    pub client_urls: Vec<String>,
+    /// Default: `https://<first IP>:2380`.
+    #[serde(default)]
+    pub peer_urls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Client {
+    /// The certificate CN, which etcd maps to the RBAC user of the same name.
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A proxy such as `etcd grpc-proxy`: it serves clients and dials members, so its certificate
+/// is a server certificate (serverAuth + clientAuth), like hack/tls-setup's `proxy1`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Proxy {
+    pub name: String,
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// An RBAC role: key prefixes it may read, write, or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+    #[serde(default)]
+    pub readwrite: Vec<String>,
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !n.starts_with('.')
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let hostport = rest.split('/').next()?;
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.to_string(),
+        None => hostport
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(hostport)
+            .to_string(),
+    };
+    Some(host)
+}
+
+fn host_for_url(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+impl Member {
+    pub fn client_urls(&self) -> Vec<String> {
+        if self.client_urls.is_empty() {
+            vec![format!("https://{}:2379", host_for_url(&self.ips[0]))]
+        } else {
+            self.client_urls.clone()
+        }
+    }
+    pub fn peer_urls(&self) -> Vec<String> {
+        if self.peer_urls.is_empty() {
+            vec![format!("https://{}:2380", host_for_url(&self.ips[0]))]
+        } else {
+            self.peer_urls.clone()
+        }
+    }
+}
+
+/// Adds URL hosts to a name set (as IPs or DNS names).
+fn add_url_hosts(names: &mut SubjectNames, urls: &[String]) {
+    for u in urls {
+        if let Some(h) = url_host(u) {
+            match h.parse::<IpAddr>() {
+                Ok(ip) => push_ip(names, ip),
+                Err(_) => push_dns(names, &h),
+            }
+        }
+    }
+}
+
+fn push_dns(names: &mut SubjectNames, d: &str) {
+    let d = d.to_ascii_lowercase();
+    if !names.dns.contains(&d) {
+        names.dns.push(d);
+    }
+}
+
+fn push_ip(names: &mut SubjectNames, ip: IpAddr) {
+    if !names.ips.contains(&ip) {
+        names.ips.push(ip);
+    }
+}
+
+impl ClusterFile {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = output::read_to_string(path)?;
+        let c: ClusterFile = toml::from_str(&text).map_err(|e| {
+            Error::input(
+                path.display().to_string(),
+                e.to_string().trim().replace('\n', " "),
+            )
+        })?;
+        c.validate()
+            .map_err(|r| Error::input(path.display().to_string(), r))?;
+        Ok(c)
+    }
+
+    /// The SAN shared by all peer certificates.
+    pub fn peer_san(&self) -> String {
+        self.peer_san
+            .clone()
+            .unwrap_or_else(|| format!("peers.{}.etcd", self.name))
+            .to_ascii_lowercase()
+    }
+
+    pub fn is_34(&self) -> bool {
+        self.etcd_version == "3.4"
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if !valid_name(&self.name) {
+            return Err(format!(
+                "cluster name '{}' must be letters, digits, '-', '_' or '.'",
+                self.name
+            ));
+        }
+        if !["3.4", "3.5", "3.6"].contains(&self.etcd_version.as_str()) {
+            return Err(format!(
+                "etcd-version '{}' is not supported; use 3.4, 3.5 or 3.6",
+                self.etcd_version
+            ));
+        }
+        if self.members.is_empty() {
+            return Err("at least one [[member]] is needed".into());
+        }
+        let mut seen = BTreeSet::new();
+        for m in &self.members {
+            if !valid_name(&m.name) || !seen.insert(m.name.clone()) {
+                return Err(format!("member name '{}' is invalid or repeated", m.name));
+            }
+            if m.ips.is_empty() {
+                return Err(format!(
+                    "member '{}' needs its IP addresses: etcd checks a peer's source IP against its certificate",
+                    m.name
+                ));
+            }
+            for u in m.client_urls().iter().chain(m.peer_urls().iter()) {
+                if url_host(u).is_none() {
+                    return Err(format!(
+                        "member '{}': '{u}' must be an https:// URL (TLS is not optional)",
+                        m.name
+                    ));
+                }
+            }
+        }
+        let mut clients = BTreeSet::new();
+        for c in &self.clients {
+            if !valid_name(&c.name) || !clients.insert(c.name.clone()) {
+                return Err(format!("client name '{}' is invalid or repeated", c.name));
+            }
+            for r in &c.roles {
+                if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
+                    return Err(format!(
+                        "client '{}' has role '{r}', which no [[role]] defines",
+                        c.name
+                    ));
+                }
+            }
+        }
+        if !self.roles.is_empty() && !clients.contains("root") {
+            return Err("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into());
+        }
+        let mut proxies = BTreeSet::new();
+        for p in &self.proxies {
+            if !valid_name(&p.name) || !proxies.insert(p.name.clone()) {
+                return Err(format!("proxy name '{}' is invalid or repeated", p.name));
+            }
+        }
+        Ok(())
+    }
+
+    fn member_dir(&self, name: &str) -> String {
+        self.install_dir.replace("{name}", name)
+    }
+
+    fn client_dir(&self, name: &str) -> String {
+        self.client_install_dir
+            .clone()
+            .unwrap_or_else(|| self.install_dir.clone())
+            .replace("{name}", name)
+    }
+
+    /// SANs of a member's server certificate: every name clients use.
+    pub fn server_names(&self, m: &Member) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &m.name);
+        for d in &m.dns {
+            push_dns(&mut n, d);
+        }
+        for ip in &m.ips {
+            push_ip(&mut n, *ip);
+        }
+        add_url_hosts(&mut n, &m.client_urls());
+        n
+    }
+
+    /// SANs of a member's peer certificate: its own IPs (etcd checks the peer's source IP),
+    /// its names, and the SAN shared by all peers for `--peer-cert-allowed-hostname`.
+    pub fn peer_names(&self, m: &Member) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &m.name);
+        for d in &m.dns {
+            push_dns(&mut n, d);
+        }
+        push_dns(&mut n, &self.peer_san());
+        for ip in &m.ips {
+            push_ip(&mut n, *ip);
+        }
+        add_url_hosts(&mut n, &m.peer_urls());
+        n
+    }
+
+    /// The member's `etcd.env`.
+    pub fn member_env(&self, m: &Member, existing_cluster: bool) -> String {
+        let dir = self.member_dir(&m.name);
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}={}",
+                    x.name,
+                    x.peer_urls().join(&format!(",{}=", x.name))
+                )
+            })
+            .collect();
+        let mut s = format!(
+            "# etcd {ver} configuration for member {name} of cluster {cluster}, made by `issuer etcd`.\n\
+             # Load it as environment variables (systemd EnvironmentFile=, Debian /etc/default/etcd).\n\
+             # Do not translate it to a YAML --config-file: etcd 3.4's YAML drops the CRL and\n\
+             # peer-restriction settings silently and makes etcd ignore every ETCD_* variable.\n\
+             ETCD_NAME={name}\n\
+             ETCD_DATA_DIR={data}\n\
+             ETCD_LISTEN_CLIENT_URLS={curls}\n\
+             ETCD_ADVERTISE_CLIENT_URLS={curls}\n\
+             ETCD_LISTEN_PEER_URLS={purls}\n\
+             ETCD_INITIAL_ADVERTISE_PEER_URLS={purls}\n\
+             ETCD_INITIAL_CLUSTER={initial}\n\
+             ETCD_INITIAL_CLUSTER_STATE={state}\n\
+             ETCD_INITIAL_CLUSTER_TOKEN={cluster}\n\
+             # Client transport: TLS, client certificates required, CN = RBAC user; trust = root only\n\
+             # (an intermediate in the trust file would bypass its revocation, facts C6).\n\
+             ETCD_CERT_FILE={dir}/server.crt\n\
+             ETCD_KEY_FILE={dir}/server.key\n\
+             ETCD_CLIENT_CERT_AUTH=true\n\
+             ETCD_TRUSTED_CA_FILE={dir}/ca.crt\n\
+             ETCD_CLIENT_CRL_FILE={dir}/crl.pem\n\
+             # Peer transport: mutual TLS, same root, same CRL.\n\
+             ETCD_PEER_CERT_FILE={dir}/peer.crt\n\
+             ETCD_PEER_KEY_FILE={dir}/peer.key\n\
+             ETCD_PEER_CLIENT_CERT_AUTH=true\n\
+             ETCD_PEER_TRUSTED_CA_FILE={dir}/ca.crt\n\
+             ETCD_PEER_CRL_FILE={dir}/crl.pem\n",
+            ver = self.etcd_version,
+            name = m.name,
+            cluster = self.name,
+            data = self.data_dir.replace("{name}", &m.name),
+            curls = m.client_urls().join(","),
+            purls = m.peer_urls().join(","),
+            initial = initial.join(","),
+            state = if existing_cluster { "existing" } else { "new" },
+        );
+        s.push_str(&format!(
+            "# Only certificates carrying the shared peer SAN may use the peer port; without this any\n\
+             # client certificate of the CA could (facts B7). etcd {} takes a single value here{}.\n\
+             ETCD_PEER_CERT_ALLOWED_HOSTNAME={}\n",
+            self.etcd_version,
+            if self.is_34() {
+                " (lists need 3.5.15 or later)"
+            } else {
+                "; 3.5.15+ also accepts a comma-separated list"
+            },
+            self.peer_san()
+        ));
+        s
+    }
+
+    /// A client's `etcdctl.env`.
+    pub fn client_env(&self, c: &Client) -> String {
+        let dir = self.client_dir(&c.name);
+        let endpoints: Vec<String> = self.members.iter().flat_map(|m| m.client_urls()).collect();
+        format!(
+            "# etcdctl settings for user {name} of cluster {cluster} (CN={name} maps to the RBAC user).\n\
+             # Load with: set -a; . ./etcdctl.env; set +a\n\
+             ETCDCTL_API=3\n\
+             ETCDCTL_ENDPOINTS={eps}\n\
+             ETCDCTL_CACERT={dir}/ca.crt\n\
+             ETCDCTL_CERT={dir}/client.crt\n\
+             ETCDCTL_KEY={dir}/client.key\n",
+            name = c.name,
+            cluster = self.name,
+            eps = endpoints.join(","),
+        )
+    }
+
+    /// `rbac.sh`: creates the users (no passwords: they authenticate by certificate CN) and
+    /// roles, then enables auth. Run once, as the root client.
+    pub fn rbac_script(&self) -> String {
+        let mut s = format!(
+            "#!/bin/sh\n\
+             # Creates the RBAC users and roles of etcd cluster {cluster}, then enables auth.\n\
+             # Users get no password: etcd maps the certificate CN to the user (--client-cert-auth).\n\
+             # Run once, as the root client:  set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh\n\
+             set -eu\n\
+             ETCDCTL=${{ETCDCTL:-etcdctl}}\n",
+            cluster = self.name
+        );
+        for r in &self.roles {
+            s.push_str(&format!("$ETCDCTL role add '{}'\n", r.name));
+            for (perm, prefixes) in [
+                ("read", &r.read),
+                ("write", &r.write),
+                ("readwrite", &r.readwrite),
+            ] {
+                for p in prefixes {
+                    s.push_str(&format!(
+                        "$ETCDCTL role grant-permission '{}' {perm} '{p}' --prefix=true\n",
+                        r.name
+                    ));
+                }
+            }
+        }
+        let mut clients: Vec<&Client> = self.clients.iter().collect();
+        clients.sort_by_key(|c| c.name != "root");
+        for c in clients {
+            s.push_str(&format!("$ETCDCTL user add '{}' --no-password\n", c.name));
+            if c.name == "root" {
+                s.push_str("$ETCDCTL user grant-role root root\n");
+            }
+            for r in &c.roles {
+                if !(c.name == "root" && r == "root") {
+                    s.push_str(&format!("$ETCDCTL user grant-role '{}' '{r}'\n", c.name));
+                }
+            }
+        }
+        if self.clients.iter().any(|c| c.name == "root") {
+            s.push_str("$ETCDCTL auth enable\n");
+        }
+        s
+    }
+}
+
+/// What `issuer etcd` did.
+#[derive(Debug, Default)]
+pub struct BundleReport {
+    pub issued: Vec<String>,
+    pub kept: Vec<String>,
+    pub written: Vec<PathBuf>,
+}
+
+/// Everything `build_bundle` needs besides the cluster file.
+pub struct BundleInputs<'a, S: Signer> {
+    pub ca: &'a IssuingCa<S>,
+    pub ledger: &'a mut Ledger,
+    pub root_pem: &'a str,
+    /// The etcd CRL file to install when the bundle has none yet.
+    pub crl_pem: &'a str,
+    pub now: OffsetDateTime,
+}
+
+fn write_if_absent(path: &Path, data: &[u8], mode: Mode, report: &mut BundleReport) -> Result<()> {
+    if !path.exists() {
+        output::write_atomic(path, data, mode, false)?;
+        report.written.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn issue_into<S: Signer>(
+    inputs: &mut BundleInputs<'_, S>,
+    dir: &Path,
+    role: LeafRole,
+    cn: &str,
+    names: SubjectNames,
+    cluster: &ClusterFile,
+    report: &mut BundleReport,
+) -> Result<()> {
+    let paths = LeafPaths::new(dir, role);
+    let label = format!("{}/{}", dir.display(), role);
+    if paths.cert.exists() || paths.key.exists() {
+        if !(paths.cert.exists() && paths.key.exists()) {
+            return Err(Error::Policy(format!(
+                "{label}: only one of the certificate and key exists; move the leftover away and re-run"
+            )));
+        }
+        report.kept.push(label);
+        return Ok(());
+    }
+    let alg: KeyAlgorithm = cluster.key.as_deref().unwrap_or("p256").parse()?;
+    let leaf = inputs.ca.sign_leaf(
+        LeafRequest {
+            role,
+            subject: Subject::cn(cn),
+            names,
+            days: cluster.days,
+            key: LeafKey::Generate(alg),
+        },
+        inputs.now,
+    )?;
+    output::create_dir(dir, 0o700)?;
+    leaf.commit(inputs.ledger, inputs.ca.generation, &paths, false)?;
+    report.issued.push(label);
+    Ok(())
+}
+
+/// Writes (or completes) the bundle of SPEC §5 in `out`. Existing keys and certificates are
+/// never replaced: running it again after adding a member or a client issues only what is new.
+pub fn build_bundle<S: Signer>(
+    cluster: &ClusterFile,
+    out: &Path,
+    mut inputs: BundleInputs<'_, S>,
+) -> Result<BundleReport> {
+    let mut report = BundleReport::default();
+    let existing_cluster = out.join("nodes").exists();
+    output::create_dir(out, 0o755)?;
+    let int_pem = inputs.ca.cert.pem();
+    write_if_absent(
+        &out.join("ca.crt"),
+        inputs.root_pem.as_bytes(),
+        Mode::Public,
+        &mut report,
+    )?;
+    let existing_root = output::read_to_string(&out.join("ca.crt"))?;
+    if existing_root.trim() != inputs.root_pem.trim() {
+        return Err(Error::Policy(format!(
+            "{} holds another root than this CA's; a bundle has exactly one trust anchor",
+            out.join("ca.crt").display()
+        )));
+    }
+    output::write_atomic(
+        &out.join("intermediate.crt"),
+        int_pem.as_bytes(),
+        Mode::Public,
+        true,
+    )?;
+    write_if_absent(
+        &out.join("crl.pem"),
+        inputs.crl_pem.as_bytes(),
+        Mode::Public,
+        &mut report,
+    )?;
+    let crl_now = output::read(&out.join("crl.pem"))?;
+
+    for m in &cluster.members {
+        let dir = out.join("nodes").join(&m.name);
+        let new_member = !dir.exists();
+        issue_into(
+            &mut inputs,
+            &dir,
+            LeafRole::Server,
+            &m.name,
+            cluster.server_names(m),
+            cluster,
+            &mut report,
+        )?;
+        issue_into(
+            &mut inputs,
+            &dir,
+            LeafRole::Peer,
+            &m.name,
+            cluster.peer_names(m),
+            cluster,
+            &mut report,
+        )?;
+        write_if_absent(
+            &dir.join("ca.crt"),
+            inputs.root_pem.as_bytes(),
+            Mode::Public,
+            &mut report,
+        )?;
+        write_if_absent(&dir.join("crl.pem"), &crl_now, Mode::Public, &mut report)?;
+        let env = cluster.member_env(m, existing_cluster && new_member);
+        write_if_absent(
+            &dir.join("etcd.env"),
+            env.as_bytes(),
+            Mode::Public,
+            &mut report,
+        )?;
+    }
+    for c in &cluster.clients {
+        let dir = out.join("clients").join(&c.name);
+        issue_into(
+            &mut inputs,
+            &dir,
+            LeafRole::Client,
+            &c.name,
+            SubjectNames::default(),
+            cluster,
+            &mut report,
+        )?;
+        write_if_absent(
+            &dir.join("ca.crt"),
+            inputs.root_pem.as_bytes(),
+            Mode::Public,
+            &mut report,
+        )?;
+        write_if_absent(
+            &dir.join("etcdctl.env"),
+            cluster.client_env(c).as_bytes(),
+            Mode::Public,
+            &mut report,
+        )?;
+    }
+    for p in &cluster.proxies {
+        let dir = out.join("proxies").join(&p.name);
+        let mut names = SubjectNames::default();
+        push_dns(&mut names, &p.name);
+        for d in &p.dns {
+            push_dns(&mut names, d);
+        }
+        for ip in &p.ips {
+            push_ip(&mut names, *ip);
+        }
+        issue_into(
+            &mut inputs,
+            &dir,
+            LeafRole::Server,
+            &p.name,
+            names,
+            cluster,
+            &mut report,
+        )?;
+        write_if_absent(
+            &dir.join("ca.crt"),
+            inputs.root_pem.as_bytes(),
+            Mode::Public,
+            &mut report,
+        )?;
+    }
+    if !cluster.clients.is_empty() {
+        output::write_atomic(
+            &out.join("rbac.sh"),
+            cluster.rbac_script().as_bytes(),
+            Mode::Public,
+            true,
+        )?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &str = r#"
+name = "demo"
+[[member]]
+name = "etcd-1"
+ips = ["10.0.0.1"]
+dns = ["etcd-1.example"]
+[[member]]
+name = "etcd-2"
+ips = ["10.0.0.2"]
+client-urls = ["https://etcd-2.example:2379"]
+[[client]]
+name = "root"
+[[client]]
+name = "app-user"
+roles = ["app-rw"]
+[[role]]
+name = "app-rw"
+readwrite = ["/app/"]
+"#;
+
+    #[test]
+    fn names_env_and_rbac() {
+        let c: ClusterFile = toml::from_str(CLUSTER).unwrap();
+        c.validate().unwrap();
+        let m2 = &c.members[1];
+        let s = c.server_names(m2);
+        assert!(
+            s.dns.contains(&"etcd-2.example".to_string()) && s.dns.contains(&"etcd-2".to_string())
+        );
+        let p = c.peer_names(&c.members[0]);
+        assert!(p.dns.contains(&"peers.demo.etcd".to_string()));
+        assert_eq!(p.ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        let env = c.member_env(&c.members[0], false);
+        assert!(env.contains(
+            "ETCD_INITIAL_CLUSTER=etcd-1=https://10.0.0.1:2380,etcd-2=https://10.0.0.2:2380\n"
+        ));
+        assert!(env.contains("ETCD_PEER_CERT_ALLOWED_HOSTNAME=peers.demo.etcd\n"));
+        assert!(env.contains("ETCD_CLIENT_CRL_FILE=/etc/etcd/pki/crl.pem\n"));
+        assert!(!env.contains("ETCD_PEER_CERT_ALLOWED_CN"));
+        let rbac = c.rbac_script();
+        let root_add = rbac.find("user add 'root'").unwrap();
+        assert!(root_add < rbac.find("user add 'app-user'").unwrap());
+        assert!(rbac.contains("role grant-permission 'app-rw' readwrite '/app/' --prefix=true"));
+        assert!(rbac.trim_end().ends_with("auth enable"));
+    }
+
+    #[test]
+    fn bad_cluster_files_are_refused() {
+        let no_ip = CLUSTER.replace("ips = [\"10.0.0.2\"]", "ips = []");
+        let c: ClusterFile = toml::from_str(&no_ip).unwrap();
+        assert!(c.validate().unwrap_err().contains("IP addresses"));
+        let no_root = CLUSTER.replace("name = \"root\"", "name = \"admin\"");
+        let c: ClusterFile = toml::from_str(&no_root).unwrap();
+        assert!(c.validate().unwrap_err().contains("root"));
+        assert!(
+            toml::from_str::<ClusterFile>(&format!("{CLUSTER}\ncolour = 1")).is_err()
+                || toml::from_str::<ClusterFile>(
+                    &CLUSTER.replace("name = \"demo\"", "name = \"demo\"\ncolour = 1")
+                )
+                .is_err()
+        );
+    }
+}
