@@ -71,21 +71,40 @@ echo "== online side: install the response, pinned to the root fingerprint"
 "$BIN/intermediate-ca" install --dir "$OUT/intermediate" --root-fingerprint "$ROOT_FP" "$OUT/bundles/response-1.age"
 "$BIN/intermediate-ca" status --dir "$OUT/intermediate"
 
-echo "== issuer: etcd bundle"
-mkdir -p "$OUT/etcd"
-cp "$OUT/root/root.crt" "$OUT/etcd/ca.crt"
-cp "$OUT/intermediate/generations/1/intermediate.crt" "$OUT/etcd/intermediate.crt"
-for n in 1 2 3; do
-  d="$OUT/etcd/nodes/etcd-$n"
-  "$BIN/issuer" issue server --ca "$OUT/intermediate" --out "$d" --cn "etcd-$n" --dns "etcd-$n" --dns localhost --ip 127.0.0.1 >/dev/null
-  "$BIN/issuer" issue peer   --ca "$OUT/intermediate" --out "$d" --cn "etcd-$n" --dns "etcd-$n" --dns localhost --ip 127.0.0.1 >/dev/null
-  cp "$OUT/etcd/ca.crt" "$d/ca.crt"
+echo "== issuer: etcd bundle (members etcd-1..3 on loopback, clients root and app-user)"
+cat > "$OUT/cluster.toml" <<TOML
+# The cluster file of the rehearsal: three members on 127.0.0.1 (distinct ports), installed in place.
+name = "rehearsal"
+etcd-version = "3.4"
+install-dir = "$OUT/etcd/nodes/{name}"
+client-install-dir = "$OUT/etcd/clients/{name}"
+data-dir = "$OUT/etcd-data/{name}"
+TOML
+for n in 1 2 3; do cat >> "$OUT/cluster.toml" <<TOML
+
+[[member]]
+name = "etcd-$n"
+ips = ["127.0.0.1"]
+dns = ["localhost"]
+client-urls = ["https://127.0.0.1:3${n}379"]
+peer-urls = ["https://127.0.0.1:3${n}380"]
+TOML
 done
-for u in root app-user; do
-  d="$OUT/etcd/clients/$u"
-  "$BIN/issuer" issue client --ca "$OUT/intermediate" --out "$d" --cn "$u" >/dev/null
-  cp "$OUT/etcd/ca.crt" "$d/ca.crt"
-done
+cat >> "$OUT/cluster.toml" <<TOML
+
+[[client]]
+name = "root"
+
+[[client]]
+name = "app-user"
+roles = ["app-rw"]
+
+[[role]]
+name = "app-rw"
+readwrite = ["/app/"]
+TOML
+"$BIN/issuer" etcd --ca "$OUT/intermediate" --cluster "$OUT/cluster.toml" --out "$OUT/etcd"
+"$BIN/issuer" check-etcd "$OUT/etcd"
 
 echo "== checks with openssl against the root alone"
 for f in "$OUT"/etcd/nodes/*/server.crt "$OUT"/etcd/nodes/*/peer.crt; do
@@ -110,6 +129,8 @@ rehearsal complete in $OUT:
   intermediate/    the online intermediate (generation 1 active) and its ledger
   bundles/         request-1.age and response-1.age, as they crossed the air gap
   ceremonies/      the ceremony files that were run
-  etcd/            the etcd bundle (ca.crt, intermediate.crt, nodes/etcd-{1,2,3}, clients/{root,app-user})
+  etcd/            the etcd bundle (ca.crt, intermediate.crt, crl.pem, nodes/etcd-{1,2,3}, clients/{root,app-user}, rbac.sh)
+                   start a member: env -i PATH=\$PATH bash -c 'set -a; . $OUT/etcd/nodes/etcd-1/etcd.env; exec etcd'
+  cluster.toml     the cluster file it was made from
   env              source it:  . $OUT/env && issuer list --ca $OUT/intermediate
 DONE

@@ -82,6 +82,17 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// Find the known etcd TLS mistakes in a bundle or a member's folder (one line each).
+    /// Exits non-zero when anything is wrong.
+    CheckEtcd {
+        /// A bundle (with nodes/ and clients/) or one member's folder (with etcd.env).
+        dir: PathBuf,
+        /// Report certificates that expire within this many days.
+        #[arg(long, default_value_t = 30)]
+        warn_days: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the leaves in the ledger.
     List {
         #[arg(long, value_name = "DIR")]

@@ -301,3 +301,25 @@ pub fn verify(
     }
     Ok(ok)
 }
+
+/// Returns whether the folder passed every check.
+pub fn check_etcd(dir: &Path, warn_days: i64, json: bool) -> bool {
+    let findings = pki_core::etcd_check::check_dir(
+        dir,
+        pki_core::etcd_check::CheckOptions {
+            warn_days,
+            now: OffsetDateTime::now_utc(),
+        },
+    );
+    let ok = verify::passed(&findings);
+    if json {
+        let doc = serde_json::json!({ "dir": dir, "passed": ok, "findings": findings });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        println!("{}", if ok { "PASSED" } else { "FAILED" });
+    }
+    ok
+}

@@ -51,6 +51,11 @@ fn main() -> ExitCode {
             root,
             secret,
         } => commands::etcd(&ca, &cluster, &out, root.as_deref(), &secret).map(|()| true),
+        Command::CheckEtcd {
+            dir,
+            warn_days,
+            json,
+        } => Ok(commands::check_etcd(&dir, warn_days, json)),
         Command::List {
             ca,
             expiring_within,

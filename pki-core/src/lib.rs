@@ -11,6 +11,7 @@ pub mod cfssl;
 pub mod csr;
 pub mod error;
 pub mod etcd;
+pub mod etcd_check;
 pub mod issue;
 pub mod keyfile;
 pub mod ledger;
