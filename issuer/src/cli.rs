@@ -93,6 +93,70 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a leaf: the ledger records it, the next `issuer crl` lists it.
+    Revoke {
+        /// The serial, hex as `issuer list` or `openssl x509 -serial` prints it.
+        serial: String,
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, privilegeWithdrawn.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Sign and publish CRLs: the intermediate's own CRL (--out) and/or the etcd CRL file
+    /// (--etcd-out FILE or --etcd-bundle DIR), which also carries the root's revocations.
+    Crl {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The intermediate's direct CRL (standard; for any validator).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The etcd CRL file: one PEM block listing revoked leaves and revoked intermediates.
+        #[arg(long, value_name = "FILE")]
+        etcd_out: Option<PathBuf>,
+        /// Install the etcd CRL file into a bundle: BUNDLE/crl.pem and every nodes/*/crl.pem.
+        #[arg(long, value_name = "DIR")]
+        etcd_bundle: Option<PathBuf>,
+        /// The root's CRL (default: the one installed from the last response bundle).
+        #[arg(long, value_name = "FILE")]
+        root_crl: Option<PathBuf>,
+        /// The root certificate (default: the root pinned in the CA folder).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// nextUpdate, in days from now.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Renew every live leaf that expires within a duration: same names and profile, new keys
+    /// where we generated them, swapped into place beside the old files.
+    Renew {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// e.g. 30d, 12h, 2w.
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: String,
+        /// Show what would be renewed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Re-issue every live leaf of an older intermediate generation under the active one (after
+    /// a rotation), swapped into place; the old leaves are marked superseded.
+    Reissue {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The generation whose leaves are re-issued (see `intermediate-ca status`).
+        #[arg(long, value_name = "GENERATION")]
+        from: u32,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// List the leaves in the ledger.
     List {
         #[arg(long, value_name = "DIR")]

@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use pki_core::ca_dir::CaDir;
+use pki_core::certs::CertFacts;
 use pki_core::cfssl;
 use pki_core::csr::CheckedCsr;
 use pki_core::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use pki_core::ledger::ListFilter;
+use pki_core::lifecycle;
 use pki_core::profile::{LeafRole, Profile, Subject, SubjectNames};
 use pki_core::validity::{fmt_time, parse_duration};
 use pki_core::verify::{self, VerifyRequest};
@@ -161,7 +163,7 @@ pub fn etcd(
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
     let ca = CaDir::open(ca_dir)?;
     let root_pem = root_of(&ca, root)?;
-    let root_facts = pki_core::certs::CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
+    let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let secret = secret.resolve("Passphrase for the CA key", false)?;
     let signer = IssuingCa::open(&ca, &secret)?;
     pki_core::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
@@ -177,7 +179,9 @@ pub fn etcd(
     let crl_pem = if out.join("crl.pem").exists() {
         String::new()
     } else {
-        crl_pem(&signer, &mut ledger, now, 30)?
+        let (_, root_crl) = root_and_crl(&ca, root, None)?;
+        let pair = root_crl.as_deref().map(|c| (&root_facts, c));
+        etcd_crl_pem(&ca, &signer, &mut ledger, pair, now, 30)?.0
     };
     let report = pki_core::etcd::build_bundle(
         &cluster,
@@ -209,29 +213,225 @@ pub fn etcd(
     Ok(())
 }
 
-/// An intermediate-signed CRL of the ledger's revoked leaves, as PEM.
-fn crl_pem<S: pki_core::signer::Signer>(
+/// The etcd CRL (indirect, see pki-core's crl module) as PEM.
+fn etcd_crl_pem<S: pki_core::signer::Signer>(
+    ca: &CaDir,
     signer: &IssuingCa<S>,
     ledger: &mut pki_core::ledger::Ledger,
+    root: Option<(&CertFacts, &[u8])>,
     now: OffsetDateTime,
-    days: i64,
-) -> Result<String> {
-    let revoked = ledger
-        .revoked()?
-        .into_iter()
-        .filter_map(|(serial, _reason, at)| {
-            pki_core::serial::Serial::from_hex(&serial).map(|s| rcgen::RevokedCertParams {
-                serial_number: s.to_rcgen(),
-                revocation_time: at,
-                reason_code: None,
-                invalidity_date: None,
-            })
-        })
-        .collect();
+    days: u32,
+) -> Result<(String, usize)> {
+    let entries = lifecycle::etcd_entries(ca, ledger, signer.generation, root)?;
     let number = ledger.next_crl_number()?;
     let now = now.replace_nanosecond(0).expect("ns");
-    let der = signer.sign_crl(revoked, number, now, now + time::Duration::days(days))?;
-    Ok(pki_core::certs::to_pem("X509 CRL", &der))
+    let der = signer.sign_crl(
+        &entries,
+        number,
+        now,
+        now + time::Duration::days(days as i64),
+        true,
+    )?;
+    Ok((pki_core::certs::to_pem("X509 CRL", &der), entries.len()))
+}
+
+/// The root certificate and, when there is one, the root CRL (verified later against it).
+fn root_and_crl(
+    ca: &CaDir,
+    root: Option<&Path>,
+    root_crl: Option<&Path>,
+) -> Result<(Option<CertFacts>, Option<Vec<u8>>)> {
+    let root_facts = match root_of(ca, root) {
+        Ok(pem) => Some(CertFacts::from_pem("root certificate", pem.as_bytes())?),
+        Err(e) if root_crl.is_some() => return Err(e),
+        Err(_) => None,
+    };
+    let crl_path = root_crl
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ca.root_crl_path());
+    let crl = if crl_path.exists() {
+        let bytes = output::read(&crl_path)?;
+        let blocks =
+            pki_core::certs::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
+        Some(blocks.into_iter().next().expect("one block"))
+    } else {
+        None
+    };
+    Ok((root_facts, crl))
+}
+
+pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
+    pki_core::crl::Reason::parse(reason)?;
+    let ca = CaDir::open(ca)?;
+    let serial = pki_core::serial::Serial::from_hex(serial)
+        .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
+        .to_hex();
+    let rec = ca.ledger()?.revoke(&serial, reason)?;
+    println!(
+        "revoked {} leaf {} (serial {serial}, reason {reason})",
+        rec.profile, rec.subject
+    );
+    println!("publish it: issuer crl --ca {} --etcd-bundle BUNDLE (etcd re-reads the CRL file on every connection)", ca.path.display());
+    if rec.profile == "peer" {
+        println!("a revoked peer certificate does not evict its member (etcd facts C7): run `etcdctl member remove` for {}", rec.subject);
+    }
+    Ok(())
+}
+
+pub struct CrlArgs {
+    pub ca: PathBuf,
+    pub out: Option<PathBuf>,
+    pub etcd_out: Option<PathBuf>,
+    pub etcd_bundle: Option<PathBuf>,
+    pub root_crl: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub days: u32,
+}
+
+pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
+    if a.out.is_none() && a.etcd_out.is_none() && a.etcd_bundle.is_none() {
+        return Err(Error::Policy(
+            "nothing to write: pass --out, --etcd-out or --etcd-bundle".into(),
+        ));
+    }
+    if a.days == 0 || a.days > 366 {
+        return Err(Error::Policy("--days must be between 1 and 366".into()));
+    }
+    let ca = CaDir::open(&a.ca)?;
+    let (root, root_crl) = root_and_crl(&ca, a.root.as_deref(), a.root_crl.as_deref())?;
+    if root_crl.is_some() && root.is_none() {
+        return Err(Error::Policy(
+            "a root CRL needs the root certificate to check it: pass --root".into(),
+        ));
+    }
+    let secret = secret.resolve("Passphrase for the CA key", false)?;
+    let signer = IssuingCa::open(&ca, &secret)?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    if let Some(out) = &a.out {
+        let entries = lifecycle::direct_entries(&ledger, signer.generation)?;
+        let number = ledger.next_crl_number()?;
+        let t = now.replace_nanosecond(0).expect("ns");
+        let der = signer.sign_crl(
+            &entries,
+            number,
+            t,
+            t + time::Duration::days(a.days as i64),
+            false,
+        )?;
+        lifecycle::publish_crl(out, &der)?;
+        println!(
+            "CRL {number} of the intermediate: {} ({} revoked)",
+            out.display(),
+            entries.len()
+        );
+    }
+    if a.etcd_out.is_some() || a.etcd_bundle.is_some() {
+        let root_pair = match (&root, &root_crl) {
+            (Some(r), Some(c)) => Some((r, c.as_slice())),
+            _ => None,
+        };
+        let (pem, n) = etcd_crl_pem(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let mut targets: Vec<PathBuf> = a.etcd_out.iter().cloned().collect();
+        if let Some(b) = &a.etcd_bundle {
+            targets.extend(lifecycle::bundle_crl_paths(b));
+        }
+        let der = pki_core::certs::pem_blocks("etcd CRL", pem.as_bytes(), "X509 CRL")?.remove(0);
+        for t in &targets {
+            lifecycle::publish_crl(t, &der)?;
+            println!(
+                "etcd CRL: {} ({n} revoked serials{})",
+                t.display(),
+                if root_pair.is_some() {
+                    ", root CRL included"
+                } else {
+                    ", no root CRL"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn replace_all(
+    ca_dir: &Path,
+    recs: Vec<pki_core::ledger::LeafRecord>,
+    dry_run: bool,
+    secret: &SecretArgs,
+    what: &str,
+) -> Result<()> {
+    if recs.is_empty() {
+        println!("nothing to {what}");
+        return Ok(());
+    }
+    for r in &recs {
+        println!(
+            "{what} {} {} (serial {}, expires {}) at {}",
+            r.profile,
+            r.subject,
+            r.serial,
+            fmt_time(r.not_after),
+            r.cert_path
+        );
+    }
+    if dry_run {
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+    let ca = CaDir::open(ca_dir)?;
+    let secret = secret.resolve("Passphrase for the CA key", false)?;
+    let signer = IssuingCa::open(&ca, &secret)?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    let mut done = 0;
+    for r in &recs {
+        let new = lifecycle::replace_leaf(&signer, &mut ledger, r, now)?;
+        println!(
+            "  {} -> {} (generation {}, valid until {})",
+            r.serial,
+            new.serial,
+            new.generation,
+            fmt_time(new.not_after)
+        );
+        done += 1;
+    }
+    println!(
+        "{done} leaf/leaves replaced in place; etcd picks up new leaf files on the next handshake"
+    );
+    Ok(())
+}
+
+pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) -> Result<()> {
+    let ca = CaDir::open(ca_dir)?;
+    let filter = ListFilter {
+        expiring_before: Some(OffsetDateTime::now_utc() + parse_duration(within)?),
+        active_only: true,
+        generation: None,
+    };
+    let recs = ca.ledger()?.list(&filter)?;
+    replace_all(ca_dir, recs, dry_run, secret, "renew")
+}
+
+pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> Result<()> {
+    let ca = CaDir::open(ca_dir)?;
+    let active = ca.active()?;
+    if from == active {
+        return Err(Error::Policy(format!(
+            "generation {from} is the active one; install the new intermediate first (intermediate-ca install), then re-issue from the old generation"
+        )));
+    }
+    if !ca.state.generations.iter().any(|g| g.id == from) {
+        return Err(Error::Policy(format!(
+            "this CA folder has no generation {from}"
+        )));
+    }
+    let filter = ListFilter {
+        expiring_before: None,
+        active_only: true,
+        generation: Some(from),
+    };
+    let recs = ca.ledger()?.list(&filter)?;
+    replace_all(ca_dir, recs, dry_run, secret, "reissue")
 }
 
 pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> {

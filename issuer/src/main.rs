@@ -51,6 +51,43 @@ fn main() -> ExitCode {
             root,
             secret,
         } => commands::etcd(&ca, &cluster, &out, root.as_deref(), &secret).map(|()| true),
+        Command::Revoke { serial, ca, reason } => {
+            commands::revoke(&ca, &serial, &reason).map(|()| true)
+        }
+        Command::Crl {
+            ca,
+            out,
+            etcd_out,
+            etcd_bundle,
+            root_crl,
+            root,
+            days,
+            secret,
+        } => commands::crl(
+            &commands::CrlArgs {
+                ca,
+                out,
+                etcd_out,
+                etcd_bundle,
+                root_crl,
+                root,
+                days,
+            },
+            &secret,
+        )
+        .map(|()| true),
+        Command::Renew {
+            ca,
+            expiring_within,
+            dry_run,
+            secret,
+        } => commands::renew(&ca, &expiring_within, dry_run, &secret).map(|()| true),
+        Command::Reissue {
+            ca,
+            from,
+            dry_run,
+            secret,
+        } => commands::reissue(&ca, from, dry_run, &secret).map(|()| true),
         Command::CheckEtcd {
             dir,
             warn_days,

@@ -71,6 +71,8 @@ pub fn normalize_fingerprint(s: &str) -> String {
 pub struct CertFacts {
     pub der: Vec<u8>,
     pub subject: String,
+    /// DER Name of the subject (the issuer name of what this certificate signs).
+    pub subject_der: Vec<u8>,
     pub subject_cn: String,
     pub issuer: String,
     pub serial: Serial,
@@ -107,6 +109,7 @@ impl CertFacts {
         Ok(CertFacts {
             der: der.to_vec(),
             subject: cert.subject().to_string(),
+            subject_der: cert.subject().as_raw().to_vec(),
             subject_cn,
             issuer: cert.issuer().to_string(),
             serial: Serial::from_bytes(cert.raw_serial()),

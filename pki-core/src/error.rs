@@ -91,7 +91,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn input(what: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn input(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::BadInput {
             what: what.into(),
             reason: reason.into(),

@@ -215,7 +215,7 @@ fn check_crl(cx: &mut Ctx, path: &Path) {
                 "stale: nextUpdate was {}; etcd does not check dates (facts C4), so publish a fresh one",
                 crate::validity::fmt_time(n.to_datetime())
             )),
-            Some(n) if (n.to_datetime() - cx.opts.now).whole_days() < cx.opts.warn_days.min(7) => {
+            Some(n) if (n.to_datetime() - cx.opts.now).whole_days() < 2 => {
                 cx.warn("crl", path, format!("nextUpdate {} is close", crate::validity::fmt_time(n.to_datetime())))
             }
             None => cx.warn("crl", path, "no nextUpdate"),

@@ -25,6 +25,11 @@ pub enum LeafKey {
     Generate(KeyAlgorithm),
     /// The requester keeps the key; we only certify the public key of a checked CSR.
     Csr(Box<CheckedCsr>),
+    /// Re-certify a public key we certified before (renewal of a CSR-based leaf).
+    Spki {
+        spki_der: Vec<u8>,
+        alg: KeyAlgorithm,
+    },
 }
 
 /// Everything the operator asked for.
@@ -80,13 +85,15 @@ impl<S: Signer> IssuingCa<S> {
         })
     }
 
-    /// Signs a v2 CRL of this intermediate: CRL number, AKI (= our SKI), nextUpdate.
+    /// Signs a v2 CRL with this intermediate's key: CRL number, AKI (= our SKI), nextUpdate.
+    /// `indirect` makes it the etcd CRL of [`crate::crl`].
     pub fn sign_crl(
         &self,
-        revoked: Vec<rcgen::RevokedCertParams>,
+        entries: &[crate::crl::CrlEntry],
         number: u64,
         this_update: OffsetDateTime,
         next_update: OffsetDateTime,
+        indirect: bool,
     ) -> Result<Vec<u8>> {
         if next_update > self.cert.not_after {
             return Err(Error::OutlivesIssuer {
@@ -98,18 +105,18 @@ impl<S: Signer> IssuingCa<S> {
             what: "issuing CA certificate".into(),
             detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
         })?;
-        let params = rcgen::CertificateRevocationListParams {
-            this_update,
-            next_update,
-            crl_number: rcgen::SerialNumber::from(number),
-            issuing_distribution_point: None,
-            revoked_certs: revoked,
-            key_identifier_method: rcgen::KeyIdMethod::PreSpecified(ski),
-        };
-        let crl = params
-            .signed_by(&self.issuer)
-            .map_err(|e| Error::Signing(format!("CRL: {e}")))?;
-        Ok(crl.der().to_vec())
+        crate::crl::sign_crl(
+            self.issuer.key(),
+            &crate::crl::CrlParams {
+                issuer_name: &self.cert.subject_der,
+                issuer_key_id: &ski,
+                number,
+                this_update,
+                next_update,
+                indirect,
+            },
+            entries,
+        )
     }
 
     /// Signs one leaf per its role's profile.
@@ -132,6 +139,16 @@ impl<S: Signer> IssuingCa<S> {
                     .signed_by(&key, &self.issuer)
                     .map_err(|e| Error::Signing(e.to_string()))?;
                 (*alg, Some(key.to_pkcs8_pem()), cert)
+            }
+            LeafKey::Spki { spki_der, alg } => {
+                let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+                    .map_err(|e| Error::input("public key", e.to_string()))?;
+                let params =
+                    profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
+                let cert = params
+                    .signed_by(&pk, &self.issuer)
+                    .map_err(|e| Error::Signing(e.to_string()))?;
+                (*alg, None, cert)
             }
             LeafKey::Csr(csr) => {
                 let pk = csr.public_key()?;
@@ -225,7 +242,8 @@ impl IssuedLeaf {
         force: bool,
     ) -> Result<LeafRecord> {
         paths.ensure_absent(self.key_pem.is_some(), force)?;
-        let rec = self.record(generation, &paths.cert);
+        let abs = std::path::absolute(&paths.cert).map_err(|e| Error::io(&paths.cert, e))?;
+        let rec = self.record(generation, &abs);
         ledger.record(&rec, &self.cert_der)?;
         let mut key_written = false;
         let mut result = Ok(());

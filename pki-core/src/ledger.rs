@@ -42,6 +42,8 @@ pub struct ListFilter {
     pub expiring_before: Option<OffsetDateTime>,
     /// Only `active` leaves.
     pub active_only: bool,
+    /// Only leaves of this generation.
+    pub generation: Option<u32>,
 }
 
 pub struct Ledger {
@@ -171,23 +173,80 @@ impl Ledger {
         Ok(n as u64)
     }
 
-    /// Revoked leaves as (serial hex, reason, revoked_at).
-    pub fn revoked(&self) -> Result<Vec<(String, Option<String>, OffsetDateTime)>> {
+    /// Revoked leaves as (serial hex, generation, reason, revoked_at).
+    pub fn revoked(&self) -> Result<Vec<(String, u32, Option<String>, OffsetDateTime)>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT serial, revocation_reason, COALESCE(revoked_at, issued_at) FROM leaves WHERE status = 'revoked'")
+            .prepare("SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at) FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let t: i64 = r.get(2)?;
+                let t: i64 = r.get(3)?;
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
+                    r.get(2)?,
                     OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH),
                 ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks an active leaf revoked. Errors when it is unknown or not active.
+    pub fn revoke(&mut self, serial: &str, reason: &str) -> Result<LeafRecord> {
+        let rec = self.get(serial)?.ok_or_else(|| Error::Ledger {
+            path: self.path.clone(),
+            reason: format!(
+                "no leaf with serial {serial} was issued from this CA folder (see `issuer list`)"
+            ),
+        })?;
+        if rec.status == "revoked" {
+            return Err(Error::Policy(format!(
+                "leaf {serial} is already revoked ({})",
+                rec.revocation_reason.clone().unwrap_or_default()
+            )));
+        }
+        self.conn
+            .execute(
+                "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?1",
+                params![serial, reason, OffsetDateTime::now_utc().unix_timestamp()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rec)
+    }
+
+    /// Marks a leaf superseded by a renewal or re-issue.
+    pub fn supersede(&mut self, serial: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE leaves SET status = 'superseded' WHERE serial = ?1 AND status = 'active'",
+                params![serial],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records where a leaf's certificate file lives.
+    pub fn set_cert_path(&mut self, serial: &str, path: &Path) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE leaves SET cert_path = ?2 WHERE serial = ?1",
+                params![serial, path.display().to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The DER certificate of a leaf.
+    pub fn cert_der(&self, serial: &str) -> Result<Vec<u8>> {
+        self.conn
+            .query_row(
+                "SELECT cert_der FROM leaves WHERE serial = ?1",
+                params![serial],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -225,6 +284,9 @@ impl Ledger {
         }
         if filter.active_only {
             sql.push_str(" AND status = 'active'");
+        }
+        if let Some(g) = filter.generation {
+            sql.push_str(&format!(" AND generation = {g}"));
         }
         sql.push_str(" ORDER BY issued_at, rowid");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;

@@ -1,0 +1,262 @@
+//! Certificate revocation lists, v2 (RFC 5280 §5), encoded here so that two kinds can be made
+//! with one encoder:
+//!
+//! * the **direct CRL** of an issuer: every entry is a certificate that issuer signed;
+//! * the **etcd CRL**: etcd reads only the first PEM block of its CRL file and matches serials
+//!   without looking at the issuer or the signature (etcd facts C3, C5), so one file must list
+//!   the revoked leaves *and* the revoked intermediates. We emit it as an **indirect CRL**
+//!   (issuingDistributionPoint with indirectCRL, critical): entries of certificates issued by
+//!   someone else carry the certificateIssuer entry extension (critical), so the file says
+//!   exactly what it is, and a validator that does not understand indirect CRLs must refuse
+//!   it rather than misread it. Other validators use the direct CRLs. See docs/crl.md.
+//!
+//! The encoder streams entries, so a CRL of a million entries stays small in memory.
+
+use time::OffsetDateTime;
+use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::{DERWriter, Tag};
+
+use crate::algorithm::KeyAlgorithm;
+use crate::error::{Error, Result};
+use crate::signer::Signer;
+
+/// RFC 5280 §5.3.1 reason codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    CaCompromise = 2,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    PrivilegeWithdrawn = 9,
+}
+
+impl Reason {
+    pub const NAMES: &'static str = "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn";
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "unspecified" => Reason::Unspecified,
+            "keyCompromise" => Reason::KeyCompromise,
+            "cACompromise" => Reason::CaCompromise,
+            "affiliationChanged" => Reason::AffiliationChanged,
+            "superseded" => Reason::Superseded,
+            "cessationOfOperation" => Reason::CessationOfOperation,
+            "privilegeWithdrawn" => Reason::PrivilegeWithdrawn,
+            other => {
+                return Err(Error::input(
+                    "reason",
+                    format!(
+                        "'{other}' is not a revocation reason; use one of {}",
+                        Self::NAMES
+                    ),
+                ))
+            }
+        })
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            0 => Reason::Unspecified,
+            1 => Reason::KeyCompromise,
+            2 => Reason::CaCompromise,
+            3 => Reason::AffiliationChanged,
+            4 => Reason::Superseded,
+            5 => Reason::CessationOfOperation,
+            9 => Reason::PrivilegeWithdrawn,
+            _ => return None,
+        })
+    }
+}
+
+/// One revoked certificate.
+#[derive(Clone, Debug)]
+pub struct CrlEntry {
+    /// Big-endian magnitude of the serial.
+    pub serial: Vec<u8>,
+    pub revoked_at: OffsetDateTime,
+    pub reason: Option<Reason>,
+    /// DER Name of the certificate's issuer when it is not the CRL's issuer (indirect CRL).
+    pub certificate_issuer: Option<Vec<u8>>,
+}
+
+/// What the CRL says about itself.
+pub struct CrlParams<'a> {
+    /// DER Name of the CRL issuer (the signer's certificate subject).
+    pub issuer_name: &'a [u8],
+    pub issuer_key_id: &'a [u8],
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: OffsetDateTime,
+    /// Emit issuingDistributionPoint { indirectCRL TRUE }.
+    pub indirect: bool,
+}
+
+fn oid(arcs: &[u64]) -> ObjectIdentifier {
+    ObjectIdentifier::from_slice(arcs)
+}
+
+const OID_AKI: &[u64] = &[2, 5, 29, 35];
+const OID_CRL_NUMBER: &[u64] = &[2, 5, 29, 20];
+const OID_IDP: &[u64] = &[2, 5, 29, 28];
+const OID_REASON: &[u64] = &[2, 5, 29, 21];
+const OID_CERT_ISSUER: &[u64] = &[2, 5, 29, 29];
+
+fn write_time(w: DERWriter<'_>, t: OffsetDateTime) {
+    // RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050.
+    if t.year() < 2050 {
+        w.write_utctime(&UTCTime::from_datetime(t));
+    } else {
+        w.write_generalized_time(&GeneralizedTime::from_datetime(t));
+    }
+}
+
+fn write_ext(w: DERWriter<'_>, id: &[u64], critical: bool, value: impl FnOnce(DERWriter<'_>)) {
+    w.write_sequence(|w| {
+        w.next().write_oid(&oid(id));
+        if critical {
+            w.next().write_bool(true);
+        }
+        let inner = yasna::construct_der(value);
+        w.next().write_bytes(&inner);
+    });
+}
+
+/// The DER AlgorithmIdentifier of the signature a key of this kind makes.
+fn signature_algorithm_der(alg: KeyAlgorithm) -> &'static [u8] {
+    match alg {
+        KeyAlgorithm::P256 => &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ],
+        KeyAlgorithm::P384 => &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+        ],
+        KeyAlgorithm::Ed25519 => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
+        KeyAlgorithm::Rsa(_) => &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+            0x00,
+        ],
+    }
+}
+
+/// Encodes and signs a CRL; returns its DER.
+pub fn sign_crl(
+    signer: &impl Signer,
+    params: &CrlParams<'_>,
+    entries: &[CrlEntry],
+) -> Result<Vec<u8>> {
+    if params.next_update <= params.this_update {
+        return Err(Error::BadValidity(
+            "nextUpdate must be after thisUpdate".into(),
+        ));
+    }
+    let alg_der = signature_algorithm_der(signer.key_algorithm());
+    let tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(1); // v2
+            w.next().write_der(alg_der);
+            w.next().write_der(params.issuer_name);
+            write_time(w.next(), params.this_update);
+            write_time(w.next(), params.next_update);
+            if !entries.is_empty() {
+                w.next().write_sequence_of(|w| {
+                    for e in entries {
+                        w.next().write_sequence(|w| {
+                            w.next().write_bigint_bytes(&e.serial, true);
+                            write_time(w.next(), e.revoked_at);
+                            if e.reason.is_some() || e.certificate_issuer.is_some() {
+                                w.next().write_sequence(|w| {
+                                    if let Some(r) = e.reason {
+                                        write_ext(w.next(), OID_REASON, false, |w| {
+                                            w.write_enum(r as i64)
+                                        });
+                                    }
+                                    if let Some(name) = &e.certificate_issuer {
+                                        write_ext(w.next(), OID_CERT_ISSUER, true, |w| {
+                                            // GeneralNames { directoryName [4] EXPLICIT Name }
+                                            w.write_sequence(|w| {
+                                                w.next().write_tagged(Tag::context(4), |w| {
+                                                    w.write_der(name)
+                                                })
+                                            })
+                                        });
+                                    }
+                                });
+                            }
+                        });
+                    }
+                });
+            }
+            w.next().write_tagged(Tag::context(0), |w| {
+                w.write_sequence(|w| {
+                    write_ext(w.next(), OID_AKI, false, |w| {
+                        w.write_sequence(|w| {
+                            w.next().write_tagged_implicit(Tag::context(0), |w| {
+                                w.write_bytes(params.issuer_key_id)
+                            })
+                        })
+                    });
+                    write_ext(w.next(), OID_CRL_NUMBER, false, |w| {
+                        w.write_u64(params.number)
+                    });
+                    if params.indirect {
+                        write_ext(w.next(), OID_IDP, true, |w| {
+                            w.write_sequence(|w| {
+                                w.next()
+                                    .write_tagged_implicit(Tag::context(4), |w| w.write_bool(true))
+                            })
+                        });
+                    }
+                });
+            });
+        });
+    });
+    let sig = signer
+        .sign(&tbs)
+        .map_err(|e| Error::Signing(format!("CRL signature by {}: {e}", signer.describe())))?;
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            w.next().write_der(alg_der);
+            w.next().write_bitvec_bytes(&sig, sig.len() * 8);
+        })
+    }))
+}
+
+/// The revoked serials of a CRL (any issuer), with their reasons: used to carry the root's
+/// revocations of intermediates into the etcd CRL.
+pub fn parse_entries(
+    what: &str,
+    der: &[u8],
+) -> Result<Vec<(Vec<u8>, OffsetDateTime, Option<Reason>)>> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|e| Error::input(what, format!("not a CRL ({e})")))?;
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            let reason = r.reason_code().and_then(|(_, rc)| Reason::from_code(rc.0));
+            (
+                crate::serial::Serial::from_bytes(r.raw_serial())
+                    .as_bytes()
+                    .to_vec(),
+                r.revocation_date.to_datetime(),
+                reason,
+            )
+        })
+        .collect())
+}
+
+/// Checks a CRL's signature against an issuer's SubjectPublicKeyInfo.
+pub fn verify_signature(der: &[u8], issuer_spki: &[u8]) -> Result<()> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|e| Error::input("CRL", format!("not a CRL ({e})")))?;
+    crate::sigcheck::verify(
+        &crl.signature_algorithm.algorithm.to_id_string(),
+        issuer_spki,
+        crl.tbs_cert_list.as_ref(),
+        crl.signature_value.as_ref(),
+    )
+}

@@ -1,0 +1,187 @@
+//! Revocation lists, renewal and re-issue over the ledger.
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::ca_dir::CaDir;
+use crate::certs::CertFacts;
+use crate::crl::{CrlEntry, Reason};
+use crate::error::{Error, Result};
+use crate::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use crate::ledger::{LeafRecord, Ledger};
+use crate::output::{self, Mode};
+use crate::profile::{LeafRole, Subject, SubjectNames};
+use crate::serial::Serial;
+use crate::signer::Signer;
+
+fn entry(
+    serial_hex: &str,
+    at: OffsetDateTime,
+    reason: Option<&str>,
+    issuer: Option<Vec<u8>>,
+) -> Option<CrlEntry> {
+    Some(CrlEntry {
+        serial: Serial::from_hex(serial_hex)?.as_bytes().to_vec(),
+        revoked_at: at,
+        reason: reason.and_then(|r| Reason::parse(r).ok()),
+        certificate_issuer: issuer,
+    })
+}
+
+/// Entries of the active intermediate's direct CRL: the revoked leaves it issued.
+pub fn direct_entries(ledger: &Ledger, generation: u32) -> Result<Vec<CrlEntry>> {
+    Ok(ledger
+        .revoked()?
+        .into_iter()
+        .filter(|(_, g, _, _)| *g == generation)
+        .filter_map(|(s, _, r, t)| entry(&s, t, r.as_deref(), None))
+        .collect())
+}
+
+/// Entries of the etcd CRL: every revoked leaf of every generation (leaves of other generations
+/// name their issuer), then every certificate the root revoked (naming the root).
+pub fn etcd_entries(
+    ca: &CaDir,
+    ledger: &Ledger,
+    active: u32,
+    root: Option<(&CertFacts, &[u8])>,
+) -> Result<Vec<CrlEntry>> {
+    let mut own = Vec::new();
+    let mut others = Vec::new();
+    for (s, g, r, t) in ledger.revoked()? {
+        if g == active {
+            own.extend(entry(&s, t, r.as_deref(), None));
+        } else {
+            let issuer = ca.cert(g)?.subject_der;
+            others.extend(entry(&s, t, r.as_deref(), Some(issuer)));
+        }
+    }
+    // Entries without certificateIssuer must come first: the extension carries over to the
+    // entries that follow it (RFC 5280 §5.3.3).
+    own.extend(others);
+    if let Some((root_cert, crl_der)) = root {
+        crate::crl::verify_signature(crl_der, &root_cert.spki_der).map_err(|_| {
+            Error::Policy(
+                "the root CRL is not signed by the root certificate; refusing to use it".into(),
+            )
+        })?;
+        for (serial, at, reason) in crate::crl::parse_entries("root CRL", crl_der)? {
+            own.push(CrlEntry {
+                serial,
+                revoked_at: at,
+                reason,
+                certificate_issuer: Some(root_cert.subject_der.clone()),
+            });
+        }
+    }
+    Ok(own)
+}
+
+/// Writes a CRL file atomically. CRL files are meant to be replaced (etcd re-reads them on
+/// every connection), so an existing file is swapped, never half-written.
+pub fn publish_crl(path: &Path, der: &[u8]) -> Result<()> {
+    let pem = crate::certs::to_pem("X509 CRL", der);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        output::create_dir(parent, 0o755)?;
+    }
+    output::write_atomic(path, pem.as_bytes(), Mode::Public, true)
+}
+
+/// The CRL paths of an etcd bundle: the top-level one and each member's copy.
+pub fn bundle_crl_paths(bundle: &Path) -> Vec<PathBuf> {
+    let mut v = vec![bundle.join("crl.pem")];
+    if let Ok(rd) = std::fs::read_dir(bundle.join("nodes")) {
+        let mut members: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        members.sort();
+        v.extend(members.into_iter().map(|m| m.join("crl.pem")));
+    }
+    v
+}
+
+/// Issues the successor of `old` (same names and profile; a new key when we generated the old
+/// one) and swaps it into place: the new key and certificate are written beside the old files
+/// as `*.new`, then renamed over them, key first. The old leaf is marked superseded.
+pub fn replace_leaf<S: Signer>(
+    ca: &IssuingCa<S>,
+    ledger: &mut Ledger,
+    old: &LeafRecord,
+    now: OffsetDateTime,
+) -> Result<LeafRecord> {
+    let role: LeafRole = old.profile.parse()?;
+    let cert_path = PathBuf::from(&old.cert_path);
+    let dir = cert_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let final_paths = LeafPaths {
+        cert: cert_path.clone(),
+        key: dir.join(format!("{}.key", role.as_str())),
+    };
+    let key = if old.key_source == "generated" {
+        LeafKey::Generate(old.key_alg.parse()?)
+    } else {
+        let der = ledger.cert_der(&old.serial)?;
+        let facts = CertFacts::from_der("ledger certificate", &der)?;
+        LeafKey::Spki {
+            alg: crate::algorithm::KeyAlgorithm::from_spki_der(&facts.spki_der)?,
+            spki_der: facts.spki_der,
+        }
+    };
+    let names = SubjectNames {
+        dns: old.dns.clone(),
+        ips: old
+            .ips
+            .iter()
+            .map(|i| {
+                i.parse()
+                    .map_err(|_| Error::input("ledger", format!("bad IP {i}")))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let days =
+        ((old.not_after - old.not_before).whole_days() as u32).clamp(1, role.profile().max_days());
+    let leaf = ca.sign_leaf(
+        LeafRequest {
+            role,
+            subject: Subject::cn(old.subject.clone()),
+            names,
+            days: Some(days),
+            key,
+        },
+        now,
+    )?;
+    let staged = LeafPaths {
+        cert: with_suffix(&final_paths.cert, ".new"),
+        key: with_suffix(&final_paths.key, ".new"),
+    };
+    // The ledger knows the new leaf (under its final path) before any file exists.
+    let rec = leaf.commit(ledger, ca.generation, &staged, true)?;
+    ledger.set_cert_path(&rec.serial, &final_paths.cert)?;
+    if leaf.key_pem.is_some() {
+        rename(&staged.key, &final_paths.key)?;
+    }
+    rename(&staged.cert, &final_paths.cert)?;
+    ledger.supersede(&old.serial)?;
+    let mut rec = rec;
+    rec.cert_path = final_paths.cert.display().to_string();
+    Ok(rec)
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+    if let Some(d) = to.parent() {
+        let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
+    }
+    Ok(())
+}
