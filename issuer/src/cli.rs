@@ -64,6 +64,21 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// Issue many leaves from a TOML file of [[leaf]] tables (profile, cn, dns, ip, key, days);
+    /// each goes to OUT/<cn>/. Crash-safe: re-running finishes an interrupted batch.
+    Batch {
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The batch file.
+        file: PathBuf,
+        /// Signing threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// Write (or complete) an etcd bundle from a cluster file: per member server and peer
     /// certificates and an etcd.env, per client a certificate and an etcdctl.env, rbac.sh.
     /// Existing keys and certificates are never replaced: re-run after adding a member or client.

@@ -139,6 +139,69 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     Ok(())
 }
 
+pub fn batch(
+    ca_dir: &Path,
+    out: &Path,
+    file: &Path,
+    threads: Option<usize>,
+    secret: &SecretArgs,
+) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let batch = pki_core::batch::BatchFile::parse(
+        &file.display().to_string(),
+        &output::read_to_string(file)?,
+    )?;
+    let ca = CaDir::open(ca_dir)?;
+    let secret = secret.resolve("Passphrase for the CA key", false)?;
+    let signer = IssuingCa::open(&ca, &secret)?;
+    let mut ledger = ca.ledger()?;
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let report = pki_core::batch::run(
+        &signer,
+        &mut ledger,
+        &batch,
+        out,
+        threads,
+        OffsetDateTime::now_utc(),
+        |done, total| {
+            if tty {
+                let width = 40;
+                let filled = if total == 0 {
+                    width
+                } else {
+                    done * width / total
+                };
+                eprint!(
+                    "\r[{}{}] {done}/{total}",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "batch {}: {} issued, {} already done, {} stale ledger rows voided, in {:.2} s ({:.0} leaves/s)",
+        out.display(),
+        report.issued,
+        report.skipped,
+        report.voided,
+        secs,
+        report.issued as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
 /// The root certificate a CA folder chains to: `--root`, else the one pinned at install.
 fn root_of(ca: &CaDir, root: Option<&Path>) -> Result<String> {
     let path = root

@@ -44,6 +44,13 @@ fn main() -> ExitCode {
             &secret,
         )
         .map(|()| true),
+        Command::Batch {
+            ca,
+            out,
+            file,
+            threads,
+            secret,
+        } => commands::batch(&ca, &out, &file, threads, &secret).map(|()| true),
         Command::Etcd {
             ca,
             cluster,

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS leaves (
     fingerprint       TEXT NOT NULL,
     cert_der          BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS leaves_not_after ON leaves(not_after);
+CREATE INDEX IF NOT EXISTS leaves_status_not_after ON leaves(status, not_after);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -248,6 +248,90 @@ impl Ledger {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    /// Commits many leaves in one transaction (all or none).
+    pub fn record_many(&mut self, recs: &[(LeafRecord, &[u8])]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::Ledger {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
+                       key_source, not_before, not_after, status, issued_at, cert_path, fingerprint, cert_der)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(err)?;
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            for (rec, der) in recs {
+                stmt.execute(params![
+                    rec.serial,
+                    rec.generation,
+                    rec.profile,
+                    rec.subject,
+                    serde_json::to_string(&rec.dns).expect("json"),
+                    serde_json::to_string(&rec.ips).expect("json"),
+                    rec.key_alg,
+                    rec.key_source,
+                    rec.not_before.unix_timestamp(),
+                    rec.not_after.unix_timestamp(),
+                    rec.status,
+                    now,
+                    rec.cert_path,
+                    rec.fingerprint,
+                    der,
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Marks `void` the active leaves recorded under `dir` whose certificate file does not
+    /// exist: a crash between commit and write left them, and they never left this machine.
+    pub fn void_missing_under(&mut self, dir: &Path) -> Result<usize> {
+        let prefix = format!("{}/", dir.display());
+        let rows: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT serial, cert_path FROM leaves WHERE status = 'active' AND substr(cert_path, 1, length(?1)) = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?
+        };
+        let missing: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, p)| !Path::new(p).exists())
+            .map(|(s, _)| s)
+            .collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::Ledger {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for serial in &missing {
+            tx.execute(
+                "UPDATE leaves SET status = 'void' WHERE serial = ?1",
+                params![serial],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(missing.len())
     }
 
     /// Forgets a leaf whose file could not be written: it never left this machine.

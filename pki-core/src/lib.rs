@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod algorithm;
+pub mod batch;
 pub mod bundle;
 pub mod ca_dir;
 pub mod certs;

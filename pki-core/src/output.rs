@@ -86,6 +86,52 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, force: bool) -> Result
     result
 }
 
+/// Writes `data` to a new file via a temp file and a rename, without fsync: for bulk output
+/// made durable afterwards by one [`sync_filesystem`]. The file is complete or absent, never
+/// partial, and an existing file is replaced only by a complete one.
+pub fn write_unsynced(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
+    let dir = parent_of(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::input(path.display().to_string(), "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode.bits())
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        // No fchmod here: the umask can only narrow the mode, which is safe for bulk output.
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Flushes the whole filesystem holding `path` (syncfs via `sync -f`): one call makes every
+/// file written with [`write_unsynced`] durable.
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let status = std::process::Command::new("sync")
+        .arg("-f")
+        .arg(path)
+        .status()
+        .map_err(|e| Error::io(path, e))?;
+    if !status.success() {
+        return Err(Error::io(path, std::io::Error::other("sync -f failed")));
+    }
+    Ok(())
+}
+
 /// Creates a folder (and parents) with the given mode for the last component.
 pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
     if path.is_dir() {

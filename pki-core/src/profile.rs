@@ -25,7 +25,7 @@ pub enum Profile {
 }
 
 /// The three kinds of etcd leaf; the name is also the file stem etcd's flags use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LeafRole {
     Server,
     Peer,
