@@ -23,7 +23,7 @@ use crate::profile::{LeafRole, Subject, SubjectNames};
 use crate::signer::Signer;
 
 /// The batch file: one `[[leaf]]` table per leaf.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchFile {
     #[serde(rename = "leaf", default)]

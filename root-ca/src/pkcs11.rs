@@ -501,6 +501,16 @@ pub struct TokenKey<'t> {
 }
 
 impl TokenKey<'_> {
+    /// One raw `C_Sign` over `data` with this key, for benchmarks: no hashing, no conversion.
+    pub fn raw_sign(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let mech = match self.alg {
+            KeyAlgorithm::P256 | KeyAlgorithm::P384 => Mechanism::Ecdsa,
+            KeyAlgorithm::Ed25519 => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+            KeyAlgorithm::Rsa(_) => Mechanism::Sha256RsaPkcs,
+        };
+        self.token.sign_raw(&mech, self.private, data)
+    }
+
     /// The DER SubjectPublicKeyInfo of the token's key.
     pub fn spki_der(&self) -> Vec<u8> {
         self.subject_public_key_info()
