@@ -9,6 +9,15 @@ use cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(done) = cli::generate_docs(&cli.command) {
+        return match done {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = match &cli.command {
         Command::NewIdentity { file, force } => commands::new_identity(file, *force),
         Command::Import {
@@ -45,6 +54,8 @@ fn main() -> std::process::ExitCode {
             secret,
         } => commands::install(dir, root_fingerprint, response, secret),
         Command::Status { dir, json } => commands::status(dir, *json),
+        // Handled by cli::generate_docs above.
+        Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

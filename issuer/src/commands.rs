@@ -109,7 +109,7 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     // Refuse existing outputs before the CA key is even unlocked.
     paths.ensure_absent(matches!(key, LeafKey::Generate(_)), a.force)?;
 
-    let ca = CaDir::open(&a.ca)?;
+    let ca = open_ca(&a.ca)?;
     let secret = secret.resolve("Passphrase for the CA key", false)?;
     let signer = IssuingCa::open(&ca, &secret)?;
     let leaf = signer.sign_leaf(
@@ -151,7 +151,7 @@ pub fn batch(
         &file.display().to_string(),
         &output::read_to_string(file)?,
     )?;
-    let ca = CaDir::open(ca_dir)?;
+    let ca = open_ca(ca_dir)?;
     let secret = secret.resolve("Passphrase for the CA key", false)?;
     let signer = IssuingCa::open(&ca, &secret)?;
     let mut ledger = ca.ledger()?;
@@ -202,6 +202,16 @@ pub fn batch(
     Ok(())
 }
 
+/// Opens a CA folder and warns (on stderr) when its active intermediate or the root CRL it
+/// holds is close to expiry: every issuer command says so, not only `list`.
+fn open_ca(path: &Path) -> Result<CaDir> {
+    let ca = CaDir::open(path)?;
+    for w in pki_core::lifecycle::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
+        eprintln!("issuer: warning: {w}");
+    }
+    Ok(ca)
+}
+
 /// The root certificate a CA folder chains to: `--root`, else the one pinned at install.
 fn root_of(ca: &CaDir, root: Option<&Path>) -> Result<String> {
     let path = root
@@ -224,7 +234,7 @@ pub fn etcd(
     secret: &SecretArgs,
 ) -> Result<()> {
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
-    let ca = CaDir::open(ca_dir)?;
+    let ca = open_ca(ca_dir)?;
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let secret = secret.resolve("Passphrase for the CA key", false)?;
@@ -325,7 +335,7 @@ fn root_and_crl(
 
 pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
     pki_core::crl::Reason::parse(reason)?;
-    let ca = CaDir::open(ca)?;
+    let ca = open_ca(ca)?;
     let serial = pki_core::serial::Serial::from_hex(serial)
         .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
         .to_hex();
@@ -360,7 +370,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
     if a.days == 0 || a.days > 366 {
         return Err(Error::Policy("--days must be between 1 and 366".into()));
     }
-    let ca = CaDir::open(&a.ca)?;
+    let ca = open_ca(&a.ca)?;
     let (root, root_crl) = root_and_crl(&ca, a.root.as_deref(), a.root_crl.as_deref())?;
     if root_crl.is_some() && root.is_none() {
         return Err(Error::Policy(
@@ -441,7 +451,7 @@ fn replace_all(
         println!("dry run: nothing changed");
         return Ok(());
     }
-    let ca = CaDir::open(ca_dir)?;
+    let ca = open_ca(ca_dir)?;
     let secret = secret.resolve("Passphrase for the CA key", false)?;
     let signer = IssuingCa::open(&ca, &secret)?;
     let mut ledger = ca.ledger()?;
@@ -465,7 +475,7 @@ fn replace_all(
 }
 
 pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) -> Result<()> {
-    let ca = CaDir::open(ca_dir)?;
+    let ca = open_ca(ca_dir)?;
     let filter = ListFilter {
         expiring_before: Some(OffsetDateTime::now_utc() + parse_duration(within)?),
         active_only: true,
@@ -476,7 +486,7 @@ pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) ->
 }
 
 pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> Result<()> {
-    let ca = CaDir::open(ca_dir)?;
+    let ca = open_ca(ca_dir)?;
     let active = ca.active()?;
     if from == active {
         return Err(Error::Policy(format!(
@@ -498,7 +508,7 @@ pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> 
 }
 
 pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> {
-    let ca = CaDir::open(ca)?;
+    let ca = open_ca(ca)?;
     let mut filter = ListFilter::default();
     if let Some(d) = expiring_within {
         filter.expiring_before = Some(OffsetDateTime::now_utc() + parse_duration(d)?);

@@ -11,6 +11,15 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(done) = cli::generate_docs(&cli.command) {
+        return match done {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
         Command::Issue {
             role,
@@ -120,6 +129,8 @@ fn main() -> ExitCode {
             warn_days,
             json,
         ),
+        // Handled by cli::generate_docs above.
+        Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -185,3 +185,46 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Days before its end at which the active intermediate is reported as close to expiry.
+pub const INTERMEDIATE_WARN_DAYS: i64 = 60;
+/// Days before nextUpdate at which a CRL is reported as close to going stale.
+pub const CRL_WARN_DAYS: i64 = 3;
+
+/// Warnings about a CA folder: the active intermediate close to (or past) its end, and the
+/// root CRL it holds close to (or past) its nextUpdate.
+pub fn expiry_warnings(ca: &CaDir, now: OffsetDateTime) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(active) = ca.state.active {
+        if let Ok(cert) = ca.cert(active) {
+            let left = (cert.not_after - now).whole_days();
+            if left < INTERMEDIATE_WARN_DAYS {
+                w.push(format!(
+                    "the active intermediate (generation {active}) expires {} ({left} days): enrol its successor now (intermediate-ca request)",
+                    crate::validity::fmt_time(cert.not_after)
+                ));
+            }
+        }
+    }
+    if let Ok(bytes) = std::fs::read(ca.root_crl_path()) {
+        if let Ok(blocks) = crate::certs::pem_blocks("root CRL", &bytes, "X509 CRL") {
+            use x509_parser::prelude::FromDer;
+            if let Ok((_, crl)) =
+                x509_parser::revocation_list::CertificateRevocationList::from_der(&blocks[0])
+            {
+                if let Some(next) = crl.next_update() {
+                    let next = next.to_datetime();
+                    let left = (next - now).whole_days();
+                    if left < CRL_WARN_DAYS {
+                        w.push(format!(
+                            "the root CRL in {} is due {} ({left} days): get a fresh one from the root ceremony",
+                            ca.root_crl_path().display(),
+                            crate::validity::fmt_time(next)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    w
+}

@@ -51,10 +51,34 @@ pub enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages for this tool and its subcommands into a folder.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum LogCommand {
     /// Check the hash chain of the ceremony log in a root folder.
     Verify { dir: PathBuf },
+}
+
+/// Completions and man pages come from the clap definitions, never written by hand.
+pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
+    use clap::CommandFactory;
+    match command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let name = cmd.get_name().to_string();
+            clap_complete::generate(*shell, &mut cmd, name, &mut std::io::stdout());
+            Some(Ok(()))
+        }
+        Command::Manpages { dir } => Some((|| {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)
+        })()),
+        _ => None,
+    }
 }

@@ -11,6 +11,15 @@ use root_ca::{ceremony, ops};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(done) = cli::generate_docs(&cli.command) {
+        return match done {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let mut stdout = std::io::stdout();
     let result = match &cli.command {
         Command::Template { kind } => {
@@ -41,6 +50,8 @@ fn main() -> ExitCode {
         Command::Log {
             command: LogCommand::Verify { dir },
         } => ops::log_verify(dir, &mut stdout),
+        // Handled by cli::generate_docs above.
+        Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
