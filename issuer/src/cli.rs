@@ -105,6 +105,18 @@ pub enum Command {
         /// Report certificates that expire within this many days.
         #[arg(long, default_value_t = 30)]
         warn_days: i64,
+        /// Also probe a running member: https://HOST:PORT (needs --cacert, --cert, --key).
+        #[arg(long, value_name = "URL", requires_all = ["cacert", "cert", "key"])]
+        endpoint: Option<String>,
+        /// The root certificate to trust for --endpoint.
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
+        /// A client chain file for --endpoint.
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// The client's key for --endpoint.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

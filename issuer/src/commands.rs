@@ -576,14 +576,22 @@ pub fn verify(
 }
 
 /// Returns whether the folder passed every check.
-pub fn check_etcd(dir: &Path, warn_days: i64, json: bool) -> bool {
-    let findings = pki_core::etcd_check::check_dir(
+pub fn check_etcd(
+    dir: &Path,
+    warn_days: i64,
+    probe: Option<&crate::probe::ProbeArgs<'_>>,
+    json: bool,
+) -> bool {
+    let mut findings = pki_core::etcd_check::check_dir(
         dir,
         pki_core::etcd_check::CheckOptions {
             warn_days,
             now: OffsetDateTime::now_utc(),
         },
     );
+    if let Some(p) = probe {
+        findings.extend(crate::probe::probe(p));
+    }
     let ok = verify::passed(&findings);
     if json {
         let doc = serde_json::json!({ "dir": dir, "passed": ok, "findings": findings });

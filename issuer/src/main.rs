@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod probe;
 
 use std::process::ExitCode;
 
@@ -107,8 +108,23 @@ fn main() -> ExitCode {
         Command::CheckEtcd {
             dir,
             warn_days,
+            endpoint,
+            cacert,
+            cert,
+            key,
             json,
-        } => Ok(commands::check_etcd(&dir, warn_days, json)),
+        } => {
+            let probe = match (&endpoint, &cacert, &cert, &key) {
+                (Some(e), Some(r), Some(c), Some(k)) => Some(probe::ProbeArgs {
+                    endpoint: e,
+                    root: r,
+                    cert: c,
+                    key: k,
+                }),
+                _ => None,
+            };
+            Ok(commands::check_etcd(&dir, warn_days, probe.as_ref(), json))
+        }
         Command::List {
             ca,
             expiring_within,
