@@ -187,15 +187,14 @@ fn push_ip(names: &mut SubjectNames, ip: IpAddr) {
 
 impl ClusterFile {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = output::read_to_string(path)?;
-        let c: ClusterFile = toml::from_str(&text).map_err(|e| {
-            Error::input(
-                path.display().to_string(),
-                e.to_string().trim().replace('\n', " "),
-            )
-        })?;
-        c.validate()
-            .map_err(|r| Error::input(path.display().to_string(), r))?;
+        Self::parse(&path.display().to_string(), &output::read_to_string(path)?)
+    }
+
+    /// Parses and validates a cluster file's text.
+    pub fn parse(what: &str, text: &str) -> Result<Self> {
+        let c: ClusterFile = toml::from_str(text)
+            .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))?;
+        c.validate().map_err(|r| Error::input(what, r))?;
         Ok(c)
     }
 

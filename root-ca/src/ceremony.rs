@@ -166,16 +166,21 @@ pub struct CrlOutput {
 /// Reads a ceremony file, rejecting unknown fields, and resolves relative paths.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
     let text = pki_core::output::read_to_string(path)?;
-    let parsed: T = toml::from_str(&text).map_err(|e| RootError::Ceremony {
-        path: path.to_path_buf(),
-        reason: e.to_string().trim().replace('\n', " "),
-    })?;
+    let parsed: T = parse(path, &text)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     Ok((parsed, base))
+}
+
+/// Parses a ceremony file's text (what [`load`] does after reading the file).
+pub fn parse<T: DeserializeOwned>(what: &Path, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| RootError::Ceremony {
+        path: what.to_path_buf(),
+        reason: e.to_string().trim().replace('\n', " "),
+    })
 }
 
 /// A path from a ceremony file, relative to the file's folder.
