@@ -172,11 +172,7 @@ pub fn batch(
         |done, total| {
             if tty {
                 let width = 40;
-                let filled = if total == 0 {
-                    width
-                } else {
-                    done * width / total
-                };
+                let filled = (done * width).checked_div(total).unwrap_or(width);
                 eprint!(
                     "\r[{}{}] {done}/{total}",
                     "#".repeat(filled),

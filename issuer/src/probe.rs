@@ -32,12 +32,15 @@ fn finding(level: Level, check: &'static str, detail: impl Into<String>) -> Find
     }
 }
 
+/// The chain a server presented, and what normal verification said about it.
+type SeenChain = (Vec<CertificateDer<'static>>, Result<(), String>);
+
 /// Verifies like a normal client, but records the outcome and the chain instead of aborting,
 /// so one probe reports every problem.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    seen: Mutex<Option<(Vec<CertificateDer<'static>>, Result<(), String>)>>,
+    seen: Mutex<Option<SeenChain>>,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -106,7 +109,7 @@ struct Outcome {
     asked_for_cert: bool,
     /// After the handshake: did the server close or alert when we read?
     read_error: Option<String>,
-    seen: Option<(Vec<CertificateDer<'static>>, Result<(), String>)>,
+    seen: Option<SeenChain>,
 }
 
 fn connect(

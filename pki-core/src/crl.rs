@@ -224,26 +224,21 @@ pub fn sign_crl(
     }))
 }
 
-/// The revoked serials of a CRL (any issuer), with their reasons: used to carry the root's
+/// The entries of a CRL (any issuer), without certificateIssuer: used to carry the root's
 /// revocations of intermediates into the etcd CRL.
-pub fn parse_entries(
-    what: &str,
-    der: &[u8],
-) -> Result<Vec<(Vec<u8>, OffsetDateTime, Option<Reason>)>> {
+pub fn parse_entries(what: &str, der: &[u8]) -> Result<Vec<CrlEntry>> {
     use x509_parser::prelude::FromDer;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
         .map_err(|e| Error::input(what, format!("not a CRL ({e})")))?;
     Ok(crl
         .iter_revoked_certificates()
-        .map(|r| {
-            let reason = r.reason_code().and_then(|(_, rc)| Reason::from_code(rc.0));
-            (
-                crate::serial::Serial::from_bytes(r.raw_serial())
-                    .as_bytes()
-                    .to_vec(),
-                r.revocation_date.to_datetime(),
-                reason,
-            )
+        .map(|r| CrlEntry {
+            serial: crate::serial::Serial::from_bytes(r.raw_serial())
+                .as_bytes()
+                .to_vec(),
+            revoked_at: r.revocation_date.to_datetime(),
+            reason: r.reason_code().and_then(|(_, rc)| Reason::from_code(rc.0)),
+            certificate_issuer: None,
         })
         .collect())
 }

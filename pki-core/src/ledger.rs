@@ -35,6 +35,15 @@ pub struct LeafRecord {
     pub fingerprint: String,
 }
 
+/// A revoked leaf, as the CRLs need it.
+#[derive(Clone, Debug)]
+pub struct RevokedLeaf {
+    pub serial: String,
+    pub generation: u32,
+    pub reason: Option<String>,
+    pub revoked_at: OffsetDateTime,
+}
+
 /// Filters for [`Ledger::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -173,8 +182,8 @@ impl Ledger {
         Ok(n as u64)
     }
 
-    /// Revoked leaves as (serial hex, generation, reason, revoked_at).
-    pub fn revoked(&self) -> Result<Vec<(String, u32, Option<String>, OffsetDateTime)>> {
+    /// Every revoked leaf.
+    pub fn revoked(&self) -> Result<Vec<RevokedLeaf>> {
         let mut stmt = self
             .conn
             .prepare("SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at) FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at")
@@ -182,12 +191,13 @@ impl Ledger {
         let rows = stmt
             .query_map([], |r| {
                 let t: i64 = r.get(3)?;
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                ))
+                Ok(RevokedLeaf {
+                    serial: r.get(0)?,
+                    generation: r.get(1)?,
+                    reason: r.get(2)?,
+                    revoked_at: OffsetDateTime::from_unix_timestamp(t)
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()

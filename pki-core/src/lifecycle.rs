@@ -34,8 +34,8 @@ pub fn direct_entries(ledger: &Ledger, generation: u32) -> Result<Vec<CrlEntry>>
     Ok(ledger
         .revoked()?
         .into_iter()
-        .filter(|(_, g, _, _)| *g == generation)
-        .filter_map(|(s, _, r, t)| entry(&s, t, r.as_deref(), None))
+        .filter(|r| r.generation == generation)
+        .filter_map(|r| entry(&r.serial, r.revoked_at, r.reason.as_deref(), None))
         .collect())
 }
 
@@ -49,12 +49,17 @@ pub fn etcd_entries(
 ) -> Result<Vec<CrlEntry>> {
     let mut own = Vec::new();
     let mut others = Vec::new();
-    for (s, g, r, t) in ledger.revoked()? {
-        if g == active {
-            own.extend(entry(&s, t, r.as_deref(), None));
+    for r in ledger.revoked()? {
+        if r.generation == active {
+            own.extend(entry(&r.serial, r.revoked_at, r.reason.as_deref(), None));
         } else {
-            let issuer = ca.cert(g)?.subject_der;
-            others.extend(entry(&s, t, r.as_deref(), Some(issuer)));
+            let issuer = ca.cert(r.generation)?.subject_der;
+            others.extend(entry(
+                &r.serial,
+                r.revoked_at,
+                r.reason.as_deref(),
+                Some(issuer),
+            ));
         }
     }
     // Entries without certificateIssuer must come first: the extension carries over to the
@@ -66,13 +71,9 @@ pub fn etcd_entries(
                 "the root CRL is not signed by the root certificate; refusing to use it".into(),
             )
         })?;
-        for (serial, at, reason) in crate::crl::parse_entries("root CRL", crl_der)? {
-            own.push(CrlEntry {
-                serial,
-                revoked_at: at,
-                reason,
-                certificate_issuer: Some(root_cert.subject_der.clone()),
-            });
+        for mut e in crate::crl::parse_entries("root CRL", crl_der)? {
+            e.certificate_issuer = Some(root_cert.subject_der.clone());
+            own.push(e);
         }
     }
     Ok(own)

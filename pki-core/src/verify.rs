@@ -258,9 +258,8 @@ pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
         p.push(format!("signed with a SHA-1 or older algorithm ({sig})"));
     }
     let key_alg = KeyAlgorithm::from_spki_der(cert.public_key().raw);
-    match &key_alg {
-        Err(e) => p.push(format!("key: {e}")),
-        Ok(_) => {}
+    if let Err(e) = &key_alg {
+        p.push(format!("key: {e}"));
     }
     let mut seen = BTreeSet::new();
     let (mut bc, mut ku, mut eku, mut san, mut ski, mut aki) =
