@@ -469,6 +469,16 @@ fn write_if_absent(path: &Path, data: &[u8], mode: Mode, report: &mut BundleRepo
     Ok(())
 }
 
+/// Replaces a public file only when its content changes, so that re-running `issuer etcd`
+/// leaves every existing file (content and mtime) alone unless it has to change.
+fn write_if_changed(path: &Path, data: &[u8], report: &mut BundleReport) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(data) {
+        output::write_atomic(path, data, Mode::Public, true)?;
+        report.written.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
 fn issue_into<S: Signer>(
     inputs: &mut BundleInputs<'_, S>,
     dir: &Path,
@@ -530,11 +540,10 @@ pub fn build_bundle<S: Signer>(
             out.join("ca.crt").display()
         )));
     }
-    output::write_atomic(
+    write_if_changed(
         &out.join("intermediate.crt"),
         int_pem.as_bytes(),
-        Mode::Public,
-        true,
+        &mut report,
     )?;
     write_if_absent(
         &out.join("crl.pem"),
@@ -631,11 +640,10 @@ pub fn build_bundle<S: Signer>(
         )?;
     }
     if !cluster.clients.is_empty() {
-        output::write_atomic(
+        write_if_changed(
             &out.join("rbac.sh"),
             cluster.rbac_script().as_bytes(),
-            Mode::Public,
-            true,
+            &mut report,
         )?;
     }
     Ok(report)

@@ -1,1 +1,2 @@
 //! End-to-end tests across the binaries live in `tests/`.
+pub mod snapshot;

@@ -91,19 +91,18 @@ fn cluster_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// True when 127.0.0.1:base+1..=base+n can all be bound.
+fn ports_free(base: u16, n: u16) -> bool {
+    (1..=n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+}
+
 /// A port base such that base+1..=base+n (client) and base+10+1..=base+10+n (peer) are free on
 /// 127.0.0.1, starting at `start` and moving up in steps of 20.
 fn free_port_base(start: u16, n: u16) -> u16 {
-    for k in 0..100u16 {
-        let base = start + 20 * k;
-        let all_free = (1..=n)
-            .flat_map(|i| [base + i, base + 10 + i])
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free loopback ports from {start} on");
+    (0..100u16)
+        .map(|k| start + 20 * k)
+        .find(|&b| ports_free(b, n) && ports_free(b + 10, n))
+        .unwrap_or_else(|| panic!("no free loopback ports from {start} on"))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -652,15 +651,21 @@ fn real_cluster_from_generated_env_files() {
 // 2. The shared acceptance harness
 // ------------------------------------------------------------------------------------------
 
-fn run_harness(bundle: &Path, start: u16) {
+fn run_harness(bundle: &Path, client_start: u16, peer_start: u16) {
     let _guard = cluster_lock();
-    // The harness puts node i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i.
-    let base = free_port_base(start, 3);
+    // The harness puts node i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i. Its member-list
+    // check greps for peer URLs "https://127.0.0.1:238..", so the peer ports stay in 238xx
+    // (away from its default 23800).
+    let client_base = free_port_base(client_start, 3);
+    let peer_base = (0..8u16)
+        .map(|k| 23810 + (peer_start - 23810 + 10 * k) % 80)
+        .find(|&b| ports_free(b, 3))
+        .expect("no free peer ports in 23811..23899");
     let o = run(Command::new("bash")
         .arg(Path::new(SHARED_ETCD).join("etcd-harness.sh"))
         .arg(bundle)
-        .env("CLIENT_PORT_BASE", base.to_string())
-        .env("PEER_PORT_BASE", (base + 10).to_string())
+        .env("CLIENT_PORT_BASE", client_base.to_string())
+        .env("PEER_PORT_BASE", peer_base.to_string())
         .env("HARNESS_DEADLINE", "150")
         .stdin(Stdio::null()));
     let out = stdout(&o);
@@ -680,7 +685,7 @@ fn run_harness(bundle: &Path, start: u16) {
 #[test]
 fn harness_passes_on_issuer_etcd_bundle() {
     let s = shared();
-    run_harness(&s.bundle, 41200);
+    run_harness(&s.bundle, 41200, 23840);
 }
 
 #[test]
@@ -702,7 +707,7 @@ fn harness_passes_on_rehearse_bundle() {
     for m in ["etcd-1", "etcd-2", "etcd-3"] {
         assert!(bundle.join("nodes").join(m).join("etcd.env").is_file());
     }
-    run_harness(&bundle, 41300);
+    run_harness(&bundle, 41300, 23860);
 }
 
 // ------------------------------------------------------------------------------------------
