@@ -63,6 +63,16 @@ pub enum Command {
         /// Replace an existing bundle file.
         #[arg(long)]
         force: bool,
+        /// Generate the key in this PKCS#11 module's token instead of an age-encrypted file
+        /// (the token PIN comes from --pin-file, PKI_TOKEN_PIN_FILE or a prompt).
+        #[arg(long, value_name = "MODULE", requires_all = ["token", "key_label"])]
+        pkcs11_module: Option<PathBuf>,
+        /// The token label (with --pkcs11-module).
+        #[arg(long, value_name = "LABEL")]
+        token: Option<String>,
+        /// The label of the new key in the token (must not exist yet).
+        #[arg(long, value_name = "LABEL")]
+        key_label: Option<String>,
         #[command(flatten)]
         secret: SecretArgs,
     },

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use pki_core::algorithm::KeyAlgorithm;
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::ca_dir::CaDir;
+use pki_core::ca_dir::{CaDir, NewKey};
 use pki_core::keyfile::{self, KeySecret};
 use pki_core::profile::Subject;
 use pki_core::validity::fmt_time;
@@ -98,6 +98,8 @@ pub struct RequestArgs<'a> {
     pub cn: &'a str,
     pub key: &'a str,
     pub force: bool,
+    /// Generate the key in this token instead of a file.
+    pub token: Option<pki_core::ca_dir::TokenLocation>,
 }
 
 fn identity_of(secret: &KeySecret) -> Result<&age::x25519::Identity> {
@@ -131,13 +133,33 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     let secret = secret(secret_args, true)?;
     let reply_to = identity_of(&secret)?.to_public().to_string();
     let mut ca = CaDir::open_or_create(a.dir)?;
+    let token = match &a.token {
+        Some(loc) => {
+            let pin = pki_core::unlock::token_pin(secret_args.pin_file.as_deref())?;
+            Some((
+                pki_core::pkcs11::Token::open(&loc.config(), &pin)?,
+                loc.clone(),
+            ))
+        }
+        None => None,
+    };
+    let new_key = match &token {
+        Some((t, loc)) => NewKey::Token(t, loc.clone()),
+        None => NewKey::File(&secret),
+    };
     let staged = ca.stage_request(
         alg,
         &Subject::cn(a.cn),
-        &secret,
+        new_key,
         &reply_to,
         OffsetDateTime::now_utc(),
     )?;
+    if let Some((_, loc)) = &token {
+        println!(
+            "key generated in token '{}' as '{}' (sensitive, not extractable)",
+            loc.token, loc.key_label
+        );
+    }
     let sealed = staged.bundle.seal(&to)?;
     output::write_atomic(a.out, &sealed, output::Mode::Public, a.force)?;
     println!(

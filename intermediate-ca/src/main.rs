@@ -34,6 +34,9 @@ fn main() -> std::process::ExitCode {
             cn,
             key,
             force,
+            pkcs11_module,
+            token,
+            key_label,
             secret,
         } => commands::request(
             &commands::RequestArgs {
@@ -44,6 +47,13 @@ fn main() -> std::process::ExitCode {
                 cn,
                 key,
                 force: *force,
+                token: pkcs11_module
+                    .as_ref()
+                    .map(|m| pki_core::ca_dir::TokenLocation {
+                        module: m.clone(),
+                        token: token.clone().unwrap_or_default(),
+                        key_label: key_label.clone().unwrap_or_default(),
+                    }),
             },
             secret,
         ),

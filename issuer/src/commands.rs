@@ -110,8 +110,7 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     paths.ensure_absent(matches!(key, LeafKey::Generate(_)), a.force)?;
 
     let ca = open_ca(&a.ca)?;
-    let secret = secret.resolve("Passphrase for the CA key", false)?;
-    let signer = IssuingCa::open(&ca, &secret)?;
+    let signer = secret.unlock_ca(&ca)?;
     let leaf = signer.sign_leaf(
         LeafRequest {
             role,
@@ -152,8 +151,7 @@ pub fn batch(
         &output::read_to_string(file)?,
     )?;
     let ca = open_ca(ca_dir)?;
-    let secret = secret.resolve("Passphrase for the CA key", false)?;
-    let signer = IssuingCa::open(&ca, &secret)?;
+    let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -233,8 +231,7 @@ pub fn etcd(
     let ca = open_ca(ca_dir)?;
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
-    let secret = secret.resolve("Passphrase for the CA key", false)?;
-    let signer = IssuingCa::open(&ca, &secret)?;
+    let signer = secret.unlock_ca(&ca)?;
     pki_core::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
         |_| {
             Error::Policy(format!(
@@ -373,8 +370,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             "a root CRL needs the root certificate to check it: pass --root".into(),
         ));
     }
-    let secret = secret.resolve("Passphrase for the CA key", false)?;
-    let signer = IssuingCa::open(&ca, &secret)?;
+    let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     if let Some(out) = &a.out {
@@ -448,8 +444,7 @@ fn replace_all(
         return Ok(());
     }
     let ca = open_ca(ca_dir)?;
-    let secret = secret.resolve("Passphrase for the CA key", false)?;
-    let signer = IssuingCa::open(&ca, &secret)?;
+    let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     let mut done = 0;

@@ -50,6 +50,36 @@ pub struct GenerationState {
     /// The request ID of the enrolment that created this generation (`request` only).
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Where the key lives when it is in a PKCS#11 token (`key_protection = "pkcs11"`).
+    #[serde(default)]
+    pub pkcs11: Option<TokenLocation>,
+}
+
+/// A key in a PKCS#11 token: module, token label, key label.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLocation {
+    pub module: PathBuf,
+    pub token: String,
+    pub key_label: String,
+}
+
+impl TokenLocation {
+    pub fn config(&self) -> crate::pkcs11::TokenConfig {
+        crate::pkcs11::TokenConfig {
+            module: self.module.clone(),
+            token_label: self.token.clone(),
+            key_label: self.key_label.clone(),
+        }
+    }
+}
+
+/// Where a new intermediate key is made.
+pub enum NewKey<'a> {
+    /// In memory, then sealed at rest with the secret.
+    File(&'a KeySecret),
+    /// In a PKCS#11 token (opened and logged in), under this location.
+    Token(&'a std::sync::Arc<crate::pkcs11::Token>, TokenLocation),
 }
 
 /// A managed CA folder.
@@ -167,6 +197,7 @@ impl CaDir {
                     created: fmt_time(now),
                     key_protection: secret.description(),
                     request_id: None,
+                    pkcs11: None,
                 }],
             },
         };
@@ -182,6 +213,35 @@ impl CaDir {
         ca.ledger()?;
         ca.save_state()?;
         Ok(ca)
+    }
+
+    /// The active generation's token location, when its key is in a PKCS#11 token.
+    pub fn active_token(&self) -> Option<TokenLocation> {
+        let id = self.state.active?;
+        self.state
+            .generations
+            .iter()
+            .find(|g| g.id == id)?
+            .pkcs11
+            .clone()
+    }
+
+    /// The active generation's key from its token, checked against its certificate.
+    pub fn issuing_token_key(
+        &self,
+        token: &std::sync::Arc<crate::pkcs11::Token>,
+    ) -> Result<(u32, CertFacts, crate::signer::CaKey)> {
+        let id = self.active()?;
+        let facts = self.cert(id)?;
+        let key = token.key()?;
+        if key.spki_der() != facts.spki_der {
+            return Err(Error::KeyMismatch(format!(
+                "the token key is not the key of {} ({})",
+                self.cert_path(id).display(),
+                facts.subject
+            )));
+        }
+        Ok((id, facts, crate::signer::CaKey::Token(key)))
     }
 
     /// Decrypts the active generation's key and checks it still matches its certificate.
@@ -236,7 +296,7 @@ impl CaDir {
         &mut self,
         alg: KeyAlgorithm,
         subject: &Subject,
-        secret: &KeySecret,
+        new_key: NewKey<'_>,
         reply_to: &str,
         now: OffsetDateTime,
     ) -> Result<StagedRequest> {
@@ -255,7 +315,27 @@ impl CaDir {
             .max()
             .unwrap_or(0)
             + 1;
-        let key = FileKey::generate(alg)?;
+        let (key, sealed, protection, location) = match new_key {
+            NewKey::File(secret) => {
+                let key = FileKey::generate(alg)?;
+                let sealed = secret.seal(key.to_pkcs8_pem().as_bytes())?;
+                (
+                    crate::signer::CaKey::File(key),
+                    Some(sealed),
+                    secret.description(),
+                    None,
+                )
+            }
+            NewKey::Token(token, loc) => {
+                let (key, _attrs) = token.generate(alg)?;
+                (
+                    crate::signer::CaKey::Token(key),
+                    None,
+                    "pkcs11".to_string(),
+                    Some(loc),
+                )
+            }
+        };
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = subject.to_dn();
         let csr = params
@@ -274,11 +354,11 @@ impl CaDir {
         bundle
             .blocks
             .push(("CERTIFICATE REQUEST".into(), csr_der.clone()));
-        let sealed = secret.seal(key.to_pkcs8_pem().as_bytes())?;
-
         output::create_dir(&self.path, 0o700)?;
         output::create_dir(&self.generation_dir(id), 0o700)?;
-        output::write_atomic(&self.key_path(id), &sealed, Mode::Secret, false)?;
+        if let Some(sealed) = &sealed {
+            output::write_atomic(&self.key_path(id), sealed, Mode::Secret, false)?;
+        }
         output::write_atomic(
             &self.csr_path(id),
             crate::certs::to_pem("CERTIFICATE REQUEST", &csr_der).as_bytes(),
@@ -289,8 +369,9 @@ impl CaDir {
             id,
             source: "request".into(),
             created: fmt_time(now),
-            key_protection: secret.description(),
+            key_protection: protection,
             request_id: Some(request_id),
+            pkcs11: location,
         });
         self.ledger()?;
         self.save_state()?;

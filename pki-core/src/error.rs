@@ -79,6 +79,9 @@ pub enum Error {
     #[error("signing failed: {0}")]
     Signing(String),
 
+    #[error(transparent)]
+    Token(#[from] crate::pkcs11::TokenError),
+
     #[error("age identity {path}: {reason}")]
     Identity { path: PathBuf, reason: String },
 }

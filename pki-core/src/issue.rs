@@ -63,10 +63,32 @@ pub struct IssuingCa<S: Signer> {
 }
 
 impl IssuingCa<FileKey> {
-    /// Unlocks the active generation of `ca`.
+    /// Unlocks the active generation of `ca` (its key in an age-encrypted file).
     pub fn open(ca: &CaDir, secret: &KeySecret) -> Result<Self> {
         let (generation, cert, key) = ca.issuing_key(secret)?;
         Self::new(generation, cert, key)
+    }
+}
+
+impl IssuingCa<crate::signer::CaKey> {
+    /// Unlocks the active generation wherever its key lives: `secret` is asked for only when
+    /// the key is an age-encrypted file, `pin` only when it is in a PKCS#11 token.
+    pub fn unlock(
+        ca: &CaDir,
+        secret: impl FnOnce() -> Result<KeySecret>,
+        pin: impl FnOnce() -> Result<Zeroizing<String>>,
+    ) -> Result<Self> {
+        match ca.active_token() {
+            Some(loc) => {
+                let token = crate::pkcs11::Token::open(&loc.config(), &pin()?)?;
+                let (generation, cert, key) = ca.issuing_token_key(&token)?;
+                Self::new(generation, cert, key)
+            }
+            None => {
+                let (generation, cert, key) = ca.issuing_key(&secret()?)?;
+                Self::new(generation, cert, crate::signer::CaKey::File(key))
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod keyfile;
 pub mod ledger;
 pub mod lifecycle;
 pub mod output;
+pub mod pkcs11;
 pub mod profile;
 pub mod serial;
 pub mod sigcheck;

@@ -75,10 +75,48 @@ pub struct SecretArgs {
     /// you are prompted on a terminal.
     #[arg(long, value_name = "FILE", conflicts_with = "identity")]
     pub passphrase_file: Option<PathBuf>,
+    /// File whose first line is the token PIN, when the CA key is in a PKCS#11 token
+    /// (env: PKI_TOKEN_PIN_FILE; else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+/// Environment variable naming a file that holds the token PIN of a token-held CA key.
+pub const ENV_TOKEN_PIN_FILE: &str = "PKI_TOKEN_PIN_FILE";
+
+/// The token PIN: `pin_file`, else `PKI_TOKEN_PIN_FILE`, else a prompt.
+pub fn token_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
+    let from_file = |p: &Path| -> Result<Zeroizing<String>> {
+        let text = Zeroizing::new(output::read_to_string(p)?);
+        Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ))
+    };
+    if let Some(p) = pin_file {
+        return from_file(p);
+    }
+    if let Some(p) = std::env::var_os(ENV_TOKEN_PIN_FILE).filter(|v| !v.is_empty()) {
+        return from_file(Path::new(&p));
+    }
+    prompt_on_tty("Token user PIN", false).ok_or_else(|| {
+        Error::Policy("no token PIN: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE".into())
+    })
 }
 
 #[cfg(feature = "cli")]
 impl SecretArgs {
+    /// Unlocks the active intermediate of `ca`, asking for what its key needs.
+    pub fn unlock_ca(
+        &self,
+        ca: &crate::ca_dir::CaDir,
+    ) -> Result<crate::issue::IssuingCa<crate::signer::CaKey>> {
+        crate::issue::IssuingCa::unlock(
+            ca,
+            || self.resolve("Passphrase for the CA key", false),
+            || token_pin(self.pin_file.as_deref()),
+        )
+    }
+
     pub fn resolve(&self, label: &str, confirm: bool) -> Result<KeySecret> {
         resolve(
             self.identity.as_deref(),

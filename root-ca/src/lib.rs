@@ -8,5 +8,7 @@ pub mod error;
 pub mod log;
 pub mod ops;
 pub mod pin;
-pub mod pkcs11;
 pub mod state;
+
+/// The PKCS#11 signer lives in pki-core (the intermediate can keep its key in a token too).
+pub use pki_core::pkcs11;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use pki_core::algorithm::KeyAlgorithm;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::certs::{fingerprint, normalize_fingerprint, CertFacts};
@@ -38,9 +39,9 @@ fn say(run: &mut Run<'_>, text: impl AsRef<str>) {
     let _ = writeln!(run.out, "{}", text.as_ref());
 }
 
-fn open_token(run: &Run<'_>, section: &ceremony::TokenSection) -> Result<Token> {
+fn open_token(run: &Run<'_>, section: &ceremony::TokenSection) -> Result<Arc<Token>> {
     let pin = pin::resolve(run.pin_file)?;
-    Token::open(&section.config(), &pin)
+    Ok(Token::open(&section.config(), &pin)?)
 }
 
 /// Signs `params` with the token key, as the issuer `issuer_der` (None: self-signed), after a
@@ -51,7 +52,7 @@ fn sign_checked(
     profile: Profile,
     subject_key: &impl PublicKeyData,
     issuer_der: Option<&[u8]>,
-    key: &TokenKey<'_>,
+    key: &TokenKey,
 ) -> Result<Vec<u8>> {
     let alg = pki_core::signer::Signer::key_algorithm(key);
     let throwaway = alg.generate()?;
@@ -289,7 +290,7 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         output::ensure_absent(p, false)?;
     }
 
-    let mut token: Option<Token> = None;
+    let mut token: Option<Arc<Token>> = None;
     let mut request: Option<Bundle> = None;
     let csr = match (&c.request.csr, &c.request.bundle) {
         (Some(csr_path), None) => {

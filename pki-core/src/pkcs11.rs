@@ -4,8 +4,10 @@
 //! intermediate key is.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::algorithm::KeyAlgorithm;
+use crate::signer::Signer;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -14,14 +16,58 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use pki_core::algorithm::KeyAlgorithm;
-use pki_core::signer::Signer;
 use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
-use crate::error::{Result, RootError};
+/// Errors of the token. Each says what to check next; none carries the PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot load the PKCS#11 module {module}: {reason}. Check the path in [token] module / --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)")]
+    Module { module: PathBuf, reason: String },
+
+    #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label, and SOFTHSM2_CONF for SoftHSM2")]
+    NoToken {
+        label: String,
+        module: PathBuf,
+        found: String,
+    },
+
+    #[error("token '{label}' refused the PIN (wrong PIN). Check the PIN source; repeated failures lock the token")]
+    WrongPin { label: String },
+
+    #[error(
+        "token '{label}' is locked after too many wrong PINs; the security officer must unblock it"
+    )]
+    PinLocked { label: String },
+
+    #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
+    NoKey { key: String, token: String },
+
+    #[error("token '{token}' already holds a key labelled '{key}'; refusing to create a second one. Choose a new key label")]
+    KeyExists { key: String, token: String },
+
+    #[error("PKCS#11 {op} failed: {reason}")]
+    Pkcs11 { op: &'static str, reason: String },
+
+    #[error("the token's signature is malformed: {0}")]
+    BadSignature(String),
+
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl TokenError {
+    pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
+        TokenError::Pkcs11 {
+            op,
+            reason: e.to_string(),
+        }
+    }
+}
+
+type Result<T, E = TokenError> = std::result::Result<T, E>;
 
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -59,14 +105,14 @@ pub struct KeyAttributes {
 
 impl Token {
     /// Loads the module, finds the token by label (slot IDs change after init) and logs in.
-    pub fn open(config: &TokenConfig, pin: &Zeroizing<String>) -> Result<Self> {
+    pub fn open(config: &TokenConfig, pin: &Zeroizing<String>) -> Result<Arc<Self>> {
         if !config.module.exists() {
-            return Err(RootError::Module {
+            return Err(TokenError::Module {
                 module: config.module.clone(),
                 reason: "no such file".into(),
             });
         }
-        let ctx = Pkcs11::new(&config.module).map_err(|e| RootError::Module {
+        let ctx = Pkcs11::new(&config.module).map_err(|e| TokenError::Module {
             module: config.module.clone(),
             reason: e.to_string(),
         })?;
@@ -74,7 +120,7 @@ impl Token {
             Ok(()) => {}
             Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => {
-                return Err(RootError::Module {
+                return Err(TokenError::Module {
                     module: config.module.clone(),
                     reason: format!("initialisation failed ({e}); for SoftHSM2 check that SOFTHSM2_CONF names a config whose tokendir exists"),
                 })
@@ -83,29 +129,29 @@ impl Token {
         let slot = find_slot(&ctx, config)?;
         let session = ctx
             .open_rw_session(slot)
-            .map_err(|e| RootError::pkcs11("open session", e))?;
+            .map_err(|e| TokenError::pkcs11("open session", e))?;
         let auth = AuthPin::from(pin.as_str().to_owned());
         match session.login(UserType::User, Some(&auth)) {
             Ok(()) => {}
             Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(CkError::Pkcs11(RvError::PinIncorrect, _))
             | Err(CkError::Pkcs11(RvError::PinLenRange, _)) => {
-                return Err(RootError::WrongPin {
+                return Err(TokenError::WrongPin {
                     label: config.token_label.clone(),
                 })
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
-                return Err(RootError::PinLocked {
+                return Err(TokenError::PinLocked {
                     label: config.token_label.clone(),
                 })
             }
-            Err(e) => return Err(RootError::pkcs11("login", e)),
+            Err(e) => return Err(TokenError::pkcs11("login", e)),
         }
-        Ok(Token {
+        Ok(Arc::new(Token {
             _ctx: ctx,
             session: Mutex::new(session),
             config: config.clone(),
-        })
+        }))
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
@@ -118,16 +164,16 @@ impl Token {
                 Attribute::Class(class),
                 Attribute::Label(label.as_bytes().to_vec()),
             ])
-            .map_err(|e| RootError::pkcs11("find objects", e))
+            .map_err(|e| TokenError::pkcs11("find objects", e))
     }
 
     /// Generates the root key pair inside the token. Refuses when the label is taken.
-    pub fn generate(&self, alg: KeyAlgorithm) -> Result<(TokenKey<'_>, KeyAttributes)> {
+    pub fn generate(self: &Arc<Self>, alg: KeyAlgorithm) -> Result<(TokenKey, KeyAttributes)> {
         let label = self.config.key_label.clone();
         if !self.find(ObjectClass::PRIVATE_KEY, &label)?.is_empty()
             || !self.find(ObjectClass::PUBLIC_KEY, &label)?.is_empty()
         {
-            return Err(RootError::KeyExists {
+            return Err(TokenError::KeyExists {
                 key: label,
                 token: self.config.token_label.clone(),
             });
@@ -180,14 +226,14 @@ impl Token {
         };
         self.session()
             .generate_key_pair(&mechanism, &public, &private)
-            .map_err(|e| RootError::pkcs11("generate key pair", e))?;
+            .map_err(|e| TokenError::pkcs11("generate key pair", e))?;
         let key = self.key()?;
         let attrs = self.read_attributes(&key)?;
         Ok((key, attrs))
     }
 
     /// Reads back what the token says about the private key, to prove it is not extractable.
-    pub fn read_attributes(&self, key: &TokenKey<'_>) -> Result<KeyAttributes> {
+    pub fn read_attributes(&self, key: &TokenKey) -> Result<KeyAttributes> {
         let attrs = self
             .session()
             .get_attributes(
@@ -203,7 +249,7 @@ impl Token {
                     AttributeType::Sign,
                 ],
             )
-            .map_err(|e| RootError::pkcs11("read key attributes", e))?;
+            .map_err(|e| TokenError::pkcs11("read key attributes", e))?;
         let mut out = KeyAttributes {
             label: self.config.key_label.clone(),
             id: String::new(),
@@ -230,7 +276,7 @@ impl Token {
             }
         }
         if !out.sensitive || out.extractable {
-            return Err(RootError::Refused(format!(
+            return Err(TokenError::Refused(format!(
                 "the token reports key '{}' as sensitive={} extractable={}; a root key must be sensitive and non-extractable",
                 out.label, out.sensitive, out.extractable
             )));
@@ -239,12 +285,12 @@ impl Token {
     }
 
     /// The existing key named in the config.
-    pub fn key(&self) -> Result<TokenKey<'_>> {
+    pub fn key(self: &Arc<Self>) -> Result<TokenKey> {
         let label = &self.config.key_label;
         let private = self.find(ObjectClass::PRIVATE_KEY, label)?;
         let public = self.find(ObjectClass::PUBLIC_KEY, label)?;
         let (Some(&private), Some(&public)) = (private.first(), public.first()) else {
-            return Err(RootError::NoKey {
+            return Err(TokenError::NoKey {
                 key: label.clone(),
                 token: self.config.token_label.clone(),
             });
@@ -261,7 +307,7 @@ impl Token {
                     AttributeType::PublicExponent,
                 ],
             )
-            .map_err(|e| RootError::pkcs11("read public key", e))?;
+            .map_err(|e| TokenError::pkcs11("read public key", e))?;
         let (mut kt, mut params, mut point, mut n, mut e) = (None, None, None, None, None);
         for a in attrs {
             match a {
@@ -273,7 +319,7 @@ impl Token {
                 _ => {}
             }
         }
-        let unsupported = || RootError::Refused(format!("key '{label}' has an unsupported type"));
+        let unsupported = || TokenError::Refused(format!("key '{label}' has an unsupported type"));
         let (alg, raw) = match kt {
             Some(k) if k == KeyType::EC || k == KeyType::EC_EDWARDS => {
                 let params = params.ok_or_else(unsupported)?;
@@ -295,7 +341,7 @@ impl Token {
             _ => return Err(unsupported()),
         };
         Ok(TokenKey {
-            token: self,
+            token: Arc::clone(self),
             private,
             alg,
             public_raw: raw,
@@ -309,7 +355,7 @@ impl Token {
             return Ok(*k);
         }
         if !create {
-            return Err(RootError::NoKey {
+            return Err(TokenError::NoKey {
                 key: label,
                 token: self.config.token_label.clone(),
             });
@@ -332,7 +378,7 @@ impl Token {
                     Attribute::Label(label.into_bytes()),
                 ],
             )
-            .map_err(|e| RootError::pkcs11("generate transport wrapping key", e))
+            .map_err(|e| TokenError::pkcs11("generate transport wrapping key", e))
     }
 
     /// Encrypts `plain` with AES-256-GCM inside the token: output is IV ‖ ciphertext ‖ tag.
@@ -346,11 +392,11 @@ impl Token {
             b"root-ca transport identity",
             128u64.into(),
         )
-        .map_err(|e| RootError::pkcs11("AES-GCM parameters", e))?;
+        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
         let ct = self
             .session()
             .encrypt(&Mechanism::AesGcm(params), key, plain)
-            .map_err(|e| RootError::pkcs11("encrypt transport identity", e))?;
+            .map_err(|e| TokenError::pkcs11("encrypt transport identity", e))?;
         let mut out = iv_copy.to_vec();
         out.extend(ct);
         Ok(out)
@@ -359,7 +405,7 @@ impl Token {
     /// Decrypts what [`Token::seal_transport`] produced.
     pub fn open_transport(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 + 16 {
-            return Err(RootError::Refused(
+            return Err(TokenError::Refused(
                 "the sealed transport identity is truncated".into(),
             ));
         }
@@ -371,12 +417,12 @@ impl Token {
             b"root-ca transport identity",
             128u64.into(),
         )
-        .map_err(|e| RootError::pkcs11("AES-GCM parameters", e))?;
+        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
         self.session()
             .decrypt(&Mechanism::AesGcm(params), key, &sealed[12..])
             .map(Zeroizing::new)
             .map_err(|e| {
-                RootError::pkcs11(
+                TokenError::pkcs11(
                     "decrypt transport identity (damaged file or wrong token?)",
                     e,
                 )
@@ -391,14 +437,14 @@ impl Token {
     ) -> Result<Vec<u8>> {
         self.session()
             .sign(mechanism, key, data)
-            .map_err(|e| RootError::pkcs11("sign", e))
+            .map_err(|e| TokenError::pkcs11("sign", e))
     }
 }
 
 fn find_slot(ctx: &Pkcs11, config: &TokenConfig) -> Result<Slot> {
     let slots = ctx
         .get_slots_with_initialized_token()
-        .map_err(|e| RootError::pkcs11("list slots", e))?;
+        .map_err(|e| TokenError::pkcs11("list slots", e))?;
     let mut found = Vec::new();
     for s in slots {
         if let Ok(info) = ctx.get_token_info(s) {
@@ -409,7 +455,7 @@ fn find_slot(ctx: &Pkcs11, config: &TokenConfig) -> Result<Slot> {
             found.push(format!("'{label}'"));
         }
     }
-    Err(RootError::NoToken {
+    Err(TokenError::NoToken {
         label: config.token_label.clone(),
         module: config.module.clone(),
         found: if found.is_empty() {
@@ -480,7 +526,7 @@ fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
 /// `CKM_ECDSA` gives fixed-width r‖s; X.509 wants `SEQUENCE { INTEGER r, INTEGER s }`.
 pub fn ecdsa_raw_to_der(raw: &[u8], field_len: usize) -> Result<Vec<u8>> {
     if raw.len() != 2 * field_len {
-        return Err(RootError::BadTokenSignature(format!(
+        return Err(TokenError::BadSignature(format!(
             "ECDSA signature of {} bytes, expected {}",
             raw.len(),
             2 * field_len
@@ -493,14 +539,14 @@ pub fn ecdsa_raw_to_der(raw: &[u8], field_len: usize) -> Result<Vec<u8>> {
 }
 
 /// A key pair in the token, usable wherever pki-core wants a [`Signer`].
-pub struct TokenKey<'t> {
-    token: &'t Token,
+pub struct TokenKey {
+    token: Arc<Token>,
     private: ObjectHandle,
     alg: KeyAlgorithm,
     public_raw: Vec<u8>,
 }
 
-impl TokenKey<'_> {
+impl TokenKey {
     /// One raw `C_Sign` over `data` with this key, for benchmarks: no hashing, no conversion.
     pub fn raw_sign(&self, data: &[u8]) -> Result<Vec<u8>> {
         let mech = match self.alg {
@@ -549,7 +595,7 @@ thread_local! {
     pub static LAST_SIGN_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-impl PublicKeyData for TokenKey<'_> {
+impl PublicKeyData for TokenKey {
     fn der_bytes(&self) -> &[u8] {
         &self.public_raw
     }
@@ -558,7 +604,7 @@ impl PublicKeyData for TokenKey<'_> {
     }
 }
 
-impl SigningKey for TokenKey<'_> {
+impl SigningKey for TokenKey {
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
         self.sign_checked(msg).map_err(|e| {
             LAST_SIGN_ERROR.with(|l| *l.borrow_mut() = Some(e.to_string()));
@@ -567,7 +613,7 @@ impl SigningKey for TokenKey<'_> {
     }
 }
 
-impl Signer for TokenKey<'_> {
+impl Signer for TokenKey {
     fn key_algorithm(&self) -> KeyAlgorithm {
         self.alg
     }
