@@ -1,2 +1,3 @@
 //! End-to-end tests across the binaries live in `tests/`.
+pub mod fixture;
 pub mod snapshot;

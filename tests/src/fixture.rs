@@ -1,0 +1,205 @@
+//! Shared fixtures of the end-to-end tests: the built binaries, running them, an OpenSSL-made
+//! CA brought under management, throwaway SoftHSM2 tokens.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` beside the checkout (or $PKI_SHARED_DIR).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("PKI_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared"))
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The debug binary `name`, built once if missing.
+pub fn tool(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let p = target.join("debug").join(name);
+    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !p.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", name])
+            .current_dir(workspace())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "cannot build {name}; run `cargo build --workspace --bins` first"
+        );
+    }
+    p
+}
+
+/// A command of ours, run in `dir` with a clean secret environment plus `env`.
+pub fn run(dir: &Path, bin: &str, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(tool(bin));
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("PKI_AGE_IDENTITY")
+        .env_remove("PKI_PASSPHRASE_FILE")
+        .env_remove("PKI_TOKEN_PIN_FILE")
+        .env_remove("ROOT_CA_PIN");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run")
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts failure with `needle` in stderr; returns stderr.
+pub fn fails_with(o: Output, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success(),
+        "expected a failure with '{needle}', got success:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.contains(needle),
+        "expected '{needle}' in stderr:\n{err}"
+    );
+    err
+}
+
+/// Runs an external program in `dir`; returns (success, stdout, stderr).
+pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// An OpenSSL two-tier PKI (the seed's flow) with its intermediate imported as `ca/`.
+pub struct OpensslCa {
+    pub dir: PathBuf,
+    /// The reference PKI of make-openssl-certs.sh (root at ref/ca.crt, keys in ref/ca-private).
+    pub reference: PathBuf,
+    pub ca: PathBuf,
+    pub identity: PathBuf,
+    pub root: PathBuf,
+}
+
+impl OpensslCa {
+    pub fn new(dir: &Path) -> Self {
+        let reference = dir.join("ref");
+        let o = Command::new("bash")
+            .arg(shared_dir().join("etcd/make-openssl-certs.sh"))
+            .arg(&reference)
+            .output()
+            .expect("make-openssl-certs.sh");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let identity = dir.join("identity.txt");
+        ok(run(
+            dir,
+            "intermediate-ca",
+            &["new-identity", identity.to_str().unwrap()],
+            &[],
+        ));
+        ok(run(
+            dir,
+            "intermediate-ca",
+            &[
+                "import",
+                "--cert",
+                reference.join("intermediate.crt").to_str().unwrap(),
+                "--key",
+                reference
+                    .join("ca-private/intermediate.key")
+                    .to_str()
+                    .unwrap(),
+                "--dir",
+                dir.join("ca").to_str().unwrap(),
+                "--identity",
+                identity.to_str().unwrap(),
+            ],
+            &[],
+        ));
+        OpensslCa {
+            dir: dir.to_path_buf(),
+            root: reference.join("ca.crt"),
+            reference,
+            ca: dir.join("ca"),
+            identity,
+        }
+    }
+
+    /// `issuer` with the identity in the environment.
+    pub fn issuer(&self, args: &[&str]) -> Output {
+        run(
+            &self.dir,
+            "issuer",
+            args,
+            &[("PKI_AGE_IDENTITY", &self.identity)],
+        )
+    }
+
+    /// The ledger as JSON text (`issuer list --json`).
+    pub fn ledger(&self) -> String {
+        ok(self.issuer(&["list", "--ca", self.ca.to_str().unwrap(), "--json"]))
+    }
+}
+
+/// A throwaway SoftHSM2 token in `dir` (label `root-ca`); returns its config file.
+pub fn softhsm_token(dir: &Path) -> PathBuf {
+    let o = Command::new("bash")
+        .arg(workspace().join("softhsm/new-token.sh"))
+        .arg(dir)
+        .arg("root-ca")
+        .output()
+        .expect("new-token.sh");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join("softhsm2.conf")
+}
+
+/// Every file under `dir` (relative path, content), for before/after comparisons; ledger
+/// files are left out (compare the ledger through `issuer list --json`).
+pub fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ledger.sqlite") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push((
+                    p.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
