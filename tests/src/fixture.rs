@@ -203,3 +203,23 @@ pub fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The paths that differ between two [`snapshot_files`] results (added, removed or changed).
+pub fn changed_files(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]) -> Vec<String> {
+    let b: std::collections::BTreeMap<_, _> = before.iter().map(|(p, c)| (p, c)).collect();
+    let a: std::collections::BTreeMap<_, _> = after.iter().map(|(p, c)| (p, c)).collect();
+    let mut out = Vec::new();
+    for (p, c) in &a {
+        match b.get(p) {
+            None => out.push(format!("added {}", p.display())),
+            Some(old) if old != c => out.push(format!("changed {}", p.display())),
+            _ => {}
+        }
+    }
+    for p in b.keys() {
+        if !a.contains_key(p) {
+            out.push(format!("removed {}", p.display()));
+        }
+    }
+    out
+}
