@@ -203,9 +203,16 @@ impl Bundle {
             | age::DecryptError::KeyDecryptionFailed => {
                 bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())
             }
-            age::DecryptError::Io(io) => bad(format!(
-                "the bundle is truncated or damaged ({io}); ask for it again"
-            )),
+            age::DecryptError::Io(io) => {
+                let detail = io.to_string();
+                if io.kind() == std::io::ErrorKind::UnexpectedEof || detail.contains("armor") {
+                    bad(format!("the bundle is truncated ({detail}); ask for it again"))
+                } else if detail.contains("decryption error") {
+                    bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())
+                } else {
+                    bad(format!("the bundle is damaged ({detail}); ask for it again"))
+                }
+            }
             other => bad(format!("the bundle is damaged ({other}); ask for it again")),
         })?;
         let text =

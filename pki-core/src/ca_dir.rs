@@ -440,8 +440,8 @@ impl CaDir {
         let csr_path = self.csr_path(id);
         let csr = CheckedCsr::from_pem(&csr_path.display().to_string(), &output::read(&csr_path)?)?;
         if csr.spki_der != int.spki_der {
-            return Err(Error::KeyMismatch(format!(
-                "the certificate in the response is for another key than the one staged in generation {id}"
+            return Err(Error::Policy(format!(
+                "the certificate in the response is for another key than the one staged in generation {id}: the root signed a different request; do not install it"
             )));
         }
         let crls = response.blocks_tagged("X509 CRL");

@@ -16,28 +16,38 @@ pub fn shared_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("../shared"))
 }
 
-static BUILD: Mutex<()> = Mutex::new(());
+static BUILT: Mutex<bool> = Mutex::new(false);
 
-/// The debug binary `name`, built once if missing.
+/// The debug binary `name`. The first call of a test process runs `cargo build` for the three
+/// tools, so a test never runs a stale binary (a no-op when they are up to date).
 pub fn tool(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    let p = target.join("debug").join(name);
-    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !p.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
         let ok = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", name])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "root-ca",
+                "-p",
+                "intermediate-ca",
+                "-p",
+                "issuer",
+            ])
             .current_dir(workspace())
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(
             ok,
-            "cannot build {name}; run `cargo build --workspace --bins` first"
+            "cannot build the tools; run `cargo build --workspace --bins` to see why"
         );
+        *built = true;
     }
-    p
+    target.join("debug").join(name)
 }
 
 /// A command of ours, run in `dir` with a clean secret environment plus `env`.

@@ -6,24 +6,7 @@ use std::process::Command;
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 
 fn built(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let p = target.join("debug").join(name);
-    if !p.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", name])
-            .current_dir(&root)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "cannot build {name}; run `cargo build --workspace --bins` first"
-        );
-    }
-    p
+    e2e_tests::fixture::tool(name)
 }
 
 const SCREENS: &[(&str, &[&str])] = &[

@@ -9,20 +9,7 @@ fn workspace() -> PathBuf {
 }
 
 fn tool(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let p = target.join("debug").join(name);
-    if !p.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", name])
-            .current_dir(workspace())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cannot build {name}");
-    }
-    p
+    e2e_tests::fixture::tool(name)
 }
 
 fn run(dir: &Path, conf: &Path, bin: &str, args: &[&str]) -> Output {
