@@ -144,14 +144,14 @@ pub fn replace_leaf<S: Signer>(
             })
             .collect::<Result<_>>()?,
     };
-    let days =
-        ((old.not_after - old.not_before).whole_days() as u32).clamp(1, role.profile().max_days());
     let leaf = ca.sign_leaf(
         LeafRequest {
             role,
             subject: Subject::cn(old.subject.clone()),
             names,
-            days: Some(days),
+            // A successor gets the profile's lifetime, not the old leaf's: a short-lived leaf
+            // renewed for the same short time would be expiring again at once.
+            days: None,
             key,
         },
         now,
