@@ -109,6 +109,20 @@ fn plan(file: &BatchFile, out: &Path) -> Result<Vec<Planned>> {
     Ok(v)
 }
 
+fn write_chunk(signed: &[IssuedLeaf], chunk: &[&Planned]) -> Result<()> {
+    for (leaf, p) in signed.iter().zip(chunk) {
+        let dir = p.paths.cert.parent().expect("leaf folder");
+        if !dir.is_dir() {
+            output::create_dir(dir, 0o755)?;
+        }
+        if let Some(key) = &leaf.key_pem {
+            output::write_unsynced(&p.paths.key, key.as_bytes(), Mode::Secret)?;
+        }
+        output::write_unsynced(&p.paths.cert, leaf.chain_pem.as_bytes(), Mode::Public)?;
+    }
+    Ok(())
+}
+
 fn sign_chunk<S: Signer + Sync>(
     ca: &IssuingCa<S>,
     chunk: &[&Planned],
@@ -204,16 +218,20 @@ pub fn run<S: Signer + Sync>(
                 })
                 .collect();
             ledger.record_many(&records)?;
-            // ...then the files, each complete or absent.
-            for (leaf, p) in signed.iter().zip(chunk) {
-                let dir = p.paths.cert.parent().expect("leaf folder");
-                if !dir.is_dir() {
-                    output::create_dir(dir, 0o755)?;
+            // ...then the files, each complete or absent. If writing fails (a full disk), the
+            // leaves of this chunk that did not reach the disk never left the machine: forget
+            // them, so the ledger holds exactly what is on disk.
+            let written = write_chunk(&signed, chunk);
+            if let Err(e) = written {
+                for (leaf, p) in signed.iter().zip(chunk) {
+                    if !p.paths.cert.exists() {
+                        if p.paths.key.exists() && leaf.key_pem.is_some() {
+                            output::remove_quietly(&p.paths.key);
+                        }
+                        let _ = ledger.forget_unwritten(&leaf.serial.to_hex());
+                    }
                 }
-                if let Some(key) = &leaf.key_pem {
-                    output::write_unsynced(&p.paths.key, key.as_bytes(), Mode::Secret)?;
-                }
-                output::write_unsynced(&p.paths.cert, leaf.chain_pem.as_bytes(), Mode::Public)?;
+                return Err(e);
             }
             report.issued += chunk.len();
             progress(report.issued, total);

@@ -276,6 +276,7 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let dir = RootDir::new(&ceremony::resolve(&base, &c.root_dir));
     let root = dir.cert()?;
     let mut index = dir.index()?;
+    check_log(&dir, &index)?;
     let cert_out = c
         .output
         .certificate
@@ -594,6 +595,7 @@ pub fn revoke(file: &Path, run: &mut Run<'_>) -> Result<()> {
     }
     let dir = RootDir::new(&ceremony::resolve(&base, &c.root_dir));
     let mut index = dir.index()?;
+    check_log(&dir, &index)?;
     let serial = Serial::from_hex(&c.serial)
         .ok_or_else(|| RootError::Refused(format!("'{}' is not a hex serial", c.serial)))?
         .to_hex();
@@ -652,6 +654,7 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let dir = RootDir::new(&ceremony::resolve(&base, &c.root_dir));
     let root = dir.cert()?;
     let mut index = dir.index()?;
+    check_log(&dir, &index)?;
     let out_path = ceremony::resolve(&base, &c.output.crl);
     output::ensure_absent(&out_path, false)?;
     if c.next_update_days == 0 || c.next_update_days > 366 {
@@ -801,21 +804,30 @@ pub fn verify_crl_signature(der: &[u8], spki: &[u8]) -> Result<()> {
 
 // ---------------------------------------------------------------------------------- log
 
+/// Checks the ceremony log's hash chain and that it ends at the head the index recorded.
+/// Every ceremony calls this before it opens the token, so a tampered or truncated log is
+/// refused before the root key is used or any file is written.
+fn check_log(root: &RootDir, index: &RootIndex) -> Result<(usize, String)> {
+    let (n, head) = crate::log::verify(&root.log_path())?;
+    if index.log_head != head {
+        return Err(RootError::Log {
+            path: root.log_path(),
+            line: n,
+            reason: format!(
+                "the log ends at {head}, but the root's index recorded {}: records were removed from the end or the last one was edited",
+                index.log_head
+            ),
+        });
+    }
+    Ok((n, head))
+}
+
 pub fn log_verify(dir: &Path, out: &mut dyn Write) -> Result<()> {
     let root = RootDir::new(dir);
-    let (n, head) = crate::log::verify(&root.log_path())?;
-    if let Ok(index) = root.index() {
-        if index.log_head != head {
-            return Err(RootError::Log {
-                path: root.log_path(),
-                line: n,
-                reason: format!(
-                    "the log ends at {head}, but the root's index recorded {}: records were removed from the end or the last one was edited",
-                    index.log_head
-                ),
-            });
-        }
-    }
+    let (n, head) = match root.index() {
+        Ok(index) => check_log(&root, &index)?,
+        Err(_) => crate::log::verify(&root.log_path())?,
+    };
     let _ = writeln!(
         out,
         "{}: {n} records, hash chain intact, head {head}",
