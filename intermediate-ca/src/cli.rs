@@ -104,20 +104,12 @@ pub enum Command {
     Manpages { dir: PathBuf },
 }
 
-/// Completions and man pages come from the clap definitions, never written by hand.
+/// The hidden doc-generation subcommands; None for every other command.
 pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
-    use clap::CommandFactory;
+    use pki_core::unlock::generated_docs;
     match command {
-        Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            let name = cmd.get_name().to_string();
-            clap_complete::generate(*shell, &mut cmd, name, &mut std::io::stdout());
-            Some(Ok(()))
-        }
-        Command::Manpages { dir } => Some((|| {
-            std::fs::create_dir_all(dir)?;
-            clap_mangen::generate_to(Cli::command(), dir)
-        })()),
+        Command::Completions { shell } => Some(generated_docs::completions::<Cli>(*shell)),
+        Command::Manpages { dir } => Some(generated_docs::manpages::<Cli>(dir)),
         _ => None,
     }
 }

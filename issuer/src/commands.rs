@@ -506,27 +506,46 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
         filter.active_only = true;
     }
     let rows = ca.ledger()?.list(&filter)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
-        return Ok(());
-    }
-    println!(
-        "{:<34} {:<7} {:<9} {:<22} {:<21} NAMES",
-        "SERIAL", "PROFILE", "STATUS", "SUBJECT", "NOT AFTER"
-    );
-    for r in &rows {
-        let names: Vec<String> = r.dns.iter().cloned().chain(r.ips.iter().cloned()).collect();
-        println!(
-            "{:<34} {:<7} {:<9} {:<22} {:<21} {}",
-            r.serial,
-            r.profile,
-            r.status,
-            r.subject,
-            fmt_time(r.not_after),
-            names.join(",")
-        );
-    }
-    Ok(())
+    // One buffered writer: stdout is line-buffered, and a million-row ledger would otherwise
+    // cost a write per line.
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let res = (|| -> std::io::Result<()> {
+        if json {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<34} {:<7} {:<9} {:<22} {:<21} NAMES",
+            "SERIAL", "PROFILE", "STATUS", "SUBJECT", "NOT AFTER"
+        )?;
+        for r in &rows {
+            let names: Vec<&str> = r
+                .dns
+                .iter()
+                .chain(r.ips.iter())
+                .map(String::as_str)
+                .collect();
+            writeln!(
+                out,
+                "{:<34} {:<7} {:<9} {:<22} {:<21} {}",
+                r.serial,
+                r.profile,
+                r.status,
+                r.subject,
+                fmt_time(r.not_after),
+                names.join(",")
+            )?;
+        }
+        out.flush()
+    })();
+    res.map_err(|e| Error::Io {
+        path: PathBuf::from("<stdout>"),
+        source: e,
+    })
 }
 
 /// Returns whether every check passed.

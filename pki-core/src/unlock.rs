@@ -125,3 +125,24 @@ impl SecretArgs {
         )
     }
 }
+
+/// Completions and man pages come from the clap definitions, never written by hand: the
+/// hidden `completions SHELL` and `manpages DIR` subcommands of every tool call these.
+#[cfg(feature = "cli")]
+pub mod generated_docs {
+    use std::path::Path;
+
+    pub fn completions<C: clap::CommandFactory>(
+        shell: clap_complete::Shell,
+    ) -> std::io::Result<()> {
+        let mut cmd = C::command();
+        let name = cmd.get_name().to_string();
+        clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+        Ok(())
+    }
+
+    pub fn manpages<C: clap::CommandFactory>(dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        clap_mangen::generate_to(C::command(), dir)
+    }
+}
