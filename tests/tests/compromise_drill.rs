@@ -388,6 +388,38 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
     wait_healthy(&d);
     let app = d.join("etcd/clients/app-user");
     assert!(etcdctl(&d, &app, &["get", "/x"]).status.success());
+    // check-etcd --endpoint: the seed's `openssl s_client` step against the running member.
+    let probe = |port: u16, client: &str| {
+        p.issuer(&[
+            "check-etcd",
+            "etcd/nodes/etcd-1",
+            "--endpoint",
+            &format!("https://127.0.0.1:{port}"),
+            "--cacert",
+            "etcd/ca.crt",
+            "--cert",
+            &format!("etcd/clients/{client}/client.crt"),
+            "--key",
+            &format!("etcd/clients/{client}/client.key"),
+        ])
+    };
+    let good = ok(probe(47210, "root"));
+    for line in [
+        "ok   handshake",
+        "sends 2 certificates",
+        "SANs cover 127.0.0.1",
+        "asks for a client certificate",
+        "without a client certificate the member refuses",
+    ] {
+        assert!(good.contains(line), "'{line}' in\n{good}");
+    }
+    // A client certificate on the peer port is refused (the shared peer SAN restriction).
+    let peer = probe(47211, "app-user");
+    let text = String::from_utf8_lossy(&peer.stdout);
+    assert!(
+        !peer.status.success() && text.contains("FAIL handshake"),
+        "{text}"
+    );
     let serial = serial_of(&d, "etcd/clients/app-user/client.crt");
     ok(p.issuer(&[
         "revoke",
