@@ -172,7 +172,10 @@ pub fn run<S: Signer + Sync>(
     let planned = plan(file, out)?;
     let mut report = BatchReport::default();
     output::create_dir(out, 0o755)?;
-    let out_abs = std::path::absolute(out).map_err(|e| Error::io(out, e))?;
+    // The folder's one real path, however OUT was spelled (`out/`, `../x/out`, a symlink):
+    // the ledger rows of a re-run must name the same files as the interrupted run's, or the
+    // void scan below would miss the rows a crash left and their cns would stay active twice.
+    let out_abs = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
 
     // Rows a crash left without a file: void them so the re-run's leaves are the only live ones.
     report.voided = ledger.void_missing_under(&out_abs)?;

@@ -292,7 +292,8 @@ impl Ledger {
     /// Marks `void` the active leaves recorded under `dir` whose certificate file does not
     /// exist: a crash between commit and write left them, and they never left this machine.
     pub fn void_missing_under(&mut self, dir: &Path) -> Result<usize> {
-        let prefix = format!("{}/", dir.display());
+        // One trailing '/', however `dir` ends (a prefix of "/x/out//" would match nothing).
+        let prefix = format!("{}/", dir.display().to_string().trim_end_matches('/'));
         let rows: Vec<(String, String)> = {
             let mut stmt = self
                 .conn
