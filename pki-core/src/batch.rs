@@ -176,6 +176,25 @@ pub fn run<S: Signer + Sync>(
     // the ledger rows of a re-run must name the same files as the interrupted run's, or the
     // void scan below would miss the rows a crash left and their cns would stay active twice.
     let out_abs = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
+    // One batch at a time per output folder: two runs would void each other's in-flight rows
+    // and both issue every leaf. The lock goes with the process, so a killed run frees it.
+    let lock_path = out_abs.join(".issuer-batch.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Policy(format!(
+                "another `issuer batch` is writing into {}; wait for it to finish, then re-run this one (it will skip what is done)",
+                out.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
 
     // Rows a crash left without a file: void them so the re-run's leaves are the only live ones.
     report.voided = ledger.void_missing_under(&out_abs)?;
