@@ -57,12 +57,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, force: bool) -> Result
             .create_new(true)
             .mode(mode.bits())
             .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
+            .map_err(|e| Error::io(path, e))?;
         // The umask may have narrowed the mode; make it exactly what we mean.
         f.set_permissions(fs::Permissions::from_mode(mode.bits()))
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            .map_err(|e| Error::io(path, e))?;
+        f.write_all(data).map_err(|e| Error::io(path, e))?;
+        f.sync_all().map_err(|e| Error::io(path, e))?;
         drop(f);
         if force {
             fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
@@ -76,7 +76,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, force: bool) -> Result
                     Error::io(path, e)
                 }
             })?;
-            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            fs::remove_file(&tmp).map_err(|e| Error::io(path, e))?;
         }
         sync_dir(&dir)
     })();
@@ -106,9 +106,9 @@ pub fn write_unsynced(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
             .truncate(true)
             .mode(mode.bits())
             .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
+            .map_err(|e| Error::io(path, e))?;
         // No fchmod here: the umask can only narrow the mode, which is safe for bulk output.
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(path, e))?;
         drop(f);
         fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     })();

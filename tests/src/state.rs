@@ -55,9 +55,10 @@ impl State {
                         out.push(format!("changed mode of {}", p.display()));
                     }
                 }
-                Some((m, _)) if m != mode => {
-                    out.push(format!("changed mode of {} ({m:o} -> {mode:o})", p.display()))
-                }
+                Some((m, _)) if m != mode => out.push(format!(
+                    "changed mode of {} ({m:o} -> {mode:o})",
+                    p.display()
+                )),
                 _ => {}
             }
         }
