@@ -448,6 +448,7 @@ fn replace_all(
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     let mut done = 0;
+    let mut replaced = Vec::new();
     for r in &recs {
         let new = lifecycle::replace_leaf(&signer, &mut ledger, r, now)?;
         println!(
@@ -457,7 +458,15 @@ fn replace_all(
             new.generation,
             fmt_time(new.not_after)
         );
+        replaced.push(PathBuf::from(&new.cert_path));
         done += 1;
+    }
+    for f in lifecycle::refresh_bundle_intermediates(&replaced, &signer.cert)? {
+        println!(
+            "  {} now holds the issuing intermediate ({})",
+            f.display(),
+            signer.cert.subject
+        );
     }
     println!(
         "{done} leaf/leaves replaced in place; etcd picks up new leaf files on the next handshake"

@@ -205,7 +205,12 @@ impl Bundle {
             }
             age::DecryptError::Io(io) => {
                 let detail = io.to_string();
-                if io.kind() == std::io::ErrorKind::UnexpectedEof || detail.contains("armor") {
+                // Armour that ends early (no end marker, a short or unpadded last line) is a
+                // cut file; data appended after the end marker or a bad begin marker is not.
+                let cut_armour = detail.contains("armor")
+                    && !detail.contains("after end marker")
+                    && !detail.contains("begin marker");
+                if io.kind() == std::io::ErrorKind::UnexpectedEof || cut_armour {
                     bad(format!("the bundle is truncated ({detail}); ask for it again"))
                 } else if detail.contains("decryption error") {
                     bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())

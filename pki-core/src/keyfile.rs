@@ -89,6 +89,11 @@ impl KeySecret {
             KeySecret::Passphrase(p) => age::decrypt(&age::scrypt::Identity::new(p.clone()), &data),
         };
         res.map(Zeroizing::new).map_err(|e| match (e, self) {
+            (age::DecryptError::NoMatchingKeys, KeySecret::Identity { .. })
+                if is_passphrase_file(&data) =>
+            {
+                fail("this key is protected by a passphrase, not an age identity; pass --passphrase-file FILE (or run on a terminal to be prompted)".into())
+            }
             (age::DecryptError::NoMatchingKeys, KeySecret::Identity { path: ip, identity }) => fail(format!(
                 "the identity {} (recipient {}) is not the one this key was encrypted to; use the identity file chosen when the key was created",
                 ip.display(),
@@ -106,6 +111,14 @@ impl KeySecret {
             (other, _) => fail(format!("not a readable age file ({other})")),
         })
     }
+}
+
+/// Whether a sealed file is passphrase-protected (an age scrypt stanza) rather than
+/// encrypted to identities.
+fn is_passphrase_file(data: &[u8]) -> bool {
+    age::Decryptor::new_buffered(age::armor::ArmoredReader::new(data))
+        .map(|d| d.is_scrypt())
+        .unwrap_or(false)
 }
 
 /// Encrypts with ASCII armour, finishing both the stream and the armour.

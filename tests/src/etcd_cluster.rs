@@ -226,20 +226,22 @@ impl Etcdctl {
     }
 }
 
-/// A certificate serial as Go's `%x` prints it in etcd's "certificate serial ... revoked" log
-/// line: lower-case hex without leading zeros (openssl and the ledger print whole octets).
-pub fn go_serial(hex: &str) -> String {
-    let s: String = hex
+/// A certificate serial as etcd 3.4 prints it in its "certificate serial ... revoked" log line:
+/// `%x` of `SerialNumber.Bytes()`, i.e. lower-case hex of the minimal big-endian octets (a
+/// leading zero *nibble* stays, leading zero *octets* do not).
+pub fn etcd_log_serial(hex: &str) -> String {
+    let mut s: String = hex
         .chars()
         .filter(|c| *c != ':')
         .collect::<String>()
         .to_ascii_lowercase();
-    let t = s.trim_start_matches('0');
-    if t.is_empty() {
-        "0".into()
-    } else {
-        t.into()
+    if s.len() % 2 == 1 {
+        s.insert(0, '0');
     }
+    while s.len() > 2 && s.starts_with("00") {
+        s.drain(..2);
+    }
+    s
 }
 
 /// The issuer line of the certificate a TLS endpoint presents (`openssl s_client`), e.g.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use e2e_tests::etcd_cluster::{go_serial, presented_issuer, EtcdCluster, Etcdctl};
+use e2e_tests::etcd_cluster::{etcd_log_serial, presented_issuer, EtcdCluster, Etcdctl};
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
 use serde_json::Value;
 
@@ -85,8 +85,8 @@ impl Pki {
         std::fs::read(self.d.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    /// root-ca with the token's config and PIN file (ceremonies that do not use the token
-    /// ignore neither: `revoke` takes no --pin-file).
+    /// root-ca with the token's config; the PIN file goes to the ceremonies that open the token
+    /// (init, sign, crl; `revoke` and `log verify` take none).
     fn root_ca(&self, args: &[&str]) -> Output {
         let mut a: Vec<&str> = args.to_vec();
         if matches!(args.first(), Some(&"init" | &"sign" | &"crl")) {
@@ -331,7 +331,7 @@ impl Pki {
     }
 }
 
-/// The leaves of generation `g` in the ledger with their status, by (profile, subject, path).
+/// The ledger rows of intermediate generation `g`.
 fn leaves_of(ledger: &[Value], g: u64) -> Vec<&Value> {
     ledger.iter().filter(|r| r["generation"] == g).collect()
 }
@@ -563,7 +563,32 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
             want.insert(format!("changed clients/{c}/{f}"));
         }
     }
-    assert_eq!(changed, want, "exactly the leaf files, replaced in place");
+    want.insert("changed intermediate.crt".to_string());
+    assert_eq!(
+        changed, want,
+        "exactly the leaf files, replaced in place, and the bundle's intermediate.crt"
+    );
+    // The bundle contract of the etcd harness still holds: every chain file is its leaf and a
+    // copy of BUNDLE/intermediate.crt, which is now B.
+    assert!(p
+        .issuer_of("etcd/nodes/etcd-1/server.crt")
+        .contains("Intermediate B"));
+    let bundle_int = pem_der(&p.path("etcd/intermediate.crt"));
+    assert_eq!(
+        bundle_int,
+        pem_der(&p.path("intermediate/generations/2/intermediate.crt"))
+    );
+    for f in [
+        "nodes/etcd-1/server.crt",
+        "nodes/etcd-2/peer.crt",
+        "nodes/etcd-3/server.crt",
+        "clients/root/client.crt",
+        "clients/app-user/client.crt",
+    ] {
+        let chain = pem_ders(&p.path(&format!("etcd/{f}")));
+        assert_eq!(chain.len(), 2, "{f}");
+        assert_eq!(chain[1], bundle_int, "{f}: leaf + intermediate.crt");
+    }
 
     // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial).
     let crl_before = p.read("etcd/crl.pem");
@@ -624,7 +649,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
     let saved = Etcdctl::new(&p.path("saved-a-app-user"), &eps);
     let (good, out) = saved.try_run(&["get", "/app/after"]);
     assert!(!good, "the A-chain client must be refused: {out}");
-    let needle = format!("certificate serial {} revoked", go_serial(&a_serial));
+    let needle = format!("certificate serial {} revoked", etcd_log_serial(&a_serial));
     assert!(
         cluster.log_count(&needle) > 0,
         "no '{needle}' in the member logs:\n{}",
@@ -735,7 +760,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
     assert!(good, "app-user before: {out}");
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
-    let needle = format!("certificate serial {} revoked", go_serial(&serial));
+    let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
     let crl_before = p.read("etcd/crl.pem");
     let out = ok(p.issuer(&[
         "revoke",
@@ -1008,6 +1033,14 @@ fn pem_der(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).unwrap();
     pem.contents
+}
+
+/// DER of every PEM block of a file.
+fn pem_ders(path: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    x509_parser::pem::Pem::iter_from_buffer(&bytes)
+        .map(|p| p.unwrap().contents)
+        .collect()
 }
 
 /// (CRL number, thisUpdate, nextUpdate) of a PEM CRL, read by x509-parser.
