@@ -402,8 +402,12 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             targets.extend(lifecycle::bundle_crl_paths(b));
         }
         let der = pki_core::certs::pem_blocks("etcd CRL", pem.as_bytes(), "X509 CRL")?.remove(0);
+        // Every copy first, the report after: a closed stdout must not stop half the members
+        // from getting the new CRL.
         for t in &targets {
             lifecycle::publish_crl(t, &der)?;
+        }
+        for t in &targets {
             println!(
                 "etcd CRL: {} ({n} revoked serials{})",
                 t.display(),

@@ -50,10 +50,11 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// Normalises a fingerprint the user typed (any case, with or without colons, `sha256:` prefix).
 pub fn normalize_fingerprint(s: &str) -> String {
     let s = s.trim();
-    let s = s
-        .strip_prefix("sha256:")
-        .or_else(|| s.strip_prefix("SHA256:"))
-        .unwrap_or(s);
+    // Accept what people paste: "sha256:…", "SHA256 …" (as root-ca prints it), "SHA256=…".
+    let s = match s.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("sha256") => s[6..].trim_start_matches([':', '=', ' ']),
+        _ => s,
+    };
     let hexs: String = s
         .chars()
         .filter(|c| c.is_ascii_hexdigit())
@@ -151,6 +152,15 @@ mod tests {
     fn fingerprints_normalise() {
         assert_eq!(normalize_fingerprint("sha256:abcd12"), "AB:CD:12");
         assert_eq!(normalize_fingerprint("AB:cd:12"), "AB:CD:12");
+        assert_eq!(normalize_fingerprint("SHA256 ab:cd:12"), "AB:CD:12");
+        assert_eq!(
+            normalize_fingerprint(
+                "sha256 Fingerprint=AB:CD:12"
+                    .replace(" Fingerprint", "")
+                    .as_str()
+            ),
+            "AB:CD:12"
+        );
     }
 
     #[test]

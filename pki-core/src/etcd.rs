@@ -160,6 +160,23 @@ impl Member {
     }
 }
 
+/// etcd binds to an IP only ("expected IP in URL for binding"): an advertised URL with a DNS
+/// name listens on the member's first IP, same scheme and port.
+fn listen_urls(urls: &[String], m: &Member) -> Vec<String> {
+    urls.iter()
+        .map(|u| match url_host(u) {
+            Some(h) if h.parse::<IpAddr>().is_err() => {
+                let port = u
+                    .rsplit_once(':')
+                    .map(|(_, p)| p.trim_end_matches('/'))
+                    .unwrap_or("");
+                format!("https://{}:{port}", host_for_url(&m.ips[0]))
+            }
+            _ => u.clone(),
+        })
+        .collect()
+}
+
 /// Adds URL hosts to a name set (as IPs or DNS names).
 fn add_url_hosts(names: &mut SubjectNames, urls: &[String]) {
     for u in urls {
@@ -334,9 +351,9 @@ impl ClusterFile {
              # peer-restriction settings silently and makes etcd ignore every ETCD_* variable.\n\
              ETCD_NAME={name}\n\
              ETCD_DATA_DIR={data}\n\
-             ETCD_LISTEN_CLIENT_URLS={curls}\n\
+             ETCD_LISTEN_CLIENT_URLS={lcurls}\n\
              ETCD_ADVERTISE_CLIENT_URLS={curls}\n\
-             ETCD_LISTEN_PEER_URLS={purls}\n\
+             ETCD_LISTEN_PEER_URLS={lpurls}\n\
              ETCD_INITIAL_ADVERTISE_PEER_URLS={purls}\n\
              ETCD_INITIAL_CLUSTER={initial}\n\
              ETCD_INITIAL_CLUSTER_STATE={state}\n\
@@ -360,6 +377,8 @@ impl ClusterFile {
             data = self.data_dir.replace("{name}", &m.name),
             curls = m.client_urls().join(","),
             purls = m.peer_urls().join(","),
+            lcurls = listen_urls(&m.client_urls(), m).join(","),
+            lpurls = listen_urls(&m.peer_urls(), m).join(","),
             initial = initial.join(","),
             state = if existing_cluster { "existing" } else { "new" },
         );
@@ -685,6 +704,12 @@ readwrite = ["/app/"]
         let p = c.peer_names(&c.members[0]);
         assert!(p.dns.contains(&"peers.demo.etcd".to_string()));
         assert_eq!(p.ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        let env2 = c.member_env(&c.members[1], false);
+        assert!(
+            env2.contains("ETCD_LISTEN_CLIENT_URLS=https://10.0.0.2:2379\n"),
+            "{env2}"
+        );
+        assert!(env2.contains("ETCD_ADVERTISE_CLIENT_URLS=https://etcd-2.example:2379\n"));
         let env = c.member_env(&c.members[0], false);
         assert!(env.contains(
             "ETCD_INITIAL_CLUSTER=etcd-1=https://10.0.0.1:2380,etcd-2=https://10.0.0.2:2380\n"

@@ -10,16 +10,13 @@ use rand::RngCore;
 pub struct Serial(Vec<u8>);
 
 impl Serial {
-    /// A fresh random serial: 16 random octets with the top bit cleared and never a zero first
-    /// octet, so the DER INTEGER is positive, minimal and carries at least 120 random bits
-    /// in a fixed 16-octet width (127 bits of entropy minus the nonzero-first-octet rule).
+    /// A fresh random serial: a first octet in 0x01..=0x7f (so the DER INTEGER is positive and
+    /// minimal) followed by 16 fully random octets: 17 octets, at least 128 random bits
+    /// (SPEC §4), well under RFC 5280's 20-octet limit.
     pub fn random() -> Self {
-        let mut bytes = [0u8; 16];
+        let mut bytes = [0u8; 17];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        bytes[0] &= 0x7f;
-        if bytes[0] == 0 {
-            bytes[0] = 0x40;
-        }
+        bytes[0] = 1 + bytes[0] % 0x7f;
         Serial(bytes.to_vec())
     }
 
@@ -68,7 +65,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2000 {
             let s = Serial::random();
-            assert_eq!(s.as_bytes().len(), 16);
+            assert_eq!(s.as_bytes().len(), 17);
             assert!(s.as_bytes()[0] & 0x80 == 0 && s.as_bytes()[0] != 0);
             assert!(seen.insert(s));
         }

@@ -178,7 +178,17 @@ impl World {
     fn issue_server(&self, cn: &str, out: &str) -> PathBuf {
         let dns = format!("{cn}.example.internal");
         ok(self.issuer(&[
-            "issue", "server", "--ca", "ica", "--cn", cn, "--dns", &dns, "--ip", "127.0.0.1", "--out",
+            "issue",
+            "server",
+            "--ca",
+            "ica",
+            "--cn",
+            cn,
+            "--dns",
+            &dns,
+            "--ip",
+            "127.0.0.1",
+            "--out",
             out,
         ]));
         self.path(&format!("{out}/server.crt"))
@@ -467,11 +477,16 @@ fn openssl_verify(dir: &Path, root: &Path, untrusted: &Path, leaf: &Path) -> (bo
             path_str(leaf),
         ],
     );
-    (good && out.trim_end().ends_with(": OK"), format!("{out}{err}"))
+    (
+        good && out.trim_end().ends_with(": OK"),
+        format!("{out}{err}"),
+    )
 }
 
-/// rustls-webpki: the leaf for serverAuth (EKU required) and `name`, the root as the only
-/// anchor, `intermediates` as the untrusted pool.
+/// rustls-webpki: the leaf for serverAuth and `name`, the root as the only anchor,
+/// `intermediates` as the untrusted pool. webpki applies the EKU policy to every certificate of
+/// the path, and the intermediate rightly has no EKU, so the policy is "serverAuth if an EKU is
+/// present"; the leaf's own EKU is then required to list serverAuth.
 fn webpki_verify(
     root: &[u8],
     leaf: &[u8],
@@ -491,11 +506,19 @@ fn webpki_verify(
         &[anchor],
         &pool,
         UnixTime::now(),
-        webpki::KeyUsage::required(SERVER_AUTH),
+        webpki::KeyUsage::required_if_present(SERVER_AUTH),
         None,
         None,
     )
     .map_err(|e| format!("chain: {e:?}"))?;
+    let (_, parsed) = X509Certificate::from_der(&leaf).map_err(|e| format!("leaf: {e}"))?;
+    let eku = parsed
+        .extended_key_usage()
+        .map_err(|e| format!("leaf EKU: {e}"))?
+        .ok_or("the leaf has no extended key usage")?;
+    if !eku.value.server_auth {
+        return Err("the leaf's extended key usage lacks serverAuth".into());
+    }
     let server_name = ServerName::try_from(name.to_string()).map_err(|e| format!("{e:?}"))?;
     ee.verify_is_valid_for_subject_name(&server_name)
         .map_err(|e| format!("name {name}: {e:?}"))
@@ -558,7 +581,10 @@ fn snapshot(d: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
             } else {
                 out.insert(
                     rel,
-                    (meta.permissions().mode(), std::fs::read(&path).expect("read")),
+                    (
+                        meta.permissions().mode(),
+                        std::fs::read(&path).expect("read"),
+                    ),
                 );
             }
         }
@@ -624,10 +650,7 @@ fn refused(w: &World, what: &str, any_of: &[&str], all_of: &[&str], cmd: impl Fn
 fn flip_payload_char(armoured: &str, frac: f64) -> String {
     let lines: Vec<&str> = armoured.lines().collect();
     assert_eq!(lines[0], "-----BEGIN AGE ENCRYPTED FILE-----");
-    assert_eq!(
-        *lines.last().unwrap(),
-        "-----END AGE ENCRYPTED FILE-----"
-    );
+    assert_eq!(*lines.last().unwrap(), "-----END AGE ENCRYPTED FILE-----");
     let body: String = lines[1..lines.len() - 1].concat();
     let bin = base64_decode(&body);
     assert!(bin.starts_with(b"age-encryption.org/v1\n"));
@@ -691,7 +714,12 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
     assert!(!w.path("ica/generations/1/intermediate.crt").exists());
 
     // Root ceremony 2, then the install pinned to the fingerprint OpenSSL computes.
-    let out = ok(root.sign_bundle("sign-1.toml", "request-1.age", &req1.key_fp, "response-1.age"));
+    let out = ok(root.sign_bundle(
+        "sign-1.toml",
+        "request-1.age",
+        &req1.key_fp,
+        "response-1.age",
+    ));
     assert!(out.contains(&req1.id), "{out}");
     let out = w.install("response-1.age", &root_fp);
     assert!(out.contains("installed generation 1"), "{out}");
@@ -721,8 +749,13 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
     let chain1 = cert_ders(&leaf1);
     assert_eq!(chain1.len(), 2, "leaf then intermediate");
     assert_eq!(chain1[1], gen1_der);
-    webpki_verify(&root_der, &chain1[0], &chain1[1..], "etcd-1.example.internal")
-        .expect("webpki accepts the leaf with the root as the only anchor");
+    webpki_verify(
+        &root_der,
+        &chain1[0],
+        &chain1[1..],
+        "etcd-1.example.internal",
+    )
+    .expect("webpki accepts the leaf with the root as the only anchor");
     assert!(
         webpki_verify(&root_der, &chain1[0], &[], "etcd-1.example.internal").is_err(),
         "without the intermediate the leaf does not chain to the root"
@@ -744,10 +777,7 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
         "--identity",
         path_str(&w.identity),
     ]));
-    assert!(
-        stdout.contains("generation 1 stays active"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("generation 1 stays active"), "{stdout}");
     let req2 = parse_request(&stdout);
     assert_eq!(req2.generation, 2);
     assert_ne!(req2.id, req1.id);
@@ -768,14 +798,22 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
     // While generation 2 waits, generation 1 keeps issuing.
     let staged_leaf = w.issue_server("etcd-2", "leaf-staged");
     let staged_chain = cert_ders(&staged_leaf);
-    assert_eq!(staged_chain[1], gen1_der, "issued by generation 1's certificate");
+    assert_eq!(
+        staged_chain[1], gen1_der,
+        "issued by generation 1's certificate"
+    );
     assert_eq!(key_ids(&staged_chain[0]).1, key_ids(&gen1_der).0);
     assert_eq!(w.ledger_row("etcd-2")["generation"], 1);
     let (good, msg) = openssl_verify(&w.d, &root.cert(), &gen1_crt, &staged_leaf);
     assert!(good, "{msg}");
 
     // Sign and install generation 2: it becomes the active one.
-    ok(root.sign_bundle("sign-2.toml", "request-2.age", &req2.key_fp, "response-2.age"));
+    ok(root.sign_bundle(
+        "sign-2.toml",
+        "request-2.age",
+        &req2.key_fp,
+        "response-2.age",
+    ));
     let out = w.install("response-2.age", &root_fp);
     assert!(out.contains("installed generation 2"), "{out}");
     let st = w.status();
@@ -785,7 +823,10 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
     let gen2_crt = w.path("ica/generations/2/intermediate.crt");
     let gen2_der = one_cert(&gen2_crt);
     assert_ne!(gen2_der, gen1_der);
-    assert_eq!(generation(&st, 2)["fingerprint"], openssl_fingerprint(&w.d, &gen2_crt));
+    assert_eq!(
+        generation(&st, 2)["fingerprint"],
+        openssl_fingerprint(&w.d, &gen2_crt)
+    );
     assert_eq!(spki_fingerprint(&w.d, "x509", &gen2_crt), req2.key_fp);
 
     // New leaves chain through the new intermediate, and only through it.
@@ -798,10 +839,24 @@ fn enrol_issue_and_rotate_against_a_softhsm_root() {
     let (good, msg) = openssl_verify(&w.d, &root.cert(), &leaf2, &leaf2);
     assert!(good, "{msg}");
     let (good, _) = openssl_verify(&w.d, &root.cert(), &gen1_crt, &leaf2);
-    assert!(!good, "a generation 2 leaf must not verify through generation 1");
-    webpki_verify(&root_der, &chain2[0], &chain2[1..], "etcd-3.example.internal")
-        .expect("webpki accepts the generation 2 leaf");
-    assert!(webpki_verify(&root_der, &chain2[0], &[gen1_der.clone()], "etcd-3.example.internal").is_err());
+    assert!(
+        !good,
+        "a generation 2 leaf must not verify through generation 1"
+    );
+    webpki_verify(
+        &root_der,
+        &chain2[0],
+        &chain2[1..],
+        "etcd-3.example.internal",
+    )
+    .expect("webpki accepts the generation 2 leaf");
+    assert!(webpki_verify(
+        &root_der,
+        &chain2[0],
+        std::slice::from_ref(&gen1_der),
+        "etcd-3.example.internal"
+    )
+    .is_err());
     // Nothing was revoked: the older leaves still verify.
     let (good, msg) = openssl_verify(&w.d, &root.cert(), &leaf1, &leaf1);
     assert!(good, "{msg}");
@@ -839,7 +894,10 @@ fn bundles_interoperate_with_the_age_cli() {
         .expect("age -d reads the response bundle");
     assert!(plain.starts_with("PKI-BUNDLE v1\n"), "{plain}");
     assert!(plain.contains("\nkind: intermediate-response\n"), "{plain}");
-    assert!(plain.contains(&format!("\nrequest-id: {}\n", req.id)), "{plain}");
+    assert!(
+        plain.contains(&format!("\nrequest-id: {}\n", req.id)),
+        "{plain}"
+    );
     let certs = cert_ders_of(&plain);
     assert_eq!(certs.len(), 2, "intermediate and root: {plain}");
     assert_eq!(certs[1], root_der);
@@ -891,7 +949,10 @@ fn bundles_interoperate_with_the_age_cli() {
         .expect("age -d with the reply-to identity");
     assert!(plain.starts_with("PKI-BUNDLE v1\n"), "{plain}");
     assert!(plain.contains("\nkind: intermediate-response\n"), "{plain}");
-    assert!(plain.contains(&format!("\nrequest-id: {hand_id}\n")), "{plain}");
+    assert!(
+        plain.contains(&format!("\nrequest-id: {hand_id}\n")),
+        "{plain}"
+    );
     let certs = cert_ders_of(&plain);
     assert_eq!(certs.len(), 2, "{plain}");
     assert_eq!(certs[1], root_der);
@@ -900,11 +961,19 @@ fn bundles_interoperate_with_the_age_cli() {
         &e2e_tests::openssl::pem_encode("CERTIFICATE", &certs[0]),
     );
     assert_eq!(spki_fingerprint(&w.d, "x509", &int), hand_fp);
-    let subject = openssl(&w.d, &["x509", "-in", "hand-intermediate.crt", "-noout", "-subject"]);
+    let subject = openssl(
+        &w.d,
+        &["x509", "-in", "hand-intermediate.crt", "-noout", "-subject"],
+    );
     assert!(subject.contains("Hand-made Intermediate CA"), "{subject}");
     let (good, out, err) = try_openssl(
         &w.d,
-        &["verify", "-CAfile", path_str(&root.cert()), "hand-intermediate.crt"],
+        &[
+            "verify",
+            "-CAfile",
+            path_str(&root.cert()),
+            "hand-intermediate.crt",
+        ],
     );
     assert!(good, "{out}{err}");
 }
@@ -927,10 +996,20 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
     let other_pem = w.read("other-root/root.crt");
 
     let req1 = w.request(&root, "request-1.age");
-    ok(root.sign_bundle("sign-1.toml", "request-1.age", &req1.key_fp, "response-1.age"));
+    ok(root.sign_bundle(
+        "sign-1.toml",
+        "request-1.age",
+        &req1.key_fp,
+        "response-1.age",
+    ));
     w.install("response-1.age", &root_fp);
     let req2 = w.request(&root, "request-2.age");
-    ok(root.sign_bundle("sign-2.toml", "request-2.age", &req2.key_fp, "response-2.age"));
+    ok(root.sign_bundle(
+        "sign-2.toml",
+        "request-2.age",
+        &req2.key_fp,
+        "response-2.age",
+    ));
     let response = w.read("response-2.age");
     let plain = w
         .age_decrypt(&w.identity, "response-2.age")
@@ -957,10 +1036,7 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         "half-lines.age",
         &(lines[..lines.len() / 2].join("\n") + "\n"),
     );
-    w.write(
-        "no-end.age",
-        &(lines[..lines.len() - 1].join("\n") + "\n"),
-    );
+    w.write("no-end.age", &(lines[..lines.len() - 1].join("\n") + "\n"));
     for f in ["half.age", "half-lines.age", "no-end.age"] {
         refused(&w, f, &["truncated", "damaged"], &[], install(f, &root_fp));
     }
@@ -987,7 +1063,11 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         let flipped = flip_payload_char(&response, frac);
         assert_eq!(flipped.len(), response.len());
         assert_eq!(
-            flipped.bytes().zip(response.bytes()).filter(|(a, b)| a != b).count(),
+            flipped
+                .bytes()
+                .zip(response.bytes())
+                .filter(|(a, b)| a != b)
+                .count(),
             1
         );
         w.write(&f, &flipped);
@@ -1005,7 +1085,10 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         assert!(differences(&before, &snapshot(&w.d)).is_empty(), "{f}");
     }
     // Data appended after the end marker: damaged, not truncated.
-    w.write("trailing.age", &format!("{response}appended by a mail client\n"));
+    w.write(
+        "trailing.age",
+        &format!("{response}appended by a mail client\n"),
+    );
     refused(
         &w,
         "trailing data",
@@ -1031,7 +1114,12 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
 
     // A response fed to the root's sign ceremony (encrypted to the root by the age CLI, so
     // the root can open it and see its kind).
-    w.age_encrypt(&root.recipient(), &plain, "resp-for-root.txt", "resp-for-root.age");
+    w.age_encrypt(
+        &root.recipient(),
+        &plain,
+        "resp-for-root.txt",
+        "resp-for-root.age",
+    );
     let sign_wrong = root.sign_file(
         "sign-wrong-kind.toml",
         &format!(
@@ -1068,7 +1156,12 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
     // response carrying the staged request's ID.
     let csr = w.openssl_csr("unrelated", "etcd intermediate CA");
     let unrelated_fp = spki_fingerprint(&w.d, "req", &csr);
-    ok(root.sign_csr("sign-unrelated.toml", "unrelated.csr", &unrelated_fp, "unrelated.crt"));
+    ok(root.sign_csr(
+        "sign-unrelated.toml",
+        "unrelated.csr",
+        &unrelated_fp,
+        "unrelated.crt",
+    ));
     w.age_encrypt(
         &w.recipient,
         &response_plaintext(&req2.id, &w.read("unrelated.crt"), &root_pem),
