@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --locked --quiet -p issuer
+ISSUER="$(scripts/cargo-target-dir.sh)/release/issuer"
 run_bench() { cargo bench --locked --quiet -p "$1" --bench "$2" 2>/dev/null | grep -vE '^(running 0 tests|test result|$)'; }
 run_bench pki-core issuance
 run_bench pki-core crl
@@ -22,6 +23,6 @@ time_ms() { # median wall time in ms of a command, over N runs
   done
   printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'
 }
-echo "issuer list --expiring-within 30d over the 1,000,000-leaf ledger (CLI, median of 5): $(time_ms 5 target/release/issuer list --ca "$CA" --expiring-within 30d) ms"
-echo "issuer list --expiring-within 30d --json (CLI, median of 5): $(time_ms 5 target/release/issuer list --ca "$CA" --expiring-within 30d --json) ms"
-echo "issuer --help start-up (median of 50): $(time_ms 50 target/release/issuer --help) ms"
+echo "issuer list --expiring-within 30d over the 1,000,000-leaf ledger (CLI, median of 5): $(time_ms 5 "$ISSUER" list --ca "$CA" --expiring-within 30d) ms"
+echo "issuer list --expiring-within 30d --json (CLI, median of 5): $(time_ms 5 "$ISSUER" list --ca "$CA" --expiring-within 30d --json) ms"
+echo "issuer --help start-up (median of 50): $(time_ms 50 "$ISSUER" --help) ms"

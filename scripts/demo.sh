@@ -5,15 +5,14 @@
 set -euo pipefail
 OUT=${1:?usage: scripts/demo.sh OUT}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${PKI_SHARED_DIR:-$HERE/../shared}
 "$HERE/scripts/install-deps.sh"
 cargo build --release --quiet --manifest-path "$HERE/Cargo.toml" -p intermediate-ca -p issuer
-BIN="$HERE/target/release"
+BIN="$("$HERE/scripts/cargo-target-dir.sh")/release"
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then echo "refusing to write into non-empty $OUT" >&2; exit 2; fi
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 
 echo "== 1. a CA made with the OpenSSL flow (the seed's habits)"
-bash "$SHARED/etcd/make-openssl-certs.sh" "$OUT/openssl" >/dev/null
+"$HERE/scripts/openssl-reference-ca.sh" "$OUT/openssl" >/dev/null
 echo "== 2. import its intermediate; the key is re-encrypted at rest with an age identity"
 "$BIN/intermediate-ca" new-identity "$OUT/identity.txt"
 "$BIN/intermediate-ca" import --cert "$OUT/openssl/intermediate.crt" \

@@ -9,11 +9,9 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `../shared` beside the checkout (or $PKI_SHARED_DIR).
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("PKI_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"))
+/// The repository's OpenSSL-only reference CA script (`scripts/openssl-reference-ca.sh`).
+pub fn reference_ca_script() -> PathBuf {
+    workspace().join("scripts/openssl-reference-ca.sh")
 }
 
 static BUILT: Mutex<bool> = Mutex::new(false);
@@ -108,7 +106,7 @@ pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
 /// An OpenSSL two-tier PKI (the seed's flow) with its intermediate imported as `ca/`.
 pub struct OpensslCa {
     pub dir: PathBuf,
-    /// The reference PKI of make-openssl-certs.sh (root at ref/ca.crt, keys in ref/ca-private).
+    /// The reference PKI of openssl-reference-ca.sh (root at ref/ca.crt, keys in ref/ca-private).
     pub reference: PathBuf,
     pub ca: PathBuf,
     pub identity: PathBuf,
@@ -119,10 +117,10 @@ impl OpensslCa {
     pub fn new(dir: &Path) -> Self {
         let reference = dir.join("ref");
         let o = Command::new("bash")
-            .arg(shared_dir().join("etcd/make-openssl-certs.sh"))
+            .arg(reference_ca_script())
             .arg(&reference)
             .output()
-            .expect("make-openssl-certs.sh");
+            .expect("openssl-reference-ca.sh");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let identity = dir.join("identity.txt");
         ok(run(

@@ -1,7 +1,8 @@
 //! End-to-end tests of `issuer etcd` (the etcd bundle of SPEC §5) and `issuer check-etcd`,
-//! against real etcd 3.4 processes, the shared acceptance harness, openssl and curl.
+//! against real etcd 3.4 processes, the acceptance checks of `scripts/etcd-acceptance.sh`, openssl
+//! and curl.
 //!
-//! The CA is the OpenSSL reference CA of `/work/shared/etcd/make-openssl-certs.sh` brought under
+//! The CA is the OpenSSL reference CA of `scripts/openssl-reference-ca.sh` brought under
 //! management with `intermediate-ca import`; an imported CA has no pinned root, so `issuer etcd`
 //! gets `--root <fixture>/ca.crt`.
 //!
@@ -20,7 +21,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
-const SHARED_ETCD: &str = "/work/shared/etcd";
+/// The repository's scripts: the reference CA and the acceptance checks.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name)
+}
 const CLUSTER_NAME: &str = "e2e";
 
 // ------------------------------------------------------------------------------------------
@@ -110,7 +116,7 @@ fn free_port_base(start: u16, n: u16) -> u16 {
 // ------------------------------------------------------------------------------------------
 
 struct CaFixture {
-    /// Output of make-openssl-certs.sh: ca.crt, intermediate.crt, ca-private/, negative/.
+    /// Output of openssl-reference-ca.sh: ca.crt, intermediate.crt, ca-private/, negative/.
     openssl: PathBuf,
     /// The intermediate-ca folder.
     ca: PathBuf,
@@ -122,7 +128,7 @@ impl CaFixture {
     fn create(dir: &Path) -> CaFixture {
         let openssl = dir.join("openssl-ca");
         ok(Command::new("bash")
-            .arg(Path::new(SHARED_ETCD).join("make-openssl-certs.sh"))
+            .arg(script("openssl-reference-ca.sh"))
             .arg(&openssl));
         let pass = dir.join("ca.pass");
         fs::write(&pass, "e2e etcd bundle passphrase\n").unwrap();
@@ -274,7 +280,7 @@ fn shared() -> &'static Shared {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let fx = CaFixture::create(&dir);
-        // Ports of the shared bundle's etcd.env are never listened on (the harness uses its own).
+        // Ports of the shared bundle's etcd.env are never listened on (the acceptance script uses its own).
         let bundle = build_bundle(&fx, &dir, 41900, 41910);
         Shared { fx, bundle }
     })
@@ -648,25 +654,20 @@ fn real_cluster_from_generated_env_files() {
 }
 
 // ------------------------------------------------------------------------------------------
-// 2. The shared acceptance harness
+// 2. The acceptance checks (scripts/etcd-acceptance.sh)
 // ------------------------------------------------------------------------------------------
 
 fn run_harness(bundle: &Path, client_start: u16, peer_start: u16) {
     let _guard = cluster_lock();
-    // The harness puts node i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i. Its member-list
-    // check greps for peer URLs "https://127.0.0.1:238..", so the peer ports stay in 238xx
-    // (away from its default 23800).
+    // The script puts member i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i.
     let client_base = free_port_base(client_start, 3);
-    let peer_base = (0..8u16)
-        .map(|k| 23810 + (peer_start - 23810 + 10 * k) % 80)
-        .find(|&b| ports_free(b, 3))
-        .expect("no free peer ports in 23811..23899");
+    let peer_base = free_port_base(peer_start, 3);
     let o = run(Command::new("bash")
-        .arg(Path::new(SHARED_ETCD).join("etcd-harness.sh"))
+        .arg(script("etcd-acceptance.sh"))
         .arg(bundle)
         .env("CLIENT_PORT_BASE", client_base.to_string())
         .env("PEER_PORT_BASE", peer_base.to_string())
-        .env("HARNESS_DEADLINE", "150")
+        .env("DEADLINE", "150")
         .stdin(Stdio::null()));
     let out = stdout(&o);
     let last = out.lines().last().unwrap_or("");

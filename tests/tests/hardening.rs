@@ -53,7 +53,7 @@ impl Lcg {
     }
 }
 
-/// A CA made by make-openssl-certs.sh and imported, in its own folder under `base`.
+/// A CA made by scripts/openssl-reference-ca.sh and imported, in its own folder under `base`.
 fn new_ca(base: &Path, name: &str) -> OpensslCa {
     let dir = base.join(name);
     std::fs::create_dir_all(&dir).unwrap();

@@ -4,7 +4,7 @@
 //! refused with its own message and nothing changed on disk or in the ledger; `issuer verify`
 //! failing each broken leaf.
 //!
-//! The fixture is the OpenSSL flow of make-openssl-certs.sh (P-384 root and intermediate),
+//! The fixture is the OpenSSL flow of scripts/openssl-reference-ca.sh (P-384 root and intermediate),
 //! the intermediate imported with `intermediate-ca import` and unlocked by an age identity.
 
 use std::collections::HashSet;

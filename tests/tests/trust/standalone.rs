@@ -1,1 +1,194 @@
-//! Review findings: standalone.
+//! Review findings: the repository stands alone (22), the scripts find cargo's binaries (21).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_tests::fixture::workspace;
+
+/// Paths to the team's reference material outside the product. Spelled in pieces so that this
+/// file does not match itself.
+fn outside_paths() -> [String; 2] {
+    [
+        format!("..{}shared", '/'),
+        format!("/work{}shared", '/'),
+    ]
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn no_tracked_file_points_outside_the_repository() {
+    let root = workspace();
+    let mut found = Vec::new();
+    for file in git(&root, &["ls-files", "-z"]).split('\0') {
+        if file.is_empty() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(root.join(file)) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for (n, line) in text.lines().enumerate() {
+            if outside_paths().iter().any(|p| line.contains(p.as_str())) {
+                found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "tracked files point outside the repository:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The files the end-to-end tests and the migration path take from the reference CA.
+const REFERENCE_FILES: &[&str] = &[
+    "ca.crt",
+    "intermediate.crt",
+    "crl.pem",
+    "ca-private/root.key",
+    "ca-private/intermediate.key",
+    "ca-private/openssl.cnf",
+    "nodes/etcd-1/server.crt",
+    "nodes/etcd-3/peer.key",
+    "clients/root/client.crt",
+    "clients/app-user/client.key",
+    "negative/rogue-ca/ca.crt",
+    "negative/rogue-ca/client.crt",
+    "negative/wrong-eku/client.crt",
+    "negative/expired/client.crt",
+    "negative/revoked/client.crt",
+];
+
+#[test]
+fn a_clone_with_nothing_beside_it_makes_its_own_reference_ca() {
+    // A clone of what is committed, alone in an empty folder: no sibling `shared/` to lean on.
+    let t = tempfile::tempdir().unwrap();
+    let clone = t.path().join("clone");
+    git(
+        t.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--no-local",
+            workspace().canonicalize().unwrap().to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let listing: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listing, ["clone"]);
+    for script in [
+        "scripts/openssl-reference-ca.sh",
+        "scripts/etcd-acceptance.sh",
+        "scripts/cargo-target-dir.sh",
+        "docs/etcd-facts.md",
+    ] {
+        assert!(clone.join(script).is_file(), "{script} is not committed");
+    }
+
+    let out = t.path().join("ref");
+    let o = Command::new("bash")
+        .arg(clone.join("scripts/openssl-reference-ca.sh"))
+        .arg(&out)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in REFERENCE_FILES {
+        assert!(out.join(f).is_file(), "the reference CA has no {f}");
+    }
+    let mode = |p: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("ca-private"), 0o700);
+    assert_eq!(mode("ca-private/root.key"), 0o600);
+    assert_eq!(mode("nodes/etcd-1/server.key"), 0o600);
+
+    // What a relying party sees: good chains verify, the bad fixtures do not.
+    let verify = |leaf: &str| {
+        Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(out.join("ca.crt"))
+            .arg("-untrusted")
+            .arg(out.join(leaf))
+            .args(["-crl_check", "-CRLfile"])
+            .arg(out.join("crl.pem"))
+            .arg(out.join(leaf))
+            .output()
+            .unwrap()
+    };
+    assert!(verify("clients/root/client.crt").status.success());
+    let revoked = verify("negative/revoked/client.crt");
+    assert!(!revoked.status.success());
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("revoked"));
+    assert!(!verify("negative/expired/client.crt").status.success());
+
+    // A second run never writes over the first.
+    let again = Command::new("bash")
+        .arg(clone.join("scripts/openssl-reference-ca.sh"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+}
+
+fn target_dir_from(script: &Path, cwd: &Path, env: Option<&str>) -> PathBuf {
+    let mut c = Command::new("bash");
+    c.arg(script).current_dir(cwd);
+    match env {
+        Some(v) => c.env("CARGO_TARGET_DIR", v),
+        None => c.env_remove("CARGO_TARGET_DIR"),
+    };
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+#[test]
+fn scripts_run_the_binaries_where_cargo_put_them() {
+    let root = workspace().canonicalize().unwrap();
+    let script = root.join("scripts/cargo-target-dir.sh");
+    let t = tempfile::tempdir().unwrap();
+    let cwd = t.path().canonicalize().unwrap();
+    assert_eq!(
+        target_dir_from(&script, &cwd, Some("/opt/elsewhere")),
+        Path::new("/opt/elsewhere")
+    );
+    // Relative to where cargo runs, as `cargo build` itself resolves it.
+    assert_eq!(
+        target_dir_from(&script, &cwd, Some("rel")),
+        cwd.join("rel")
+    );
+    assert_eq!(target_dir_from(&script, &cwd, None), root.join("target"));
+
+    // No script guesses the folder any more.
+    for s in [
+        "softhsm/rehearse.sh",
+        "scripts/demo.sh",
+        "scripts/bench.sh",
+        "scripts/gen-shell-docs.sh",
+    ] {
+        let text = std::fs::read_to_string(root.join(s)).unwrap();
+        assert!(
+            !text.contains("target/release"),
+            "{s} runs target/release instead of asking cargo"
+        );
+        assert!(text.contains("cargo-target-dir.sh"), "{s}");
+    }
+}
