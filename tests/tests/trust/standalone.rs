@@ -136,7 +136,12 @@ fn a_clone_with_nothing_beside_it_makes_its_own_reference_ca() {
     assert!(verify("clients/root/client.crt").status.success());
     let revoked = verify("negative/revoked/client.crt");
     assert!(!revoked.status.success());
-    assert!(String::from_utf8_lossy(&revoked.stdout).contains("revoked"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&revoked.stdout),
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(said.contains("certificate revoked"), "{said}");
     assert!(!verify("negative/expired/client.crt").status.success());
 
     // A second run never writes over the first.
