@@ -67,6 +67,13 @@ pub enum Error {
     #[error("no way to unlock the key at rest: pass --identity FILE, set PKI_AGE_IDENTITY, pass --passphrase-file FILE, or run on a terminal to be prompted")]
     NoKeySecret,
 
+    #[error("{what} file {path} can be read or written by others (mode {mode:04o}); it holds a secret, so it is refused as ssh refuses an open key: run `chmod 600 {path}` (and check who has already read it)")]
+    SecretFileOpen {
+        what: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
+
     #[error("{path}: not a CA folder managed by this toolkit ({reason}); create one with `intermediate-ca import` or `intermediate-ca request`")]
     NotCaDir { path: PathBuf, reason: String },
 

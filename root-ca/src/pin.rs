@@ -11,7 +11,7 @@ pub const ENV_PIN: &str = "ROOT_CA_PIN";
 
 pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = pin_file {
-        let text = Zeroizing::new(pki_core::output::read_to_string(p)?);
+        let text = pki_core::unlock::read_secret_file(p, "PIN")?;
         return Ok(Zeroizing::new(
             text.lines().next().unwrap_or("").to_string(),
         ));

@@ -1,6 +1,7 @@
 //! End-to-end tests across the binaries live in `tests/`.
 pub mod fixture;
 pub mod openssl;
+pub mod secret;
 pub mod snapshot;
 pub mod state;
 

@@ -131,7 +131,7 @@ impl CaFixture {
             .arg(script("openssl-reference-ca.sh"))
             .arg(&openssl));
         let pass = dir.join("ca.pass");
-        fs::write(&pass, "e2e etcd bundle passphrase\n").unwrap();
+        e2e_tests::secret::write_secret(&pass, "e2e etcd bundle passphrase\n");
         let ca = dir.join("ca");
         ok(Command::new(bin("intermediate-ca"))
             .arg("import")

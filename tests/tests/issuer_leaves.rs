@@ -1258,8 +1258,8 @@ fn wrong_secrets_are_refused_and_change_nothing() {
     ));
     let pass = d.join("pass.txt");
     let wrong = d.join("wrong-pass.txt");
-    std::fs::write(&pass, "a long enough passphrase\n").unwrap();
-    std::fs::write(&wrong, "another long passphrase\n").unwrap();
+    e2e_tests::secret::write_secret(&pass, "a long enough passphrase\n");
+    e2e_tests::secret::write_secret(&wrong, "another long passphrase\n");
     let r = &ca.reference;
     ok(run(
         d,

@@ -61,7 +61,9 @@ impl Bench {
 
     /// A pin file holding a PIN the token refuses.
     fn wrong_pin_file(&self) -> String {
-        self.write("wrong.pin", "00000000\n").display().to_string()
+        let p = self.path("wrong.pin");
+        e2e_tests::secret::write_secret(&p, "00000000\n");
+        p.display().to_string()
     }
 
     /// `root-ca ARGS` in the bench folder, with this bench's token.

@@ -455,7 +455,7 @@ fn refused(c: &Ceremony, name: &str, args: &[&str], needle: &str) {
 fn bad_inputs_are_refused_with_their_messages() {
     let c = Ceremony::new();
     c.init("root-1", "p384", "root");
-    std::fs::write(c.dir.join("wrong.pin"), "0000000000\n").unwrap();
+    e2e_tests::secret::write_secret(c.dir.join("wrong.pin"), "0000000000\n");
     let (csr, fp) = openssl_csr(
         &c.dir,
         "int",

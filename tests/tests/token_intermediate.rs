@@ -64,8 +64,8 @@ fn intermediate_key_in_a_token_signs_leaves_and_never_touches_disk() {
         .output()
         .unwrap();
     assert!(init.status.success());
-    std::fs::write(d.join("int.pin"), "4711-int\n").unwrap();
-    std::fs::write(d.join("wrong.pin"), "0000-bad\n").unwrap();
+    e2e_tests::secret::write_secret(d.join("int.pin"), "4711-int\n");
+    e2e_tests::secret::write_secret(d.join("wrong.pin"), "0000-bad\n");
 
     let template = ok(run(d, &conf, "root-ca", &["template", "init"]));
     std::fs::write(

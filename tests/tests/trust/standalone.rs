@@ -197,3 +197,116 @@ fn scripts_run_the_binaries_where_cargo_put_them() {
         assert!(text.contains("cargo-target-dir.sh"), "{s}");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// 18. Secret files open to the group or others are refused, as ssh refuses an open key
+// ------------------------------------------------------------------------------------------
+
+use e2e_tests::fixture::{fails_with, ok, run, softhsm_token, OpensslCa};
+use e2e_tests::snapshot::{assert_snapshot, normalize};
+use e2e_tests::state::State;
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn identity_and_passphrase_files_open_to_others_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let ca = OpensslCa::new(d);
+    let open_id = d.join("open-identity.txt");
+    std::fs::copy(&ca.identity, &open_id).unwrap();
+    chmod(&open_id, 0o644);
+    let pass = d.join("open.pass");
+    std::fs::write(&pass, "a long enough passphrase\n").unwrap();
+    chmod(&pass, 0o644);
+    let before = State::capture(d, &[&ca.ca]);
+
+    let issue = ["issue", "client", "--ca", s(&ca.ca), "--out", "leaf", "--cn", "user"];
+    let with_flag = [&issue[..], &["--identity", s(&open_id)]].concat();
+    let err = fails_with(run(d, "issuer", &with_flag, &[]), "chmod 600");
+    assert_snapshot("trust-18-identity-644", &normalize(&err, &[d]));
+    let err = fails_with(
+        run(d, "issuer", &issue, &[("PKI_AGE_IDENTITY", &open_id)]),
+        "chmod 600",
+    );
+    assert!(err.contains("open-identity.txt"), "{err}");
+
+    let import = |dir: &str| {
+        let r = &ca.reference;
+        run(
+            d,
+            "intermediate-ca",
+            &[
+                "import",
+                "--cert",
+                s(&r.join("intermediate.crt")),
+                "--key",
+                s(&r.join("ca-private/intermediate.key")),
+                "--dir",
+                dir,
+                "--passphrase-file",
+                s(&pass),
+            ],
+            &[],
+        )
+    };
+    let err = fails_with(import("pca"), "chmod 600");
+    assert_snapshot("trust-18-passphrase-644", &normalize(&err, &[d]));
+    before.assert_unchanged(&State::capture(d, &[&ca.ca]), "refused secret files");
+    // Group access alone is enough to refuse.
+    chmod(&pass, 0o640);
+    let before = State::capture(d, &[&ca.ca]);
+    fails_with(import("pca"), "(mode 0640)");
+    let err = fails_with(
+        run(d, "issuer", &issue, &[("PKI_PASSPHRASE_FILE", &pass)]),
+        "chmod 600",
+    );
+    assert!(err.contains("passphrase file"), "{err}");
+    before.assert_unchanged(&State::capture(d, &[&ca.ca]), "refused group-readable file");
+
+    // Owner-only files work.
+    chmod(&pass, 0o600);
+    ok(import("pca"));
+    chmod(&open_id, 0o400);
+    ok(run(d, "issuer", &with_flag, &[]));
+    assert!(d.join("leaf/client.crt").is_file());
+}
+
+#[test]
+fn pin_files_open_to_others_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let conf = softhsm_token(&d.join("tok"));
+    let pin = d.join("open.pin");
+    std::fs::copy(d.join("tok/user.pin"), &pin).unwrap();
+    chmod(&pin, 0o644);
+    std::fs::write(
+        d.join("init.toml"),
+        "allow-network = true\n[token]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+         token-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p384\"\n\
+         [root]\ncommon-name = \"Pin Test Root\"\ndays = 3650\n[output]\ndir = \"root\"\n",
+    )
+    .unwrap();
+    let before = State::capture(d, &[]);
+    let init = || {
+        run(
+            d,
+            "root-ca",
+            &["init", "init.toml", "--pin-file", s(&pin)],
+            &[("SOFTHSM2_CONF", &conf)],
+        )
+    };
+    let err = fails_with(init(), "chmod 600");
+    assert_snapshot("trust-18-pin-644", &normalize(&err, &[d]));
+    before.assert_unchanged(&State::capture(d, &[]), "refused PIN file");
+    chmod(&pin, 0o600);
+    ok(init());
+    assert!(d.join("root/root.crt").is_file());
+}
