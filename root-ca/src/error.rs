@@ -19,6 +19,9 @@ pub enum RootError {
     #[error("network interface '{iface}' is up: root-ca runs only on an air-gapped machine. Take it down, or set allow-network = true in the ceremony file for a rehearsal")]
     NetworkUp { iface: String },
 
+    #[error("cannot tell whether this machine is air-gapped: {reason}. root-ca refuses to run without knowing: make the kernel's interface list readable, or, for a rehearsal on a networked machine only, set allow-network = true in the ceremony file")]
+    NetworkUnknown { reason: String },
+
     #[error("no PIN: pass --pin-file FILE, set ROOT_CA_PIN, or run on a terminal to be prompted")]
     NoPin,
 

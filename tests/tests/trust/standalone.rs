@@ -310,3 +310,67 @@ fn pin_files_open_to_others_are_refused() {
     ok(init());
     assert!(d.join("root/root.crt").is_file());
 }
+
+// ------------------------------------------------------------------------------------------
+// 14. The air-gap guard fails closed
+// ------------------------------------------------------------------------------------------
+
+/// `unshare -rm` with an empty tmpfs over /sys/class/net, then `prog args`: the machine's
+/// interfaces are unchanged, only the sysfs view of them is masked.
+fn masked_sysfs(dir: &Path, prog: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "-rm",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /sys/class/net && exec \"$0\" \"$@\"",
+    ])
+    .arg(prog)
+    .args(args)
+    .current_dir(dir)
+    .env_remove("ROOT_CA_PIN");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+#[test]
+fn a_masked_interface_list_refuses_the_ceremony() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let probe = masked_sysfs(d, Path::new("ls"), &["-A", "/sys/class/net"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success() && probe.stdout.is_empty(),
+        "this test needs `unshare -rm` (user and mount namespaces): {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let conf = softhsm_token(&d.join("tok"));
+    let ceremony = |allow: bool| {
+        format!(
+            "allow-network = {allow}\n[token]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+             token-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n\
+             [root]\ncommon-name = \"Air Gap Test Root\"\ndays = 3650\n[output]\ndir = \"root\"\n"
+        )
+    };
+    std::fs::write(d.join("init.toml"), ceremony(false)).unwrap();
+    let before = State::capture(d, &[]);
+    let root_ca = e2e_tests::fixture::tool("root-ca");
+    let args = ["init", "init.toml", "--pin-file", "tok/user.pin"];
+    let o = masked_sysfs(d, &root_ca, &args, &[("SOFTHSM2_CONF", &conf)])
+        .output()
+        .unwrap();
+    let err = fails_with(o, "cannot tell whether this machine is air-gapped");
+    assert_snapshot("trust-14-masked-sysfs", &normalize(&err, &[d]));
+    before.assert_unchanged(&State::capture(d, &[]), "masked /sys/class/net");
+
+    // The explicit override is the ceremony file's allow-network.
+    std::fs::write(d.join("init.toml"), ceremony(true)).unwrap();
+    let o = masked_sysfs(d, &root_ca, &args, &[("SOFTHSM2_CONF", &conf)])
+        .output()
+        .unwrap();
+    ok(o);
+    assert!(d.join("root/root.crt").is_file());
+}
