@@ -747,7 +747,7 @@ fn import_refuses_mismatched_pairs_non_cas_and_wrong_passphrases() {
     assert!(!d.join("leafca").exists());
     // Passphrase at rest; the wrong passphrase is refused, nothing is issued.
     e2e_tests::secret::write_secret(d.join("pass.txt"), "correct horse battery staple\n");
-    std::fs::write(d.join("wrong.txt"), "incorrect horse battery\n").unwrap();
+    e2e_tests::secret::write_secret(d.join("wrong.txt"), "incorrect horse battery\n");
     ok(run(&[
         "import",
         "--cert",
