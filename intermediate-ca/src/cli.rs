@@ -88,6 +88,17 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// Give up the staged generation (a request the root will not answer, or answered wrongly):
+    /// deletes its sealed key, CSR and reply identity, and prints every path removed.
+    Abandon {
+        /// The CA folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The request ID of the staged generation, as `status` and `request` print it: you name
+        /// what you are deleting.
+        #[arg(long, value_name = "ID")]
+        request: String,
+    },
     /// Show the generations of a CA folder and which one is active.
     Status {
         #[arg(long)]

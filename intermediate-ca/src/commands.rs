@@ -50,14 +50,28 @@ pub fn import(cert: &Path, key: &Path, dir: &Path, secret_args: &SecretArgs) -> 
     Ok(())
 }
 
+/// What a generation is: in service, waiting for the root's response, or past.
+fn generation_state(ca: &CaDir, g: &pki_core::ca_dir::GenerationState) -> &'static str {
+    let staged = ca.staged().map(|s| s.id) == Some(g.id);
+    match (ca.state.active == Some(g.id), staged, ca.cert_path(g.id).exists()) {
+        (true, _, _) => "active",
+        (_, true, _) => "staged",
+        (_, _, true) => "retired",
+        _ => "certificate missing",
+    }
+}
+
 pub fn status(dir: &Path, json: bool) -> Result<()> {
     let ca = CaDir::open(dir)?;
     let mut rows = Vec::new();
     for g in &ca.state.generations {
+        let state = generation_state(&ca, g);
         let facts = ca.cert(g.id).ok();
         rows.push(serde_json::json!({
             "generation": g.id,
             "active": ca.state.active == Some(g.id),
+            "state": state,
+            "request_id": g.request_id,
             "source": g.source,
             "created": g.created,
             "key_protection": g.key_protection,
@@ -76,17 +90,55 @@ pub fn status(dir: &Path, json: bool) -> Result<()> {
     }
     println!("CA folder {}: {issued} leaves in the ledger", dir.display());
     for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        if r["state"] == "staged" {
+            println!(
+                "generation {} (staged): request {}, created {}\n  awaiting the root's response: `intermediate-ca install`, or give it up with `intermediate-ca abandon --dir {} --request {}`\n  key {}",
+                r["generation"],
+                s("request_id"),
+                s("created"),
+                dir.display(),
+                s("request_id"),
+                s("key_protection"),
+            );
+            continue;
+        }
         println!(
             "generation {}{}: {}\n  fingerprint {}\n  valid {} .. {}\n  key {}",
             r["generation"],
             if r["active"] == true { " (active)" } else { "" },
             r["subject"].as_str().unwrap_or("<certificate unreadable>"),
-            r["fingerprint"].as_str().unwrap_or("-"),
-            r["not_before"].as_str().unwrap_or("-"),
-            r["not_after"].as_str().unwrap_or("-"),
-            r["key_protection"].as_str().unwrap_or("-"),
+            s("fingerprint"),
+            s("not_before"),
+            s("not_after"),
+            s("key_protection"),
         );
     }
+    Ok(())
+}
+
+/// Gives up the staged generation: its key is a private key, so it goes only on this explicit
+/// command naming the request, and every removed path is printed.
+pub fn abandon(dir: &Path, request_id: &str) -> Result<()> {
+    let mut ca = CaDir::open(dir)?;
+    let (g, removed) = ca.abandon_staged(request_id)?;
+    println!(
+        "abandoned generation {} (request {request_id}, created {})",
+        g.id, g.created
+    );
+    for p in &removed {
+        println!("  removed {}", p.display());
+    }
+    if let Some(loc) = &g.pkcs11 {
+        println!(
+            "the key stays in token '{}' under the label '{}': delete it there (e.g. pkcs11-tool --delete-object --type privkey --label '{}') before reusing the label",
+            loc.token, loc.key_label, loc.key_label
+        );
+    }
+    if let Some(active) = ca.state.active {
+        println!("generation {active} stays active");
+    }
+    println!("a response to request {request_id}, if the root signs it anyway, can no longer be installed");
     Ok(())
 }
 
@@ -102,12 +154,60 @@ pub struct RequestArgs<'a> {
     pub token: Option<pki_core::ca_dir::TokenLocation>,
 }
 
-fn identity_of(secret: &KeySecret) -> Result<&age::x25519::Identity> {
+/// The identity the root's response is encrypted to. With an age identity it is that identity;
+/// with a passphrase, a fresh one made for this request, which `request` keeps sealed with the
+/// passphrase beside the staged key (a passphrase cannot be an age recipient).
+enum ReplyIdentity<'a> {
+    Given(&'a age::x25519::Identity),
+    PerRequest(age::x25519::Identity),
+}
+
+impl ReplyIdentity<'_> {
+    fn identity(&self) -> &age::x25519::Identity {
+        match self {
+            ReplyIdentity::Given(i) => i,
+            ReplyIdentity::PerRequest(i) => i,
+        }
+    }
+}
+
+fn reply_identity_for_request(secret: &KeySecret) -> ReplyIdentity<'_> {
     match secret {
-        KeySecret::Identity { identity, .. } => Ok(identity),
-        KeySecret::Passphrase(_) => Err(Error::Policy(
-            "enrolment needs an age identity (--identity or PKI_AGE_IDENTITY): the root encrypts its response to it".into(),
-        )),
+        KeySecret::Identity { identity, .. } => ReplyIdentity::Given(identity),
+        KeySecret::Passphrase(_) => ReplyIdentity::PerRequest(age::x25519::Identity::generate()),
+    }
+}
+
+/// The identity that opens the response to the staged request of `ca`.
+fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<ReplyIdentity<'a>> {
+    use std::str::FromStr;
+    match secret {
+        KeySecret::Identity { identity, .. } => Ok(ReplyIdentity::Given(identity)),
+        KeySecret::Passphrase(_) => {
+            let staged = ca.staged().ok_or_else(|| {
+                Error::Policy(format!(
+                    "{}: no request is waiting for a response; run `intermediate-ca request` first",
+                    ca.path.display()
+                ))
+            })?;
+            let path = ca.reply_identity_path(staged.id);
+            if !path.exists() {
+                return Err(Error::Policy(format!(
+                    "generation {} was requested with an age identity, not a passphrase: pass --identity FILE (the one used for `intermediate-ca request`)",
+                    staged.id
+                )));
+            }
+            let text = secret.open(&path)?;
+            let line = std::str::from_utf8(&text)
+                .ok()
+                .map(str::trim)
+                .and_then(|l| age::x25519::Identity::from_str(l).ok())
+                .ok_or_else(|| Error::Identity {
+                    path: path.clone(),
+                    reason: "not an age identity; the file is damaged".into(),
+                })?;
+            Ok(ReplyIdentity::PerRequest(line))
+        }
     }
 }
 
@@ -131,7 +231,8 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     Bundle::new(BundleKind::IntermediateRequest, &Bundle::new_request_id()).seal(&to)?;
     output::ensure_absent(a.out, a.force)?;
     let secret = secret(secret_args, true)?;
-    let reply_to = identity_of(&secret)?.to_public().to_string();
+    let reply = reply_identity_for_request(&secret);
+    let reply_to = reply.identity().to_public().to_string();
     let mut ca = CaDir::open_or_create(a.dir)?;
     let token = match &a.token {
         Some(loc) => {
@@ -160,6 +261,16 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
             loc.token, loc.key_label
         );
     }
+    if let ReplyIdentity::PerRequest(identity) = &reply {
+        use age::secrecy::ExposeSecret;
+        let text = zeroize::Zeroizing::new(format!("{}\n", identity.to_string().expose_secret()));
+        output::write_atomic(
+            &ca.reply_identity_path(staged.generation),
+            &secret.seal(text.as_bytes())?,
+            output::Mode::Secret,
+            false,
+        )?;
+    }
     let sealed = staged.bundle.seal(&to)?;
     output::write_atomic(a.out, &sealed, output::Mode::Public, a.force)?;
     println!(
@@ -187,11 +298,11 @@ pub fn install(
 ) -> Result<()> {
     let mut ca = CaDir::open(dir)?;
     let secret = secret(secret_args, false)?;
-    let identity = identity_of(&secret)?;
+    let reply = reply_identity_for_install(&ca, &secret)?;
     let bundle = Bundle::open(
         &response.display().to_string(),
         &output::read(response)?,
-        identity,
+        reply.identity(),
         BundleKind::IntermediateResponse,
     )?;
     let id = ca.install(&bundle, root_fingerprint, OffsetDateTime::now_utc())?;

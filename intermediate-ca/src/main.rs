@@ -64,6 +64,7 @@ fn main() -> std::process::ExitCode {
             secret,
         } => commands::install(dir, root_fingerprint, response, secret),
         Command::Status { dir, json } => commands::status(dir, *json),
+        Command::Abandon { dir, request } => commands::abandon(dir, request),
         // Handled by cli::generate_docs above.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };

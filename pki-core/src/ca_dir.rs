@@ -290,6 +290,53 @@ impl CaDir {
             .find(|g| g.request_id.is_some() && !self.cert_path(g.id).exists())
     }
 
+    /// Where a passphrase-protected folder keeps the age identity that the root's response is
+    /// encrypted to (sealed with the same passphrase as the key): a passphrase cannot be an age
+    /// recipient, so each request gets its own identity.
+    pub fn reply_identity_path(&self, id: u32) -> PathBuf {
+        self.generation_dir(id).join("reply-identity.age")
+    }
+
+    /// Gives up the staged generation of request `request_id`: deletes its sealed key, CSR and
+    /// reply identity, then its entry in `ca.toml`. Files go first, so an interrupted run
+    /// leaves a generation that can be abandoned again, never files that no entry names.
+    /// Returns the paths removed. A key held in a token stays there (see the caller).
+    pub fn abandon_staged(&mut self, request_id: &str) -> Result<(GenerationState, Vec<PathBuf>)> {
+        let staged = self.staged().cloned().ok_or_else(|| Error::NothingStaged {
+            path: self.path.clone(),
+        })?;
+        let staged_id = staged.request_id.clone().unwrap_or_default();
+        if staged_id != request_id {
+            return Err(Error::StagedRequestMismatch {
+                path: self.path.clone(),
+                generation: staged.id,
+                staged: staged_id,
+                given: request_id.to_string(),
+            });
+        }
+        let mut removed = Vec::new();
+        for p in [
+            self.key_path(staged.id),
+            self.csr_path(staged.id),
+            self.reply_identity_path(staged.id),
+        ] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed.push(p),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        let dir = self.generation_dir(staged.id);
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => removed.push(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        self.state.generations.retain(|g| g.id != staged.id);
+        self.save_state()?;
+        Ok((staged, removed))
+    }
+
     /// Generates a new key and CSR as the next generation, leaving any active one in service.
     /// The key is sealed with `secret`; the response will be encrypted to `reply_to`.
     pub fn stage_request(

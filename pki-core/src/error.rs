@@ -74,6 +74,17 @@ pub enum Error {
         mode: u32,
     },
 
+    #[error("{path}: no generation is waiting for a response, so there is nothing to abandon (`intermediate-ca status --dir {path}` shows the generations)")]
+    NothingStaged { path: PathBuf },
+
+    #[error("{path}: the staged generation {generation} belongs to request {staged}, not {given}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)")]
+    StagedRequestMismatch {
+        path: PathBuf,
+        generation: u32,
+        staged: String,
+        given: String,
+    },
+
     #[error("{path}: not a CA folder managed by this toolkit ({reason}); create one with `intermediate-ca import` or `intermediate-ca request`")]
     NotCaDir { path: PathBuf, reason: String },
 

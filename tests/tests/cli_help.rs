@@ -23,6 +23,7 @@ const SCREENS: &[(&str, &[&str])] = &[
     ("intermediate-ca", &["request"]),
     ("intermediate-ca", &["install"]),
     ("intermediate-ca", &["status"]),
+    ("intermediate-ca", &["abandon"]),
     ("issuer", &[]),
     ("issuer", &["issue"]),
     ("issuer", &["batch"]),

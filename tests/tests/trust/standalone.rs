@@ -374,3 +374,157 @@ fn a_masked_interface_list_refuses_the_ceremony() {
     ok(o);
     assert!(d.join("root/root.crt").is_file());
 }
+
+// ------------------------------------------------------------------------------------------
+// 19. intermediate-ca: staged generations shown and abandoned; passphrase-only folders enrol
+// ------------------------------------------------------------------------------------------
+
+/// A root on a throwaway token, made by the init ceremony; returns (token config, root
+/// fingerprint as openssl prints it).
+fn root_for_enrolment(d: &Path) -> (PathBuf, String) {
+    let conf = softhsm_token(&d.join("tok"));
+    std::fs::write(
+        d.join("init.toml"),
+        "allow-network = true\n[token]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+         token-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n\
+         [root]\ncommon-name = \"Enrolment Test Root\"\ndays = 3650\n[output]\ndir = \"root\"\n",
+    )
+    .unwrap();
+    ok(run(
+        d,
+        "root-ca",
+        &["init", "init.toml", "--pin-file", "tok/user.pin"],
+        &[("SOFTHSM2_CONF", &conf)],
+    ));
+    let (good, fp, e) = e2e_tests::fixture::sh(
+        d,
+        "openssl",
+        &["x509", "-in", "root/root.crt", "-noout", "-fingerprint", "-sha256"],
+    );
+    assert!(good, "{e}");
+    (conf, fp.trim().split('=').nth(1).unwrap().to_string())
+}
+
+/// The request ID and key fingerprint that `intermediate-ca request` printed.
+fn request_facts(stdout: &str) -> (String, String) {
+    let id = stdout
+        .split(", request ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("request id")
+        .to_string();
+    let fp = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
+        .expect("fingerprint")
+        .to_string();
+    (id, fp)
+}
+
+#[test]
+fn passphrase_folders_enrol_and_staged_generations_are_shown_and_abandoned() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (conf, root_fp) = root_for_enrolment(d);
+    let pass = d.join("ca.pass");
+    e2e_tests::secret::write_secret(&pass, "a passphrase for the CA key\n");
+    let ica = |args: &[&str]| run(d, "intermediate-ca", args, &[]);
+    let request = |out: &str| {
+        ica(&[
+            "request",
+            "--dir",
+            "ca",
+            "--to-file",
+            "root/transport.recipient",
+            "--cn",
+            "Passphrase Intermediate",
+            "--out",
+            out,
+            "--passphrase-file",
+            s(&pass),
+        ])
+    };
+
+    // A passphrase alone is enough to request (no age identity anywhere).
+    let (first, _) = request_facts(&ok(request("req-1.age")));
+    let status = ok(ica(&["status", "--dir", "ca"]));
+    assert!(!status.contains("unreadable"), "{status}");
+    assert!(
+        status.contains(&format!("generation 1 (staged): request {first}")),
+        "{status}"
+    );
+    assert_snapshot("trust-19-status-staged", &normalize(&status, &[d]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(ica(&["status", "--dir", "ca", "--json"]))).unwrap();
+    assert_eq!(json["generations"][0]["state"], "staged");
+    assert_eq!(json["generations"][0]["request_id"], first.as_str());
+
+    // Abandoning names the request: another ID is refused and changes nothing.
+    let before = State::capture(d, &[]);
+    let err = fails_with(
+        ica(&["abandon", "--dir", "ca", "--request", "0123"]),
+        "pass --request",
+    );
+    assert_snapshot("trust-19-abandon-other-request", &normalize(&err, &[d]));
+    before.assert_unchanged(&State::capture(d, &[]), "abandon of another request");
+    let out = ok(ica(&["abandon", "--dir", "ca", "--request", &first]));
+    assert!(out.contains("removed ") && out.contains("intermediate.key.age"), "{out}");
+    assert!(!d.join("ca/generations/1").exists());
+    let err = fails_with(
+        ica(&["abandon", "--dir", "ca", "--request", &first]),
+        "nothing to abandon",
+    );
+    assert_snapshot("trust-19-abandon-nothing", &normalize(&err, &[d]));
+
+    // A new request, signed by the root, installs with the passphrase alone.
+    let out = ok(request("req-2.age"));
+    let (second, key_fp) = request_facts(&out);
+    assert_ne!(first, second);
+    std::fs::write(
+        d.join("sign.toml"),
+        format!(
+            "allow-network = true\nroot-dir = \"root\"\n[token]\n\
+             module = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken-label = \"root-ca\"\n\
+             key-label = \"root\"\n[request]\nbundle = \"req-2.age\"\n\
+             key-fingerprint = \"{key_fp}\"\n[certificate]\ndays = 365\n\
+             [output]\nresponse = \"resp-2.age\"\n"
+        ),
+    )
+    .unwrap();
+    ok(run(
+        d,
+        "root-ca",
+        &["sign", "sign.toml", "--pin-file", "tok/user.pin"],
+        &[("SOFTHSM2_CONF", &conf)],
+    ));
+    ok(ica(&[
+        "install",
+        "--dir",
+        "ca",
+        "--root-fingerprint",
+        &root_fp,
+        "--passphrase-file",
+        s(&pass),
+        "resp-2.age",
+    ]));
+    let status = ok(ica(&["status", "--dir", "ca"]));
+    assert!(status.contains("(active): CN=Passphrase Intermediate"), "{status}");
+    ok(run(
+        d,
+        "issuer",
+        &[
+            "issue", "client", "--ca", "ca", "--out", "leaf", "--cn", "app", "--passphrase-file",
+            s(&pass),
+        ],
+        &[],
+    ));
+    let (good, _, e) = e2e_tests::fixture::sh(
+        d,
+        "openssl",
+        &[
+            "verify", "-CAfile", "root/root.crt", "-untrusted", "leaf/client.crt",
+            "leaf/client.crt",
+        ],
+    );
+    assert!(good, "{e}");
+}
