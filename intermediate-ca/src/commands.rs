@@ -53,7 +53,11 @@ pub fn import(cert: &Path, key: &Path, dir: &Path, secret_args: &SecretArgs) -> 
 /// What a generation is: in service, waiting for the root's response, or past.
 fn generation_state(ca: &CaDir, g: &pki_core::ca_dir::GenerationState) -> &'static str {
     let staged = ca.staged().map(|s| s.id) == Some(g.id);
-    match (ca.state.active == Some(g.id), staged, ca.cert_path(g.id).exists()) {
+    match (
+        ca.state.active == Some(g.id),
+        staged,
+        ca.cert_path(g.id).exists(),
+    ) {
         (true, _, _) => "active",
         (_, true, _) => "staged",
         (_, _, true) => "retired",

@@ -158,8 +158,13 @@ mod netlink {
         req.extend_from_slice(&seq.to_ne_bytes());
         req.extend_from_slice(&0u32.to_ne_bytes());
         req.extend_from_slice(&[0u8; IFINFOMSG_LEN]); // AF_UNSPEC: every link
-        net::sendto(&fd, &req, net::SendFlags::empty(), &SocketAddrNetlink::new(0, 0))
-            .map_err(|e| format!("netlink send: {e}"))?;
+        net::sendto(
+            &fd,
+            &req,
+            net::SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(|e| format!("netlink send: {e}"))?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -199,7 +204,10 @@ mod netlink {
                 NLMSG_DONE => return Ok(true),
                 NLMSG_ERROR => {
                     let errno = u32_at(msg, NLMSG_HDRLEN).map(|e| e as i32).unwrap_or(0);
-                    return Err(format!("netlink: the kernel refused the dump (errno {})", -errno));
+                    return Err(format!(
+                        "netlink: the kernel refused the dump (errno {})",
+                        -errno
+                    ));
                 }
                 RTM_NEWLINK => out.push(link(msg).ok_or_else(bad)?),
                 _ => {}
@@ -295,10 +303,7 @@ mod tests {
         let empty = [view("sys", &[]), view("nl", &[LO, ("eth0", 0x1002)])];
         let e = decide(&empty).unwrap_err().to_string();
         assert!(e.contains("sys lists no loopback interface"), "{e}");
-        let stale = [
-            view("sys", &[LO]),
-            view("nl", &[LO, ("wlan0", 0x1002)]),
-        ];
+        let stale = [view("sys", &[LO]), view("nl", &[LO, ("wlan0", 0x1002)])];
         let e = decide(&stale).unwrap_err().to_string();
         assert!(e.contains("sys lists [lo] but nl lists [lo, wlan0]"), "{e}");
     }
@@ -331,12 +336,17 @@ mod tests {
         assert!(!netlink::parse(&msg, 7, &mut out).unwrap());
         assert_eq!(out, [iface("eth0", 0x1003)]);
         assert!(netlink::parse(&msg, 8, &mut out).is_err(), "wrong sequence");
-        assert!(netlink::parse(&msg[..20], 7, &mut out).is_err(), "truncated");
+        assert!(
+            netlink::parse(&msg[..20], 7, &mut out).is_err(),
+            "truncated"
+        );
     }
 
     #[test]
     fn the_netlink_view_of_this_machine_has_loopback() {
         let list = netlink::view().unwrap();
-        assert!(list.iter().any(|i| i.name == "lo" && i.flags & IFF_LOOPBACK != 0));
+        assert!(list
+            .iter()
+            .any(|i| i.name == "lo" && i.flags & IFF_LOOPBACK != 0));
     }
 }

@@ -8,10 +8,7 @@ use e2e_tests::fixture::workspace;
 /// Paths to the team's reference material outside the product. Spelled in pieces so that this
 /// file does not match itself.
 fn outside_paths() -> [String; 2] {
-    [
-        format!("..{}shared", '/'),
-        format!("/work{}shared", '/'),
-    ]
+    [format!("..{}shared", '/'), format!("/work{}shared", '/')]
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -176,10 +173,7 @@ fn scripts_run_the_binaries_where_cargo_put_them() {
         Path::new("/opt/elsewhere")
     );
     // Relative to where cargo runs, as `cargo build` itself resolves it.
-    assert_eq!(
-        target_dir_from(&script, &cwd, Some("rel")),
-        cwd.join("rel")
-    );
+    assert_eq!(target_dir_from(&script, &cwd, Some("rel")), cwd.join("rel"));
     assert_eq!(target_dir_from(&script, &cwd, None), root.join("target"));
 
     // No script guesses the folder any more.
@@ -228,7 +222,16 @@ fn identity_and_passphrase_files_open_to_others_are_refused() {
     chmod(&pass, 0o644);
     let before = State::capture(d, &[&ca.ca]);
 
-    let issue = ["issue", "client", "--ca", s(&ca.ca), "--out", "leaf", "--cn", "user"];
+    let issue = [
+        "issue",
+        "client",
+        "--ca",
+        s(&ca.ca),
+        "--out",
+        "leaf",
+        "--cn",
+        "user",
+    ];
     let with_flag = [&issue[..], &["--identity", s(&open_id)]].concat();
     let err = fails_with(run(d, "issuer", &with_flag, &[]), "chmod 600");
     assert_snapshot("trust-18-identity-644", &normalize(&err, &[d]));
@@ -399,7 +402,14 @@ fn root_for_enrolment(d: &Path) -> (PathBuf, String) {
     let (good, fp, e) = e2e_tests::fixture::sh(
         d,
         "openssl",
-        &["x509", "-in", "root/root.crt", "-noout", "-fingerprint", "-sha256"],
+        &[
+            "x509",
+            "-in",
+            "root/root.crt",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
     );
     assert!(good, "{e}");
     (conf, fp.trim().split('=').nth(1).unwrap().to_string())
@@ -468,7 +478,10 @@ fn passphrase_folders_enrol_and_staged_generations_are_shown_and_abandoned() {
     assert_snapshot("trust-19-abandon-other-request", &normalize(&err, &[d]));
     before.assert_unchanged(&State::capture(d, &[]), "abandon of another request");
     let out = ok(ica(&["abandon", "--dir", "ca", "--request", &first]));
-    assert!(out.contains("removed ") && out.contains("intermediate.key.age"), "{out}");
+    assert!(
+        out.contains("removed ") && out.contains("intermediate.key.age"),
+        "{out}"
+    );
     assert!(!d.join("ca/generations/1").exists());
     let err = fails_with(
         ica(&["abandon", "--dir", "ca", "--request", &first]),
@@ -508,12 +521,23 @@ fn passphrase_folders_enrol_and_staged_generations_are_shown_and_abandoned() {
         "resp-2.age",
     ]));
     let status = ok(ica(&["status", "--dir", "ca"]));
-    assert!(status.contains("(active): CN=Passphrase Intermediate"), "{status}");
+    assert!(
+        status.contains("(active): CN=Passphrase Intermediate"),
+        "{status}"
+    );
     ok(run(
         d,
         "issuer",
         &[
-            "issue", "client", "--ca", "ca", "--out", "leaf", "--cn", "app", "--passphrase-file",
+            "issue",
+            "client",
+            "--ca",
+            "ca",
+            "--out",
+            "leaf",
+            "--cn",
+            "app",
+            "--passphrase-file",
             s(&pass),
         ],
         &[],
@@ -522,7 +546,11 @@ fn passphrase_folders_enrol_and_staged_generations_are_shown_and_abandoned() {
         d,
         "openssl",
         &[
-            "verify", "-CAfile", "root/root.crt", "-untrusted", "leaf/client.crt",
+            "verify",
+            "-CAfile",
+            "root/root.crt",
+            "-untrusted",
+            "leaf/client.crt",
             "leaf/client.crt",
         ],
     );
