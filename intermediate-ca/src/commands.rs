@@ -189,17 +189,16 @@ fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<R
         KeySecret::Identity { identity, .. } => Ok(ReplyIdentity::Given(identity)),
         KeySecret::Passphrase(_) => {
             let staged = ca.staged().ok_or_else(|| {
-                Error::Policy(format!(
-                    "{}: no request is waiting for a response; run `intermediate-ca request` first",
-                    ca.path.display()
-                ))
+                // The same words as `CaDir::install` uses for this case.
+                Error::Policy(
+                    "no request is waiting for a response in this folder; run `intermediate-ca request` first".into(),
+                )
             })?;
             let path = ca.reply_identity_path(staged.id);
             if !path.exists() {
-                return Err(Error::Policy(format!(
-                    "generation {} was requested with an age identity, not a passphrase: pass --identity FILE (the one used for `intermediate-ca request`)",
-                    staged.id
-                )));
+                return Err(Error::ReplyNeedsIdentity {
+                    generation: staged.id,
+                });
             }
             let text = secret.open(&path)?;
             let line = std::str::from_utf8(&text)

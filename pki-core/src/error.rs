@@ -77,6 +77,9 @@ pub enum Error {
     #[error("{path}: no generation is waiting for a response, so there is nothing to abandon (`intermediate-ca status --dir {path}` shows the generations)")]
     NothingStaged { path: PathBuf },
 
+    #[error("generation {generation} was requested with an age identity, not a passphrase: pass --identity FILE (the one given to `intermediate-ca request`)")]
+    ReplyNeedsIdentity { generation: u32 },
+
     #[error("{path}: the staged generation {generation} belongs to request {staged}, not {given}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)")]
     StagedRequestMismatch {
         path: PathBuf,
