@@ -556,3 +556,33 @@ fn passphrase_folders_enrol_and_staged_generations_are_shown_and_abandoned() {
     );
     assert!(good, "{e}");
 }
+
+#[test]
+fn the_acceptance_script_fails_a_bundle_it_cannot_accept() {
+    // Two members and open key modes: refused by the static checks, before any etcd starts.
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("two");
+    let o = Command::new("bash")
+        .arg(workspace().join("scripts/openssl-reference-ca.sh"))
+        .arg(&bundle)
+        .env("NODES", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("bash")
+        .arg(workspace().join("scripts/etcd-acceptance.sh"))
+        .arg(&bundle)
+        .env("DEADLINE", "60")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("FAIL layout: missing nodes/* (3 member folders needed, 2 found)"),
+        "{out}"
+    );
+    assert!(out.contains("stopping:"), "{out}");
+    assert!(!out.contains("cluster-start"), "{out}");
+    let last = out.lines().last().unwrap_or("");
+    assert!(last.ends_with(" passed, 1 failed"), "{last}");
+}
