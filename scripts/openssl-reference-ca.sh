@@ -2,7 +2,7 @@
 # openssl-reference-ca.sh OUT
 #
 # A two-tier CA made the way many teams make one by hand, with nothing but the openssl CLI. It is
-# the starting point of the migration path (docs/migration: `intermediate-ca import` takes its
+# the starting point of the migration path (scripts/demo.sh: `intermediate-ca import` takes its
 # intermediate) and the fixture of the end-to-end tests. Keys: P-384 for both CAs, P-256 leaves.
 #
 # OUT/ca.crt               the root (self-signed, pathlen 1)
