@@ -280,7 +280,10 @@ impl ClusterFile {
         let mut seen = BTreeSet::new();
         for m in &self.members {
             if !seen.insert(m.name.clone()) {
-                return Err(Invalid::Rule(format!("member name '{}' is repeated", m.name)));
+                return Err(Invalid::Rule(format!(
+                    "member name '{}' is repeated",
+                    m.name
+                )));
             }
             if m.ips.is_empty() {
                 return Err(Invalid::Rule(format!(
@@ -292,7 +295,10 @@ impl ClusterFile {
         let mut clients = BTreeSet::new();
         for c in &self.clients {
             if !clients.insert(c.name.clone()) {
-                return Err(Invalid::Rule(format!("client name '{}' is repeated", c.name)));
+                return Err(Invalid::Rule(format!(
+                    "client name '{}' is repeated",
+                    c.name
+                )));
             }
             for r in &c.roles {
                 if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
@@ -340,7 +346,8 @@ impl ClusterFile {
         }
         if let Some(k) = &self.key {
             if k.parse::<KeyAlgorithm>().is_err() {
-                let p = "is not a key algorithm; use p256, p384, ed25519, rsa2048, rsa3072 or rsa4096";
+                let p =
+                    "is not a key algorithm; use p256, p384, ed25519, rsa2048, rsa3072 or rsa4096";
                 return Err(Invalid::value("key", k, p.into()));
             }
         }
@@ -861,10 +868,19 @@ readwrite = ["/app/"]
             "name = \"demo\"\ndata-dir = \"/var/lib/etcd\\nETCD_CLIENT_CERT_AUTH=false\"",
         );
         let e = refused(&data);
-        assert!(e.contains("data-dir = \"/var/lib/etcd\\nETCD_CLIENT_CERT_AUTH=false\" contains a newline"), "{e}");
+        assert!(
+            e.contains(
+                "data-dir = \"/var/lib/etcd\\nETCD_CLIENT_CERT_AUTH=false\" contains a newline"
+            ),
+            "{e}"
+        );
         let cases = [
             ("\"/app/\"", "\"/app/'\"", "role[1].readwrite"),
-            ("\"etcd-1.example\"", "\"etcd-1.example evil\"", "member[1].dns"),
+            (
+                "\"etcd-1.example\"",
+                "\"etcd-1.example evil\"",
+                "member[1].dns",
+            ),
             (
                 "\"https://etcd-2.example:2379\"",
                 "\"https://etcd-2.example:2379\\nETCD_X=1\"",

@@ -64,12 +64,12 @@ pub(crate) fn hostname(v: &str) -> Result<(), Problem> {
     }
     for label in v.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(
-                "has an empty or over-long label (1 to 63 characters between dots)".into(),
-            );
+            return Err("has an empty or over-long label (1 to 63 characters between dots)".into());
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("has label '{label}', which starts or ends with '-'"));
+            return Err(format!(
+                "has label '{label}', which starts or ends with '-'"
+            ));
         }
     }
     Ok(())
@@ -83,7 +83,9 @@ pub(crate) fn path(v: &str) -> Result<(), Problem> {
         return Err("must be an absolute path (the files are read on another host)".into());
     }
     let bare = v.replace("{name}", "");
-    if let Some(c) = first_bad(&bare, |c| c.is_ascii_alphanumeric() || "/._-+@,:".contains(c)) {
+    if let Some(c) = first_bad(&bare, |c| {
+        c.is_ascii_alphanumeric() || "/._-+@,:".contains(c)
+    }) {
         return Err(format!(
             "contains {}; use letters, digits and / . _ - + @ , : (and {{name}})",
             describe(c)
@@ -162,7 +164,15 @@ mod tests {
     #[test]
     fn names_refuse_shell_and_control_characters() {
         assert!(name("app-rw").is_ok() && name("etcd_1.b").is_ok());
-        for bad in ["x'; touch PWNED; echo '", "a b", "a\nb", "", "-x", "$(id)", "é"] {
+        for bad in [
+            "x'; touch PWNED; echo '",
+            "a b",
+            "a\nb",
+            "",
+            "-x",
+            "$(id)",
+            "é",
+        ] {
             assert!(name(bad).is_err(), "{bad:?}");
         }
         assert!(name("x'y").unwrap_err().contains("a quote (')"));
@@ -172,7 +182,16 @@ mod tests {
     #[test]
     fn hostnames_are_ldh_labels() {
         assert!(hostname("etcd-1.example.internal").is_ok() && hostname("localhost").is_ok());
-        for bad in ["a..b", "-a.b", "a-.b", "a b", "a_b", "a\n", "", &"a".repeat(64)] {
+        for bad in [
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a b",
+            "a_b",
+            "a\n",
+            "",
+            &"a".repeat(64),
+        ] {
             assert!(hostname(bad).is_err(), "{bad:?}");
         }
     }
@@ -183,7 +202,9 @@ mod tests {
         assert!(path("/var/lib/etcd\nETCD_CLIENT_CERT_AUTH=false")
             .unwrap_err()
             .contains("a newline"));
-        for bad in ["rel/dir", "/a b", "/a/$HOME", "/a/`id`", "/a/../b", "/~x", "/a\"b"] {
+        for bad in [
+            "rel/dir", "/a b", "/a/$HOME", "/a/`id`", "/a/../b", "/~x", "/a\"b",
+        ] {
             assert!(path(bad).is_err(), "{bad:?}");
         }
     }
