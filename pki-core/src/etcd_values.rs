@@ -119,6 +119,9 @@ pub(crate) fn key_prefix(v: &str) -> Result<(), Problem> {
 /// A member URL as etcd parses it (`types.NewURLs`): `https://HOST:PORT`, HOST an IP
 /// (IPv6 in brackets) or a host name, no path, query or user part.
 pub(crate) fn url(v: &str) -> Result<(), Problem> {
+    if let Some(c) = first_bad(v, |c| c.is_ascii_graphic()) {
+        return Err(format!("contains {}; a URL is one word", describe(c)));
+    }
     let Some(rest) = v.strip_prefix("https://") else {
         return Err("must start with https:// (TLS is not optional)".into());
     };
