@@ -271,7 +271,7 @@ pub fn etcd(
         out.display(),
         report.issued.len(),
         report.kept.len(),
-        cluster.install_dir
+        cluster.install_dir.replace("{name}", "<member>")
     );
     println!(
         "then, once, as the root client: set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh"

@@ -97,6 +97,16 @@ pub enum Error {
     #[error("{what}: {reason}")]
     BadInput { what: String, reason: String },
 
+    /// A cluster-file value that etcd, a shell or systemd would misread; `value` is already
+    /// quoted and escaped for display.
+    #[error("{file}: {field} = {value} {problem}; correct the cluster file and run again")]
+    ClusterValue {
+        file: String,
+        field: String,
+        value: String,
+        problem: String,
+    },
+
     #[error("signing failed: {0}")]
     Signing(String),
 

@@ -114,12 +114,57 @@ pub struct Role {
     pub readwrite: Vec<String>,
 }
 
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && !n.starts_with('.')
+/// Why a cluster file is refused: a rule across values, or one value's content.
+#[derive(Debug)]
+enum Invalid {
+    Rule(String),
+    Value {
+        field: String,
+        value: String,
+        problem: String,
+    },
+}
+
+impl Invalid {
+    fn value(field: &str, value: &str, problem: String) -> Self {
+        Invalid::Value {
+            field: field.into(),
+            value: crate::etcd_values::shown(value),
+            problem,
+        }
+    }
+
+    fn into_error(self, file: &str) -> Error {
+        match self {
+            Invalid::Rule(r) => Error::input(file, r),
+            Invalid::Value {
+                field,
+                value,
+                problem,
+            } => Error::ClusterValue {
+                file: file.into(),
+                field,
+                value,
+                problem,
+            },
+        }
+    }
+}
+
+fn check(
+    field: &str,
+    value: &str,
+    rule: fn(&str) -> std::result::Result<(), String>,
+) -> std::result::Result<(), Invalid> {
+    rule(value).map_err(|p| Invalid::value(field, value, p))
+}
+
+fn each(
+    field: &str,
+    values: &[String],
+    rule: fn(&str) -> std::result::Result<(), String>,
+) -> std::result::Result<(), Invalid> {
+    values.iter().try_for_each(|v| check(field, v, rule))
 }
 
 fn url_host(url: &str) -> Option<String> {
@@ -211,7 +256,7 @@ impl ClusterFile {
     pub fn parse(what: &str, text: &str) -> Result<Self> {
         let c: ClusterFile = toml::from_str(text)
             .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))?;
-        c.validate().map_err(|r| Error::input(what, r))?;
+        c.validate().map_err(|r| r.into_error(what))?;
         Ok(c)
     }
 
@@ -227,64 +272,113 @@ impl ClusterFile {
         self.etcd_version == "3.4"
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
-        if !valid_name(&self.name) {
-            return Err(format!(
-                "cluster name '{}' must be letters, digits, '-', '_' or '.'",
-                self.name
-            ));
-        }
-        if !["3.4", "3.5", "3.6"].contains(&self.etcd_version.as_str()) {
-            return Err(format!(
-                "etcd-version '{}' is not supported; use 3.4, 3.5 or 3.6",
-                self.etcd_version
-            ));
-        }
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.validate_values()?;
         if self.members.is_empty() {
-            return Err("at least one [[member]] is needed".into());
+            return Err(Invalid::Rule("at least one [[member]] is needed".into()));
         }
         let mut seen = BTreeSet::new();
         for m in &self.members {
-            if !valid_name(&m.name) || !seen.insert(m.name.clone()) {
-                return Err(format!("member name '{}' is invalid or repeated", m.name));
+            if !seen.insert(m.name.clone()) {
+                return Err(Invalid::Rule(format!(
+                    "member name '{}' is repeated",
+                    m.name
+                )));
             }
             if m.ips.is_empty() {
-                return Err(format!(
+                return Err(Invalid::Rule(format!(
                     "member '{}' needs its IP addresses: etcd checks a peer's source IP against its certificate",
                     m.name
-                ));
-            }
-            for u in m.client_urls().iter().chain(m.peer_urls().iter()) {
-                if url_host(u).is_none() {
-                    return Err(format!(
-                        "member '{}': '{u}' must be an https:// URL (TLS is not optional)",
-                        m.name
-                    ));
-                }
+                )));
             }
         }
         let mut clients = BTreeSet::new();
         for c in &self.clients {
-            if !valid_name(&c.name) || !clients.insert(c.name.clone()) {
-                return Err(format!("client name '{}' is invalid or repeated", c.name));
+            if !clients.insert(c.name.clone()) {
+                return Err(Invalid::Rule(format!(
+                    "client name '{}' is repeated",
+                    c.name
+                )));
             }
             for r in &c.roles {
                 if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
-                    return Err(format!(
+                    return Err(Invalid::Rule(format!(
                         "client '{}' has role '{r}', which no [[role]] defines",
                         c.name
-                    ));
+                    )));
                 }
             }
         }
         if !self.roles.is_empty() && !clients.contains("root") {
-            return Err("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into());
+            return Err(Invalid::Rule("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into()));
         }
-        let mut proxies = BTreeSet::new();
-        for p in &self.proxies {
-            if !valid_name(&p.name) || !proxies.insert(p.name.clone()) {
-                return Err(format!("proxy name '{}' is invalid or repeated", p.name));
+        let unique = |names: Vec<&String>, what: &str| {
+            let mut seen = BTreeSet::new();
+            match names.into_iter().find(|n| !seen.insert(*n)) {
+                Some(n) => Err(Invalid::Rule(format!("{what} name '{n}' is repeated"))),
+                None => Ok(()),
             }
+        };
+        unique(self.proxies.iter().map(|p| &p.name).collect(), "proxy")?;
+        unique(self.roles.iter().map(|r| &r.name).collect(), "role")?;
+        Ok(())
+    }
+
+    /// Every value, against what etcd accepts and what a shell or systemd reads literally
+    /// (see `etcd_values`): this is what keeps `rbac.sh` and `etcd.env` free of injected code.
+    fn validate_values(&self) -> std::result::Result<(), Invalid> {
+        use crate::etcd_values as v;
+        check("name", &self.name, v::name)?;
+        if !["3.4", "3.5", "3.6"].contains(&self.etcd_version.as_str()) {
+            return Err(Invalid::value(
+                "etcd-version",
+                &self.etcd_version,
+                "is not supported; use 3.4, 3.5 or 3.6".into(),
+            ));
+        }
+        check("install-dir", &self.install_dir, v::path)?;
+        if let Some(d) = &self.client_install_dir {
+            check("client-install-dir", d, v::path)?;
+        }
+        check("data-dir", &self.data_dir, v::path)?;
+        if let Some(s) = &self.peer_san {
+            check("peer-san", s, v::hostname)?;
+        }
+        if let Some(k) = &self.key {
+            if k.parse::<KeyAlgorithm>().is_err() {
+                let p =
+                    "is not a key algorithm; use p256, p384, ed25519, rsa2048, rsa3072 or rsa4096";
+                return Err(Invalid::value("key", k, p.into()));
+            }
+        }
+        if self.days == Some(0) {
+            return Err(Invalid::value("days", "0", "must be at least 1".into()));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            let f = |k: &str| format!("member[{}].{k}", i + 1);
+            check(&f("name"), &m.name, v::name)?;
+            each(&f("dns"), &m.dns, v::hostname)?;
+            each(&f("client-urls"), &m.client_urls, v::url)?;
+            each(&f("peer-urls"), &m.peer_urls, v::url)?;
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            check(&format!("client[{}].name", i + 1), &c.name, v::name)?;
+            each(&format!("client[{}].roles", i + 1), &c.roles, v::name)?;
+        }
+        for (i, p) in self.proxies.iter().enumerate() {
+            check(&format!("proxy[{}].name", i + 1), &p.name, v::name)?;
+            each(&format!("proxy[{}].dns", i + 1), &p.dns, v::hostname)?;
+        }
+        for (i, r) in self.roles.iter().enumerate() {
+            let f = |k: &str| format!("role[{}].{k}", i + 1);
+            check(&f("name"), &r.name, v::name)?;
+            if r.name == "root" {
+                let p = "is etcd's built-in role; give clients `roles = [\"root\"]` instead of defining it";
+                return Err(Invalid::value(&f("name"), &r.name, p.into()));
+            }
+            each(&f("read"), &r.read, v::key_prefix)?;
+            each(&f("write"), &r.write, v::key_prefix)?;
+            each(&f("readwrite"), &r.readwrite, v::key_prefix)?;
         }
         Ok(())
     }
@@ -416,19 +510,21 @@ impl ClusterFile {
     }
 
     /// `rbac.sh`: creates the users (no passwords: they authenticate by certificate CN) and
-    /// roles, then enables auth. Run once, as the root client.
+    /// roles, then enables auth. Every word from the cluster file is single-quoted (and was
+    /// validated at load); every step checks before it adds, so a second run changes nothing.
     pub fn rbac_script(&self) -> String {
+        use crate::etcd_values::sh_quote as q;
         let mut s = format!(
             "#!/bin/sh\n\
              # Creates the RBAC users and roles of etcd cluster {cluster}, then enables auth.\n\
              # Users get no password: etcd maps the certificate CN to the user (--client-cert-auth).\n\
-             # Run once, as the root client:  set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh\n\
-             set -eu\n\
-             ETCDCTL=${{ETCDCTL:-etcdctl}}\n",
+             # Run as the root client:  set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh\n\
+             # Running it again is safe: what exists is left as it is.\n\
+             {RBAC_PRELUDE}",
             cluster = self.name
         );
         for r in &self.roles {
-            s.push_str(&format!("$ETCDCTL role add '{}'\n", r.name));
+            s.push_str(&format!("role_add {}\n", q(&r.name)));
             for (perm, prefixes) in [
                 ("read", &r.read),
                 ("write", &r.write),
@@ -436,8 +532,9 @@ impl ClusterFile {
             ] {
                 for p in prefixes {
                     s.push_str(&format!(
-                        "$ETCDCTL role grant-permission '{}' {perm} '{p}' --prefix=true\n",
-                        r.name
+                        "$ETCDCTL role grant-permission {} {perm} {} --prefix=true\n",
+                        q(&r.name),
+                        q(p)
                     ));
                 }
             }
@@ -445,13 +542,17 @@ impl ClusterFile {
         let mut clients: Vec<&Client> = self.clients.iter().collect();
         clients.sort_by_key(|c| c.name != "root");
         for c in clients {
-            s.push_str(&format!("$ETCDCTL user add '{}' --no-password\n", c.name));
+            s.push_str(&format!("user_add {}\n", q(&c.name)));
             if c.name == "root" {
-                s.push_str("$ETCDCTL user grant-role root root\n");
+                s.push_str("$ETCDCTL user grant-role 'root' 'root'\n");
             }
             for r in &c.roles {
                 if !(c.name == "root" && r == "root") {
-                    s.push_str(&format!("$ETCDCTL user grant-role '{}' '{r}'\n", c.name));
+                    s.push_str(&format!(
+                        "$ETCDCTL user grant-role {} {}\n",
+                        q(&c.name),
+                        q(r)
+                    ));
                 }
             }
         }
@@ -461,6 +562,14 @@ impl ClusterFile {
         s
     }
 }
+
+/// The fixed start of every `rbac.sh`. etcd refuses `role add`/`user add` for a name that
+/// exists, while `grant-permission`, `grant-role` and `auth enable` are idempotent, so only the
+/// two adds need a look first. `check-etcd` compares a bundle's `rbac.sh` against this text.
+pub const RBAC_PRELUDE: &str = "set -eu\n\
+ETCDCTL=${ETCDCTL:-etcdctl}\n\
+role_add() { $ETCDCTL role get \"$1\" >/dev/null 2>&1 || $ETCDCTL role add \"$1\"; }\n\
+user_add() { $ETCDCTL user get \"$1\" >/dev/null 2>&1 || $ETCDCTL user add \"$1\" --no-password; }\n";
 
 /// What `issuer etcd` did.
 #[derive(Debug, Default)]
@@ -718,20 +827,25 @@ readwrite = ["/app/"]
         assert!(env.contains("ETCD_CLIENT_CRL_FILE=/etc/etcd/pki/crl.pem\n"));
         assert!(!env.contains("ETCD_PEER_CERT_ALLOWED_CN"));
         let rbac = c.rbac_script();
-        let root_add = rbac.find("user add 'root'").unwrap();
-        assert!(root_add < rbac.find("user add 'app-user'").unwrap());
+        let root_add = rbac.find("user_add 'root'").unwrap();
+        assert!(root_add < rbac.find("user_add 'app-user'").unwrap());
         assert!(rbac.contains("role grant-permission 'app-rw' readwrite '/app/' --prefix=true"));
         assert!(rbac.trim_end().ends_with("auth enable"));
+    }
+
+    fn refused(text: &str) -> String {
+        ClusterFile::parse("cluster.toml", text)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn bad_cluster_files_are_refused() {
         let no_ip = CLUSTER.replace("ips = [\"10.0.0.2\"]", "ips = []");
-        let c: ClusterFile = toml::from_str(&no_ip).unwrap();
-        assert!(c.validate().unwrap_err().contains("IP addresses"));
+        assert!(refused(&no_ip).contains("IP addresses"));
         let no_root = CLUSTER.replace("name = \"root\"", "name = \"admin\"");
-        let c: ClusterFile = toml::from_str(&no_root).unwrap();
-        assert!(c.validate().unwrap_err().contains("root"));
+        assert!(refused(&no_root).contains("root"));
         assert!(
             toml::from_str::<ClusterFile>(&format!("{CLUSTER}\ncolour = 1")).is_err()
                 || toml::from_str::<ClusterFile>(
@@ -739,5 +853,54 @@ readwrite = ["/app/"]
                 )
                 .is_err()
         );
+    }
+
+    #[test]
+    fn injected_values_are_refused_naming_field_and_problem() {
+        let role = CLUSTER.replace("\"app-rw\"", "\"x'; touch PWNED; echo '\"");
+        assert_eq!(
+            refused(&role),
+            "cluster.toml: client[2].roles = \"x'; touch PWNED; echo '\" contains a quote ('); \
+             use letters, digits, '-', '_' or '.'; correct the cluster file and run again"
+        );
+        let data = CLUSTER.replace(
+            "name = \"demo\"",
+            "name = \"demo\"\ndata-dir = \"/var/lib/etcd\\nETCD_CLIENT_CERT_AUTH=false\"",
+        );
+        let e = refused(&data);
+        assert!(
+            e.contains(
+                "data-dir = \"/var/lib/etcd\\nETCD_CLIENT_CERT_AUTH=false\" contains a newline"
+            ),
+            "{e}"
+        );
+        let cases = [
+            ("\"/app/\"", "\"/app/'\"", "role[1].readwrite"),
+            (
+                "\"etcd-1.example\"",
+                "\"etcd-1.example evil\"",
+                "member[1].dns",
+            ),
+            (
+                "\"https://etcd-2.example:2379\"",
+                "\"https://etcd-2.example:2379\\nETCD_X=1\"",
+                "member[2].client-urls",
+            ),
+            ("name = \"etcd-1\"", "name = \"etcd 1\"", "member[1].name"),
+        ];
+        for (from, to, field) in cases {
+            let e = refused(&CLUSTER.replace(from, to));
+            assert!(e.starts_with(&format!("cluster.toml: {field} = ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn rbac_script_quotes_and_checks_before_adding() {
+        let c = ClusterFile::parse("c", CLUSTER).unwrap();
+        let rbac = c.rbac_script();
+        assert!(rbac.contains(RBAC_PRELUDE));
+        assert!(rbac.contains("role_add 'app-rw'\n"));
+        let body = rbac.split(RBAC_PRELUDE).nth(1).unwrap();
+        assert!(!body.contains("$ETCDCTL role add") && !body.contains("$ETCDCTL user add"));
     }
 }

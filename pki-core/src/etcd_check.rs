@@ -23,6 +23,8 @@ pub struct CheckOptions {
 struct Ctx {
     out: Vec<Finding>,
     opts: CheckOptions,
+    /// The bundle's `intermediate.crt` (DER), which every chain file must end with.
+    bundle_int: Option<Vec<u8>>,
 }
 
 impl Ctx {
@@ -42,46 +44,256 @@ impl Ctx {
     }
 }
 
-/// Reads an `etcd.env` / `/etc/default/etcd` style file: `KEY=value`, comments, optional quotes.
-pub fn parse_env(text: &str) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
+/// An `etcd.env` as systemd's `EnvironmentFile=` and `set -a; . FILE` both read it, with what
+/// either would read differently or what etcd would not take as meant.
+pub struct EnvFile {
+    /// Every variable, the last assignment winning (as in both loaders).
+    pub vars: BTreeMap<String, String>,
+    /// Lines that are not a plain `KEY=value`, values with shell syntax, repeated and unknown
+    /// `ETCD_*` variables: one sentence each.
+    pub problems: Vec<String>,
+}
+
+/// What a value may hold to mean the same to sh, systemd and etcd: no quotes, whitespace,
+/// `$`, backquote, backslash, `;`, `&`, `|`, `<`, `>`, `(`, `)`, `*`, `?`, `~`, `#`, `{`, `}`, `!`.
+fn plain_value(v: &str) -> Option<char> {
+    v.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@,:=%[]".contains(*c)))
+}
+
+/// Reads an `etcd.env` / `/etc/default/etcd` style file (`KEY=value` lines and `#` comments).
+pub fn read_env(text: &str) -> EnvFile {
+    let mut vars = BTreeMap::new();
+    let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
         let l = line.trim();
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let l = l.strip_prefix("export ").unwrap_or(l);
-        if let Some((k, v)) = l.split_once('=') {
-            let v = v.trim().trim_matches('"').trim_matches('\'');
-            m.insert(k.trim().to_string(), v.to_string());
+        let Some((k, v)) = l.split_once('=') else {
+            problems.push(format!("line {n} is not KEY=value: {:?}", l));
+            continue;
+        };
+        let key_ok = !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !key_ok {
+            problems.push(format!(
+                "line {n}: {k:?} is not a variable name (no `export`, no spaces around '=')"
+            ));
+            continue;
         }
+        if let Some(c) = plain_value(v) {
+            problems.push(format!(
+                "line {n}: {k} has {c:?} in its value {v:?}: a shell that sources the file and systemd read that differently (quotes, expansions, commands); etcd.env values are plain words"
+            ));
+        }
+        if let Some(prev) = first_line.insert(k.to_string(), n) {
+            if k.starts_with("ETCD") {
+                problems.push(format!(
+                    "{k} is set twice (lines {prev} and {n}): the last one wins, so an earlier, reviewed line is silently overridden"
+                ));
+            }
+        }
+        if let Some(name) = k.strip_prefix("ETCD_") {
+            if !ETCD_FLAGS.contains(&name.to_ascii_lowercase().replace('_', "-").as_str()) {
+                problems.push(format!(
+                    "{k} is not an etcd 3.4-3.6 setting: etcd ignores it (a misspelt name leaves the setting at its default)"
+                ));
+            }
+        }
+        vars.insert(k.to_string(), v.to_string());
     }
-    m
+    EnvFile { vars, problems }
 }
+
+/// Reads an env file's variables (see [`read_env`]).
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
+    read_env(text).vars
+}
+
+/// etcd's flags (3.4 to 3.6) as `ETCD_*` names take them, lower case and dashed; etcd reads
+/// `ETCD_<FLAG>` for each (and `ETCD_UNSUPPORTED_ARCH`).
+const ETCD_FLAGS: &[&str] = &[
+    "advertise-client-urls",
+    "auth-token",
+    "auth-token-ttl",
+    "auto-compaction-mode",
+    "auto-compaction-retention",
+    "auto-tls",
+    "backend-batch-interval",
+    "backend-batch-limit",
+    "backend-bbolt-freelist-type",
+    "bcrypt-cost",
+    "bootstrap-defrag-threshold-megabytes",
+    "cert-file",
+    "cipher-suites",
+    "client-cert-allowed-hostname",
+    "client-cert-auth",
+    "client-cert-file",
+    "client-crl-file",
+    "client-key-file",
+    "compact-hash-check-time",
+    "compaction-batch-limit",
+    "compaction-sleep-interval",
+    "config-file",
+    "cors",
+    "corrupt-check-time",
+    "data-dir",
+    "debug",
+    "discovery",
+    "discovery-cacert",
+    "discovery-cert",
+    "discovery-dial-timeout",
+    "discovery-endpoints",
+    "discovery-fallback",
+    "discovery-insecure-skip-tls-verify",
+    "discovery-insecure-transport",
+    "discovery-keepalive-time",
+    "discovery-keepalive-timeout",
+    "discovery-key",
+    "discovery-password",
+    "discovery-proxy",
+    "discovery-request-timeout",
+    "discovery-srv",
+    "discovery-srv-name",
+    "discovery-token",
+    "discovery-user",
+    "downgrade-check-time",
+    "election-timeout",
+    "enable-grpc-gateway",
+    "enable-log-rotation",
+    "enable-pprof",
+    "enable-v2",
+    "experimental-backend-bbolt-freelist-type",
+    "experimental-bootstrap-defrag-threshold-megabytes",
+    "experimental-compact-hash-check-enabled",
+    "experimental-compact-hash-check-time",
+    "experimental-compaction-batch-limit",
+    "experimental-compaction-sleep-interval",
+    "experimental-corrupt-check-time",
+    "experimental-distributed-tracing-address",
+    "experimental-distributed-tracing-instance-id",
+    "experimental-distributed-tracing-sampling-rate",
+    "experimental-distributed-tracing-service-name",
+    "experimental-downgrade-check-time",
+    "experimental-enable-distributed-tracing",
+    "experimental-enable-lease-checkpoint",
+    "experimental-enable-lease-checkpoint-persist",
+    "experimental-enable-v2v3",
+    "experimental-initial-corrupt-check",
+    "experimental-max-learners",
+    "experimental-memory-mlock",
+    "experimental-peer-skip-client-san-verification",
+    "experimental-snapshot-catchup-entries",
+    "experimental-stop-grpc-service-on-defrag",
+    "experimental-txn-mode-write-with-shared-buffer",
+    "experimental-warning-apply-duration",
+    "experimental-warning-unary-request-duration",
+    "experimental-watch-progress-notify-interval",
+    "feature-gates",
+    "force-new-cluster",
+    "grpc-keepalive-interval",
+    "grpc-keepalive-min-time",
+    "grpc-keepalive-timeout",
+    "heartbeat-interval",
+    "host-whitelist",
+    "initial-advertise-peer-urls",
+    "initial-cluster",
+    "initial-cluster-state",
+    "initial-cluster-token",
+    "initial-election-tick-advance",
+    "key-file",
+    "listen-client-http-urls",
+    "listen-client-urls",
+    "listen-metrics-urls",
+    "listen-peer-urls",
+    "log-format",
+    "log-level",
+    "log-outputs",
+    "log-package-levels",
+    "log-rotation-config-json",
+    "logger",
+    "max-concurrent-streams",
+    "max-learners",
+    "max-request-bytes",
+    "max-snapshots",
+    "max-txn-ops",
+    "max-wals",
+    "memory-mlock",
+    "metrics",
+    "name",
+    "peer-auto-tls",
+    "peer-cert-allowed-cn",
+    "peer-cert-allowed-hostname",
+    "peer-cert-file",
+    "peer-client-cert-auth",
+    "peer-client-cert-file",
+    "peer-client-key-file",
+    "peer-crl-file",
+    "peer-key-file",
+    "peer-skip-client-san-verification",
+    "peer-trusted-ca-file",
+    "pre-vote",
+    "proxy",
+    "proxy-dial-timeout",
+    "proxy-failure-wait",
+    "proxy-read-timeout",
+    "proxy-refresh-interval",
+    "proxy-write-timeout",
+    "quota-backend-bytes",
+    "raft-read-timeout",
+    "raft-write-timeout",
+    "self-signed-cert-validity",
+    "snapshot-catchup-entries",
+    "snapshot-count",
+    "socket-reuse-address",
+    "socket-reuse-port",
+    "strict-reconfig-check",
+    "tls-max-version",
+    "tls-min-version",
+    "trusted-ca-file",
+    "unsafe-no-fsync",
+    "unsupported-arch",
+    "v2-deprecation",
+    "wal-dir",
+    "warning-apply-duration",
+    "warning-unary-request-duration",
+    "watch-progress-notify-interval",
+];
 
 /// Runs every static check on `dir` (a bundle or a member folder).
 pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
+    let bundle = dir.join("nodes").is_dir();
     let mut cx = Ctx {
         out: Vec::new(),
         opts,
+        bundle_int: None,
     };
-    let members: Vec<PathBuf> = if dir.join("nodes").is_dir() {
+    let members: Vec<PathBuf> = if bundle {
         sorted_dirs(&dir.join("nodes"))
     } else {
         vec![dir.to_path_buf()]
     };
-    let clients = if dir.join("clients").is_dir() {
-        sorted_dirs(&dir.join("clients"))
-    } else {
-        Vec::new()
-    };
+    let clients = sorted_dirs(&dir.join("clients"));
+    let proxies = sorted_dirs(&dir.join("proxies"));
     if dir.join("ca.crt").exists() {
         check_trust_file(&mut cx, &dir.join("ca.crt"));
     }
     if dir.join("crl.pem").exists() {
         check_crl(&mut cx, &dir.join("crl.pem"));
+    } else if bundle {
+        cx.fail("crl", &dir.join("crl.pem"), "missing: the bundle's CRL is what every member loads; publish it with `issuer crl --etcd-bundle`");
+    }
+    if bundle {
+        cx.bundle_int = bundle_intermediate(&mut cx, &dir.join("intermediate.crt"));
     }
     check_yaml(&mut cx, dir);
+    if dir.join("rbac.sh").exists() {
+        check_rbac_script(&mut cx, &dir.join("rbac.sh"));
+    }
 
     let mut cas = BTreeMap::new();
     let mut restrictions = BTreeMap::new();
@@ -95,6 +307,17 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
             &c.join("client.crt"),
             &c.join("client.key"),
             Role::Client,
+        );
+    }
+    // A proxy (`etcd grpc-proxy`) serves clients and dials members with one server
+    // certificate: the same mistakes break it as a member's client side.
+    for p in &proxies {
+        check_trust_file(&mut cx, &p.join("ca.crt"));
+        check_leaf(
+            &mut cx,
+            &p.join("server.crt"),
+            &p.join("server.key"),
+            Role::Server,
         );
     }
     let distinct: BTreeSet<&Vec<u8>> = cas.values().collect();
@@ -127,14 +350,44 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
             level: Level::Ok,
             check: "all",
             detail: format!(
-                "{}: {} member(s), {} client(s), no known mistake found",
+                "{}: {} member(s), {} client(s){}, no known mistake found",
                 dir.display(),
                 members.len(),
-                clients.len()
+                clients.len(),
+                match proxies.len() {
+                    0 => String::new(),
+                    n => format!(", {n} proxy(ies)"),
+                }
             ),
         });
     }
     cx.out
+}
+
+/// The bundle's `intermediate.crt`: one certificate, which every chain file must carry.
+fn bundle_intermediate(cx: &mut Ctx, path: &Path) -> Option<Vec<u8>> {
+    let Ok(bytes) = std::fs::read(path) else {
+        cx.fail("chain", path, "missing: the bundle's intermediate is what every chain file must end with; run `issuer etcd` again to write it");
+        return None;
+    };
+    match pem_blocks("intermediate.crt", &bytes, "CERTIFICATE") {
+        Ok(mut certs) if certs.len() == 1 => certs.pop(),
+        Ok(certs) => {
+            cx.fail(
+                "chain",
+                path,
+                format!(
+                    "holds {} certificates; it must be the issuing intermediate alone",
+                    certs.len()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            cx.fail("chain", path, e.to_string());
+            None
+        }
+    }
 }
 
 fn sorted_dirs(p: &Path) -> Vec<PathBuf> {
@@ -273,7 +526,11 @@ fn check_member(
     let env_path = m.join("etcd.env");
     let env = std::fs::read_to_string(&env_path)
         .ok()
-        .map(|t| parse_env(&t));
+        .map(|t| check_env(cx, &env_path, &t));
+    // Without an etcd.env (a bare reference bundle) the CRL is optional; with one it is not.
+    if env.is_some() && !m.join("crl.pem").exists() {
+        cx.fail("crl", &m.join("crl.pem"), "missing: etcd reads the CRL file on every connection and refuses them all when it cannot; copy the bundle's crl.pem here");
+    }
     let mut peer_ips = Vec::new();
     let mut allowed_hostname = None;
     if let Some(env) = &env {
@@ -356,6 +613,39 @@ fn check_member(
     }
 }
 
+/// The variables an `etcd.env` must set, and what is lost without each.
+const REQUIRED_ENV: &[(&str, &str, &str)] = &[
+    ("ETCD_CERT_FILE", "tls-config", "etcd serves clients without TLS"),
+    ("ETCD_KEY_FILE", "tls-config", "etcd serves clients without TLS"),
+    ("ETCD_TRUSTED_CA_FILE", "trust-file", "client certificates are not checked against the bundle's root"),
+    ("ETCD_PEER_CERT_FILE", "tls-config", "members talk to each other without TLS"),
+    ("ETCD_PEER_KEY_FILE", "tls-config", "members talk to each other without TLS"),
+    ("ETCD_PEER_TRUSTED_CA_FILE", "trust-file", "peer certificates are not checked against the bundle's root"),
+    ("ETCD_CLIENT_CRL_FILE", "crl", "the client port checks no revocation: a revoked client certificate keeps working (facts C1)"),
+    ("ETCD_PEER_CRL_FILE", "crl", "the peer port checks no revocation: a revoked peer certificate keeps connecting (facts C1, C7)"),
+];
+
+/// Reads `etcd.env` as etcd's loaders would and reports what they would read differently,
+/// what etcd would ignore, and what is missing.
+fn check_env(cx: &mut Ctx, env_path: &Path, text: &str) -> BTreeMap<String, String> {
+    let env = read_env(text);
+    for p in env.problems {
+        cx.fail("env", env_path, p);
+    }
+    if let Some(v) = env.vars.get("ETCD_CONFIG_FILE") {
+        cx.fail("config-file", env_path, format!(
+            "ETCD_CONFIG_FILE={v}: with a config file etcd ignores every other ETCD_* variable and flag, and 3.4's YAML drops the CRL and peer-restriction settings (facts Y1); remove it"
+        ));
+    }
+    for (var, check, lost) in REQUIRED_ENV {
+        match env.vars.get(*var) {
+            Some(v) if !v.is_empty() => {}
+            _ => cx.fail(check, env_path, format!("no {var}: {lost}")),
+        }
+    }
+    env.vars
+}
+
 /// Checks one leaf chain file and its key; returns the leaf's DNS names and IPs.
 fn check_leaf(
     cx: &mut Ctx,
@@ -388,6 +678,16 @@ fn check_leaf(
             }
         }
     }
+    if let (Some(want), Some(got)) = (&cx.bundle_int, chain.get(1)) {
+        if want != got {
+            cx.fail("chain", cert, format!(
+                "carries intermediate serial {}, not the bundle's intermediate.crt (serial {}): members, clients and the bundle disagree on the issuer; finish the rotation (`issuer reissue`) or install the files of one generation",
+                serial_of(got),
+                serial_of(want)
+            ));
+        }
+    }
+    let issuer_der = chain.get(1).or(cx.bundle_int.as_ref()).cloned();
     let (mut server, mut client) = (false, false);
     let mut dns = Vec::new();
     let mut ips = Vec::new();
@@ -413,6 +713,9 @@ fn check_leaf(
             }
             _ => {}
         }
+    }
+    if let Some(der) = &issuer_der {
+        check_name_constraints(cx, cert, der, &dns, &ips);
     }
     match role {
         Role::Server if !client => cx.fail("eku", cert, "server certificate without clientAuth: etcd's gateway dials itself with it and the JSON API breaks (facts I1)"),
@@ -470,4 +773,271 @@ fn check_leaf(
         }
     }
     Some((dns, ips))
+}
+
+/// `rbac.sh` is run as etcd's root user: every line must be one `issuer etcd` writes (its
+/// fixed prelude, or an etcdctl step whose words are single-quoted plain values), so an edited
+/// or planted script is reported before anyone runs it.
+fn check_rbac_script(cx: &mut Ctx, path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        cx.fail("rbac", path, "unreadable");
+        return;
+    };
+    let prelude: BTreeSet<&str> = crate::etcd::RBAC_PRELUDE.lines().collect();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        let known = l.is_empty()
+            || (l.starts_with('#') && (i == 0 || !l.starts_with("#!")))
+            || prelude.contains(l)
+            || rbac_step(l);
+        if !known {
+            cx.fail("rbac", path, format!(
+                "line {} is not a step `issuer etcd` writes: {:?}; this script runs as etcd's root user, so review the change, or write it again with `issuer etcd`",
+                i + 1,
+                l
+            ));
+        }
+    }
+}
+
+/// One etcdctl step of `rbac.sh`: fixed words and single-quoted plain values in the places
+/// the generator puts them.
+fn rbac_step(line: &str) -> bool {
+    let quoted = |w: &str| {
+        w.len() > 2
+            && w.starts_with('\'')
+            && w.ends_with('\'')
+            && w[1..w.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !"'\"`\\$".contains(c))
+    };
+    let w: Vec<&str> = line.split(' ').collect();
+    match w.as_slice() {
+        ["role_add" | "user_add", name] => quoted(name),
+        ["$ETCDCTL", "role", "grant-permission", role, "read" | "write" | "readwrite", prefix, "--prefix=true"] => {
+            quoted(role) && quoted(prefix)
+        }
+        ["$ETCDCTL", "user", "grant-role", user, role] => quoted(user) && quoted(role),
+        ["$ETCDCTL", "auth", "enable"] => true,
+        _ => false,
+    }
+}
+
+fn serial_of(der: &[u8]) -> String {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| {
+            c.tbs_certificate
+                .raw_serial()
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect()
+        })
+        .unwrap_or_else(|_| "unreadable".into())
+}
+
+/// The name constraints of an issuing certificate that apply to DNS names and IPs.
+#[derive(Default)]
+struct Constraints {
+    permitted_dns: Option<Vec<String>>,
+    excluded_dns: Vec<String>,
+    /// (network, mask) octets, 8 bytes for IPv4, 32 for IPv6.
+    permitted_ip: Option<Vec<Vec<u8>>>,
+    excluded_ip: Vec<Vec<u8>>,
+}
+
+impl Constraints {
+    fn of(der: &[u8]) -> Option<Self> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let nc = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::NameConstraints(nc) => Some(nc),
+                _ => None,
+            })?;
+        let mut c = Constraints::default();
+        for sub in nc.permitted_subtrees.iter().flatten() {
+            match &sub.base {
+                GeneralName::DNSName(d) => c
+                    .permitted_dns
+                    .get_or_insert_with(Vec::new)
+                    .push(d.to_string()),
+                GeneralName::IPAddress(b) => {
+                    c.permitted_ip.get_or_insert_with(Vec::new).push(b.to_vec())
+                }
+                _ => {}
+            }
+        }
+        for sub in nc.excluded_subtrees.iter().flatten() {
+            match &sub.base {
+                GeneralName::DNSName(d) => c.excluded_dns.push(d.to_string()),
+                GeneralName::IPAddress(b) => c.excluded_ip.push(b.to_vec()),
+                _ => {}
+            }
+        }
+        Some(c)
+    }
+}
+
+/// RFC 5280 4.2.1.10 for dNSName, as Go (and so etcd) applies it: a constraint matches the
+/// name itself and every name below it on a label boundary; a leading '.' means below only.
+fn dns_matches(name: &str, constraint: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let c = constraint.trim_end_matches('.').to_ascii_lowercase();
+    if c.is_empty() {
+        return true;
+    }
+    if let Some(below) = c.strip_prefix('.') {
+        return name.ends_with(&format!(".{below}"));
+    }
+    name == c || name.ends_with(&format!(".{c}"))
+}
+
+/// An iPAddress constraint (address then mask) against an address of the same family.
+fn ip_matches(ip: &IpAddr, constraint: &[u8]) -> bool {
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    if constraint.len() != 2 * octets.len() {
+        return false;
+    }
+    let (net, mask) = constraint.split_at(octets.len());
+    octets
+        .iter()
+        .zip(net.iter().zip(mask))
+        .all(|(a, (n, m))| a & m == n & m)
+}
+
+fn show_ip_constraint(c: &[u8]) -> String {
+    let half = c.len() / 2;
+    let prefix: u32 = c[half..].iter().map(|b| b.count_ones()).sum();
+    let addr = match half {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&c[..4]).expect("4")).to_string(),
+        16 => IpAddr::from(<[u8; 16]>::try_from(&c[..16]).expect("16")).to_string(),
+        _ => return format!("{c:02X?}"),
+    };
+    format!("{addr}/{prefix}")
+}
+
+/// Every SAN of a leaf against its issuer's name constraints: etcd (Go's verifier) refuses a
+/// chain with a name outside them ("is not permitted by any constraint"), and an
+/// `issuer etcd` leaf always carries the member name, which a constraint must therefore cover.
+fn check_name_constraints(
+    cx: &mut Ctx,
+    cert: &Path,
+    issuer: &[u8],
+    dns: &[String],
+    ips: &[IpAddr],
+) {
+    let Some(c) = Constraints::of(issuer) else {
+        return;
+    };
+    const FIX: &str = "etcd and every TLS client refuse this certificate; sign an intermediate whose constraints cover every name in the cluster file (docs/etcd.md, section 2), or remove the name";
+    for d in dns {
+        if let Some(x) = c.excluded_dns.iter().find(|x| dns_matches(d, x)) {
+            cx.fail("name-constraints", cert, format!("DNS:{d} is excluded by the intermediate's name constraints (excluded DNS: {x}): {FIX}"));
+        } else if let Some(p) = c
+            .permitted_dns
+            .as_ref()
+            .filter(|p| !p.iter().any(|x| dns_matches(d, x)))
+        {
+            cx.fail("name-constraints", cert, format!("DNS:{d} is not permitted by the intermediate's name constraints (permitted DNS: {}): {FIX}", p.join(", ")));
+        }
+    }
+    for ip in ips {
+        if let Some(x) = c.excluded_ip.iter().find(|x| ip_matches(ip, x)) {
+            cx.fail("name-constraints", cert, format!("IP:{ip} is excluded by the intermediate's name constraints (excluded IP: {}): {FIX}", show_ip_constraint(x)));
+        } else if let Some(p) = c
+            .permitted_ip
+            .as_ref()
+            .filter(|p| !p.iter().any(|x| ip_matches(ip, x)))
+        {
+            let shown: Vec<String> = p.iter().map(|x| show_ip_constraint(x)).collect();
+            cx.fail("name-constraints", cert, format!("IP:{ip} is not permitted by the intermediate's name constraints (permitted IP: {}): {FIX}", shown.join(", ")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_constraints_match_on_label_boundaries() {
+        assert!(dns_matches(
+            "etcd.example.internal",
+            "etcd.example.internal"
+        ));
+        assert!(dns_matches(
+            "a.etcd.example.internal",
+            "etcd.example.internal"
+        ));
+        assert!(dns_matches(
+            "A.Etcd.Example.Internal",
+            "etcd.example.internal"
+        ));
+        assert!(!dns_matches(
+            "etcd.example.internal.evil.com",
+            "etcd.example.internal"
+        ));
+        assert!(!dns_matches(
+            "xetcd.example.internal",
+            "etcd.example.internal"
+        ));
+        assert!(!dns_matches("etcd-2", "etcd.example.internal"));
+        assert!(dns_matches("a.example.internal", ".example.internal"));
+        assert!(!dns_matches("example.internal", ".example.internal"));
+        assert!(dns_matches("anything", ""));
+    }
+
+    #[test]
+    fn ip_constraints_match_by_mask_and_family() {
+        let lo8 = [127, 0, 0, 0, 255, 0, 0, 0];
+        assert!(ip_matches(&"127.0.0.1".parse().unwrap(), &lo8));
+        assert!(!ip_matches(&"10.1.2.3".parse().unwrap(), &lo8));
+        assert!(!ip_matches(&"::1".parse().unwrap(), &lo8));
+        let all4 = [0u8; 8];
+        assert!(ip_matches(&"8.8.8.8".parse().unwrap(), &all4));
+        assert_eq!(show_ip_constraint(&lo8), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn env_files_are_read_as_etcd_loaders_read_them() {
+        let injected =
+            "ETCD_NAME=etcd-1\nETCD_DATA_DIR=/var/lib/etcd\nETCD_CLIENT_CERT_AUTH=false\n\
+                        ETCD_CLIENT_CERT_AUTH=true\n";
+        let e = read_env(injected);
+        assert_eq!(e.vars["ETCD_CLIENT_CERT_AUTH"], "true");
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("ETCD_CLIENT_CERT_AUTH is set twice (lines 3 and 4)")),
+            "{:?}",
+            e.problems
+        );
+        for (text, needle) in [
+            ("ETCD_NAME='x'; touch /tmp/PWNED\n", "has '\\''"),
+            ("ETCD_NAME=$(id)\n", "has '$'"),
+            ("ETCD_NAME=a b\n", "has ' '"),
+            ("export ETCD_NAME=a\n", "not a variable name"),
+            (
+                "ETCD_CLIENT_CRL_FIEL=/x\n",
+                "ETCD_CLIENT_CRL_FIEL is not an etcd",
+            ),
+            ("garbage\n", "line 1 is not KEY=value"),
+        ] {
+            let e = read_env(text);
+            assert!(
+                e.problems.iter().any(|p| p.contains(needle)),
+                "{text:?}: {:?}",
+                e.problems
+            );
+        }
+        assert!(read_env(
+            "# c\nETCD_INITIAL_CLUSTER=a=https://[fd00::1]:2380,b=https://10.0.0.2:2380\n"
+        )
+        .problems
+        .is_empty());
+    }
 }

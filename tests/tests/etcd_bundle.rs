@@ -767,8 +767,7 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
     // rbac.sh is the one file that must change: it now creates the new user.
     let rbac = String::from_utf8_lossy(&after[Path::new("rbac.sh")].0).into_owned();
     assert!(
-        rbac.contains("user add 'backup' --no-password")
-            && rbac.contains("user grant-role 'backup' 'app-rw'"),
+        rbac.contains("user_add 'backup'\n") && rbac.contains("user grant-role 'backup' 'app-rw'"),
         "rbac.sh does not create the new client:\n{rbac}"
     );
     for (rel, (bytes, mtime)) in &before {
