@@ -88,6 +88,16 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
+    /// Install a newer root CRL (from a root ceremony) into a CA folder, after checking its
+    /// signature against the pinned root and that its CRL number is greater than the installed
+    /// one's. If it revokes the active intermediate, issuing stops until a new one is installed.
+    RootCrl {
+        /// The CA folder (it must hold the pinned root.crt, as enrolled folders do).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The root CRL file (PEM or DER), as written by `root-ca crl`.
+        file: PathBuf,
+    },
     /// Show the generations of a CA folder and which one is active.
     Status {
         #[arg(long)]
