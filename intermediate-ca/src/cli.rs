@@ -88,9 +88,9 @@ pub enum Command {
         #[command(flatten)]
         secret: SecretArgs,
     },
-    /// Install a newer root CRL (from a root ceremony) into a CA folder, after checking its
-    /// signature against the pinned root and that its CRL number is greater than the installed
-    /// one's. If it revokes the active intermediate, issuing stops until a new one is installed.
+    /// Install a newer root CRL from a root ceremony (checked against the pinned root; its CRL
+    /// number must exceed the installed one's). A CRL revoking the active intermediate stops
+    /// issuance until a new one is installed.
     RootCrl {
         /// The CA folder (it must hold the pinned root.crt, as enrolled folders do).
         #[arg(long)]
