@@ -814,6 +814,8 @@ fn issue_csr_args(csr: &Path) -> Vec<String> {
         "out",
         "--csr",
         path_str(csr),
+        "--cn",
+        "etcd-csr",
         "--dns",
         "localhost",
         "--ip",

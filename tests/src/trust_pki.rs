@@ -1,0 +1,201 @@
+//! A real two-tier PKI for the trust tests: a root in a throwaway SoftHSM2 token, intermediates
+//! enrolled into `ica/` through request and response bundles, optionally name-constrained,
+//! and the root's revocations and CRLs. Everything runs the released binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::fixture::{ok, run, sh, softhsm_token};
+
+pub struct TrustPki {
+    pub d: PathBuf,
+    pub conf: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// Name constraints for `root-ca sign`.
+#[derive(Default, Clone, Copy)]
+pub struct Limits<'a> {
+    pub dns: &'a [&'a str],
+    pub ips: &'a [&'a str],
+}
+
+fn toml_list(items: &[&str]) -> String {
+    let q: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", q.join(", "))
+}
+
+impl TrustPki {
+    /// A root (P-256, in a SoftHSM2 token) and an age identity for the CA folder.
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_path_buf();
+        let conf = softhsm_token(&d.join("tok"));
+        let p = TrustPki { d, conf, _tmp: tmp };
+        p.write("init.toml", "allow-network = true\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n[root]\ncommon-name = \"Trust Root\"\n[output]\ndir = \"root\"\n");
+        ok(p.root_ca(&["init", "init.toml", "--pin-file", "tok/user.pin"]));
+        ok(run(
+            &p.d,
+            "intermediate-ca",
+            &["new-identity", "id.txt"],
+            &[],
+        ));
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.d.join(rel)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.d.join(name), text).unwrap();
+    }
+
+    pub fn root_ca(&self, args: &[&str]) -> Output {
+        run(&self.d, "root-ca", args, &[("SOFTHSM2_CONF", &self.conf)])
+    }
+
+    pub fn ica(&self, args: &[&str]) -> Output {
+        run(
+            &self.d,
+            "intermediate-ca",
+            args,
+            &[("PKI_AGE_IDENTITY", &self.d.join("id.txt"))],
+        )
+    }
+
+    pub fn issuer(&self, args: &[&str]) -> Output {
+        run(
+            &self.d,
+            "issuer",
+            args,
+            &[("PKI_AGE_IDENTITY", &self.d.join("id.txt"))],
+        )
+    }
+
+    /// `intermediate-ca request` + `root-ca sign` for generation `n`; returns the response
+    /// bundle's file name (not yet installed).
+    pub fn request_and_sign(&self, n: u32, limits: Limits<'_>) -> String {
+        let out = ok(self.ica(&[
+            "request",
+            "--dir",
+            "ica",
+            "--to-file",
+            "root/transport.recipient",
+            "--out",
+            &format!("request-{n}.age"),
+            "--cn",
+            &format!("Trust Intermediate {n}"),
+        ]));
+        let fp = out
+            .lines()
+            .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
+            .expect("fingerprint line");
+        let mut cert = String::new();
+        if !limits.dns.is_empty() {
+            cert.push_str(&format!("permitted-dns = {}\n", toml_list(limits.dns)));
+        }
+        if !limits.ips.is_empty() {
+            cert.push_str(&format!("permitted-ips = {}\n", toml_list(limits.ips)));
+        }
+        self.write(
+            &format!("sign-{n}.toml"),
+            &format!("allow-network = true\nroot-dir = \"root\"\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[request]\nbundle = \"request-{n}.age\"\nkey-fingerprint = \"{fp}\"\n[certificate]\n{cert}[output]\nresponse = \"response-{n}.age\"\ncertificate = \"intermediate-{n}.crt\"\n"),
+        );
+        ok(self.root_ca(&[
+            "sign",
+            &format!("sign-{n}.toml"),
+            "--pin-file",
+            "tok/user.pin",
+        ]));
+        format!("response-{n}.age")
+    }
+
+    /// The root certificate's SHA-256 fingerprint, as openssl prints it.
+    pub fn root_fingerprint(&self) -> String {
+        let (_, out, _) = sh(
+            &self.d,
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                "root/root.crt",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ],
+        );
+        out.trim().split('=').nth(1).unwrap().to_string()
+    }
+
+    pub fn install(&self, response: &str) -> Output {
+        self.ica(&[
+            "install",
+            "--dir",
+            "ica",
+            "--root-fingerprint",
+            &self.root_fingerprint(),
+            response,
+        ])
+    }
+
+    /// Enrols generation `n` end to end and makes it active.
+    pub fn enrol(&self, n: u32, limits: Limits<'_>) {
+        let r = self.request_and_sign(n, limits);
+        ok(self.install(&r));
+    }
+
+    /// The serial of a certificate file, lower-case hex as the ceremonies take it.
+    pub fn serial_of(&self, cert: &str) -> String {
+        let (_, out, _) = sh(
+            &self.d,
+            "openssl",
+            &["x509", "-in", cert, "-noout", "-serial"],
+        );
+        out.trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase()
+    }
+
+    /// The root revokes the intermediate in `cert` (a file under the test folder).
+    pub fn root_revokes(&self, cert: &str) {
+        let serial = self.serial_of(cert);
+        self.write(
+            "revoke.toml",
+            &format!("allow-network = true\nroot-dir = \"root\"\nserial = \"{serial}\"\nreason = \"keyCompromise\"\n"),
+        );
+        ok(self.root_ca(&["revoke", "revoke.toml"]));
+    }
+
+    /// The root signs its next CRL into `file`.
+    pub fn root_crl(&self, file: &str) {
+        self.write(
+            "crl.toml",
+            &format!("allow-network = true\nroot-dir = \"root\"\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[output]\ncrl = \"{file}\"\n"),
+        );
+        ok(self.root_ca(&["crl", "crl.toml", "--pin-file", "tok/user.pin"]));
+    }
+}
+
+impl Default for TrustPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `openssl verify` of a chain file (leaf then intermediate) against a root; (passed, output).
+pub fn openssl_verify(dir: &Path, root: &Path, chain: &Path) -> (bool, String) {
+    let (good, out, err) = sh(
+        dir,
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            chain.to_str().unwrap(),
+            chain.to_str().unwrap(),
+        ],
+    );
+    (good, format!("{out}{err}"))
+}
