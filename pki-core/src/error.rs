@@ -118,6 +118,18 @@ pub enum Error {
     },
 
     #[error(
+        "the intermediate in the response '{issuer}' (serial {serial}) is revoked by the root CRL \
+         {crl} (revoked {revoked_at}): do not install it. Nothing was changed; the root must \
+         sign a new request"
+    )]
+    InstallingRevoked {
+        issuer: String,
+        serial: String,
+        crl: PathBuf,
+        revoked_at: String,
+    },
+
+    #[error(
         "root CRL {crl}: {reason}; refusing to issue without a root CRL that verifies. Install \
          a good one with `intermediate-ca root-crl --dir CA_DIR FILE`"
     )]

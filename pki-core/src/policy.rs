@@ -408,7 +408,10 @@ fn root_crl_block(ca: &CaDir, root: Option<&CertFacts>, cert: &CertFacts) -> Opt
     };
     let crl = match RootCrl::load(&path, root) {
         Ok(c) => c,
-        Err(e) => return unusable(e.to_string()),
+        Err(e) => match crate::root_crl::unusable(path.clone(), e) {
+            Error::RootCrlUnusable { reason, .. } => return unusable(reason),
+            other => return unusable(other.to_string()),
+        },
     };
     crl.revocation_of(cert).map(|revoked_at| Block::Revoked {
         crl: path.clone(),

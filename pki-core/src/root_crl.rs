@@ -177,10 +177,16 @@ pub fn installed(ca: &CaDir, root: &CertFacts) -> Result<Option<RootCrl>> {
     }
     RootCrl::load(&path, root)
         .map(Some)
-        .map_err(|e| Error::RootCrlUnusable {
-            crl: path,
-            reason: e.to_string(),
-        })
+        .map_err(|e| unusable(path, e))
+}
+
+/// A root CRL that cannot be trusted, named once (the parse error names the file too).
+pub fn unusable(crl: PathBuf, e: Error) -> Error {
+    let reason = match e {
+        Error::BadInput { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    Error::RootCrlUnusable { crl, reason }
 }
 
 fn revoked_generations(ca: &CaDir, crl: &RootCrl) -> Vec<u32> {
@@ -216,7 +222,7 @@ pub fn check_for_install(
     };
     for crl in incoming.iter().chain(current.iter()) {
         if let Some(revoked_at) = crl.revocation_of(int) {
-            return Err(Error::IssuerRevoked {
+            return Err(Error::InstallingRevoked {
                 issuer: int.subject.clone(),
                 serial: int.serial.to_hex(),
                 crl: if incoming.as_ref().is_some_and(|c| c.der == crl.der) {

@@ -10,7 +10,29 @@ use crate::fixture::{ok, run, sh, softhsm_token};
 pub struct TrustPki {
     pub d: PathBuf,
     pub conf: PathBuf,
-    _tmp: tempfile::TempDir,
+}
+
+impl Drop for TrustPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.d);
+    }
+}
+
+/// A fresh, empty folder of its own under the system temp folder.
+fn fresh_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let d = std::env::temp_dir().join(format!(
+        "trust-pki-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&d).expect("fresh temp folder");
+    d
 }
 
 /// Name constraints for `root-ca sign`.
@@ -28,10 +50,9 @@ fn toml_list(items: &[&str]) -> String {
 impl TrustPki {
     /// A root (P-256, in a SoftHSM2 token) and an age identity for the CA folder.
     pub fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path().to_path_buf();
+        let d = fresh_dir();
         let conf = softhsm_token(&d.join("tok"));
-        let p = TrustPki { d, conf, _tmp: tmp };
+        let p = TrustPki { d, conf };
         p.write("init.toml", "allow-network = true\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n[root]\ncommon-name = \"Trust Root\"\n[output]\ndir = \"root\"\n");
         ok(p.root_ca(&["init", "init.toml", "--pin-file", "tok/user.pin"]));
         ok(run(

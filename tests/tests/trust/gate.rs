@@ -139,7 +139,7 @@ fn names_outside_the_intermediates_constraints_are_refused_on_every_path() {
     // renew and reissue: generation 1's wide leaf cannot be re-signed by generation 2, and
     // nothing at all is replaced (the good leaf is due too).
     refused(&p, "1-renew", "DNS:wide.example.com is outside", || {
-        p.issuer(&["renew", "--ca", "ica", "--within", "100d"])
+        p.issuer(&["renew", "--ca", "ica", "--expiring-within", "100d"])
     });
     refused(&p, "1-reissue", "DNS:wide.example.com is outside", || {
         p.issuer(&["reissue", "--ca", "ica", "--from", "1"])
@@ -313,7 +313,7 @@ fn a_requests_cn_is_certified_only_when_the_operator_types_it() {
         "openssl",
         &["x509", "-in", "c/client.crt", "-noout", "-subject"],
     );
-    assert_eq!(subject.trim(), "subject=CN=root");
+    assert_eq!(subject.trim(), "subject=CN = root");
     // A CSR without a CN takes the operator's.
     let anon = make_csr(&p, "anon", "/O=nobody");
     ok(issue(&p, "client", "a", &["--csr", &anon, "--cn", "app"]));
@@ -324,7 +324,7 @@ fn a_requests_cn_is_certified_only_when_the_operator_types_it() {
     );
     assert_eq!(
         subject.trim(),
-        "subject=CN=app",
+        "subject=CN = app",
         "the CSR's O never reaches the certificate"
     );
 }
@@ -367,7 +367,7 @@ fn nothing_is_issued_from_an_intermediate_the_root_revoked() {
         p.issuer(&["batch", "--ca", "ica", "--out", "bout", "batch.toml"])
     });
     refused(&p, "4-renew", "is revoked by the root CRL", || {
-        p.issuer(&["renew", "--ca", "ica", "--within", "100d"])
+        p.issuer(&["renew", "--ca", "ica", "--expiring-within", "100d"])
     });
 
     // A root CRL altered on disk is not trusted, and stops issuance too.
@@ -403,9 +403,12 @@ fn nothing_is_issued_from_an_intermediate_the_root_revoked() {
     let other = TrustPki::new();
     other.root_crl("other-crl.pem");
     std::fs::copy(other.path("other-crl.pem"), p.path("other-crl.pem")).unwrap();
-    refused(&p, "4-root-crl-foreign", "not by the pinned root", || {
-        p.ica(&["root-crl", "--dir", "ica", "other-crl.pem"])
-    });
+    refused(
+        &p,
+        "4-root-crl-foreign",
+        "its signature does not verify with the pinned root",
+        || p.ica(&["root-crl", "--dir", "ica", "other-crl.pem"]),
+    );
 
     // The way out: a new intermediate, then the old generation's leaves re-issued.
     p.enrol(2, Limits::default());
