@@ -81,7 +81,10 @@ impl TrustPki {
             &self.d,
             "intermediate-ca",
             args,
-            &[("PKI_AGE_IDENTITY", &self.d.join("id.txt"))],
+            &[
+                ("PKI_AGE_IDENTITY", &self.d.join("id.txt")),
+                ("SOFTHSM2_CONF", &self.conf),
+            ],
         )
     }
 
@@ -90,24 +93,58 @@ impl TrustPki {
             &self.d,
             "issuer",
             args,
-            &[("PKI_AGE_IDENTITY", &self.d.join("id.txt"))],
+            &[
+                ("PKI_AGE_IDENTITY", &self.d.join("id.txt")),
+                ("SOFTHSM2_CONF", &self.conf),
+            ],
         )
     }
 
     /// `intermediate-ca request` + `root-ca sign` for generation `n`; returns the response
     /// bundle's file name (not yet installed).
     pub fn request_and_sign(&self, n: u32, limits: Limits<'_>) -> String {
-        let out = ok(self.ica(&[
+        self.request_and_sign_with(n, limits, &[])
+    }
+
+    /// A second SoftHSM2 token, `intermediate` (user PIN in `int.pin`), for intermediate keys.
+    pub fn intermediate_token(&self) {
+        let (good, out, err) = sh_env(
+            &self.d,
+            "softhsm2-util",
+            &[
+                "--init-token",
+                "--free",
+                "--label",
+                "intermediate",
+                "--pin",
+                "4711-int",
+                "--so-pin",
+                "so-4711-int",
+            ],
+            &self.conf,
+        );
+        assert!(good, "{out}{err}");
+        self.write("int.pin", "4711-int\n");
+    }
+
+    /// As [`TrustPki::request_and_sign`], with extra `intermediate-ca request` arguments (e.g.
+    /// a token for the key).
+    pub fn request_and_sign_with(&self, n: u32, limits: Limits<'_>, extra: &[&str]) -> String {
+        let req = format!("request-{n}.age");
+        let cn = format!("Trust Intermediate {n}");
+        let mut args = vec![
             "request",
             "--dir",
             "ica",
             "--to-file",
             "root/transport.recipient",
             "--out",
-            &format!("request-{n}.age"),
+            &req,
             "--cn",
-            &format!("Trust Intermediate {n}"),
-        ]));
+            &cn,
+        ];
+        args.extend_from_slice(extra);
+        let out = ok(self.ica(&args));
         let fp = out
             .lines()
             .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
@@ -202,6 +239,21 @@ impl Default for TrustPki {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Runs an external program with SOFTHSM2_CONF set; (success, stdout, stderr).
+pub fn sh_env(dir: &Path, prog: &str, args: &[&str], conf: &Path) -> (bool, String, String) {
+    let o = std::process::Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .env("SOFTHSM2_CONF", conf)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// `openssl verify` of a chain file (leaf then intermediate) against a root; (passed, output).

@@ -6,7 +6,7 @@ use std::process::Output;
 use e2e_tests::fixture::{fails_with, ok, sh};
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use e2e_tests::state::State;
-use e2e_tests::trust_pki::{openssl_verify, Limits, TrustPki};
+use e2e_tests::trust_pki::{openssl_verify, sh_env, Limits, TrustPki};
 
 const ETCD_LIMITS: Limits<'static> = Limits {
     dns: &["etcd.example.internal"],
@@ -433,4 +433,90 @@ fn install_refuses_an_intermediate_the_installed_root_crl_revokes() {
     );
     // Generation 1 is still active and still issues.
     ok(issue(&p, "client", "still", &["--cn", "app"]));
+}
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// `pkcs11-tool` on the intermediate token, logged in.
+fn int_token(p: &TrustPki, args: &[&str]) -> String {
+    let mut all = vec![
+        "--module",
+        SOFTHSM,
+        "--token-label",
+        "intermediate",
+        "--login",
+        "--pin",
+        "4711-int",
+    ];
+    all.extend_from_slice(args);
+    let (good, out, err) = sh_env(&p.d, "pkcs11-tool", &all, &p.conf);
+    assert!(good, "pkcs11-tool {args:?}: {out}{err}");
+    out
+}
+
+#[test]
+fn a_second_token_key_with_the_same_label_never_yields_a_bad_certificate() {
+    let p = TrustPki::new();
+    p.intermediate_token();
+    let response = p.request_and_sign_with(
+        1,
+        Limits::default(),
+        &[
+            "--pkcs11-module",
+            SOFTHSM,
+            "--token",
+            "intermediate",
+            "--key-label",
+            "int-1",
+            "--pin-file",
+            "int.pin",
+        ],
+    );
+    ok(p.install(&response));
+    ok(issue(
+        &p,
+        "client",
+        "before",
+        &["--cn", "app", "--pin-file", "int.pin"],
+    ));
+    // A rogue private key under the same label, without its public half.
+    int_token(
+        &p,
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:secp384r1",
+            "--label",
+            "int-1",
+            "--id",
+            "99",
+        ],
+    );
+    int_token(&p, &["--delete-object", "--type", "pubkey", "--id", "99"]);
+    let listing = int_token(&p, &["--list-objects", "--type", "privkey"]);
+    assert_eq!(listing.matches("label:      int-1").count(), 2, "{listing}");
+
+    let ica = p.path("ica");
+    let ledger_before = State::capture(&ica, &[&ica]);
+    let out = p.path("after");
+    let o = issue(
+        &p,
+        "client",
+        "after",
+        &["--cn", "app", "--pin-file", "int.pin"],
+    );
+    if o.status.success() {
+        // The right key was found (by its CKA_ID): the certificate must verify.
+        let (good, text) = openssl_verify(&p.d, &p.path("root/root.crt"), &out.join("client.crt"));
+        assert!(good, "a written certificate that does not verify: {text}");
+    } else {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("does not verify with the public key of the issuing certificate")
+                || err.contains("int-1"),
+            "{err}"
+        );
+        assert!(!out.exists(), "a refused issue left {}", out.display());
+        ledger_before.assert_unchanged(&State::capture(&ica, &[&ica]), "refused issue");
+    }
 }
