@@ -214,6 +214,8 @@ pub fn etcd(
 ) -> Result<()> {
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
     let ca = open_ca(ca_dir)?;
+    // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
+    pki_core::etcd::gate_every_leaf(&cluster, &policy::Gate::for_ca(&ca)?)?;
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;

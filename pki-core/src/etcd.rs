@@ -537,8 +537,7 @@ fn issue_into<S: Signer>(
 
 /// Asks the issuance gate about every leaf of the cluster before anything is written, so a
 /// name outside the intermediate's constraints stops the run instead of leaving half a bundle.
-fn gate_every_leaf<S: Signer>(cluster: &ClusterFile, ca: &IssuingCa<S>) -> Result<()> {
-    let gate = ca.gate();
+pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::policy::Gate) -> Result<()> {
     for m in &cluster.members {
         let subject = Subject::cn(m.name.clone());
         gate.check(LeafRole::Server, &subject, &cluster.server_names(m))?;
@@ -572,7 +571,7 @@ pub fn build_bundle<S: Signer>(
     out: &Path,
     mut inputs: BundleInputs<'_, S>,
 ) -> Result<BundleReport> {
-    gate_every_leaf(cluster, inputs.ca)?;
+    gate_every_leaf(cluster, inputs.ca.gate())?;
     let mut report = BundleReport::default();
     let existing_cluster = out.join("nodes").exists();
     output::create_dir(out, 0o755)?;

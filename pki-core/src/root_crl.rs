@@ -101,9 +101,9 @@ impl RootCrl {
     }
 
     /// Orders CRL numbers as integers; a CRL without a number is older than any with one.
-    fn newer_than(&self, other: &RootCrl) -> Option<std::cmp::Ordering> {
+    fn cmp_number(&self, other: &RootCrl) -> std::cmp::Ordering {
         let key = |n: &Option<Vec<u8>>| n.as_ref().map(|b| (b.len(), b.clone()));
-        Some(key(&self.number).cmp(&key(&other.number)))
+        key(&self.number).cmp(&key(&other.number))
     }
 }
 
@@ -143,7 +143,7 @@ pub fn install(ca: &CaDir, file: &Path) -> Result<Installed> {
     let replaced = match installed(ca, &root)? {
         None => true,
         Some(old) if old.der == new.der => false,
-        Some(old) if new.newer_than(&old) == Some(std::cmp::Ordering::Greater) => true,
+        Some(old) if new.cmp_number(&old).is_gt() => true,
         Some(old) => {
             return Err(Error::RootCrlNotNewer {
                 file: file.to_path_buf(),
@@ -235,7 +235,7 @@ pub fn check_for_install(
         }
     }
     Ok(match (incoming, current) {
-        (Some(new), Some(old)) if old.newer_than(&new) == Some(std::cmp::Ordering::Greater) => None,
+        (Some(new), Some(old)) if old.cmp_number(&new).is_gt() => None,
         (Some(new), _) => Some(new),
         (None, _) => None,
     })
