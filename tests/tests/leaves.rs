@@ -426,6 +426,8 @@ fn bad_inputs_are_refused_and_change_nothing() {
             "out",
             "--csr",
             csr,
+            "--cn",
+            "etcd-9",
             "--dns",
             "etcd-9",
             "--ip",
