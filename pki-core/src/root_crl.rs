@@ -240,3 +240,86 @@ pub fn check_for_install(
         (None, _) => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::KeyAlgorithm;
+    use crate::crl::{sign_crl, CrlEntry, CrlParams};
+    use crate::profile::{Profile, Subject, SubjectNames};
+    use crate::signer::FileKey;
+    use crate::validity::Validity;
+
+    fn make_root(cn: &str) -> (CertFacts, FileKey) {
+        let key = FileKey::generate(KeyAlgorithm::P256).unwrap();
+        let v = Validity::within_issuer(3650, 9132, None, OffsetDateTime::now_utc()).unwrap();
+        let cert = Profile::Root
+            .params(
+                &Subject::cn(cn),
+                &SubjectNames::default(),
+                &v,
+                &Serial::random(),
+                KeyAlgorithm::P256,
+                None,
+            )
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (CertFacts::from_der("root", cert.der()).unwrap(), key)
+    }
+
+    fn crl(root: &CertFacts, key: &FileKey, number: u64, revoked: &[&Serial]) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let entries: Vec<CrlEntry> = revoked
+            .iter()
+            .map(|s| CrlEntry {
+                serial: s.as_bytes().to_vec(),
+                revoked_at: now,
+                reason: None,
+                certificate_issuer: None,
+            })
+            .collect();
+        sign_crl(
+            key,
+            &CrlParams {
+                issuer_name: &root.subject_der,
+                issuer_key_id: &[1, 2, 3],
+                number,
+                this_update: now,
+                next_update: now + time::Duration::days(30),
+                indirect: false,
+            },
+            &entries,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_root_crl_is_trusted_only_from_its_root_and_numbers_order_as_integers() {
+        let (root, key) = make_root("crl root");
+        let (other, other_key) = make_root("other root");
+        let serial = Serial::random();
+        let listed = RootCrl::parse("c", &crl(&root, &key, 256, &[&serial]), &root).unwrap();
+        assert_eq!(listed.number_text(), "256");
+        let mut int = root.clone();
+        int.serial = serial;
+        assert!(listed.revocation_of(&int).is_some());
+        int.issuer = "CN=someone else".into();
+        assert!(
+            listed.revocation_of(&int).is_none(),
+            "another issuer's serial"
+        );
+        let small = RootCrl::parse("c", &crl(&root, &key, 255, &[]), &root).unwrap();
+        assert!(
+            listed.cmp_number(&small).is_gt(),
+            "256 > 255 although 0x0100 is longer"
+        );
+        // Signed by another key under the same name, or issued by another root: refused.
+        let forged = crl(&root, &other_key, 300, &[]);
+        let e = RootCrl::parse("c", &forged, &root).unwrap_err();
+        assert!(e.to_string().contains("signature does not verify"), "{e}");
+        let foreign = crl(&other, &other_key, 300, &[]);
+        let e = RootCrl::parse("c", &foreign, &root).unwrap_err();
+        assert!(e.to_string().contains("not by the pinned root"), "{e}");
+    }
+}
