@@ -207,8 +207,17 @@ pub fn check_for_install(
     root: &CertFacts,
     int: &CertFacts,
 ) -> Result<Option<RootCrl>> {
+    let what = "root CRL in the response";
     let incoming = response_crl
-        .map(|der| RootCrl::parse("root CRL in the response", der, root))
+        .map(|der| {
+            RootCrl::parse(what, der, root).map_err(|e| match e {
+                Error::BadInput { reason, .. } => Error::input(
+                    what,
+                    format!("{reason}; do not install this response: it was altered or forged, escalate"),
+                ),
+                other => other,
+            })
+        })
         .transpose()?;
     // A folder pinned to another root is refused later with its own message; its CRL is not
     // this root's to judge.

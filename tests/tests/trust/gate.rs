@@ -520,3 +520,49 @@ fn a_second_token_key_with_the_same_label_never_yields_a_bad_certificate() {
         ledger_before.assert_unchanged(&State::capture(&ica, &[&ica]), "refused issue");
     }
 }
+
+/// Re-encrypts response bundle `name` to the CA folder's identity with its X509 CRL block
+/// replaced by `crl_pem`, as someone holding the transport media could.
+fn swap_response_crl(p: &TrustPki, name: &str, crl_pem: &str, out: &str) {
+    let (good, plain, err) = sh(&p.d, "age", &["-d", "-i", "id.txt", name]);
+    assert!(good, "{err}");
+    let start = plain
+        .find("-----BEGIN X509 CRL-----")
+        .expect("the response carries a CRL");
+    let end = plain.find("-----END X509 CRL-----").unwrap() + "-----END X509 CRL-----\n".len();
+    let forged = format!("{}{}{}", &plain[..start], crl_pem, &plain[end..]);
+    p.write("forged.txt", &forged);
+    let (good, recipient, err) = sh(&p.d, "age-keygen", &["-y", "id.txt"]);
+    assert!(good, "{err}");
+    let (good, _, err) = sh(
+        &p.d,
+        "age",
+        &["-e", "-a", "-r", recipient.trim(), "-o", out, "forged.txt"],
+    );
+    assert!(good, "{err}");
+    std::fs::remove_file(p.path("forged.txt")).unwrap();
+}
+
+#[test]
+fn install_refuses_a_response_whose_root_crl_the_root_did_not_sign() {
+    let p = TrustPki::new();
+    p.enrol(1, Limits::default());
+    p.root_crl("root-crl-1.pem");
+    let response = p.request_and_sign(2, Limits::default());
+    let other = TrustPki::new();
+    other.root_crl("other-crl.pem");
+    let foreign = std::fs::read_to_string(other.path("other-crl.pem")).unwrap();
+    swap_response_crl(&p, &response, &foreign, "forged-response.age");
+    refused(
+        &p,
+        "4-install-foreign-crl",
+        "root CRL in the response",
+        || p.install("forged-response.age"),
+    );
+    // The genuine response installs, and its CRL with it.
+    ok(p.install(&response));
+    assert_eq!(
+        std::fs::read(p.path("ica/root-crl.pem")).unwrap(),
+        std::fs::read(p.path("root-crl-1.pem")).unwrap()
+    );
+}
