@@ -24,7 +24,7 @@ fn refused(p: &TrustPki, name: &str, needle: &str, cmd: impl FnOnce() -> Output)
     err
 }
 
-fn issue<'a>(p: &TrustPki, role: &str, out: &str, extra: &[&'a str]) -> Output {
+fn issue(p: &TrustPki, role: &str, out: &str, extra: &[&str]) -> Output {
     let mut args = vec!["issue", role, "--ca", "ica", "--out", out];
     args.extend_from_slice(extra);
     p.issuer(&args)
