@@ -99,6 +99,16 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         request: String,
     },
+    /// Install a newer root CRL from a root ceremony (checked against the pinned root; its CRL
+    /// number must exceed the installed one's). A CRL revoking the active intermediate stops
+    /// issuance until a new one is installed.
+    RootCrl {
+        /// The CA folder (it must hold the pinned root.crt, as enrolled folders do).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The root CRL file (PEM or DER), as written by `root-ca crl`.
+        file: PathBuf,
+    },
     /// Show the generations of a CA folder and which one is active.
     Status {
         #[arg(long)]

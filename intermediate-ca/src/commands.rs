@@ -316,3 +316,38 @@ pub fn install(
     println!("generation {id} is now active; issue with it, then `issuer reissue` the leaves of older generations");
     Ok(())
 }
+
+pub fn root_crl(dir: &Path, file: &Path) -> Result<()> {
+    let ca = CaDir::open(dir)?;
+    let done = pki_core::root_crl::install(&ca, file)?;
+    let next = done
+        .crl
+        .next_update
+        .map(fmt_time)
+        .unwrap_or_else(|| "never".into());
+    if done.replaced {
+        println!(
+            "installed root CRL {} (next update {next}) as {}",
+            done.crl.number_text(),
+            done.path.display()
+        );
+    } else {
+        println!(
+            "root CRL {} is already installed in {}; nothing changed",
+            done.crl.number_text(),
+            done.path.display()
+        );
+    }
+    for g in &done.revoked_generations {
+        if ca.state.active == Some(*g) {
+            println!("the root revoked the ACTIVE intermediate (generation {g}): `issuer` refuses to issue from it; enrol a new intermediate, install it, then `issuer reissue --from {g}`");
+        } else {
+            println!("the root revoked generation {g} (not active)");
+        }
+    }
+    println!(
+        "publish it to etcd: issuer crl --ca {} --etcd-bundle BUNDLE",
+        dir.display()
+    );
+    Ok(())
+}

@@ -63,6 +63,7 @@ fn main() -> std::process::ExitCode {
             response,
             secret,
         } => commands::install(dir, root_fingerprint, response, secret),
+        Command::RootCrl { dir, file } => commands::root_crl(dir, file),
         Command::Status { dir, json } => commands::status(dir, *json),
         Command::Abandon { dir, request } => commands::abandon(dir, request),
         // Handled by cli::generate_docs above.

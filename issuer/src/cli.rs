@@ -33,7 +33,9 @@ pub enum Command {
         /// Output folder (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Common name: the member name, or the etcd RBAC user for a client.
+        /// Common name: the member name, or the etcd RBAC user for a client. Required with
+        /// --csr or --cfssl-json when the request proposes a CN, and must equal it: a request's
+        /// CN is never certified unless typed here.
         #[arg(long)]
         cn: Option<String>,
         /// DNS subject alternative name (repeatable).
@@ -49,9 +51,11 @@ pub enum Command {
         #[arg(long, value_name = "ALG", conflicts_with = "csr")]
         key: Option<String>,
         /// Certify the public key of this PKCS#10 CSR instead (the key stays with the requester).
+        /// Every name it asks for must be passed with --dns/--ip, and its CN with --cn.
         #[arg(long, value_name = "FILE")]
         csr: Option<PathBuf>,
-        /// Read CN, hosts and key algorithm from a cfssl CSR JSON (etcd's hack/tls-setup).
+        /// Read CN, hosts and key algorithm from a cfssl CSR JSON (etcd's hack/tls-setup); its
+        /// CN must be confirmed with --cn.
         #[arg(long, value_name = "FILE", conflicts_with = "csr")]
         cfssl_json: Option<PathBuf>,
         /// Issue a leaf even though the CSR asks for CA:TRUE (the request is ignored: the

@@ -9,6 +9,7 @@ use pki_core::csr::CheckedCsr;
 use pki_core::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use pki_core::ledger::ListFilter;
 use pki_core::lifecycle;
+use pki_core::policy;
 use pki_core::profile::{LeafRole, Profile, Subject, SubjectNames};
 use pki_core::validity::{fmt_time, parse_duration};
 use pki_core::verify::{self, VerifyRequest};
@@ -43,8 +44,13 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     let mut alg = a.key.as_deref().map(str::parse).transpose()?;
     let mut csr = None;
 
+    // The CN is the etcd user a certificate logs in as: a request file may propose one, but
+    // only the operator's --cn is certified (issue 12, item 3).
+    let mut cn = a.cn.clone();
     if let Some(path) = &a.cfssl_json {
-        let req = cfssl::parse(&path.display().to_string(), &output::read_to_string(path)?)?;
+        let what = path.display().to_string();
+        let req = cfssl::parse(&what, &output::read_to_string(path)?)?;
+        cn = policy::approve_cn(&what, Some(&req.subject.common_name), a.cn.as_deref())?;
         subject = Some(req.subject);
         names.dns.extend(req.names.dns);
         names.ips.extend(req.names.ips);
@@ -53,45 +59,22 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     if let Some(path) = &a.csr {
         let what = path.display().to_string();
         let checked = CheckedCsr::from_pem(&what, &output::read(path)?)?;
-        if checked.requested_ca && !a.ignore_requested_ca {
-            return Err(Error::CsrRejected {
-                what,
-                reason: "it asks for CA:TRUE; leaves are never CAs. If this is expected, pass --ignore-requested-ca to issue a plain leaf".into(),
-            });
-        }
-        let unapproved: Vec<String> = checked
-            .requested_names
-            .dns
-            .iter()
-            .filter(|d| !names.dns.iter().any(|n| n.eq_ignore_ascii_case(d)))
-            .map(|d| format!("DNS:{d}"))
-            .chain(
-                checked
-                    .requested_names
-                    .ips
-                    .iter()
-                    .filter(|ip| !names.ips.contains(ip))
-                    .map(|ip| format!("IP:{ip}")),
-            )
-            .collect();
-        if !unapproved.is_empty() {
-            return Err(Error::CsrRejected {
-                what,
-                reason: format!(
-                    "it asks for names you did not approve ({}); the CA decides the names: pass each one with --dns/--ip if it is right",
-                    unapproved.join(", ")
-                ),
-            });
-        }
-        if subject.is_none() && a.cn.is_none() {
-            subject = checked.common_name.clone().map(Subject::cn);
-        }
+        let approved = policy::approve_csr(
+            &what,
+            &checked,
+            &policy::Approval {
+                cn: a.cn.as_deref(),
+                names: &names,
+                ignore_requested_ca: a.ignore_requested_ca,
+            },
+        )?;
+        cn = approved.or(cn);
         csr = Some(checked);
     }
-    if let Some(cn) = &a.cn {
+    if let Some(cn) = cn {
         match &mut subject {
-            Some(s) => s.common_name = cn.clone(),
-            None => subject = Some(Subject::cn(cn.clone())),
+            Some(s) => s.common_name = cn,
+            None => subject = Some(Subject::cn(cn)),
         }
     }
     let subject = subject.ok_or_else(|| {
@@ -110,6 +93,8 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     paths.ensure_absent(matches!(key, LeafKey::Generate(_)), a.force)?;
 
     let ca = open_ca(&a.ca)?;
+    // The gate again inside sign_leaf; asking it here first spares a PIN for a refusal.
+    policy::Gate::for_ca(&ca)?.check(role, &subject, &names)?;
     let signer = secret.unlock_ca(&ca)?;
     let leaf = signer.sign_leaf(
         LeafRequest {
@@ -229,6 +214,8 @@ pub fn etcd(
 ) -> Result<()> {
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
     let ca = open_ca(ca_dir)?;
+    // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
+    pki_core::etcd::gate_every_leaf(&cluster, &policy::Gate::for_ca(&ca)?)?;
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;
@@ -448,6 +435,13 @@ fn replace_all(
         return Ok(());
     }
     let ca = open_ca(ca_dir)?;
+    // Every successor passes the gate before the first is replaced: a rotation to a narrower
+    // intermediate must not stop half-way.
+    let gate = policy::Gate::for_ca(&ca)?;
+    for r in &recs {
+        let (role, subject, names) = policy::ledger_request(r)?;
+        gate.check(role, &subject, &names)?;
+    }
     let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();

@@ -170,6 +170,10 @@ pub fn run<S: Signer + Sync>(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<BatchReport> {
     let planned = plan(file, out)?;
+    // The issuance gate for every leaf before the first is signed or any folder made.
+    for p in &planned {
+        ca.gate().check(p.role, &p.subject, &p.names)?;
+    }
     let mut report = BatchReport::default();
     output::create_dir(out, 0o755)?;
     // The folder's one real path, however OUT was spelled (`out/`, `../x/out`, a symlink):

@@ -492,6 +492,10 @@ impl CaDir {
             )));
         }
         let crls = response.blocks_tagged("X509 CRL");
+        // The root CRL is trusted only once it verifies against the root; one that lists the
+        // certificate being installed stops the install (item 4 of issue 12).
+        let root_crl =
+            crate::root_crl::check_for_install(self, crls.first().copied(), &root, &int)?;
         if self.root_path().exists() {
             let existing = CertFacts::from_pem("root.crt", &output::read(&self.root_path())?)?;
             if existing.fingerprint != root.fingerprint {
@@ -508,10 +512,10 @@ impl CaDir {
             false,
         )?;
         output::write_atomic(&self.root_path(), root.pem().as_bytes(), Mode::Public, true)?;
-        if let Some(crl) = crls.first() {
+        if let Some(crl) = &root_crl {
             output::write_atomic(
                 &self.root_crl_path(),
-                crate::certs::to_pem("X509 CRL", crl).as_bytes(),
+                crate::certs::to_pem("X509 CRL", &crl.der).as_bytes(),
                 Mode::Public,
                 true,
             )?;

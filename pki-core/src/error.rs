@@ -115,6 +115,92 @@ pub enum Error {
 
     #[error("age identity {path}: {reason}")]
     Identity { path: PathBuf, reason: String },
+
+    #[error(
+        "{name} is outside the name constraints of the issuing CA '{issuer}' ({rule}): etcd, \
+         openssl and every other validator would reject the certificate, so it was not issued. \
+         Leave the name out, or have the root sign an intermediate whose constraints cover it \
+         (docs/enrolment.md, section on name constraints)"
+    )]
+    NameNotPermitted {
+        name: String,
+        issuer: String,
+        rule: String,
+    },
+
+    #[error(
+        "the issuing CA '{issuer}' carries a name constraint this toolkit cannot check \
+         ({constraint}); refusing to issue rather than sign a certificate validators may reject. \
+         Use an intermediate constrained to DNS names and IP ranges only"
+    )]
+    UncheckableConstraint { issuer: String, constraint: String },
+
+    #[error(
+        "the active intermediate '{issuer}' (serial {serial}) is revoked by the root CRL {crl} \
+         (revoked {revoked_at}): nothing is issued from a revoked CA. Enrol a new intermediate \
+         (intermediate-ca request, root ceremony, intermediate-ca install), then \
+         `issuer reissue` the leaves of this generation"
+    )]
+    IssuerRevoked {
+        issuer: String,
+        serial: String,
+        crl: PathBuf,
+        revoked_at: String,
+    },
+
+    #[error(
+        "the intermediate in the response '{issuer}' (serial {serial}) is revoked by the root CRL \
+         {crl} (revoked {revoked_at}): do not install it. Nothing was changed; the root must \
+         sign a new request"
+    )]
+    InstallingRevoked {
+        issuer: String,
+        serial: String,
+        crl: PathBuf,
+        revoked_at: String,
+    },
+
+    #[error(
+        "root CRL {crl}: {reason}; refusing to issue without a root CRL that verifies. Install \
+         a good one with `intermediate-ca root-crl --dir CA_DIR FILE`"
+    )]
+    RootCrlUnusable { crl: PathBuf, reason: String },
+
+    #[error(
+        "{file}: CRL number {number} is not newer than the installed root CRL's ({installed}); \
+         refusing to replace a root CRL with an older or different one of the same number. \
+         Bring the latest CRL from the root ceremony"
+    )]
+    RootCrlNotNewer {
+        file: PathBuf,
+        number: String,
+        installed: String,
+    },
+
+    #[error(
+        "{what}: the request asks for CN={requested}, and no --cn was given; the CN is the \
+         etcd user the certificate logs in as, so the operator must type it: pass --cn \
+         {requested} if that is right"
+    )]
+    CnRequired { what: String, requested: String },
+
+    #[error(
+        "{what}: the request asks for CN={requested}, but --cn is {approved}; the CN is the etcd \
+         user the certificate logs in as and is never taken from a request. Ask the requester \
+         for a request with CN={approved}, or pass --cn {requested} if that user is right"
+    )]
+    CnMismatch {
+        what: String,
+        requested: String,
+        approved: String,
+    },
+
+    #[error(
+        "the {what} just signed does not verify with the public key of the issuing certificate \
+         '{issuer}': the signing key is not that certificate's key (a wrong or substituted token \
+         key?). Nothing was recorded or written; check the key with `intermediate-ca status`"
+    )]
+    SignatureCheckFailed { what: String, issuer: String },
 }
 
 impl Error {

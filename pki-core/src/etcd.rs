@@ -644,6 +644,35 @@ fn issue_into<S: Signer>(
     Ok(())
 }
 
+/// Asks the issuance gate about every leaf of the cluster before anything is written, so a
+/// name outside the intermediate's constraints stops the run instead of leaving half a bundle.
+pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::policy::Gate) -> Result<()> {
+    for m in &cluster.members {
+        let subject = Subject::cn(m.name.clone());
+        gate.check(LeafRole::Server, &subject, &cluster.server_names(m))?;
+        gate.check(LeafRole::Peer, &subject, &cluster.peer_names(m))?;
+    }
+    for c in &cluster.clients {
+        gate.check(
+            LeafRole::Client,
+            &Subject::cn(c.name.clone()),
+            &SubjectNames::default(),
+        )?;
+    }
+    for p in &cluster.proxies {
+        let mut names = SubjectNames::default();
+        push_dns(&mut names, &p.name);
+        for d in &p.dns {
+            push_dns(&mut names, d);
+        }
+        for ip in &p.ips {
+            push_ip(&mut names, *ip);
+        }
+        gate.check(LeafRole::Server, &Subject::cn(p.name.clone()), &names)?;
+    }
+    Ok(())
+}
+
 /// Writes (or completes) the bundle of SPEC §5 in `out`. Existing keys and certificates are
 /// never replaced: running it again after adding a member or a client issues only what is new.
 pub fn build_bundle<S: Signer>(
@@ -651,6 +680,7 @@ pub fn build_bundle<S: Signer>(
     out: &Path,
     mut inputs: BundleInputs<'_, S>,
 ) -> Result<BundleReport> {
+    gate_every_leaf(cluster, inputs.ca.gate())?;
     let mut report = BundleReport::default();
     let existing_cluster = out.join("nodes").exists();
     output::create_dir(out, 0o755)?;

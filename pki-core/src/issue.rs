@@ -60,13 +60,16 @@ pub struct IssuingCa<S: Signer> {
     pub generation: u32,
     pub cert: CertFacts,
     issuer: Issuer<'static, S>,
+    /// The issuance policy every leaf passes before it is signed.
+    gate: crate::policy::Gate,
 }
 
 impl IssuingCa<FileKey> {
     /// Unlocks the active generation of `ca` (its key in an age-encrypted file).
     pub fn open(ca: &CaDir, secret: &KeySecret) -> Result<Self> {
+        let gate = crate::policy::Gate::for_ca(ca)?;
         let (generation, cert, key) = ca.issuing_key(secret)?;
-        Self::new(generation, cert, key)
+        Self::new(generation, cert, key)?.with_gate(gate)
     }
 }
 
@@ -78,7 +81,9 @@ impl IssuingCa<crate::signer::CaKey> {
         secret: impl FnOnce() -> Result<KeySecret>,
         pin: impl FnOnce() -> Result<Zeroizing<String>>,
     ) -> Result<Self> {
-        match ca.active_token() {
+        // The gate reads certificates only: a broken root CRL is reported before any PIN.
+        let gate = crate::policy::Gate::for_ca(ca)?;
+        let ca = match ca.active_token() {
             Some(loc) => {
                 let token = crate::pkcs11::Token::open(&loc.config(), &pin()?)?;
                 let (generation, cert, key) = ca.issuing_token_key(&token)?;
@@ -88,7 +93,8 @@ impl IssuingCa<crate::signer::CaKey> {
                 let (generation, cert, key) = ca.issuing_key(&secret()?)?;
                 Self::new(generation, cert, crate::signer::CaKey::File(key))
             }
-        }
+        }?;
+        ca.with_gate(gate)
     }
 }
 
@@ -101,10 +107,23 @@ impl<S: Signer> IssuingCa<S> {
             }
         })?;
         Ok(IssuingCa {
+            gate: crate::policy::Gate::for_certificate(&cert)?,
             generation,
             cert,
             issuer,
         })
+    }
+
+    /// Replaces the gate (by default the certificate's own constraints) with one that also
+    /// knows the root and the root CRL, see [`crate::policy::Gate::for_ca`].
+    pub fn with_gate(mut self, gate: crate::policy::Gate) -> Result<Self> {
+        self.gate = gate;
+        Ok(self)
+    }
+
+    /// The issuance policy of this CA, for callers that check many leaves before signing any.
+    pub fn gate(&self) -> &crate::policy::Gate {
+        &self.gate
     }
 
     /// Signs a v2 CRL with this intermediate's key: CRL number, AKI (= our SKI), nextUpdate.
@@ -127,7 +146,7 @@ impl<S: Signer> IssuingCa<S> {
             what: "issuing CA certificate".into(),
             detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
         })?;
-        crate::crl::sign_crl(
+        let der = crate::crl::sign_crl(
             self.issuer.key(),
             &crate::crl::CrlParams {
                 issuer_name: &self.cert.subject_der,
@@ -138,11 +157,20 @@ impl<S: Signer> IssuingCa<S> {
                 indirect,
             },
             entries,
-        )
+        )?;
+        crate::crl::verify_signature(&der, &self.cert.spki_der).map_err(|_| {
+            Error::SignatureCheckFailed {
+                what: "CRL".into(),
+                issuer: self.cert.subject.clone(),
+            }
+        })?;
+        Ok(der)
     }
 
-    /// Signs one leaf per its role's profile.
+    /// Signs one leaf per its role's profile, once the gate approved it; the signature is
+    /// checked in software before the leaf is returned, so a wrong key never yields a leaf.
     pub fn sign_leaf(&self, req: LeafRequest, now: OffsetDateTime) -> Result<IssuedLeaf> {
+        self.gate.check_request(&req)?;
         let profile = req.role.profile();
         let days = req.days.unwrap_or(profile.default_days());
         let validity = Validity::within_issuer(
@@ -189,6 +217,12 @@ impl<S: Signer> IssuingCa<S> {
             }
         };
         let cert_der = cert.der().to_vec();
+        crate::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(|_| {
+            Error::SignatureCheckFailed {
+                what: format!("{} certificate for {}", req.role, req.subject.common_name),
+                issuer: self.cert.subject.clone(),
+            }
+        })?;
         let mut chain_pem = cert.pem();
         chain_pem.push_str(&self.cert.pem());
         Ok(IssuedLeaf {

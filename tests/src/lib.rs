@@ -7,3 +7,6 @@ pub mod state;
 
 // ---- lifecycle tests (tests/tests/lifecycle.rs): a running etcd cluster and etcdctl ----
 pub mod etcd_cluster;
+
+// ---- trust tests (tests/tests/trust/): a SoftHSM2-rooted PKI with constraints and root CRLs ----
+pub mod trust_pki;

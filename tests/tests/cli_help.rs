@@ -22,6 +22,7 @@ const SCREENS: &[(&str, &[&str])] = &[
     ("intermediate-ca", &["import"]),
     ("intermediate-ca", &["request"]),
     ("intermediate-ca", &["install"]),
+    ("intermediate-ca", &["root-crl"]),
     ("intermediate-ca", &["status"]),
     ("intermediate-ca", &["abandon"]),
     ("issuer", &[]),

@@ -572,7 +572,7 @@ fn csr_keys_are_certified_as_requested_and_the_ca_decides_the_extensions() {
         t.contains("Signature Algorithm: ecdsa-with-SHA256") && t.contains("NIST CURVE: P-384"),
         "precondition: a P-384 CSR signed with SHA-256\n{t}"
     );
-    // No --cn: the CSR's CN is taken.
+    // The operator types the CN the CSR proposes (issue 12: a CSR's CN is never taken alone).
     let stdout = ok(ca.issuer(&[
         "issue",
         "server",
@@ -582,6 +582,8 @@ fn csr_keys_are_certified_as_requested_and_the_ca_decides_the_extensions() {
         "c384",
         "--csr",
         path_str(&csr),
+        "--cn",
+        "etcd-csr",
         "--dns",
         "localhost",
         "--ip",
@@ -653,7 +655,7 @@ fn csr_keys_are_certified_as_requested_and_the_ca_decides_the_extensions() {
         "--csr",
         path_str(&csr),
         "--cn",
-        "etcd-7",
+        "etcd-csr",
         "--dns",
         "etcd-csr.example",
         "--ip",
@@ -663,7 +665,10 @@ fn csr_keys_are_certified_as_requested_and_the_ca_decides_the_extensions() {
     let (passed, out) = openssl_verify(d, &ca.root, &crt, "sslserver");
     assert!(passed, "{out}");
     let text = x509_text(&crt);
-    assert!(text.contains("Subject: CN = etcd-7"), "--cn wins\n{text}");
+    assert!(
+        text.contains("Subject: CN = etcd-csr"),
+        "--cn approved\n{text}"
+    );
     assert_eq!(
         sorted(extensions(&text)),
         spec_extensions(
@@ -688,6 +693,8 @@ fn csr_keys_are_certified_as_requested_and_the_ca_decides_the_extensions() {
         "ced",
         "--csr",
         path_str(&csr),
+        "--cn",
+        "etcd-csr",
     ]));
     let crt = d.join("ced/client.crt");
     let (passed, out) = openssl_verify(d, &ca.root, &crt, "sslclient");
@@ -715,6 +722,8 @@ fn cfssl_json_of_etcd_tls_setup_is_read_as_is() {
         "etcd1",
         "--cfssl-json",
         "etcd1-csr.json",
+        "--cn",
+        "etcd1",
     ]));
     let crt = d.join("etcd1/peer.crt");
     let key = d.join("etcd1/peer.key");
@@ -805,6 +814,8 @@ fn issue_csr_args(csr: &Path) -> Vec<String> {
         "out",
         "--csr",
         path_str(csr),
+        "--cn",
+        "etcd-csr",
         "--dns",
         "localhost",
         "--ip",

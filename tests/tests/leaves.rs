@@ -321,6 +321,8 @@ fn csr_and_cfssl_inputs() {
         "c1",
         "--csr",
         csr.to_str().unwrap(),
+        "--cn",
+        "etcd-9",
         "--dns",
         "etcd-9",
         "--ip",
@@ -372,6 +374,8 @@ fn csr_and_cfssl_inputs() {
         "cf",
         "--cfssl-json",
         "req-csr.json",
+        "--cn",
+        "etcd1",
     ]));
     let (_, text, _) = sh(
         d,
@@ -422,6 +426,8 @@ fn bad_inputs_are_refused_and_change_nothing() {
             "out",
             "--csr",
             csr,
+            "--cn",
+            "etcd-9",
             "--dns",
             "etcd-9",
             "--ip",
