@@ -45,7 +45,7 @@ pub enum TokenError {
     #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
     NoKey { key: String, token: String },
 
-    #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the extra objects (pkcs11-tool --list-objects shows them) or record the key's CKA_ID")]
+    #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the objects not generated for this CA (pkcs11-tool --list-objects shows them)")]
     AmbiguousKey {
         key: String,
         token: String,
