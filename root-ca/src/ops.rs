@@ -48,6 +48,14 @@ fn open_token(
     Ok(Token::open(&section.config(key_id), &pin)?)
 }
 
+/// The CKA_ID init recorded, for the key label it recorded. A ceremony naming another label
+/// finds that key by label alone; the root certificate check then names the mismatch.
+fn recorded_key_id(index: &RootIndex, section: &ceremony::TokenSection) -> Option<String> {
+    (section.key_label == index.key_label)
+        .then(|| index.key_id.clone())
+        .flatten()
+}
+
 /// Signs `params` with the token key, as the issuer `issuer_der` (None: self-signed), after a
 /// pre-issuance lint on a throwaway-key signature of the same to-be-signed data; then checks
 /// the token's signature in software and that the token signed exactly what was linted.
@@ -393,7 +401,7 @@ fn read_request(
             let data = output::read(&bundle_path)?;
             // The transport identity is unsealed by the token's AES key; the root signing key
             // is not used for this, so a dry run does it too.
-            let t = open_token(run, &c.token, index.key_id.clone())?;
+            let t = open_token(run, &c.token, recorded_key_id(&index, &c.token))?;
             let identity = transport_identity(&t, dir)?;
             let b = Bundle::open(
                 &bundle_path.display().to_string(),
@@ -607,7 +615,7 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
 
     let token = match req.token {
         Some(t) => t,
-        None => open_token(run, &c.token, index.key_id.clone())?,
+        None => open_token(run, &c.token, recorded_key_id(&index, &c.token))?,
     };
     let key = root_key(&token, &c.token, &dir, &root)?;
     let der = sign_checked(
@@ -1012,7 +1020,7 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
         revoked_certs: revoked,
         key_identifier_method: rcgen::KeyIdMethod::PreSpecified(ski),
     };
-    let token = open_token(run, &c.token, index.key_id.clone())?;
+    let token = open_token(run, &c.token, recorded_key_id(&index, &c.token))?;
     let key = root_key(&token, &c.token, &dir, &root)?;
     let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), &key)
         .map_err(|e| RootError::Lint(e.to_string()))?;
