@@ -676,3 +676,123 @@ fn item19_an_existing_ceremony_output_names_the_ceremonys_next_step() {
     assert!(!err.contains("--force"), "{err}");
     assert_eq!(changed_files(&before, &b.files()), Vec::<String>::new());
 }
+
+/// `root-ca init` + a second token `intermediate` whose key `int-1` is made by
+/// `intermediate-ca request --token`, signed by the root and installed in `ica/`.
+fn token_intermediate(b: &Bench) {
+    let init = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "intermediate",
+            "--pin",
+            "4711-int",
+            "--so-pin",
+            "so-4711-int",
+        ])
+        .env("SOFTHSM2_CONF", &b.conf)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    b.write("int.pin", "4711-int\n");
+    let env = [("SOFTHSM2_CONF", b.conf.as_path())];
+    ok(run(&b.dir, "intermediate-ca", &["new-identity", "id.txt"], &env));
+    let out = ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &[
+            "request", "--dir", "ica", "--to-file", "root/transport.recipient", "--out",
+            "request.age", "--identity", "id.txt", "--pkcs11-module", MODULE, "--token",
+            "intermediate", "--key-label", "int-1", "--pin-file", "int.pin",
+        ],
+        &env,
+    ));
+    let fp = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
+        .expect("fingerprint printed")
+        .to_string();
+    b.write(
+        "sign-bundle.toml",
+        &format!("allow-network = true\nroot-dir = \"root\"\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root-1\"\n[request]\nbundle = \"request.age\"\nkey-fingerprint = \"{fp}\"\n[output]\nresponse = \"response.age\"\n"),
+    );
+    ok(b.root_ca(&["sign", "sign-bundle.toml", "--pin-file", "tok/user.pin"]));
+    let root_fp = openssl_ok(
+        &b.dir,
+        &["x509", "-in", "root/root.crt", "-noout", "-fingerprint", "-sha256"],
+    );
+    let root_fp = root_fp.trim().split('=').nth(1).unwrap().to_string();
+    ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &[
+            "install", "--dir", "ica", "--root-fingerprint", &root_fp, "response.age",
+            "--identity", "id.txt",
+        ],
+        &env,
+    ));
+}
+
+fn issue_with_token(b: &Bench, out: &str) -> Output {
+    run(
+        &b.dir,
+        "issuer",
+        &[
+            "issue", "server", "--ca", "ica", "--out", out, "--cn", "etcd-1", "--ip",
+            "127.0.0.1", "--pin-file", "int.pin",
+        ],
+        &[("SOFTHSM2_CONF", b.conf.as_path())],
+    )
+}
+
+#[test]
+fn item5_the_intermediates_token_key_is_found_by_its_recorded_cka_id() {
+    let b = Bench::new();
+    token_intermediate(&b);
+    let state = b.read("ica/ca.toml");
+    let id = state
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id = "))
+        .expect("request records the key's CKA_ID in ca.toml")
+        .trim_matches('"')
+        .to_string();
+    let plant = |id: &str| {
+        let o = Command::new("pkcs11-tool")
+            .args([
+                "--module", MODULE, "--token-label", "intermediate", "--login", "--pin",
+                "4711-int", "--keypairgen", "--key-type", "EC:secp384r1", "--label", "int-1",
+                "--id", id,
+            ])
+            .env("SOFTHSM2_CONF", &b.conf)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    // Another pair under the same label: the recorded ID picks the right one, and the leaf
+    // verifies up to the root.
+    plant("0bad");
+    ok(issue_with_token(&b, "n1"));
+    openssl_ok(
+        &b.dir,
+        &[
+            "verify", "-CAfile", "root/root.crt", "-untrusted", "ica/generations/1/intermediate.crt",
+            "n1/server.crt",
+        ],
+    );
+    // Another pair with the same label and ID: refused, nothing written.
+    plant(&id);
+    let before = b.files();
+    let ledger = ok(run(
+        &b.dir,
+        "issuer",
+        &["list", "--ca", "ica", "--json"],
+        &[],
+    ));
+    refused(&b, issue_with_token(&b, "n2"), "trust-5-intermediate-two-keys");
+    assert_eq!(changed_files(&before, &b.files()), Vec::<String>::new());
+    assert_eq!(
+        ok(run(&b.dir, "issuer", &["list", "--ca", "ica", "--json"], &[])),
+        ledger
+    );
+}
