@@ -360,12 +360,42 @@ impl Token {
             }
         }
         let checks: [(&'static str, bool, bool, &'static str); 7] = [
-            ("CKA_TOKEN", out.token, true, "the key would vanish with the session"),
-            ("CKA_PRIVATE", out.private, true, "the key is usable without logging in"),
-            ("CKA_SENSITIVE", out.sensitive, true, "the token would reveal the key's value"),
-            ("CKA_EXTRACTABLE", out.extractable, false, "the key can be wrapped out of the token"),
-            ("CKA_ALWAYS_SENSITIVE", out.always_sensitive, true, "the key was readable at some point (imported, or made sensitive later)"),
-            ("CKA_NEVER_EXTRACTABLE", out.never_extractable, true, "the key could have been extracted at some point"),
+            (
+                "CKA_TOKEN",
+                out.token,
+                true,
+                "the key would vanish with the session",
+            ),
+            (
+                "CKA_PRIVATE",
+                out.private,
+                true,
+                "the key is usable without logging in",
+            ),
+            (
+                "CKA_SENSITIVE",
+                out.sensitive,
+                true,
+                "the token would reveal the key's value",
+            ),
+            (
+                "CKA_EXTRACTABLE",
+                out.extractable,
+                false,
+                "the key can be wrapped out of the token",
+            ),
+            (
+                "CKA_ALWAYS_SENSITIVE",
+                out.always_sensitive,
+                true,
+                "the key was readable at some point (imported, or made sensitive later)",
+            ),
+            (
+                "CKA_NEVER_EXTRACTABLE",
+                out.never_extractable,
+                true,
+                "the key could have been extracted at some point",
+            ),
             ("CKA_SIGN", out.sign, true, "the key cannot sign"),
         ];
         check_attributes(&self.config, &out.label, &checks)?;
@@ -547,12 +577,42 @@ impl Token {
             }
         }
         let checks: [(&'static str, bool, bool, &'static str); 6] = [
-            ("CKA_TOKEN", tok, true, "the key would vanish with the session"),
-            ("CKA_PRIVATE", private, true, "the key is usable without logging in"),
-            ("CKA_SENSITIVE", sens, true, "the token would reveal the key's value"),
-            ("CKA_EXTRACTABLE", extr, false, "the key can be wrapped out of the token"),
-            ("CKA_ALWAYS_SENSITIVE", always, true, "the key was readable at some point (imported, or made sensitive later)"),
-            ("CKA_NEVER_EXTRACTABLE", never, true, "the key could have been extracted at some point"),
+            (
+                "CKA_TOKEN",
+                tok,
+                true,
+                "the key would vanish with the session",
+            ),
+            (
+                "CKA_PRIVATE",
+                private,
+                true,
+                "the key is usable without logging in",
+            ),
+            (
+                "CKA_SENSITIVE",
+                sens,
+                true,
+                "the token would reveal the key's value",
+            ),
+            (
+                "CKA_EXTRACTABLE",
+                extr,
+                false,
+                "the key can be wrapped out of the token",
+            ),
+            (
+                "CKA_ALWAYS_SENSITIVE",
+                always,
+                true,
+                "the key was readable at some point (imported, or made sensitive later)",
+            ),
+            (
+                "CKA_NEVER_EXTRACTABLE",
+                never,
+                true,
+                "the key could have been extracted at some point",
+            ),
         ];
         check_attributes(&self.config, label, &checks)
     }
@@ -769,7 +829,9 @@ impl TokenKey {
             TokenError::KeyPairMismatch {
                 key: label.to_string(),
                 token: self.token.config.token_label.clone(),
-                reason: format!("a test signature by the private key does not verify with the public key: {e}"),
+                reason: format!(
+                    "a test signature by the private key does not verify with the public key: {e}"
+                ),
             }
         })
     }

@@ -411,3 +411,35 @@ impl FromStr for Profile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constraint_on_one_name_type_closes_the_other() {
+        let dns_only = NameLimits {
+            permitted_dns: vec!["etcd.test".into()],
+            permitted_ips: vec![],
+        };
+        let ex = dns_only.excluded();
+        assert!(ex.dns.is_empty());
+        assert_eq!(
+            ex.ips,
+            vec![("0.0.0.0".parse().unwrap(), 0), ("::".parse().unwrap(), 0)]
+        );
+        let ip_only = NameLimits {
+            permitted_dns: vec![],
+            permitted_ips: vec![("127.0.0.0".parse().unwrap(), 8)],
+        };
+        assert_eq!(ip_only.excluded().dns, vec![String::new()]);
+        assert!(ip_only.excluded().ips.is_empty());
+        let both = NameLimits {
+            permitted_dns: vec!["etcd.test".into()],
+            permitted_ips: vec![("127.0.0.0".parse().unwrap(), 8)],
+        };
+        assert_eq!(both.excluded(), ExcludedNames::default());
+        let nc = name_constraints(&dns_only).unwrap();
+        assert_eq!(nc.excluded_subtrees.len(), 2);
+    }
+}

@@ -123,7 +123,15 @@ impl Bench {
 
     fn pkcs11_tool(&self, args: &[&str]) -> String {
         let pin = self.pin();
-        let mut a = vec!["--module", MODULE, "--token-label", "root-ca", "--login", "--pin", &pin];
+        let mut a = vec![
+            "--module",
+            MODULE,
+            "--token-label",
+            "root-ca",
+            "--login",
+            "--pin",
+            &pin,
+        ];
         a.extend(args);
         let o = Command::new("pkcs11-tool")
             .args(&a)
@@ -244,14 +252,30 @@ fn openssl_leaf(dir: &Path, name: &str, int_cert: &str, sans: &str) -> String {
     let csr = format!("{name}.csr");
     openssl_ok(
         dir,
-        &["req", "-new", "-key", &key, "-subj", "/CN=leaf", "-out", &csr],
+        &[
+            "req", "-new", "-key", &key, "-subj", "/CN=leaf", "-out", &csr,
+        ],
     );
     let crt = format!("{name}.crt");
     openssl_ok(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", int_cert, "-CAkey", "int.key", "-set_serial",
-            "7", "-days", "30", "-extfile", &ext, "-out", &crt,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            int_cert,
+            "-CAkey",
+            "int.key",
+            "-set_serial",
+            "7",
+            "-days",
+            "30",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
         ],
     );
     crt
@@ -310,7 +334,14 @@ fn item2_a_dns_only_constraint_closes_every_ip_address_and_an_ip_only_one_every_
     ok(b.root_ca(&["sign", f.to_str().unwrap(), "--pin-file", "tok/user.pin"]));
     let text = openssl_ok(
         &b.dir,
-        &["x509", "-in", "int-dns.crt", "-noout", "-ext", "nameConstraints"],
+        &[
+            "x509",
+            "-in",
+            "int-dns.crt",
+            "-noout",
+            "-ext",
+            "nameConstraints",
+        ],
     );
     assert!(
         text.contains("Excluded:") && text.contains("IP:0.0.0.0/0.0.0.0"),
@@ -376,7 +407,14 @@ fn item5_a_second_key_with_the_root_key_label_is_never_used() {
     ok(b.root_ca(&["crl", "crl1.toml", "--pin-file", "tok/user.pin"]));
     openssl_ok(
         &b.dir,
-        &["crl", "-in", "crl1.pem", "-CAfile", "root/root.crt", "-noout"],
+        &[
+            "crl",
+            "-in",
+            "crl1.pem",
+            "-CAfile",
+            "root/root.crt",
+            "-noout",
+        ],
     );
 
     // A planted pair with the same label and the same CKA_ID: refused, not guessed.
@@ -442,7 +480,10 @@ fn item6_a_failure_after_signing_leaves_the_intermediate_recorded_and_revocable(
     let serial = signed[0]["serial"].as_str().unwrap().to_string();
     assert!(b.read("root/index.toml").contains(&serial));
     let kept = format!("root/intermediates/{serial}.crt");
-    assert_eq!(serial_of(&b.dir, &kept).to_lowercase(), serial.to_lowercase());
+    assert_eq!(
+        serial_of(&b.dir, &kept).to_lowercase(),
+        serial.to_lowercase()
+    );
     openssl_ok(&b.dir, &["verify", "-CAfile", "root/root.crt", &kept]);
 
     // A re-run does not sign a second intermediate for the same request.
@@ -486,7 +527,10 @@ fn item10_the_crl_number_is_recorded_before_the_crl_is_written() {
     refused(&b, o, "trust-10-crl-undelivered");
     assert!(b.read("root/index.toml").contains("crl-number = 1"));
     let last = b.log_records().pop().unwrap();
-    assert_eq!((last["op"].as_str(), last["crl_number"].as_u64()), (Some("crl-signed"), Some(1)));
+    assert_eq!(
+        (last["op"].as_str(), last["crl_number"].as_u64()),
+        (Some("crl-signed"), Some(1))
+    );
     // The next CRL gets a higher number: two CRLs never share one.
     b.crl_file("crl2.toml", "crl2.pem");
     ok(b.root_ca(&["crl", "crl2.toml", "--pin-file", "tok/user.pin"]));
@@ -523,7 +567,12 @@ fn item13_log_verify_fails_closed_without_a_readable_index() {
 #[test]
 fn item13_the_log_records_the_ceremony_file_allow_network_and_the_constraints() {
     let b = Bench::new();
-    let f = b.sign_file("sign.toml", "int.crt", "permitted-dns = [\"etcd.test\"]", "");
+    let f = b.sign_file(
+        "sign.toml",
+        "int.crt",
+        "permitted-dns = [\"etcd.test\"]",
+        "",
+    );
     ok(b.root_ca(&["sign", f.to_str().unwrap(), "--pin-file", "tok/user.pin"]));
     let (_, sum, _) = sh(&b.dir, "sha256sum", &["sign.toml"]);
     let sum = sum.split_whitespace().next().unwrap();
@@ -614,7 +663,15 @@ fn item16_a_root_key_imported_into_the_token_is_refused() {
     openssl_ok(
         &b.dir,
         &[
-            "pkey", "-in", "imp.der", "-inform", "DER", "-pubout", "-outform", "DER", "-out",
+            "pkey",
+            "-in",
+            "imp.der",
+            "-inform",
+            "DER",
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
             "imp.pub.der",
         ],
     );
@@ -636,10 +693,23 @@ fn item16_a_root_key_imported_into_the_token_is_refused() {
     openssl_ok(
         &b.dir,
         &[
-            "req", "-x509", "-new", "-key", "imp.der", "-keyform", "DER", "-subj",
-            "/CN=Imported Root", "-days", "30", "-addext",
-            "basicConstraints=critical,CA:TRUE,pathlen:1", "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign", "-out", "root/root.crt",
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "imp.der",
+            "-keyform",
+            "DER",
+            "-subj",
+            "/CN=Imported Root",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:1",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            "root/root.crt",
         ],
     );
     b.write("root/ceremony.log", "");
@@ -697,14 +767,33 @@ fn token_intermediate(b: &Bench) {
     assert!(init.status.success());
     b.write("int.pin", "4711-int\n");
     let env = [("SOFTHSM2_CONF", b.conf.as_path())];
-    ok(run(&b.dir, "intermediate-ca", &["new-identity", "id.txt"], &env));
+    ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &["new-identity", "id.txt"],
+        &env,
+    ));
     let out = ok(run(
         &b.dir,
         "intermediate-ca",
         &[
-            "request", "--dir", "ica", "--to-file", "root/transport.recipient", "--out",
-            "request.age", "--identity", "id.txt", "--pkcs11-module", MODULE, "--token",
-            "intermediate", "--key-label", "int-1", "--pin-file", "int.pin",
+            "request",
+            "--dir",
+            "ica",
+            "--to-file",
+            "root/transport.recipient",
+            "--out",
+            "request.age",
+            "--identity",
+            "id.txt",
+            "--pkcs11-module",
+            MODULE,
+            "--token",
+            "intermediate",
+            "--key-label",
+            "int-1",
+            "--pin-file",
+            "int.pin",
         ],
         &env,
     ));
@@ -720,15 +809,28 @@ fn token_intermediate(b: &Bench) {
     ok(b.root_ca(&["sign", "sign-bundle.toml", "--pin-file", "tok/user.pin"]));
     let root_fp = openssl_ok(
         &b.dir,
-        &["x509", "-in", "root/root.crt", "-noout", "-fingerprint", "-sha256"],
+        &[
+            "x509",
+            "-in",
+            "root/root.crt",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
     );
     let root_fp = root_fp.trim().split('=').nth(1).unwrap().to_string();
     ok(run(
         &b.dir,
         "intermediate-ca",
         &[
-            "install", "--dir", "ica", "--root-fingerprint", &root_fp, "response.age",
-            "--identity", "id.txt",
+            "install",
+            "--dir",
+            "ica",
+            "--root-fingerprint",
+            &root_fp,
+            "response.age",
+            "--identity",
+            "id.txt",
         ],
         &env,
     ));
@@ -739,8 +841,18 @@ fn issue_with_token(b: &Bench, out: &str) -> Output {
         &b.dir,
         "issuer",
         &[
-            "issue", "server", "--ca", "ica", "--out", out, "--cn", "etcd-1", "--ip",
-            "127.0.0.1", "--pin-file", "int.pin",
+            "issue",
+            "server",
+            "--ca",
+            "ica",
+            "--out",
+            out,
+            "--cn",
+            "etcd-1",
+            "--ip",
+            "127.0.0.1",
+            "--pin-file",
+            "int.pin",
         ],
         &[("SOFTHSM2_CONF", b.conf.as_path())],
     )
@@ -760,9 +872,20 @@ fn item5_the_intermediates_token_key_is_found_by_its_recorded_cka_id() {
     let plant = |id: &str| {
         let o = Command::new("pkcs11-tool")
             .args([
-                "--module", MODULE, "--token-label", "intermediate", "--login", "--pin",
-                "4711-int", "--keypairgen", "--key-type", "EC:secp384r1", "--label", "int-1",
-                "--id", id,
+                "--module",
+                MODULE,
+                "--token-label",
+                "intermediate",
+                "--login",
+                "--pin",
+                "4711-int",
+                "--keypairgen",
+                "--key-type",
+                "EC:secp384r1",
+                "--label",
+                "int-1",
+                "--id",
+                id,
             ])
             .env("SOFTHSM2_CONF", &b.conf)
             .output()
@@ -776,7 +899,11 @@ fn item5_the_intermediates_token_key_is_found_by_its_recorded_cka_id() {
     openssl_ok(
         &b.dir,
         &[
-            "verify", "-CAfile", "root/root.crt", "-untrusted", "ica/generations/1/intermediate.crt",
+            "verify",
+            "-CAfile",
+            "root/root.crt",
+            "-untrusted",
+            "ica/generations/1/intermediate.crt",
             "n1/server.crt",
         ],
     );
@@ -789,10 +916,19 @@ fn item5_the_intermediates_token_key_is_found_by_its_recorded_cka_id() {
         &["list", "--ca", "ica", "--json"],
         &[],
     ));
-    refused(&b, issue_with_token(&b, "n2"), "trust-5-intermediate-two-keys");
+    refused(
+        &b,
+        issue_with_token(&b, "n2"),
+        "trust-5-intermediate-two-keys",
+    );
     assert_eq!(changed_files(&before, &b.files()), Vec::<String>::new());
     assert_eq!(
-        ok(run(&b.dir, "issuer", &["list", "--ca", "ica", "--json"], &[])),
+        ok(run(
+            &b.dir,
+            "issuer",
+            &["list", "--ca", "ica", "--json"],
+            &[]
+        )),
         ledger
     );
 }
