@@ -453,9 +453,16 @@ fn check_resign(
         return Ok(());
     }
     for e in &index.intermediates {
+        // Rows written before the key fingerprint was recorded: read it from the kept copy.
+        let signed_key = e.key_fingerprint.clone().or_else(|| {
+            let path = dir.intermediate_path(&e.serial);
+            let pem = output::read(&path).ok()?;
+            let facts = CertFacts::from_pem(&path.display().to_string(), &pem).ok()?;
+            Some(fingerprint(&facts.spki_der))
+        });
         let what = match (&e.request_id, request_id) {
             (Some(a), Some(b)) if a == b => format!("request {b}"),
-            _ if e.key_fingerprint.as_deref() == Some(key_fp) => {
+            _ if signed_key.as_deref() == Some(key_fp) => {
                 format!("the key with fingerprint {key_fp}")
             }
             _ => continue,

@@ -495,6 +495,20 @@ fn item6_a_failure_after_signing_leaves_the_intermediate_recorded_and_revocable(
         "trust-6-already-signed",
     );
     assert_eq!(changed_files(&before, &b.files()), Vec::<String>::new());
+    // A row from before key fingerprints were recorded: the kept certificate still tells.
+    let index = b.read("root/index.toml");
+    let old_row: String = index
+        .lines()
+        .filter(|l| !l.starts_with("key-fingerprint"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(old_row, index);
+    b.write("root/index.toml", &old_row);
+    refused(
+        &b,
+        b.root_ca(&["sign", f.to_str().unwrap(), "--pin-file", "tok/user.pin"]),
+        "trust-6-already-signed",
+    );
 
     // ...and the recorded intermediate can be revoked.
     b.write(
