@@ -1029,16 +1029,7 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     };
     let token = open_token(run, &c.token, recorded_key_id(&index, &c.token))?;
     let key = root_key(&token, &c.token, &dir, &root)?;
-    let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), &key)
-        .map_err(|e| RootError::Lint(e.to_string()))?;
-    let crl = params.signed_by(&issuer).map_err(|e| {
-        RootError::pkcs11(
-            "sign CRL",
-            pkcs11::take_sign_error().unwrap_or_else(|| e.to_string()),
-        )
-    })?;
-    let der = crl.der().to_vec();
-    verify_crl_signature(&der, &root.spki_der)?;
+    let der = sign_crl(&params, &root, &key)?;
     // The number is recorded before the CRL is written anywhere: a failure below burns it,
     // and the next CRL gets a higher one. Two CRLs never share a number.
     index.crl_number = number;
@@ -1055,7 +1046,37 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
         "next_update": fmt_time(next), "sha256": fingerprint(&der),
         "ceremony": ceremony_record(file, &sha256, c.allow_network) }),
     )?;
-    let pem = pki_core::certs::to_pem("X509 CRL", &der);
+    write_crl(&dir, &out_path, &der, number)?;
+    say(run, format!("signed CRL {number}: {}", out_path.display()));
+    say(
+        run,
+        format!("ceremony log head: {} (write it down)", index.log_head),
+    );
+    Ok(())
+}
+
+/// The token signs the CRL; the signature is checked in software before it is used.
+fn sign_crl(
+    params: &rcgen::CertificateRevocationListParams,
+    root: &CertFacts,
+    key: &TokenKey,
+) -> Result<Vec<u8>> {
+    let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), key)
+        .map_err(|e| RootError::Lint(e.to_string()))?;
+    let crl = params.signed_by(&issuer).map_err(|e| {
+        RootError::pkcs11(
+            "sign CRL",
+            pkcs11::take_sign_error().unwrap_or_else(|| e.to_string()),
+        )
+    })?;
+    let der = crl.der().to_vec();
+    verify_crl_signature(&der, &root.spki_der)?;
+    Ok(der)
+}
+
+/// Writes a recorded CRL; a failure says its number is used up.
+fn write_crl(dir: &RootDir, out_path: &Path, der: &[u8], number: u64) -> Result<()> {
+    let pem = pki_core::certs::to_pem("X509 CRL", der);
     let undelivered = |out: &Path, e: pki_core::Error| RootError::CrlUndelivered {
         number,
         next: number + 1,
@@ -1065,14 +1086,8 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     // The latest CRL also stays in the root folder: response bundles carry it.
     output::write_atomic(&dir.crl_path(), pem.as_bytes(), Mode::Public, true)
         .map_err(|e| undelivered(&dir.crl_path(), e))?;
-    output::write_atomic(&out_path, pem.as_bytes(), Mode::Public, false)
-        .map_err(|e| undelivered(&out_path, e))?;
-    say(run, format!("signed CRL {number}: {}", out_path.display()));
-    say(
-        run,
-        format!("ceremony log head: {} (write it down)", index.log_head),
-    );
-    Ok(())
+    output::write_atomic(out_path, pem.as_bytes(), Mode::Public, false)
+        .map_err(|e| undelivered(out_path, e))
 }
 
 fn root_ski(der: &[u8]) -> Result<Vec<u8>> {
