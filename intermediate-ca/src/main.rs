@@ -53,6 +53,7 @@ fn main() -> std::process::ExitCode {
                         module: m.clone(),
                         token: token.clone().unwrap_or_default(),
                         key_label: key_label.clone().unwrap_or_default(),
+                        key_id: None,
                     }),
             },
             secret,

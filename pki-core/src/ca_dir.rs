@@ -62,6 +62,10 @@ pub struct TokenLocation {
     pub module: PathBuf,
     pub token: String,
     pub key_label: String,
+    /// The key's CKA_ID (hex), recorded when `request` generated it: the key is found by label
+    /// and ID, so a second key planted under the same label is never picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl TokenLocation {
@@ -70,6 +74,7 @@ impl TokenLocation {
             module: self.module.clone(),
             token_label: self.token.clone(),
             key_label: self.key_label.clone(),
+            key_id: self.key_id.clone(),
         }
     }
 }
@@ -373,8 +378,9 @@ impl CaDir {
                     None,
                 )
             }
-            NewKey::Token(token, loc) => {
-                let (key, _attrs) = token.generate(alg)?;
+            NewKey::Token(token, mut loc) => {
+                let (key, attrs) = token.generate(alg)?;
+                loc.key_id = Some(attrs.id);
                 (
                     crate::signer::CaKey::Token(key),
                     None,

@@ -45,6 +45,32 @@ pub enum TokenError {
     #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
     NoKey { key: String, token: String },
 
+    #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the objects not generated for this CA (pkcs11-tool --list-objects shows them)")]
+    AmbiguousKey {
+        key: String,
+        token: String,
+        class: &'static str,
+        count: usize,
+        /// ` with CKA_ID <hex>` when the lookup used the recorded ID, else empty.
+        id: String,
+    },
+
+    #[error("the private and public objects labelled '{key}' in token '{token}' do not belong together ({reason}); refusing to sign. Check the token's objects with pkcs11-tool --list-objects")]
+    KeyPairMismatch {
+        key: String,
+        token: String,
+        reason: String,
+    },
+
+    #[error("key '{key}' in token '{token}' has {attribute}={value}: {why}; refusing to use it. Use a key generated inside the token by this toolkit")]
+    WeakKey {
+        key: String,
+        token: String,
+        attribute: &'static str,
+        value: bool,
+        why: &'static str,
+    },
+
     #[error("token '{token}' already holds a key labelled '{key}'; refusing to create a second one. Choose a new key label")]
     KeyExists { key: String, token: String },
 
@@ -79,6 +105,9 @@ pub struct TokenConfig {
     pub module: PathBuf,
     pub token_label: String,
     pub key_label: String,
+    /// The key's CKA_ID (hex) recorded when it was generated; None for state written before
+    /// IDs were recorded, when the label alone must then match exactly one key pair.
+    pub key_id: Option<String>,
 }
 
 /// An open, logged-in session with the token.
@@ -159,12 +188,67 @@ impl Token {
     }
 
     fn find(&self, class: ObjectClass, label: &str) -> Result<Vec<ObjectHandle>> {
+        self.find_with_id(class, label, None)
+    }
+
+    fn find_with_id(
+        &self,
+        class: ObjectClass,
+        label: &str,
+        id: Option<&[u8]>,
+    ) -> Result<Vec<ObjectHandle>> {
+        let mut template = vec![
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        if let Some(id) = id {
+            template.push(Attribute::Id(id.to_vec()));
+        }
         self.session()
-            .find_objects(&[
-                Attribute::Class(class),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
+            .find_objects(&template)
             .map_err(|e| TokenError::pkcs11("find objects", e))
+    }
+
+    /// The one object of `class` with this label (and CKA_ID, when recorded). Zero is
+    /// `NoKey`; more than one is refused: `first()` would let a planted object sign.
+    fn find_one(
+        &self,
+        class: ObjectClass,
+        what: &'static str,
+        label: &str,
+        id: Option<&[u8]>,
+    ) -> Result<ObjectHandle> {
+        let found = self.find_with_id(class, label, id)?;
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(TokenError::NoKey {
+                key: label.to_string(),
+                token: self.config.token_label.clone(),
+            }),
+            many => Err(TokenError::AmbiguousKey {
+                key: label.to_string(),
+                token: self.config.token_label.clone(),
+                class: what,
+                count: many.len(),
+                id: id
+                    .map(|i| format!(" with CKA_ID {}", hex::encode(i)))
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    fn object_id(&self, object: ObjectHandle) -> Result<Vec<u8>> {
+        let attrs = self
+            .session()
+            .get_attributes(object, &[AttributeType::Id])
+            .map_err(|e| TokenError::pkcs11("read CKA_ID", e))?;
+        Ok(attrs
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Id(v) => Some(v),
+                _ => None,
+            })
+            .unwrap_or_default())
     }
 
     /// Generates the root key pair inside the token. Refuses when the label is taken.
@@ -227,7 +311,7 @@ impl Token {
         self.session()
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(|e| TokenError::pkcs11("generate key pair", e))?;
-        let key = self.key()?;
+        let key = self.key_by(&label, Some(&id))?;
         let attrs = self.read_attributes(&key)?;
         Ok((key, attrs))
     }
@@ -275,26 +359,83 @@ impl Token {
                 _ => {}
             }
         }
-        if !out.sensitive || out.extractable {
-            return Err(TokenError::Refused(format!(
-                "the token reports key '{}' as sensitive={} extractable={}; a root key must be sensitive and non-extractable",
-                out.label, out.sensitive, out.extractable
-            )));
-        }
+        let checks: [(&'static str, bool, bool, &'static str); 7] = [
+            (
+                "CKA_TOKEN",
+                out.token,
+                true,
+                "the key would vanish with the session",
+            ),
+            (
+                "CKA_PRIVATE",
+                out.private,
+                true,
+                "the key is usable without logging in",
+            ),
+            (
+                "CKA_SENSITIVE",
+                out.sensitive,
+                true,
+                "the token would reveal the key's value",
+            ),
+            (
+                "CKA_EXTRACTABLE",
+                out.extractable,
+                false,
+                "the key can be wrapped out of the token",
+            ),
+            (
+                "CKA_ALWAYS_SENSITIVE",
+                out.always_sensitive,
+                true,
+                "the key was readable at some point (imported, or made sensitive later)",
+            ),
+            (
+                "CKA_NEVER_EXTRACTABLE",
+                out.never_extractable,
+                true,
+                "the key could have been extracted at some point",
+            ),
+            ("CKA_SIGN", out.sign, true, "the key cannot sign"),
+        ];
+        check_attributes(&self.config, &out.label, &checks)?;
         Ok(out)
     }
 
-    /// The existing key named in the config.
+    /// The existing key named in the config: its label and, when recorded, its CKA_ID must
+    /// match exactly one private and one public object, which must carry the same CKA_ID, and
+    /// the private key's attributes must show it never left the token.
     pub fn key(self: &Arc<Self>) -> Result<TokenKey> {
-        let label = &self.config.key_label;
-        let private = self.find(ObjectClass::PRIVATE_KEY, label)?;
-        let public = self.find(ObjectClass::PUBLIC_KEY, label)?;
-        let (Some(&private), Some(&public)) = (private.first(), public.first()) else {
-            return Err(TokenError::NoKey {
-                key: label.clone(),
-                token: self.config.token_label.clone(),
-            });
+        let id = match &self.config.key_id {
+            Some(h) => Some(hex::decode(h).map_err(|_| {
+                TokenError::Refused(format!(
+                    "the recorded CKA_ID '{h}' of key '{}' is not hex; the CA state file is damaged",
+                    self.config.key_label
+                ))
+            })?),
+            None => None,
         };
+        let label = self.config.key_label.clone();
+        let key = self.key_by(&label, id.as_deref())?;
+        self.read_attributes(&key)?;
+        Ok(key)
+    }
+
+    fn key_by(self: &Arc<Self>, label: &str, id: Option<&[u8]>) -> Result<TokenKey> {
+        let private = self.find_one(ObjectClass::PRIVATE_KEY, "private-key", label, id)?;
+        let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", label, id)?;
+        let (priv_id, pub_id) = (self.object_id(private)?, self.object_id(public)?);
+        if priv_id != pub_id || priv_id.is_empty() {
+            return Err(TokenError::KeyPairMismatch {
+                key: label.to_string(),
+                token: self.config.token_label.clone(),
+                reason: format!(
+                    "private CKA_ID '{}', public CKA_ID '{}'",
+                    hex::encode(&priv_id),
+                    hex::encode(&pub_id)
+                ),
+            });
+        }
         let attrs = self
             .session()
             .get_attributes(
@@ -340,19 +481,34 @@ impl Token {
             }
             _ => return Err(unsupported()),
         };
-        Ok(TokenKey {
+        let key = TokenKey {
             token: Arc::clone(self),
             private,
             alg,
             public_raw: raw,
-        })
+        };
+        key.prove_pair(label)?;
+        Ok(key)
     }
 
     /// The token-resident AES key that keeps the transport identity encrypted at rest.
     fn transport_key(&self, create: bool) -> Result<ObjectHandle> {
         let label = format!("{}-transport", self.config.key_label);
-        if let Some(k) = self.find(ObjectClass::SECRET_KEY, &label)?.first() {
-            return Ok(*k);
+        match self.find(ObjectClass::SECRET_KEY, &label)?.as_slice() {
+            [] => {}
+            [k] => {
+                self.check_transport_attributes(*k, &label)?;
+                return Ok(*k);
+            }
+            many => {
+                return Err(TokenError::AmbiguousKey {
+                    key: label,
+                    token: self.config.token_label.clone(),
+                    class: "secret-key",
+                    count: many.len(),
+                    id: String::new(),
+                })
+            }
         }
         if !create {
             return Err(TokenError::NoKey {
@@ -379,6 +535,86 @@ impl Token {
                 ],
             )
             .map_err(|e| TokenError::pkcs11("generate transport wrapping key", e))
+    }
+
+    /// Checks a transport key already in the token (from an earlier, interrupted init) before
+    /// it is reused; no key is fine, one will be generated.
+    pub fn check_transport_key(&self) -> Result<()> {
+        match self.transport_key(false) {
+            Ok(_) | Err(TokenError::NoKey { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses a transport key that is not token-resident, private, sensitive and was never
+    /// extractable: whoever could read it could read the sealed transport identity.
+    fn check_transport_attributes(&self, key: ObjectHandle, label: &str) -> Result<()> {
+        let attrs = self
+            .session()
+            .get_attributes(
+                key,
+                &[
+                    AttributeType::Token,
+                    AttributeType::Private,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                ],
+            )
+            .map_err(|e| TokenError::pkcs11("read transport key attributes", e))?;
+        let (mut tok, mut private, mut sens, mut extr, mut always, mut never) =
+            (false, false, false, true, false, false);
+        for a in attrs {
+            match a {
+                Attribute::Token(b) => tok = b,
+                Attribute::Private(b) => private = b,
+                Attribute::Sensitive(b) => sens = b,
+                Attribute::Extractable(b) => extr = b,
+                Attribute::AlwaysSensitive(b) => always = b,
+                Attribute::NeverExtractable(b) => never = b,
+                _ => {}
+            }
+        }
+        let checks: [(&'static str, bool, bool, &'static str); 6] = [
+            (
+                "CKA_TOKEN",
+                tok,
+                true,
+                "the key would vanish with the session",
+            ),
+            (
+                "CKA_PRIVATE",
+                private,
+                true,
+                "the key is usable without logging in",
+            ),
+            (
+                "CKA_SENSITIVE",
+                sens,
+                true,
+                "the token would reveal the key's value",
+            ),
+            (
+                "CKA_EXTRACTABLE",
+                extr,
+                false,
+                "the key can be wrapped out of the token",
+            ),
+            (
+                "CKA_ALWAYS_SENSITIVE",
+                always,
+                true,
+                "the key was readable at some point (imported, or made sensitive later)",
+            ),
+            (
+                "CKA_NEVER_EXTRACTABLE",
+                never,
+                true,
+                "the key could have been extracted at some point",
+            ),
+        ];
+        check_attributes(&self.config, label, &checks)
     }
 
     /// Encrypts `plain` with AES-256-GCM inside the token: output is IV ‖ ciphertext ‖ tag.
@@ -439,6 +675,26 @@ impl Token {
             .sign(mechanism, key, data)
             .map_err(|e| TokenError::pkcs11("sign", e))
     }
+}
+
+/// (attribute, value read back, value required, why it matters): the first mismatch is refused.
+fn check_attributes(
+    config: &TokenConfig,
+    label: &str,
+    checks: &[(&'static str, bool, bool, &'static str)],
+) -> Result<()> {
+    for (attribute, value, want, why) in checks {
+        if value != want {
+            return Err(TokenError::WeakKey {
+                key: label.to_string(),
+                token: config.token_label.clone(),
+                attribute,
+                value: *value,
+                why,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn find_slot(ctx: &Pkcs11, config: &TokenConfig) -> Result<Slot> {
@@ -555,6 +811,29 @@ impl TokenKey {
             KeyAlgorithm::Rsa(_) => Mechanism::Sha256RsaPkcs,
         };
         self.token.sign_raw(&mech, self.private, data)
+    }
+
+    /// Signs a random challenge with the private object and verifies it in software with the
+    /// public object: the same CKA_ID proves nothing if a planted object copied it.
+    fn prove_pair(&self, label: &str) -> Result<()> {
+        let mut challenge = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut challenge);
+        let sig = self.sign_checked(&challenge)?;
+        let oid = match self.alg {
+            KeyAlgorithm::P256 => "1.2.840.10045.4.3.2",
+            KeyAlgorithm::P384 => "1.2.840.10045.4.3.3",
+            KeyAlgorithm::Ed25519 => "1.3.101.112",
+            KeyAlgorithm::Rsa(_) => "1.2.840.113549.1.1.11",
+        };
+        crate::sigcheck::verify(oid, &self.spki_der(), &challenge, &sig).map_err(|e| {
+            TokenError::KeyPairMismatch {
+                key: label.to_string(),
+                token: self.token.config.token_label.clone(),
+                reason: format!(
+                    "a test signature by the private key does not verify with the public key: {e}"
+                ),
+            }
+        })
     }
 
     /// The DER SubjectPublicKeyInfo of the token's key.

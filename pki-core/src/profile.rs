@@ -223,6 +223,34 @@ pub struct NameLimits {
     pub permitted_ips: Vec<(IpAddr, u8)>,
 }
 
+/// The excluded subtrees that close the name types a [`NameLimits`] leaves open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExcludedNames {
+    /// `""` excludes every DNS name (RFC 5280 §4.2.1.10: every name matches the empty
+    /// constraint; OpenSSL, Go and rustls-webpki agree).
+    pub dns: Vec<String>,
+    pub ips: Vec<(IpAddr, u8)>,
+}
+
+impl NameLimits {
+    /// RFC 5280 permits every name of a type the permitted subtrees do not mention, so a
+    /// DNS-only constraint would leave every IP address open (and the converse). The type
+    /// the operator did not constrain is closed by an excluded subtree covering all of it.
+    pub fn excluded(&self) -> ExcludedNames {
+        let mut ex = ExcludedNames::default();
+        if self.permitted_ips.is_empty() && !self.permitted_dns.is_empty() {
+            ex.ips = vec![
+                (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+                (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0),
+            ];
+        }
+        if self.permitted_dns.is_empty() && !self.permitted_ips.is_empty() {
+            ex.dns = vec![String::new()];
+        }
+        ex
+    }
+}
+
 impl Profile {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -359,9 +387,17 @@ fn name_constraints(l: &NameLimits) -> Result<NameConstraints> {
             *ip, *prefix,
         )));
     }
+    let ex = l.excluded();
+    let mut excluded: Vec<GeneralSubtree> =
+        ex.dns.into_iter().map(GeneralSubtree::DnsName).collect();
+    for (ip, prefix) in ex.ips {
+        excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+            ip, prefix,
+        )));
+    }
     Ok(NameConstraints {
         permitted_subtrees: permitted,
-        excluded_subtrees: Vec::new(),
+        excluded_subtrees: excluded,
     })
 }
 
@@ -373,5 +409,37 @@ impl FromStr for Profile {
             "intermediate" => Ok(Profile::Intermediate),
             other => other.parse::<LeafRole>().map(LeafRole::profile),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constraint_on_one_name_type_closes_the_other() {
+        let dns_only = NameLimits {
+            permitted_dns: vec!["etcd.test".into()],
+            permitted_ips: vec![],
+        };
+        let ex = dns_only.excluded();
+        assert!(ex.dns.is_empty());
+        assert_eq!(
+            ex.ips,
+            vec![("0.0.0.0".parse().unwrap(), 0), ("::".parse().unwrap(), 0)]
+        );
+        let ip_only = NameLimits {
+            permitted_dns: vec![],
+            permitted_ips: vec![("127.0.0.0".parse().unwrap(), 8)],
+        };
+        assert_eq!(ip_only.excluded().dns, vec![String::new()]);
+        assert!(ip_only.excluded().ips.is_empty());
+        let both = NameLimits {
+            permitted_dns: vec!["etcd.test".into()],
+            permitted_ips: vec![("127.0.0.0".parse().unwrap(), 8)],
+        };
+        assert_eq!(both.excluded(), ExcludedNames::default());
+        let nc = name_constraints(&dns_only).unwrap();
+        assert_eq!(nc.excluded_subtrees.len(), 2);
     }
 }

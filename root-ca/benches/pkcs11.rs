@@ -44,6 +44,7 @@ fn main() {
             module: root_ca::pkcs11::default_module().to_path_buf(),
             token_label: "bench".into(),
             key_label: format!("bench-{alg}"),
+            key_id: None,
         };
         let token = Token::open(&cfg, &pin).unwrap();
         let (key, _) = token.generate(alg).unwrap();

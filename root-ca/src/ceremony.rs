@@ -24,11 +24,13 @@ pub struct TokenSection {
 }
 
 impl TokenSection {
-    pub fn config(&self) -> TokenConfig {
+    /// The token and key; `key_id` is the CKA_ID the root's index recorded at `init`.
+    pub fn config(&self, key_id: Option<String>) -> TokenConfig {
         TokenConfig {
             module: self.module.clone(),
             token_label: self.token_label.clone(),
             key_label: self.key_label.clone(),
+            key_id,
         }
     }
 }
@@ -83,6 +85,10 @@ pub struct InitOutput {
 pub struct SignCeremony {
     #[serde(default)]
     pub allow_network: bool,
+    /// Sign a request (same request ID or same key) that this root already signed. Off by
+    /// default: a re-run after a failure must not make a second valid intermediate silently.
+    #[serde(default)]
+    pub allow_resign: bool,
     pub token: TokenSection,
     pub root_dir: PathBuf,
     pub request: RequestSection,
@@ -163,16 +169,32 @@ pub struct CrlOutput {
     pub crl: PathBuf,
 }
 
+/// A ceremony file as read: its contents, the folder relative paths start from, and the
+/// SHA-256 of the exact bytes reviewed, which the ceremony log records.
+pub struct Loaded<T> {
+    pub c: T,
+    pub base: PathBuf,
+    pub sha256: String,
+}
+
 /// Reads a ceremony file, rejecting unknown fields, and resolves relative paths.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
-    let text = pki_core::output::read_to_string(path)?;
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>> {
+    let bytes = pki_core::output::read(path)?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| RootError::Ceremony {
+        path: path.to_path_buf(),
+        reason: "not UTF-8 text".into(),
+    })?;
     let parsed: T = parse(path, &text)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    Ok((parsed, base))
+    Ok(Loaded {
+        c: parsed,
+        base,
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+    })
 }
 
 /// Parses a ceremony file's text (what [`load`] does after reading the file).
@@ -221,6 +243,8 @@ pub const TEMPLATE_SIGN: &str = r#"# root-ca sign ceremony: sign one intermediat
 # Run:  root-ca sign THIS_FILE --dry-run   then   root-ca sign THIS_FILE
 
 allow-network = false
+# A request (request ID or key) this root already signed is refused unless this is true.
+allow-resign = false
 root-dir = "root"                            # the folder `root-ca init` created
 
 [token]
@@ -238,7 +262,10 @@ key-fingerprint = "AB:CD:..."
 [certificate]
 # common-name = "Example Intermediate CA 1" # default: the CN of the request
 days = 1826                                  # default 5 years; never past the root
-# Optional name constraints: what a stolen intermediate could still sign.
+# Optional name constraints: what a stolen intermediate could still sign. They must cover
+# every name its leaves carry, including the member names `issuer etcd` adds as DNS names.
+# A constraint on one name type closes the other: DNS names only excludes every IP address
+# (0.0.0.0/0, ::/0); IP ranges only excludes every DNS name.
 # permitted-dns = ["etcd.example.internal"]
 # permitted-ips = ["10.0.0.0/8"]
 

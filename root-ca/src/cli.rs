@@ -26,7 +26,10 @@ pub enum Kind {
 pub struct RunArgs {
     /// The ceremony file (TOML).
     pub file: PathBuf,
-    /// Show exactly what would be generated or signed, without opening the token.
+    /// Show what would be generated or signed, writing nothing and never using the root key.
+    /// The token is not opened, except by `sign` with a request bundle: the bundle is
+    /// encrypted to the transport identity, which only the token can unseal, so that dry run
+    /// needs the PIN. The serial and validity dates shown are drawn again at signing time.
     #[arg(long)]
     pub dry_run: bool,
     /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt).

@@ -38,11 +38,55 @@ pub enum RootError {
         reason: String,
     },
 
+    #[error("{path}: already exists; a ceremony never overwrites a file. Move it away, or name another output in the ceremony file")]
+    OutputExists { path: PathBuf },
+
+    #[error("output folder {path}: {reason}; nothing was signed. Create it or fix the path in the ceremony file")]
+    OutputFolder { path: PathBuf, reason: String },
+
+    #[error("the ceremony file names {path} twice as an output; give each output its own path")]
+    OutputTwice { path: PathBuf },
+
+    #[error("this root already signed {what} as intermediate serial {serial} (see {index}); a second signature makes a second valid intermediate. Deliver {kept} instead, or set allow-resign = true in the ceremony file if a new certificate is really meant")]
+    AlreadySigned {
+        what: String,
+        serial: String,
+        index: PathBuf,
+        kept: PathBuf,
+    },
+
+    #[error("intermediate serial {serial} was signed and recorded (index and log; certificate kept at {kept}), but {output} could not be written: {reason}. Fix the cause and deliver {kept}, or revoke serial {serial} with `root-ca revoke`")]
+    Undelivered {
+        serial: String,
+        kept: PathBuf,
+        output: PathBuf,
+        reason: String,
+    },
+
+    #[error("CRL number {number} was signed and recorded (index and log), but {output} could not be written: {reason}. Fix the cause and run `root-ca crl` again: it signs CRL number {next}")]
+    CrlUndelivered {
+        number: u64,
+        next: u64,
+        output: PathBuf,
+        reason: String,
+    },
+
+    #[error("the root's index {path} cannot be read ({reason}); the log cannot be checked against the head it records. Restore index.toml from version control")]
+    IndexUnreadable { path: PathBuf, reason: String },
+
     #[error("{0}")]
     Refused(String),
 }
 
 impl RootError {
+    /// Ceremonies have no --force: an existing output gets the ceremony's own next step.
+    pub fn from_output(e: pki_core::Error) -> Self {
+        match e {
+            pki_core::Error::OutputExists { path } => RootError::OutputExists { path },
+            other => RootError::Core(other),
+        }
+    }
+
     pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
         RootError::Token(pki_core::pkcs11::TokenError::pkcs11(op, e))
     }

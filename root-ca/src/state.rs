@@ -23,6 +23,9 @@ use crate::error::{Result, RootError};
 pub struct RootIndex {
     pub token_label: String,
     pub key_label: String,
+    /// The root key's CKA_ID (hex), recorded at init: the key is found by label and ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub crl_number: u64,
     pub log_head: String,
     #[serde(default, rename = "intermediate")]
@@ -42,6 +45,12 @@ pub struct IntermediateEntry {
     pub reason: Option<String>,
     #[serde(default)]
     pub revoked_at: Option<String>,
+    /// The enrolment request this answered (bundles only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// SHA-256 of the certified public key: a second signature for it needs allow-resign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
 }
 
 pub struct RootDir {
@@ -92,10 +101,13 @@ impl RootDir {
 
     pub fn index(&self) -> Result<RootIndex> {
         let p = self.index_path();
-        let text = output::read_to_string(&p)?;
-        toml::from_str(&text).map_err(|e| RootError::Ceremony {
-            path: p,
+        let text = output::read_to_string(&p).map_err(|e| RootError::IndexUnreadable {
+            path: p.clone(),
             reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| RootError::IndexUnreadable {
+            path: p,
+            reason: e.to_string().trim().replace('\n', " "),
         })
     }
 

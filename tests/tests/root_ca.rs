@@ -1434,7 +1434,7 @@ fn existing_output_certificate_is_refused_before_the_token_is_opened() {
     // A wrong PIN: had the token been opened, the error would be about the PIN.
     let err = fails_with(
         b.ceremony("sign", &f, &b.wrong_pin_file()),
-        "taken.crt: already exists; refusing to overwrite it",
+        "taken.crt: already exists; a ceremony never overwrites a file",
     );
     assert!(!err.contains("PIN"), "{err}");
     assert_unchanged(&b, &files, &objects, "sign onto an existing certificate");
@@ -1450,7 +1450,7 @@ fn existing_output_folder_is_refused_before_the_token_is_opened() {
     let f = b.write("init.toml", &InitSpec::default().toml());
     let err = fails_with(
         b.ceremony("init", &f, &b.wrong_pin_file()),
-        "root: already exists; refusing to overwrite it",
+        "root: already exists; a ceremony never overwrites a file",
     );
     assert!(!err.contains("PIN"), "{err}");
     assert_eq!(
