@@ -14,6 +14,7 @@ pub mod csr;
 pub mod error;
 pub mod etcd;
 pub mod etcd_check;
+pub mod failpoint;
 pub mod issue;
 pub mod keyfile;
 pub mod ledger;
