@@ -209,7 +209,7 @@ fn inspect(paths: &LeafPaths, rows: &[&RowUnder]) -> OnDisk {
         .is_some_and(|k| k.spki_der() == leaf.spki_der);
     if !key_ok {
         return OnDisk::Foreign(format!(
-            "its key {} is missing, incomplete or not the certificate's key",
+            "has no matching key: {} is missing, incomplete or another key",
             paths.key.display()
         ));
     }
@@ -344,6 +344,14 @@ pub fn run<S: Signer + Sync>(
     // the ledger rows of a re-run must name the same files as the interrupted run's, or the
     // triage below would miss the rows a crash left and their cns would stay active twice.
     let out_abs = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
+    // Every leaf folder that exists is checked before anything is recorded or written, so a
+    // refusal leaves the ledger and OUT as they were.
+    for p in &planned {
+        let dir = p.paths.cert.parent().expect("leaf folder");
+        if dir.is_dir() {
+            output::ensure_private_folder(dir)?;
+        }
+    }
     let _lock = lock_out(out, &out_abs)?;
 
     report.swept = output::sweep_temps(&out_abs)?;
@@ -364,6 +372,7 @@ pub fn run<S: Signer + Sync>(
     issue_pending(
         ca, ledger, &t.pending, out, &out_abs, &run_id, threads, now, progress, &mut report,
     )?;
+    crate::failpoint::crash("batch.before_sync");
     output::sync_filesystem(out)?;
     // Only now, with every file durable, is the run (and any interrupted one it completed)
     // finished: a power cut before this line leaves its rows voidable by the next run.
@@ -414,6 +423,7 @@ fn issue_pending<S: Signer + Sync>(
                 })
                 .collect();
             ledger.record_many_in_run(&records, Some(run_id))?;
+            crate::failpoint::crash("batch.after_record");
             // ...then the files, each complete or absent. If writing fails (a full disk), the
             // leaves of this chunk whose certificate did not reach its final name never left
             // the machine: forget them, so the ledger holds exactly what is on disk. One that

@@ -95,7 +95,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, force: bool) -> Result
                     Error::io(path, e)
                 }
             })?;
-            crate::failpoint::check("write_atomic.after_link", path)?;
+            if let Some(name) = path.file_name() {
+                crate::failpoint::check(&format!("after_link:{}", name.to_string_lossy()), path)?;
+            }
             fs::remove_file(&tmp).map_err(|e| Error::io(path, e))?;
         }
         sync_dir(&dir)
