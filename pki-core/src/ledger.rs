@@ -518,3 +518,45 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeafRecord> {
         fingerprint: r.get(13)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger written by the release before batch runs were recorded opens, gains the
+    /// column, and keeps its rows (which no batch re-run may void: they have no run).
+    #[test]
+    fn an_older_ledger_is_migrated_and_its_rows_are_never_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let old_schema = SCHEMA.replace(
+                "CREATE TABLE IF NOT EXISTS batch_runs (\n    run_id      TEXT PRIMARY KEY,\n    out_dir     TEXT NOT NULL,\n    started_at  INTEGER NOT NULL,\n    finished_at INTEGER\n);",
+                "",
+            );
+            assert!(!old_schema.contains("batch_runs"));
+            conn.execute_batch(&old_schema).unwrap();
+            conn.execute(
+                "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
+                   key_source, not_before, not_after, issued_at, cert_path, fingerprint)
+                 VALUES ('01', 1, 'client', 'u1', '[]', '[]', 'p256', 'generated', 0, 1, 0,
+                   '/gone/out/u1/client.crt', 'AA')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        let rows = ledger.active_under(Path::new("/gone/out")).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].interrupted);
+        // A run into that folder that never finished: only its own rows are interrupted.
+        let run = ledger.start_batch_run(Path::new("/gone/out")).unwrap();
+        assert!(!ledger.active_under(Path::new("/gone/out")).unwrap()[0].interrupted);
+        ledger.finish_batch_run(&run, Path::new("/gone/out")).unwrap();
+        assert_eq!(ledger.get("01").unwrap().unwrap().subject, "u1");
+        // Opening again (the column exists now) is a no-op.
+        Ledger::open(&path).unwrap();
+    }
+}
+

@@ -269,4 +269,57 @@ mod tests {
         // no temp files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn temp_names_are_recognised_only_in_our_pattern() {
+        assert_eq!(temp_writer(".client.key.tmp-4242"), Some(4242));
+        assert_eq!(
+            temp_writer(".client.key.tmp-4242-0123456789abcdef"),
+            Some(4242)
+        );
+        for other in [
+            "client.key.tmp-1",
+            ".tmp-1",
+            ".notes.tmp-draft",
+            ".k.tmp-1-xyz",
+            ".k.tmp-",
+        ] {
+            assert_eq!(temp_writer(other), None, "{other}");
+        }
+        let (_, tmp) = temp_name(Path::new("/x/server.key")).unwrap();
+        let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(temp_writer(&name), Some(std::process::id()));
+    }
+
+    #[test]
+    fn a_folder_others_may_write_to_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = create_dir(&open, 0o755).unwrap_err();
+        assert!(matches!(err, Error::UnsafeFolder { mode: 0o1777, .. }), "{err}");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o750)).unwrap();
+        create_dir(&open, 0o755).unwrap();
+        let new = dir.path().join("a/b");
+        create_dir(&new, 0o700).unwrap();
+        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_planted_file_or_link_at_a_temp_name_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".k.tmp-1");
+        fs::write(&tmp, b"").unwrap();
+        assert!(create_temp(&tmp, Mode::Secret, &tmp).is_err());
+        let link = dir.path().join(".l.tmp-1");
+        std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
+        assert!(create_temp(&link, Mode::Secret, &link).is_err());
+        assert!(!dir.path().join("target").exists());
+        // A dead writer's leftovers go; the link is removed, never its target.
+        let dead = dir.path().join(".k.tmp-4294967295");
+        fs::write(&dead, b"secret").unwrap();
+        assert_eq!(sweep_temps(dir.path()).unwrap(), 1);
+        assert!(!dead.exists());
+    }
 }
