@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -216,6 +216,48 @@ fn inspect(paths: &LeafPaths, rows: &[&RowUnder]) -> OnDisk {
     OnDisk::Complete(row.serial.clone())
 }
 
+/// [`inspect`] for every planned leaf, on `threads` threads: a re-run of a large batch reads
+/// and parses every file it skips.
+fn inspect_all<'r>(
+    planned: &[Planned],
+    here_of: &(dyn Fn(&Planned) -> (String, Vec<&'r RowUnder>) + Sync),
+    threads: usize,
+) -> Vec<OnDisk> {
+    let per = planned.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = planned
+            .chunks(per)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| inspect(&p.paths, &here_of(p).1))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("inspecting thread"))
+            .collect()
+    })
+}
+
+/// One batch run: where it writes, what it records, how it signs.
+struct Run<'a> {
+    out: &'a Path,
+    out_abs: PathBuf,
+    run_id: String,
+    threads: usize,
+    now: OffsetDateTime,
+}
+
+impl Run<'_> {
+    /// The path the ledger records for a file under OUT: under OUT's one real path.
+    fn recorded_path(&self, p: &Path) -> PathBuf {
+        self.out_abs.join(p.strip_prefix(self.out).unwrap_or(p))
+    }
+}
+
 /// What the re-run found before issuing anything.
 struct Triage<'a> {
     pending: Vec<&'a Planned>,
@@ -229,26 +271,28 @@ struct Triage<'a> {
 fn triage<'a>(
     planned: &'a [Planned],
     rows: &[RowUnder],
-    out: &Path,
-    out_abs: &Path,
+    run: &Run<'_>,
     report: &mut BatchReport,
 ) -> Triage<'a> {
     let mut by_path: BTreeMap<&str, Vec<&RowUnder>> = BTreeMap::new();
     for r in rows {
         by_path.entry(r.cert_path.as_str()).or_default().push(r);
     }
+    let here_of = |p: &Planned| {
+        let abs = run.recorded_path(&p.paths.cert).display().to_string();
+        let here = by_path.get(abs.as_str()).cloned().unwrap_or_default();
+        (abs, here)
+    };
+    let states = inspect_all(planned, &here_of, run.threads);
     let mut t = Triage {
         pending: Vec::new(),
         void: Vec::new(),
         conflicts: Vec::new(),
     };
     let mut planned_paths = BTreeSet::new();
-    for p in planned {
-        let abs = out_abs.join(p.paths.cert.strip_prefix(out).unwrap_or(&p.paths.cert));
-        let abs = abs.display().to_string();
-        let here = by_path.get(abs.as_str()).cloned().unwrap_or_default();
+    for (p, state) in planned.iter().zip(states) {
+        let (abs, here) = here_of(p);
         planned_paths.insert(abs);
-        let state = inspect(&p.paths, &here);
         if let OnDisk::Complete(serial) = &state {
             report.skipped += 1;
             t.void.extend(
@@ -276,8 +320,7 @@ fn triage<'a>(
         if let (OnDisk::Foreign(why), true) = (&state, here.is_empty()) {
             t.conflicts.push(format!(
                 "  {} '{}': {where_} {why}; move it away if it is not needed",
-                p.role,
-                p.subject.common_name
+                p.role, p.subject.common_name
             ));
         }
         if !kept.is_empty() || (matches!(state, OnDisk::Foreign(_)) && here.is_empty()) {
@@ -358,8 +401,15 @@ pub fn run<S: Signer + Sync>(
     for p in &planned {
         report.swept += output::sweep_temps(p.paths.cert.parent().expect("leaf folder"))?;
     }
-    let rows = ledger.active_under(&out_abs)?;
-    let t = triage(&planned, &rows, out, &out_abs, &mut report);
+    let mut run = Run {
+        out,
+        out_abs,
+        run_id: String::new(),
+        threads: threads.max(1),
+        now,
+    };
+    let rows = ledger.active_under(&run.out_abs)?;
+    let t = triage(&planned, &rows, &run, &mut report);
     if !t.conflicts.is_empty() {
         return Err(Error::BatchConflict {
             out: out.to_path_buf(),
@@ -368,33 +418,26 @@ pub fn run<S: Signer + Sync>(
         });
     }
     report.voided = ledger.void(&t.void)?;
-    let run_id = ledger.start_batch_run(&out_abs)?;
-    issue_pending(
-        ca, ledger, &t.pending, out, &out_abs, &run_id, threads, now, progress, &mut report,
-    )?;
+    run.run_id = ledger.start_batch_run(&run.out_abs)?;
+    issue_pending(ca, ledger, &t.pending, &run, progress, &mut report)?;
     crate::failpoint::crash("batch.before_sync");
     output::sync_filesystem(out)?;
     // Only now, with every file durable, is the run (and any interrupted one it completed)
     // finished: a power cut before this line leaves its rows voidable by the next run.
-    ledger.finish_batch_run(&run_id, &out_abs)?;
+    ledger.finish_batch_run(&run.run_id, &run.out_abs)?;
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn issue_pending<S: Signer + Sync>(
     ca: &IssuingCa<S>,
     ledger: &mut Ledger,
     pending: &[&Planned],
-    out: &Path,
-    out_abs: &Path,
-    run_id: &str,
-    threads: usize,
-    now: OffsetDateTime,
+    run: &Run<'_>,
     mut progress: impl FnMut(usize, usize),
     report: &mut BatchReport,
 ) -> Result<()> {
     let total = pending.len();
-    let threads = threads.max(1);
+    let (threads, now) = (run.threads, run.now);
     const CHUNK: usize = 512;
     // Signing runs one chunk ahead of the ledger and the file writes: a coordinator thread
     // signs chunk i+1 on `threads` threads while this thread commits and writes chunk i.
@@ -418,25 +461,18 @@ fn issue_pending<S: Signer + Sync>(
                 .iter()
                 .zip(chunk)
                 .map(|(leaf, p)| {
-                    let abs = out_abs.join(p.paths.cert.strip_prefix(out).unwrap_or(&p.paths.cert));
+                    let abs = run.recorded_path(&p.paths.cert);
                     (leaf.record(ca.generation, &abs), leaf.cert_der.as_slice())
                 })
                 .collect();
-            ledger.record_many_in_run(&records, Some(run_id))?;
+            ledger.record_many_in_run(&records, Some(&run.run_id))?;
             crate::failpoint::crash("batch.after_record");
             // ...then the files, each complete or absent. If writing fails (a full disk), the
             // leaves of this chunk whose certificate did not reach its final name never left
             // the machine: forget them, so the ledger holds exactly what is on disk. One that
             // did reach it stays recorded.
             if let Err(e) = write_chunk(&signed, chunk) {
-                for (leaf, p) in signed.iter().zip(chunk) {
-                    if !holds(&p.paths.cert, &leaf.chain_pem) {
-                        if leaf.key_pem.as_ref().is_some_and(|k| holds(&p.paths.key, k)) {
-                            output::remove_quietly(&p.paths.key);
-                        }
-                        let _ = ledger.forget_unwritten(&leaf.serial.to_hex());
-                    }
-                }
+                forget_unwritten(ledger, &signed, chunk);
                 return Err(e);
             }
             report.issued += chunk.len();
@@ -444,6 +480,22 @@ fn issue_pending<S: Signer + Sync>(
         }
         Ok(())
     })
+}
+
+fn forget_unwritten(ledger: &mut Ledger, signed: &[IssuedLeaf], chunk: &[&Planned]) {
+    for (leaf, p) in signed.iter().zip(chunk) {
+        if holds(&p.paths.cert, &leaf.chain_pem) {
+            continue;
+        }
+        if leaf
+            .key_pem
+            .as_ref()
+            .is_some_and(|k| holds(&p.paths.key, k))
+        {
+            output::remove_quietly(&p.paths.key);
+        }
+        let _ = ledger.forget_unwritten(&leaf.serial.to_hex());
+    }
 }
 
 /// Whether `path` holds exactly `content` (a file we wrote, not someone else's).

@@ -89,7 +89,11 @@ pub enum Error {
     CaBusy { path: PathBuf },
 
     #[error("{path} already holds CRL number {on_disk} of this issuer, newer than the {new} just signed; nothing was replaced: run the command again to publish a newer one")]
-    CrlNotNewer { path: PathBuf, on_disk: u64, new: u64 },
+    CrlNotNewer {
+        path: PathBuf,
+        on_disk: u64,
+        new: u64,
+    },
 
     #[error("{count} leaf/leaves of this batch cannot be skipped or issued again in {out}; nothing was issued or changed:\n{list}\nA certificate recorded active is never replaced silently: if it was deployed, leave it out of the batch file; if it is lost, revoke it (`issuer revoke SERIAL`) and run the batch again")]
     BatchConflict {

@@ -300,8 +300,7 @@ impl IssuedLeaf {
         let Err(e) = result else {
             return Ok(rec);
         };
-        let delivered =
-            std::fs::read(&paths.cert).is_ok_and(|b| b == self.chain_pem.as_bytes());
+        let delivered = std::fs::read(&paths.cert).is_ok_and(|b| b == self.chain_pem.as_bytes());
         if delivered {
             return Err(Error::IssuedButFailed {
                 path: paths.cert.clone(),

@@ -553,10 +553,11 @@ mod tests {
         // A run into that folder that never finished: only its own rows are interrupted.
         let run = ledger.start_batch_run(Path::new("/gone/out")).unwrap();
         assert!(!ledger.active_under(Path::new("/gone/out")).unwrap()[0].interrupted);
-        ledger.finish_batch_run(&run, Path::new("/gone/out")).unwrap();
+        ledger
+            .finish_batch_run(&run, Path::new("/gone/out"))
+            .unwrap();
         assert_eq!(ledger.get("01").unwrap().unwrap().subject, "u1");
         // Opening again (the column exists now) is a no-op.
         Ledger::open(&path).unwrap();
     }
 }
-

@@ -298,12 +298,18 @@ mod tests {
         fs::create_dir(&open).unwrap();
         fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
         let err = create_dir(&open, 0o755).unwrap_err();
-        assert!(matches!(err, Error::UnsafeFolder { mode: 0o1777, .. }), "{err}");
+        assert!(
+            matches!(err, Error::UnsafeFolder { mode: 0o1777, .. }),
+            "{err}"
+        );
         fs::set_permissions(&open, fs::Permissions::from_mode(0o750)).unwrap();
         create_dir(&open, 0o755).unwrap();
         let new = dir.path().join("a/b");
         create_dir(&new, 0o700).unwrap();
-        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ fn write_batch(path: &Path, cns: &[&str]) {
 
 /// The serial of the first certificate in `crt`, upper-case hex as the ledger has it.
 fn serial_of(crt: &Path) -> String {
-    let out = openssl(crt.parent().unwrap(), &["x509", "-noout", "-serial", "-in", s(crt)]);
+    let out = openssl(
+        crt.parent().unwrap(),
+        &["x509", "-noout", "-serial", "-in", s(crt)],
+    );
     out.trim()
         .trim_start_matches("serial=")
         .trim_start_matches('0')
@@ -106,7 +109,8 @@ fn active_for(rows: &[serde_json::Value], cert: &Path) -> Vec<String> {
 }
 
 fn same_serial(a: &str, b: &str) -> bool {
-    a.trim_start_matches('0').eq_ignore_ascii_case(b.trim_start_matches('0'))
+    a.trim_start_matches('0')
+        .eq_ignore_ascii_case(b.trim_start_matches('0'))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,14 +144,23 @@ fn item7_planted_temp_files_cannot_make_a_key_readable() {
     }
     let batch = tmp.path().join("batch.toml");
     write_batch(&batch, &["u1", "u2"]);
-    ok(run(&ca, &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)]));
+    ok(run(
+        &ca,
+        &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)],
+    ));
 
     for d in [&plain, &linked] {
         let key = d.join("client.key");
         let meta = std::fs::symlink_metadata(&key).unwrap();
-        assert!(meta.file_type().is_file(), "{} is not a regular file", key.display());
+        assert!(
+            meta.file_type().is_file(),
+            "{} is not a regular file",
+            key.display()
+        );
         assert_eq!(mode(&key), 0o600, "{}", key.display());
-        assert!(!std::fs::symlink_metadata(d.join("client.crt")).unwrap().is_symlink());
+        assert!(!std::fs::symlink_metadata(d.join("client.crt"))
+            .unwrap()
+            .is_symlink());
         assert_complete(d);
     }
     let leaked: Vec<_> = std::fs::read_dir(&stolen).unwrap().flatten().collect();
@@ -170,16 +183,34 @@ fn item7_output_folder_writable_by_others_is_refused() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
 
     let before = State::capture(tmp.path(), &[&ca.ca]);
-    let o = run(&ca, &["batch", "--ca", s(&ca.ca), "--out", s(&open), s(&batch)]);
+    let o = run(
+        &ca,
+        &["batch", "--ca", s(&ca.ca), "--out", s(&open), s(&batch)],
+    );
     refused(&o, "trust-7-batch-out-0777", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "batch into a 0777 OUT");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "batch into a 0777 OUT",
+    );
 
     let o = run(
         &ca,
-        &["issue", "client", "--ca", s(&ca.ca), "--out", s(&open), "--cn", "u1"],
+        &[
+            "issue",
+            "client",
+            "--ca",
+            s(&ca.ca),
+            "--out",
+            s(&open),
+            "--cn",
+            "u1",
+        ],
     );
     refused(&o, "trust-7-issue-out-0777", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "issue into a 0777 OUT");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "issue into a 0777 OUT",
+    );
 
     // A private OUT with one leaf folder others may write to (0775: group-writable).
     let out = tmp.path().join("out");
@@ -187,10 +218,19 @@ fn item7_output_folder_writable_by_others_is_refused() {
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(out.join("u2"), std::fs::Permissions::from_mode(0o775)).unwrap();
     let before = State::capture(tmp.path(), &[&ca.ca]);
-    let o = run(&ca, &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)]);
+    let o = run(
+        &ca,
+        &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)],
+    );
     refused(&o, "trust-7-batch-leaf-folder-0775", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "batch, 0775 leaf folder");
-    assert!(!out.join("u1").exists(), "no leaf of the refused batch was written");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "batch, 0775 leaf folder",
+    );
+    assert!(
+        !out.join("u1").exists(),
+        "no leaf of the refused batch was written"
+    );
 }
 
 /// A killed run's temp files (its pid is gone) are removed by the next run in that folder; a
@@ -226,7 +266,10 @@ fn item7_temp_files_of_a_killed_run_are_swept() {
     std::fs::write(out.join(format!(".batch.toml.tmp-{dead}")), b"").unwrap();
     let batch = tmp.path().join("batch.toml");
     write_batch(&batch, &["u1"]);
-    let stdout = ok(run(&ca, &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)]));
+    let stdout = ok(run(
+        &ca,
+        &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)],
+    ));
     assert!(
         stdout.contains("3 temp file(s) left by a killed run removed"),
         "{stdout}"
@@ -265,7 +308,10 @@ fn item8_rerun_refuses_to_reissue_a_moved_leaf_and_voids_only_an_interrupted_run
     let before = State::capture(tmp.path(), &[&ca.ca]);
     let o = run(&ca, &args);
     refused(&o, "trust-8-rerun-moved-leaf", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "re-run after a move");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "re-run after a move",
+    );
     let all = rows(&ca);
     let u1: Vec<_> = all.iter().filter(|r| field(r, "subject") == "u1").collect();
     assert_eq!(u1.len(), 1, "one certificate for u1, never a second");
@@ -278,7 +324,10 @@ fn item8_rerun_refuses_to_reissue_a_moved_leaf_and_voids_only_an_interrupted_run
     let o = run(&ca, &args);
     let stdout = ok(o.clone());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stdout.contains("1 issued, 1 already done, 0 stale ledger rows voided"), "{stdout}");
+    assert!(
+        stdout.contains("1 issued, 1 already done, 0 stale ledger rows voided"),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("1 leaf/leaves recorded active under") && stderr.contains(&u1_serial),
         "{stderr}"
@@ -302,7 +351,10 @@ fn item8_rerun_refuses_to_reissue_a_moved_leaf_and_voids_only_an_interrupted_run
         .collect();
     assert_eq!(interrupted.len(), 2, "the crashed run recorded u4 and u5");
     let stdout = ok(run(&ca, &args));
-    assert!(stdout.contains("2 issued, 2 already done, 2 stale ledger rows voided"), "{stdout}");
+    assert!(
+        stdout.contains("2 issued, 2 already done, 2 stale ledger rows voided"),
+        "{stdout}"
+    );
     let all = rows(&ca);
     for serial in &interrupted {
         let r = all.iter().find(|r| field(r, "serial") == serial).unwrap();
@@ -335,8 +387,14 @@ fn item11_rerun_reissues_an_empty_file_left_by_a_power_cut() {
     std::fs::write(&cut, b"").unwrap();
 
     let stdout = ok(run(&ca, &args));
-    assert!(stdout.contains("1 issued, 1 already done, 1 stale ledger rows voided"), "{stdout}");
-    assert!(stdout.contains("1 file(s) at a final name were not a complete leaf"), "{stdout}");
+    assert!(
+        stdout.contains("1 issued, 1 already done, 1 stale ledger rows voided"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 file(s) at a final name were not a complete leaf"),
+        "{stdout}"
+    );
     assert_complete(&out.join("u1"));
     let all = rows(&ca);
     let lost = all
@@ -354,7 +412,10 @@ fn item11_rerun_reissues_an_empty_file_left_by_a_power_cut() {
     let before = State::capture(tmp.path(), &[&ca.ca]);
     let o = run(&ca, &args);
     refused(&o, "trust-11-rerun-key-mismatch", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "key mismatch re-run");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "key mismatch re-run",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,8 +429,18 @@ fn issue_short_lived(ca: &OpensslCa, base: &Path, n: usize) -> Vec<PathBuf> {
             ok(run(
                 ca,
                 &[
-                    "issue", "peer", "--ca", s(&ca.ca), "--out", s(&out), "--cn", &format!("m{i}"),
-                    "--dns", &format!("m{i}.example.internal"), "--days", "10",
+                    "issue",
+                    "peer",
+                    "--ca",
+                    s(&ca.ca),
+                    "--out",
+                    s(&out),
+                    "--cn",
+                    &format!("m{i}"),
+                    "--dns",
+                    &format!("m{i}.example.internal"),
+                    "--days",
+                    "10",
                 ],
             ));
             out
@@ -399,7 +470,11 @@ fn item9_two_renewals_at_once_leave_one_active_row_per_file() {
         let crt = dir.join("peer.crt");
         let active = active_for(&all, &crt);
         assert_eq!(active.len(), 1, "{}: active rows {active:?}", crt.display());
-        assert!(same_serial(&active[0], &serial_of(&crt)), "{}", crt.display());
+        assert!(
+            same_serial(&active[0], &serial_of(&crt)),
+            "{}",
+            crt.display()
+        );
         let a = openssl(dir, &["x509", "-noout", "-pubkey", "-in", s(&crt)]);
         let b = openssl(dir, &["pkey", "-pubout", "-in", s(&dir.join("peer.key"))]);
         assert_eq!(a, b, "{}: key and certificate differ", dir.display());
@@ -410,7 +485,10 @@ fn item9_two_renewals_at_once_leave_one_active_row_per_file() {
             .collect();
         assert!(names.is_empty(), "{}: stray files {names:?}", dir.display());
     }
-    let superseded = all.iter().filter(|r| field(r, "status") == "superseded").count();
+    let superseded = all
+        .iter()
+        .filter(|r| field(r, "status") == "superseded")
+        .count();
     assert_eq!(superseded, leaves.len(), "each leaf renewed exactly once");
 }
 
@@ -439,8 +517,8 @@ fn item9_parallel_crls_leave_the_highest_number_on_disk() {
             drawn.push(n);
         }
         let on_disk = openssl(tmp.path(), &["crl", "-noout", "-crlnumber", "-in", s(&crl)]);
-        let on_disk = u64::from_str_radix(on_disk.trim().trim_start_matches("crlNumber=0x"), 16)
-            .unwrap();
+        let on_disk =
+            u64::from_str_radix(on_disk.trim().trim_start_matches("crlNumber=0x"), 16).unwrap();
         assert_eq!(
             on_disk,
             *drawn.iter().max().unwrap(),
@@ -460,7 +538,16 @@ fn item9_parallel_crls_leave_the_highest_number_on_disk() {
 fn item10_failure_after_the_certificate_is_in_place_keeps_its_row() {
     let (tmp, ca) = new_ca();
     let out = tmp.path().join("leaf");
-    let args = ["issue", "client", "--ca", s(&ca.ca), "--out", s(&out), "--cn", "app"];
+    let args = [
+        "issue",
+        "client",
+        "--ca",
+        s(&ca.ca),
+        "--out",
+        s(&out),
+        "--cn",
+        "app",
+    ];
     // The certificate's hard link is made, then the step after it fails.
     let o = run_failing(&ca, "after_link:client.crt", &args);
     refused(&o, "trust-10-after-link", tmp.path());
@@ -470,7 +557,17 @@ fn item10_failure_after_the_certificate_is_in_place_keeps_its_row() {
     assert_eq!(active.len(), 1, "the certificate on disk is in the ledger");
     assert!(same_serial(&active[0], &serial_of(&crt)));
     // ...so it can be revoked.
-    ok(run(&ca, &["revoke", &active[0], "--ca", s(&ca.ca), "--reason", "superseded"]));
+    ok(run(
+        &ca,
+        &[
+            "revoke",
+            &active[0],
+            "--ca",
+            s(&ca.ca),
+            "--reason",
+            "superseded",
+        ],
+    ));
 }
 
 /// A failure before the certificate reached its name: the leaf never left the machine, so the
@@ -482,10 +579,22 @@ fn item10_failure_before_the_certificate_leaves_no_trace() {
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
     let before = State::capture(tmp.path(), &[&ca.ca]);
-    let args = ["issue", "client", "--ca", s(&ca.ca), "--out", s(&out), "--cn", "app"];
+    let args = [
+        "issue",
+        "client",
+        "--ca",
+        s(&ca.ca),
+        "--out",
+        s(&out),
+        "--cn",
+        "app",
+    ];
     let o = run_failing(&ca, "commit.before_cert", &args);
     refused(&o, "trust-10-before-cert", tmp.path());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "failed before the cert");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "failed before the cert",
+    );
 
     // Renewal: a failure before the swap leaves the old leaf in place and active.
     let leaves = issue_short_lived(&ca, tmp.path(), 1);
@@ -496,7 +605,10 @@ fn item10_failure_before_the_certificate_leaves_no_trace() {
         &["renew", "--ca", s(&ca.ca), "--expiring-within", "30d"],
     );
     assert!(!o.status.success());
-    before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "renew failed before swap");
+    before.assert_unchanged(
+        &State::capture(tmp.path(), &[&ca.ca]),
+        "renew failed before swap",
+    );
     let active = active_for(&rows(&ca), &leaves[0].join("peer.crt"));
     assert_eq!(active.len(), 1);
 }
@@ -513,17 +625,39 @@ fn item17_crl_entries_omit_reason_unspecified() {
         let out = tmp.path().join(format!("l{i}"));
         ok(run(
             &ca,
-            &["issue", "client", "--ca", s(&ca.ca), "--out", s(&out), "--cn", &format!("c{i}")],
+            &[
+                "issue",
+                "client",
+                "--ca",
+                s(&ca.ca),
+                "--out",
+                s(&out),
+                "--cn",
+                &format!("c{i}"),
+            ],
         ));
         let serial = serial_of(&out.join("client.crt"));
-        ok(run(&ca, &["revoke", &serial, "--ca", s(&ca.ca), "--reason", reason]));
+        ok(run(
+            &ca,
+            &["revoke", &serial, "--ca", s(&ca.ca), "--reason", reason],
+        ));
         serials.push(serial);
     }
     let crl = tmp.path().join("int.crl");
     let etcd = tmp.path().join("etcd.crl");
     ok(run(
         &ca,
-        &["crl", "--ca", s(&ca.ca), "--out", s(&crl), "--etcd-out", s(&etcd), "--root", s(&ca.root)],
+        &[
+            "crl",
+            "--ca",
+            s(&ca.ca),
+            "--out",
+            s(&crl),
+            "--etcd-out",
+            s(&etcd),
+            "--root",
+            s(&ca.root),
+        ],
     ));
     for file in [&crl, &etcd] {
         let text = openssl(tmp.path(), &["crl", "-noout", "-text", "-in", s(file)]);
@@ -548,13 +682,32 @@ fn item17_crl_entries_omit_reason_unspecified() {
 fn item19_far_future_durations_are_refused_not_a_panic() {
     let (tmp, ca) = new_ca();
     let before = State::capture(tmp.path(), &[&ca.ca]);
-    let o = run(&ca, &["list", "--ca", s(&ca.ca), "--expiring-within", "999999999999999d"]);
+    let o = run(
+        &ca,
+        &[
+            "list",
+            "--ca",
+            s(&ca.ca),
+            "--expiring-within",
+            "999999999999999d",
+        ],
+    );
     refused(&o, "trust-19-list-expiring-overflow", tmp.path());
-    let o = run(&ca, &["list", "--ca", s(&ca.ca), "--expiring-within", "9999999w"]);
+    let o = run(
+        &ca,
+        &["list", "--ca", s(&ca.ca), "--expiring-within", "9999999w"],
+    );
     refused(&o, "trust-19-list-expiring-past-9999", tmp.path());
     let o = run(
         &ca,
-        &["renew", "--ca", s(&ca.ca), "--expiring-within", "999999999999999d", "--dry-run"],
+        &[
+            "renew",
+            "--ca",
+            s(&ca.ca),
+            "--expiring-within",
+            "999999999999999d",
+            "--dry-run",
+        ],
     );
     refused(&o, "trust-19-renew-expiring-overflow", tmp.path());
     before.assert_unchanged(&State::capture(tmp.path(), &[&ca.ca]), "refused durations");
@@ -568,7 +721,10 @@ fn item19_a_closed_stdout_is_not_an_error() {
     let batch = tmp.path().join("batch.toml");
     let cns: Vec<String> = (0..1500).map(|i| format!("user-{i}")).collect();
     write_batch(&batch, &cns.iter().map(String::as_str).collect::<Vec<_>>());
-    ok(run(&ca, &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)]));
+    ok(run(
+        &ca,
+        &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&batch)],
+    ));
     let crt = out.join("user-1/client.crt");
     for args in [
         vec!["list", "--ca", s(&ca.ca)],
@@ -600,22 +756,45 @@ fn item19_a_closed_stdout_is_not_an_error() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0");
-    assert_eq!(std::fs::read_to_string(tmp.path().join("err.txt")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("err.txt")).unwrap(),
+        ""
+    );
 }
 
 #[test]
 fn item19_list_columns_fit_every_status() {
     let (tmp, ca) = new_ca();
     let leaves = issue_short_lived(&ca, tmp.path(), 2);
-    ok(run(&ca, &["renew", "--ca", s(&ca.ca), "--expiring-within", "30d"]));
+    ok(run(
+        &ca,
+        &["renew", "--ca", s(&ca.ca), "--expiring-within", "30d"],
+    ));
     let serial = serial_of(&leaves[1].join("peer.crt"));
-    ok(run(&ca, &["revoke", &serial, "--ca", s(&ca.ca), "--reason", "keyCompromise"]));
+    ok(run(
+        &ca,
+        &[
+            "revoke",
+            &serial,
+            "--ca",
+            s(&ca.ca),
+            "--reason",
+            "keyCompromise",
+        ],
+    ));
     let text = ok(run(&ca, &["list", "--ca", s(&ca.ca)]));
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     let col = |name: &str| header.find(name).unwrap();
-    let statuses: Vec<&str> = text.lines().skip(1).map(|l| l[col("STATUS")..].split(' ').next().unwrap()).collect();
-    assert!(statuses.contains(&"superseded") && statuses.contains(&"revoked"), "{text}");
+    let statuses: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l[col("STATUS")..].split(' ').next().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"superseded") && statuses.contains(&"revoked"),
+        "{text}"
+    );
     for l in lines {
         for c in ["SUBJECT", "NOT AFTER", "NAMES"] {
             let at = col(c);
