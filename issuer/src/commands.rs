@@ -93,6 +93,7 @@ pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
     paths.ensure_absent(matches!(key, LeafKey::Generate(_)), a.force)?;
 
     let ca = open_ca(&a.ca)?;
+    let _lock = ca.lock_shared()?;
     // The gate again inside sign_leaf; asking it here first spares a PIN for a refusal.
     policy::Gate::for_ca(&ca)?.check(role, &subject, &names)?;
     let signer = secret.unlock_ca(&ca)?;
@@ -136,6 +137,7 @@ pub fn batch(
         &output::read_to_string(file)?,
     )?;
     let ca = open_ca(ca_dir)?;
+    let _lock = ca.lock_shared()?;
     let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;
     let threads = threads.unwrap_or_else(|| {
@@ -178,6 +180,28 @@ pub fn batch(
         secs,
         report.issued as f64 / secs.max(1e-9)
     );
+    if report.repaired > 0 {
+        println!(
+            "  {} file(s) at a final name were not a complete leaf (cut short before the final sync) and were issued again",
+            report.repaired
+        );
+    }
+    if report.swept > 0 {
+        println!(
+            "  {} temp file(s) left by a killed run removed",
+            report.swept
+        );
+    }
+    if !report.missing_elsewhere.is_empty() {
+        eprintln!(
+            "issuer: warning: {} leaf/leaves recorded active under {} have no file there (moved or deployed?); they are not in this batch file and were left active:",
+            report.missing_elsewhere.len(),
+            out.display()
+        );
+        for m in &report.missing_elsewhere {
+            eprintln!("  {m}");
+        }
+    }
     Ok(())
 }
 
@@ -214,6 +238,7 @@ pub fn etcd(
 ) -> Result<()> {
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
     let ca = open_ca(ca_dir)?;
+    let _lock = ca.lock_exclusive()?;
     // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
     pki_core::etcd::gate_every_leaf(&cluster, &policy::Gate::for_ca(&ca)?)?;
     let root_pem = root_of(&ca, root)?;
@@ -316,6 +341,7 @@ fn root_and_crl(
 pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
     pki_core::crl::Reason::parse(reason)?;
     let ca = open_ca(ca)?;
+    let _lock = ca.lock_exclusive()?;
     let serial = pki_core::serial::Serial::from_hex(serial)
         .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
         .to_hex();
@@ -351,6 +377,9 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
         return Err(Error::Policy("--days must be between 1 and 366".into()));
     }
     let ca = open_ca(&a.ca)?;
+    // Held from drawing the CRL number to the last file written: a second `issuer crl` can
+    // then never publish its (lower or higher) number in between.
+    let _lock = ca.lock_exclusive()?;
     let (root, root_crl) = root_and_crl(&ca, a.root.as_deref(), a.root_crl.as_deref())?;
     if root_crl.is_some() && root.is_none() {
         return Err(Error::Policy(
@@ -410,7 +439,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
 }
 
 fn replace_all(
-    ca_dir: &Path,
+    ca: &CaDir,
     recs: Vec<pki_core::ledger::LeafRecord>,
     dry_run: bool,
     secret: &SecretArgs,
@@ -434,15 +463,14 @@ fn replace_all(
         println!("dry run: nothing changed");
         return Ok(());
     }
-    let ca = open_ca(ca_dir)?;
     // Every successor passes the gate before the first is replaced: a rotation to a narrower
     // intermediate must not stop half-way.
-    let gate = policy::Gate::for_ca(&ca)?;
+    let gate = policy::Gate::for_ca(ca)?;
     for r in &recs {
         let (role, subject, names) = policy::ledger_request(r)?;
         gate.check(role, &subject, &names)?;
     }
-    let signer = secret.unlock_ca(&ca)?;
+    let signer = secret.unlock_ca(ca)?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     let mut done = 0;
@@ -474,17 +502,32 @@ fn replace_all(
 
 pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) -> Result<()> {
     let ca = open_ca(ca_dir)?;
+    // Taken before the leaves are listed: a second renewal waits, then finds them renewed.
+    let _lock = (!dry_run).then(|| ca.lock_exclusive()).transpose()?;
     let filter = ListFilter {
-        expiring_before: Some(OffsetDateTime::now_utc() + parse_duration(within)?),
+        expiring_before: Some(after(within)?),
         active_only: true,
         generation: None,
     };
     let recs = ca.ledger()?.list(&filter)?;
-    replace_all(ca_dir, recs, dry_run, secret, "renew")
+    replace_all(&ca, recs, dry_run, secret, "renew")
+}
+
+/// Now plus a duration the user typed, refused (not a panic) when it leaves the calendar.
+fn after(duration: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::now_utc()
+        .checked_add(parse_duration(duration)?)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| {
+            Error::BadValidity(format!(
+                "'{duration}' reaches past the year 9999; give a shorter duration such as 30d"
+            ))
+        })
 }
 
 pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> Result<()> {
     let ca = open_ca(ca_dir)?;
+    let _lock = (!dry_run).then(|| ca.lock_exclusive()).transpose()?;
     let active = ca.active()?;
     if from == active {
         return Err(Error::Policy(format!(
@@ -502,14 +545,14 @@ pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> 
         generation: Some(from),
     };
     let recs = ca.ledger()?.list(&filter)?;
-    replace_all(ca_dir, recs, dry_run, secret, "reissue")
+    replace_all(&ca, recs, dry_run, secret, "reissue")
 }
 
 pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> {
     let ca = open_ca(ca)?;
     let mut filter = ListFilter::default();
     if let Some(d) = expiring_within {
-        filter.expiring_before = Some(OffsetDateTime::now_utc() + parse_duration(d)?);
+        filter.expiring_before = Some(after(d)?);
         filter.active_only = true;
     }
     let rows = ca.ledger()?.list(&filter)?;
@@ -526,7 +569,7 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
         }
         writeln!(
             out,
-            "{:<34} {:<7} {:<9} {:<22} {:<21} NAMES",
+            "{:<34} {:<7} {:<10} {:<22} {:<21} NAMES",
             "SERIAL", "PROFILE", "STATUS", "SUBJECT", "NOT AFTER"
         )?;
         for r in &rows {
@@ -538,7 +581,7 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
                 .collect();
             writeln!(
                 out,
-                "{:<34} {:<7} {:<9} {:<22} {:<21} {}",
+                "{:<34} {:<7} {:<10} {:<22} {:<21} {}",
                 r.serial,
                 r.profile,
                 r.status,
@@ -549,10 +592,14 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
         }
         out.flush()
     })();
-    res.map_err(|e| Error::Io {
-        path: PathBuf::from("<stdout>"),
-        source: e,
-    })
+    match res {
+        // A reader that stopped early (`issuer list | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
+        }),
+    }
 }
 
 /// Returns whether every check passed.

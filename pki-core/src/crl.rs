@@ -165,9 +165,12 @@ pub fn sign_crl(
                         w.next().write_sequence(|w| {
                             w.next().write_bigint_bytes(&e.serial, true);
                             write_time(w.next(), e.revoked_at);
-                            if e.reason.is_some() || e.certificate_issuer.is_some() {
+                            // RFC 5280 §5.3.1: "the reason code CRL entry extension SHOULD
+                            // be absent instead of using the unspecified (0) reasonCode value".
+                            let reason = e.reason.filter(|r| *r != Reason::Unspecified);
+                            if reason.is_some() || e.certificate_issuer.is_some() {
                                 w.next().write_sequence(|w| {
-                                    if let Some(r) = e.reason {
+                                    if let Some(r) = reason {
                                         write_ext(w.next(), OID_REASON, false, |w| {
                                             w.write_enum(r as i64)
                                         });

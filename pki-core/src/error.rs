@@ -113,6 +113,37 @@ pub enum Error {
     #[error(transparent)]
     Token(#[from] crate::pkcs11::TokenError),
 
+    #[error("{path}: group or others may write to this folder (mode {mode:04o}), so anyone could plant or swap the files written into it; run `chmod go-w {path}` or choose a private folder")]
+    UnsafeFolder { path: PathBuf, mode: u32 },
+
+    #[error("another command is changing the CA folder {path} (it holds the folder's lock); wait for it to finish, then run this one again")]
+    CaBusy { path: PathBuf },
+
+    #[error("{path} already holds CRL number {on_disk} of this issuer, newer than the {new} just signed; nothing was replaced: run the command again to publish a newer one")]
+    CrlNotNewer {
+        path: PathBuf,
+        on_disk: u64,
+        new: u64,
+    },
+
+    #[error("{count} leaf/leaves of this batch cannot be skipped or issued again in {out}; nothing was issued or changed:\n{list}\nA certificate recorded active is never replaced silently: if it was deployed, leave it out of the batch file; if it is lost, revoke it (`issuer revoke SERIAL`) and run the batch again")]
+    BatchConflict {
+        out: PathBuf,
+        count: usize,
+        list: String,
+    },
+
+    #[error("{path}: the certificate (serial {serial}) was written and is recorded in the ledger, but a later step failed: {source}; check the folder, and if this certificate will not be used, revoke it (`issuer revoke {serial}`)")]
+    IssuedButFailed {
+        path: PathBuf,
+        serial: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("injected failure at {point} ({path}); set only by tests through PKI_FAILPOINTS")]
+    Injected { point: String, path: PathBuf },
+
     #[error("age identity {path}: {reason}")]
     Identity { path: PathBuf, reason: String },
 

@@ -287,9 +287,8 @@ impl IssuedLeaf {
         }
     }
 
-    /// Commits the leaf to the ledger, then writes key and chain atomically. If a write fails
-    /// the leaf never left this machine: what was written is removed and the ledger entry
-    /// forgotten, so a failed command leaves no trace.
+    /// Commits the leaf to the ledger, then writes key and chain atomically; see
+    /// [`IssuedLeaf::commit_as`].
     pub fn commit(
         &self,
         ledger: &mut Ledger,
@@ -297,9 +296,27 @@ impl IssuedLeaf {
         paths: &LeafPaths,
         force: bool,
     ) -> Result<LeafRecord> {
-        paths.ensure_absent(self.key_pem.is_some(), force)?;
         let abs = std::path::absolute(&paths.cert).map_err(|e| Error::io(&paths.cert, e))?;
-        let rec = self.record(generation, &abs);
+        self.commit_as(ledger, generation, paths, &abs, force)
+    }
+
+    /// Recorded before written, in this order:
+    /// 1. the ledger row, committed durably under `recorded` (where the certificate will live);
+    /// 2. the key (when generated here), then the chain, each atomically at `paths`;
+    /// 3. on a failure, the row is forgotten only when the certificate never reached its name
+    ///    in `paths` (it never left this machine), together with the key written in step 2.
+    ///    Once the certificate is there it can be copied and used, so its row stays and the
+    ///    error says that it was issued.
+    pub fn commit_as(
+        &self,
+        ledger: &mut Ledger,
+        generation: u32,
+        paths: &LeafPaths,
+        recorded: &Path,
+        force: bool,
+    ) -> Result<LeafRecord> {
+        paths.ensure_absent(self.key_pem.is_some(), force)?;
+        let rec = self.record(generation, recorded);
         ledger.record(&rec, &self.cert_der)?;
         let mut key_written = false;
         let mut result = Ok(());
@@ -308,16 +325,27 @@ impl IssuedLeaf {
             key_written = result.is_ok();
         }
         if result.is_ok() {
+            result = crate::failpoint::check("commit.before_cert", &paths.cert);
+        }
+        if result.is_ok() {
             result =
                 output::write_atomic(&paths.cert, self.chain_pem.as_bytes(), Mode::Public, force);
         }
-        if let Err(e) = result {
-            if key_written {
-                output::remove_quietly(&paths.key);
-            }
-            let _ = ledger.forget_unwritten(&rec.serial);
-            return Err(e);
+        let Err(e) = result else {
+            return Ok(rec);
+        };
+        let delivered = std::fs::read(&paths.cert).is_ok_and(|b| b == self.chain_pem.as_bytes());
+        if delivered {
+            return Err(Error::IssuedButFailed {
+                path: paths.cert.clone(),
+                serial: rec.serial,
+                source: Box::new(e),
+            });
         }
-        Ok(rec)
+        if key_written {
+            output::remove_quietly(&paths.key);
+        }
+        let _ = ledger.forget_unwritten(&rec.serial);
+        Err(e)
     }
 }

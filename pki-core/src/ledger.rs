@@ -44,6 +44,19 @@ pub struct RevokedLeaf {
     pub revoked_at: OffsetDateTime,
 }
 
+/// An active leaf recorded under a folder, as a batch re-run needs it.
+#[derive(Clone, Debug)]
+pub struct RowUnder {
+    pub serial: String,
+    pub subject: String,
+    pub profile: String,
+    pub cert_path: String,
+    pub fingerprint: String,
+    /// Made by a batch run into that same folder that never finished: the leaf may be voided
+    /// when its file is missing or incomplete, because it never left the machine.
+    pub interrupted: bool,
+}
+
 /// Filters for [`Ledger::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -86,6 +99,14 @@ CREATE TABLE IF NOT EXISTS certs (
     der      BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS leaves_status_not_after ON leaves(status, not_after);
+-- One row per `issuer batch` run: a run that never reached `finished_at` was interrupted, and
+-- only its rows may be voided by a later run (they never left the machine).
+CREATE TABLE IF NOT EXISTS batch_runs (
+    run_id      TEXT PRIMARY KEY,
+    out_dir     TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER
+);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -111,6 +132,7 @@ impl Ledger {
         conn.pragma_update(None, "mmap_size", 1i64 << 30)
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
@@ -244,6 +266,15 @@ impl Ledger {
 
     /// Commits many leaves in one transaction (all or none).
     pub fn record_many(&mut self, recs: &[(LeafRecord, &[u8])]) -> Result<()> {
+        self.record_many_in_run(recs, None)
+    }
+
+    /// Commits many leaves of batch run `run_id` in one transaction (all or none).
+    pub fn record_many_in_run(
+        &mut self,
+        recs: &[(LeafRecord, &[u8])],
+        run_id: Option<&str>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::Ledger {
             path: path.clone(),
@@ -257,8 +288,9 @@ impl Ledger {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
-                       key_source, not_before, not_after, status, issued_at, cert_path, fingerprint)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                       key_source, not_before, not_after, status, issued_at, cert_path, fingerprint,
+                       run_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )
                 .map_err(err)?;
             let mut certs = tx
@@ -281,6 +313,7 @@ impl Ledger {
                     now,
                     rec.cert_path,
                     rec.fingerprint,
+                    run_id,
                 ])
                 .map_err(err)?;
                 certs.execute(params![rec.serial, der]).map_err(err)?;
@@ -289,45 +322,91 @@ impl Ledger {
         tx.commit().map_err(err)
     }
 
-    /// Marks `void` the active leaves recorded under `dir` whose certificate file does not
-    /// exist: a crash between commit and write left them, and they never left this machine.
-    pub fn void_missing_under(&mut self, dir: &Path) -> Result<usize> {
+    /// The active leaves recorded under `dir`, with the batch run that made each one.
+    pub fn active_under(&self, dir: &Path) -> Result<Vec<RowUnder>> {
         // One trailing '/', however `dir` ends (a prefix of "/x/out//" would match nothing).
         let prefix = format!("{}/", dir.display().to_string().trim_end_matches('/'));
-        let rows: Vec<(String, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT serial, cert_path FROM leaves WHERE status = 'active' AND substr(cert_path, 1, length(?1)) = ?1")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| self.err(e))?
-        };
-        let missing: Vec<String> = rows
-            .into_iter()
-            .filter(|(_, p)| !Path::new(p).exists())
-            .map(|(s, _)| s)
-            .collect();
-        if missing.is_empty() {
-            return Ok(0);
-        }
+        let out_dir = dir.display().to_string();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT l.serial, l.subject, l.profile, l.cert_path, l.fingerprint,
+                        r.run_id IS NOT NULL AND r.finished_at IS NULL AND r.out_dir = ?2
+                 FROM leaves l LEFT JOIN batch_runs r ON l.run_id = r.run_id
+                 WHERE l.status = 'active' AND substr(l.cert_path, 1, length(?1)) = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![prefix, out_dir], |r| {
+                Ok(RowUnder {
+                    serial: r.get(0)?,
+                    subject: r.get(1)?,
+                    profile: r.get(2)?,
+                    cert_path: r.get(3)?,
+                    fingerprint: r.get(4)?,
+                    interrupted: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks `void` leaves that never left this machine (an interrupted batch run's rows
+    /// without a complete file). Only active rows change.
+    pub fn void(&mut self, serials: &[String]) -> Result<usize> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::Ledger {
             path: path.clone(),
             reason: e.to_string(),
         };
         let tx = self.conn.transaction().map_err(err)?;
-        for serial in &missing {
-            tx.execute(
-                "UPDATE leaves SET status = 'void' WHERE serial = ?1",
-                params![serial],
-            )
-            .map_err(err)?;
+        let mut n = 0;
+        for serial in serials {
+            n += tx
+                .execute(
+                    "UPDATE leaves SET status = 'void' WHERE serial = ?1 AND status = 'active'",
+                    params![serial],
+                )
+                .map_err(err)?;
         }
         tx.commit().map_err(err)?;
-        Ok(missing.len())
+        Ok(n)
+    }
+
+    /// Starts a batch run writing into `out_dir`; returns its id. Until
+    /// [`Ledger::finish_batch_run`] the run counts as interrupted.
+    pub fn start_batch_run(&mut self, out_dir: &Path) -> Result<String> {
+        let run_id = format!("{:032x}", rand::random::<u128>());
+        self.conn
+            .execute(
+                "INSERT INTO batch_runs (run_id, out_dir, started_at) VALUES (?1, ?2, ?3)",
+                params![
+                    run_id,
+                    out_dir.display().to_string(),
+                    OffsetDateTime::now_utc().unix_timestamp()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(run_id)
+    }
+
+    /// Marks a batch run finished once its files are durable, and with it every earlier
+    /// interrupted run into the same folder: this run checked what they left (voided the rows
+    /// without a complete file, kept the complete ones) and made it durable.
+    pub fn finish_batch_run(&mut self, run_id: &str, out_dir: &Path) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE batch_runs SET finished_at = ?3
+                 WHERE finished_at IS NULL AND (run_id = ?1 OR out_dir = ?2)",
+                params![
+                    run_id,
+                    out_dir.display().to_string(),
+                    OffsetDateTime::now_utc().unix_timestamp()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Forgets a leaf whose file could not be written: it never left this machine.
@@ -390,6 +469,22 @@ impl Ledger {
     }
 }
 
+/// Brings a ledger of an older release up to this schema: leaves gain the batch run that made
+/// them (NULL for every older row, which therefore is never voided automatically).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_run_id = conn
+        .prepare("SELECT 1 FROM pragma_table_info('leaves') WHERE name = 'run_id'")?
+        .exists([])?;
+    if !has_run_id {
+        match conn.execute_batch("ALTER TABLE leaves ADD COLUMN run_id TEXT") {
+            // Another process opening the same ledger added it first.
+            Err(e) if e.to_string().contains("duplicate column name") => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 const COLUMNS: &str = "serial, generation, profile, subject, dns, ips, key_alg, key_source, \
                        not_before, not_after, status, revocation_reason, cert_path, fingerprint";
 
@@ -422,4 +517,47 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeafRecord> {
         cert_path: r.get(12)?,
         fingerprint: r.get(13)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger written by the release before batch runs were recorded opens, gains the
+    /// column, and keeps its rows (which no batch re-run may void: they have no run).
+    #[test]
+    fn an_older_ledger_is_migrated_and_its_rows_are_never_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let old_schema = SCHEMA.replace(
+                "CREATE TABLE IF NOT EXISTS batch_runs (\n    run_id      TEXT PRIMARY KEY,\n    out_dir     TEXT NOT NULL,\n    started_at  INTEGER NOT NULL,\n    finished_at INTEGER\n);",
+                "",
+            );
+            assert!(!old_schema.contains("batch_runs"));
+            conn.execute_batch(&old_schema).unwrap();
+            conn.execute(
+                "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
+                   key_source, not_before, not_after, issued_at, cert_path, fingerprint)
+                 VALUES ('01', 1, 'client', 'u1', '[]', '[]', 'p256', 'generated', 0, 1, 0,
+                   '/gone/out/u1/client.crt', 'AA')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        let rows = ledger.active_under(Path::new("/gone/out")).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].interrupted);
+        // A run into that folder that never finished: only its own rows are interrupted.
+        let run = ledger.start_batch_run(Path::new("/gone/out")).unwrap();
+        assert!(!ledger.active_under(Path::new("/gone/out")).unwrap()[0].interrupted);
+        ledger
+            .finish_batch_run(&run, Path::new("/gone/out"))
+            .unwrap();
+        assert_eq!(ledger.get("01").unwrap().unwrap().subject, "u1");
+        // Opening again (the column exists now) is a no-op.
+        Ledger::open(&path).unwrap();
+    }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod etcd;
 pub mod etcd_check;
 mod etcd_values;
+pub mod failpoint;
 pub mod issue;
 pub mod keyfile;
 pub mod ledger;

@@ -80,13 +80,37 @@ pub fn etcd_entries(
 }
 
 /// Writes a CRL file atomically. CRL files are meant to be replaced (etcd re-reads them on
-/// every connection), so an existing file is swapped, never half-written.
+/// every connection), so an existing file is swapped, never half-written; but never by an
+/// older CRL of the same issuer (a lower CRL number), whatever order two commands finish in.
 pub fn publish_crl(path: &Path, der: &[u8]) -> Result<()> {
     let pem = crate::certs::to_pem("X509 CRL", der);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         output::create_dir(parent, 0o755)?;
     }
+    if let (Some((issuer, new)), Ok(existing)) = (crl_number(der), std::fs::read(path)) {
+        let on_disk = crate::certs::pem_blocks("CRL", &existing, "X509 CRL")
+            .ok()
+            .and_then(|b| b.into_iter().next())
+            .and_then(|d| crl_number(&d));
+        if let Some((old_issuer, on_disk)) = on_disk {
+            if old_issuer == issuer && on_disk > new {
+                return Err(Error::CrlNotNewer {
+                    path: path.to_path_buf(),
+                    on_disk,
+                    new,
+                });
+            }
+        }
+    }
     output::write_atomic(path, pem.as_bytes(), Mode::Public, true)
+}
+
+/// A CRL's issuer name (DER) and CRL number.
+fn crl_number(der: &[u8]) -> Option<(Vec<u8>, u64)> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
+    let n = crl.crl_number()?.to_string().parse().ok()?;
+    Some((crl.issuer().as_raw().to_vec(), n))
 }
 
 /// The CRL paths of an etcd bundle: the top-level one and each member's copy.
@@ -160,16 +184,25 @@ pub fn replace_leaf<S: Signer>(
         cert: with_suffix(&final_paths.cert, ".new"),
         key: with_suffix(&final_paths.key, ".new"),
     };
-    // The ledger knows the new leaf (under its final path) before any file exists.
-    let rec = leaf.commit(ledger, ca.generation, &staged, true)?;
-    ledger.set_cert_path(&rec.serial, &final_paths.cert)?;
-    if leaf.key_pem.is_some() {
-        rename(&staged.key, &final_paths.key)?;
-    }
-    rename(&staged.cert, &final_paths.cert)?;
+    // The ledger knows the new leaf, under its final path, before any file exists.
+    let rec = leaf.commit_as(ledger, ca.generation, &staged, &final_paths.cert, true)?;
+    crate::failpoint::check("replace.before_swap", &final_paths.cert)
+        .and_then(|()| match leaf.key_pem.is_some() {
+            true => rename(&staged.key, &final_paths.key),
+            false => Ok(()),
+        })
+        .inspect_err(|_| {
+            // Nothing reached a final name: the successor never left this machine.
+            output::remove_quietly(&staged.key);
+            output::remove_quietly(&staged.cert);
+            let _ = ledger.forget_unwritten(&rec.serial);
+        })?;
+    rename(&staged.cert, &final_paths.cert).map_err(|e| Error::IssuedButFailed {
+        path: final_paths.cert.clone(),
+        serial: rec.serial.clone(),
+        source: Box::new(e),
+    })?;
     ledger.supersede(&old.serial)?;
-    let mut rec = rec;
-    rec.cert_path = final_paths.cert.display().to_string();
     Ok(rec)
 }
 

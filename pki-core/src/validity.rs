@@ -75,14 +75,24 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     let n: i64 = num
         .parse()
         .map_err(|_| Error::BadValidity(format!("'{s}' is not a duration like 30d or 12h")))?;
-    match unit {
-        "d" => Ok(Duration::days(n)),
-        "h" => Ok(Duration::hours(n)),
-        "w" => Ok(Duration::weeks(n)),
-        _ => Err(Error::BadValidity(format!(
-            "'{s}': unknown unit '{unit}'; use d, h or w"
-        ))),
-    }
+    let unit_secs: i64 = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "w" => 604_800,
+        _ => {
+            return Err(Error::BadValidity(format!(
+                "'{s}': unknown unit '{unit}'; use d, h or w"
+            )))
+        }
+    };
+    // Checked: `Duration::days` panics past i64 seconds (`999999999999999d`).
+    n.checked_mul(unit_secs)
+        .map(Duration::seconds)
+        .ok_or_else(|| {
+            Error::BadValidity(format!(
+                "'{s}' is too long to be a duration; give a shorter one such as 30d"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -106,5 +116,7 @@ mod tests {
         assert_eq!(parse_duration("30d").unwrap(), Duration::days(30));
         assert_eq!(parse_duration("12h").unwrap(), Duration::hours(12));
         assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("999999999999999d").is_err());
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
     }
 }
