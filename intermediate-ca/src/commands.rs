@@ -124,6 +124,9 @@ pub fn status(dir: &Path, json: bool) -> Result<()> {
 /// Gives up the staged generation: its key is a private key, so it goes only on this explicit
 /// command naming the request, and every removed path is printed.
 pub fn abandon(dir: &Path, request_id: &str) -> Result<()> {
+    // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
+    // generation list this command is changing.
+    let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let mut ca = CaDir::open(dir)?;
     let (g, removed) = ca.abandon_staged(request_id)?;
     println!(
@@ -237,6 +240,15 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     let reply = reply_identity_for_request(&secret);
     let reply_to = reply.identity().to_public().to_string();
     let mut ca = CaDir::open_or_create(a.dir)?;
+    // Staging changes the generation list of an existing folder: exclusive lock, state read
+    // afresh under it. A folder being created has no issuer to race with.
+    let _lock = if ca.state.generations.is_empty() {
+        None
+    } else {
+        let lock = ca.lock_exclusive()?;
+        ca = CaDir::open(a.dir)?;
+        Some(lock)
+    };
     let token = match &a.token {
         Some(loc) => {
             let pin = pki_core::unlock::token_pin(secret_args.pin_file.as_deref())?;
@@ -299,6 +311,9 @@ pub fn install(
     response: &Path,
     secret_args: &SecretArgs,
 ) -> Result<()> {
+    // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
+    // generation list this command is changing.
+    let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let mut ca = CaDir::open(dir)?;
     let secret = secret(secret_args, false)?;
     let reply = reply_identity_for_install(&ca, &secret)?;
@@ -318,6 +333,9 @@ pub fn install(
 }
 
 pub fn root_crl(dir: &Path, file: &Path) -> Result<()> {
+    // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
+    // generation list this command is changing.
+    let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let ca = CaDir::open(dir)?;
     let done = pki_core::root_crl::install(&ca, file)?;
     let next = done

@@ -1,6 +1,19 @@
 //! `intermediate-ca`: parse arguments, run the command, report errors. Nothing else.
 #![forbid(unsafe_code)]
 
+/// Every `println!` of this binary goes through [`pki_core::output::stdout_line`] (a textual
+/// macro shadows std's for the modules below), so a closed stdout ends it quietly, not in a panic.
+macro_rules! println {
+    () => {
+        pki_core::output::stdout_line($crate::TOOL, format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        pki_core::output::stdout_line($crate::TOOL, format_args!($($arg)*))
+    };
+}
+
+const TOOL: &str = "intermediate-ca";
+
 mod cli;
 mod commands;
 

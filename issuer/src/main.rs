@@ -1,33 +1,22 @@
 //! `issuer`: parse arguments, run the command, report errors. Nothing else.
 #![forbid(unsafe_code)]
 
-/// Every `println!` of this binary comes here (a textual macro shadows std's for the modules
-/// below): Rust ignores SIGPIPE, so std's `println!` panics when the reader of stdout went away
-/// (`issuer list | head`). A reader that stopped early is not an error: stop quietly.
+/// Every `println!` of this binary goes through [`pki_core::output::stdout_line`] (a textual
+/// macro shadows std's for the modules below), so a closed stdout ends it quietly, not in a panic.
 macro_rules! println {
     () => {
-        $crate::stdout_line(format_args!(""))
+        pki_core::output::stdout_line($crate::TOOL, format_args!(""))
     };
     ($($arg:tt)*) => {
-        $crate::stdout_line(format_args!($($arg)*))
+        pki_core::output::stdout_line($crate::TOOL, format_args!($($arg)*))
     };
 }
+
+const TOOL: &str = "issuer";
 
 mod cli;
 mod commands;
 mod probe;
-
-fn stdout_line(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("issuer: error: <stdout>: {e}");
-        std::process::exit(1);
-    }
-}
 
 use std::process::ExitCode;
 

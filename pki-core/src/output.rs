@@ -248,6 +248,22 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// One line to stdout for the binaries' `println!`: Rust ignores SIGPIPE, so std's `println!`
+/// panics when the reader of stdout went away (`issuer list | head`). A reader that stopped
+/// early is not an error, so the process ends quietly with success; any other write error
+/// ends it with a message naming `tool`.
+pub fn stdout_line(tool: &str, args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("{tool}: error: <stdout>: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

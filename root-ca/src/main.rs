@@ -23,15 +23,15 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     let result = match &cli.command {
         Command::Template { kind } => {
-            print!(
-                "{}",
-                match kind {
-                    Kind::Init => ceremony::TEMPLATE_INIT,
-                    Kind::Sign => ceremony::TEMPLATE_SIGN,
-                    Kind::Revoke => ceremony::TEMPLATE_REVOKE,
-                    Kind::Crl => ceremony::TEMPLATE_CRL,
-                }
-            );
+            let text = match kind {
+                Kind::Init => ceremony::TEMPLATE_INIT,
+                Kind::Sign => ceremony::TEMPLATE_SIGN,
+                Kind::Revoke => ceremony::TEMPLATE_REVOKE,
+                Kind::Crl => ceremony::TEMPLATE_CRL,
+            };
+            // `root-ca template sign | head` must not panic on the closed pipe.
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            pki_core::output::stdout_line("root-ca", format_args!("{text}"));
             Ok(())
         }
         Command::Init(a) | Command::Sign(a) | Command::Revoke(a) | Command::Crl(a) => {

@@ -124,7 +124,7 @@ impl TrustPki {
             &self.conf,
         );
         assert!(good, "{out}{err}");
-        self.write("int.pin", "4711-int\n");
+        crate::secret::write_secret(self.d.join("int.pin"), "4711-int\n");
     }
 
     /// As [`TrustPki::request_and_sign`], with extra `intermediate-ca request` arguments (e.g.

@@ -779,7 +779,7 @@ fn token_intermediate(b: &Bench) {
         .output()
         .unwrap();
     assert!(init.status.success());
-    b.write("int.pin", "4711-int\n");
+    e2e_tests::secret::write_secret(b.dir.join("int.pin"), "4711-int\n");
     let env = [("SOFTHSM2_CONF", b.conf.as_path())];
     ok(run(
         &b.dir,

@@ -762,6 +762,36 @@ fn item19_a_closed_stdout_is_not_an_error() {
     );
 }
 
+/// The other two tools print through the same guard: a template or status read by `head`.
+#[test]
+fn item19_root_ca_and_intermediate_ca_survive_a_closed_stdout() {
+    let (tmp, ca) = new_ca();
+    for (tool_name, args) in [
+        ("root-ca", vec!["template", "sign"]),
+        ("intermediate-ca", vec!["status", "--dir", s(&ca.ca)]),
+    ] {
+        let mut child = Command::new(tool(tool_name))
+            .args(&args)
+            .current_dir(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success(),
+            "{tool_name} {args:?}: {:?}\n{err}",
+            o.status
+        );
+        assert!(
+            !err.contains("panicked"),
+            "{tool_name} {args:?} said:\n{err}"
+        );
+    }
+}
+
 #[test]
 fn item19_list_columns_fit_every_status() {
     let (tmp, ca) = new_ca();

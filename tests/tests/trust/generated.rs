@@ -651,7 +651,7 @@ fn check_etcd_finds_a_member_name_outside_the_intermediates_constraints() {
         &ca,
         &b,
         "name-constraints",
-        "DNS:etcd-1 is not permitted by the intermediate's name constraints (permitted DNS: etcd.example.internal)",
+        "DNS:etcd-1 is outside the intermediate's name constraints (it permits only DNS:etcd.example.internal)",
         "trust-23-name-constraints",
     );
     // Names inside the constraints: no such finding (only the foreign intermediate is).
