@@ -394,6 +394,19 @@ impl ClusterFile {
             .replace("{name}", name)
     }
 
+    /// SANs of a proxy's server certificate: its name and the names it is reached by.
+    pub fn proxy_names(&self, p: &Proxy) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &p.name);
+        for d in &p.dns {
+            push_dns(&mut n, d);
+        }
+        for ip in &p.ips {
+            push_ip(&mut n, *ip);
+        }
+        n
+    }
+
     /// SANs of a member's server certificate: every name clients use.
     pub fn server_names(&self, m: &Member) -> SubjectNames {
         let mut n = SubjectNames::default();
@@ -660,15 +673,11 @@ pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::policy::Gate) -> Res
         )?;
     }
     for p in &cluster.proxies {
-        let mut names = SubjectNames::default();
-        push_dns(&mut names, &p.name);
-        for d in &p.dns {
-            push_dns(&mut names, d);
-        }
-        for ip in &p.ips {
-            push_ip(&mut names, *ip);
-        }
-        gate.check(LeafRole::Server, &Subject::cn(p.name.clone()), &names)?;
+        gate.check(
+            LeafRole::Server,
+            &Subject::cn(p.name.clone()),
+            &cluster.proxy_names(p),
+        )?;
     }
     Ok(())
 }
@@ -773,14 +782,7 @@ pub fn build_bundle<S: Signer>(
     }
     for p in &cluster.proxies {
         let dir = out.join("proxies").join(&p.name);
-        let mut names = SubjectNames::default();
-        push_dns(&mut names, &p.name);
-        for d in &p.dns {
-            push_dns(&mut names, d);
-        }
-        for ip in &p.ips {
-            push_ip(&mut names, *ip);
-        }
+        let names = cluster.proxy_names(p);
         issue_into(
             &mut inputs,
             &dir,
