@@ -1,4 +1,4 @@
-//! Air-gap bundles (SPEC §6, docs/bundle-format.md): a small text document — a magic line,
+//! Air-gap bundles (docs/bundle-format.md): a small text document — a magic line,
 //! `key: value` headers, a blank line, PEM blocks — inside a standard ASCII-armoured age v1 file.
 //! age gives confidentiality only; authenticity comes from the CSR key fingerprint read out at
 //! the ceremony and from the response chaining to the pinned root fingerprint.

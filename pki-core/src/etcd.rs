@@ -1,4 +1,4 @@
-//! etcd bundles (SPEC §5): a cluster file in, one self-contained folder per member and per
+//! etcd bundles (docs/etcd.md): a cluster file in, one self-contained folder per member and per
 //! client out, with an `etcd.env` that etcd starts with as is. Environment variables, never a
 //! YAML config: etcd 3.4's YAML silently drops CRL and peer-restriction settings and makes etcd
 //! ignore every flag and variable (etcd facts Y1).
@@ -682,7 +682,7 @@ pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::policy::Gate) -> Res
     Ok(())
 }
 
-/// Writes (or completes) the bundle of SPEC §5 in `out`. Existing keys and certificates are
+/// Writes (or completes) the bundle of docs/etcd.md in `out`. Existing keys and certificates are
 /// never replaced: running it again after adding a member or a client issues only what is new.
 pub fn build_bundle<S: Signer>(
     cluster: &ClusterFile,

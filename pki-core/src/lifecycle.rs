@@ -221,7 +221,7 @@ fn bundle_of(cert_path: &Path) -> Option<PathBuf> {
 /// After leaves were replaced in place (`issuer reissue`, `issuer renew`): brings
 /// `BUNDLE/intermediate.crt` of every etcd bundle they live in up to the issuing intermediate,
 /// so the bundle keeps its contract (every chain file = leaf + a copy of intermediate.crt;
-/// SPEC §5) after a rotation instead of naming the old, revoked intermediate. A bundle is only
+/// docs/etcd.md) after a rotation instead of naming the old, revoked intermediate. A bundle is only
 /// touched once every chain file in it ends with `intermediate`; returns the files rewritten.
 pub fn refresh_bundle_intermediates(
     cert_paths: &[PathBuf],

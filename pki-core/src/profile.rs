@@ -1,4 +1,4 @@
-//! The certificate profiles of SPEC §4. Every extension a certificate carries comes from here,
+//! The certificate profiles of docs/profiles.md. Every extension a certificate carries comes from here,
 //! never from a request: a CSR that asks for CA:TRUE still gets a leaf.
 
 use std::net::IpAddr;
@@ -271,7 +271,7 @@ impl Profile {
         }
     }
 
-    /// Default lifetime in days (SPEC §4).
+    /// Default lifetime in days (docs/profiles.md).
     pub fn default_days(self) -> u32 {
         match self {
             Profile::Root => 3653,
@@ -291,7 +291,7 @@ impl Profile {
         }
     }
 
-    /// Default key algorithm (SPEC §4).
+    /// Default key algorithm (docs/profiles.md).
     pub fn default_key(self) -> KeyAlgorithm {
         match self {
             Profile::Root | Profile::Intermediate => KeyAlgorithm::P384,

@@ -12,7 +12,7 @@ pub struct Serial(Vec<u8>);
 impl Serial {
     /// A fresh random serial: a first octet in 0x01..=0x7f (so the DER INTEGER is positive and
     /// minimal) followed by 16 fully random octets: 17 octets, at least 128 random bits
-    /// (SPEC §4), well under RFC 5280's 20-octet limit.
+    /// (docs/profiles.md), well under RFC 5280's 20-octet limit.
     pub fn random() -> Self {
         let mut bytes = [0u8; 17];
         rand::rngs::OsRng.fill_bytes(&mut bytes);

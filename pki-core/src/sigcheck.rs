@@ -1,7 +1,7 @@
 //! Signature checks done in software with aws-lc: CSR self-signatures and, after a remote
 //! (HSM) signature, the certificate or CRL we are about to write. The hash is chosen from the
 //! signature algorithm and the curve from the key, independently, so a P-384 key that signed
-//! its CSR with ecdsa-with-SHA256 verifies (rcgen would get this wrong, see NOTES.md).
+//! its CSR with ecdsa-with-SHA256 verifies (rcgen takes the key algorithm from the signature algorithm and would get this wrong).
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::FromDer;

@@ -250,7 +250,7 @@ fn chain_finding(
     }
 }
 
-/// Differences between a leaf and its SPEC §4 profile; empty when it conforms.
+/// Differences between a leaf and its profile (docs/profiles.md); empty when it conforms.
 pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
     let mut p = Vec::new();
     let sig = cert.signature_algorithm.algorithm.to_id_string();
@@ -381,7 +381,7 @@ pub fn passed(findings: &[Finding]) -> bool {
     findings.iter().all(|f| f.level != Level::Fail)
 }
 
-/// Differences between a CA certificate and the root or intermediate profile of SPEC §4;
+/// Differences between a CA certificate and the root or intermediate profile of docs/profiles.md;
 /// empty when it conforms. Used as the pre-issuance check of the root ceremony.
 pub fn ca_conformance(profile: crate::profile::Profile, der: &[u8]) -> Vec<String> {
     use crate::profile::Profile;

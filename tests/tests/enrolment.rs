@@ -1,4 +1,4 @@
-//! Enrolment of the online intermediate across the air gap, end to end (SPEC §1 journeys 2 and
+//! Enrolment of the online intermediate across the air gap, end to end (docs/enrolment.md; journeys 2 and
 //! 4, §3 `intermediate-ca`, §6 bundles): a root whose key lives in a real SoftHSM2 token, the
 //! online side's `request` / `install` / `status`, leaves from `issuer` checked with the OpenSSL
 //! CLI and rustls-webpki against the root alone, a rotation to a second generation, interop with

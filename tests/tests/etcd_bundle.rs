@@ -1,4 +1,4 @@
-//! End-to-end tests of `issuer etcd` (the etcd bundle of SPEC §5) and `issuer check-etcd`,
+//! End-to-end tests of `issuer etcd` (the etcd bundle of docs/etcd.md) and `issuer check-etcd`,
 //! against real etcd 3.4 processes, the acceptance checks of `scripts/etcd-acceptance.sh`, openssl
 //! and curl.
 //!

@@ -1,5 +1,5 @@
 //! `issuer issue` end to end, as an operator would check it: every role with every key
-//! algorithm, judged by OpenSSL and by rustls-webpki against SPEC §4 (exact extension set,
+//! algorithm, judged by OpenSSL and by rustls-webpki against docs/profiles.md (exact extension set,
 //! criticality, signature, key, serial, ledger row); CSR and cfssl JSON input; every bad input
 //! refused with its own message and nothing changed on disk or in the ledger; `issuer verify`
 //! failing each broken leaf.
@@ -23,7 +23,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 const SERVER_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 1];
 const CLIENT_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 2];
 
-/// Default leaf lifetime (SPEC §4) and the tools' clock-skew backdating.
+/// Default leaf lifetime (docs/profiles.md) and the tools' clock-skew backdating.
 const DEFAULT_DAYS: i64 = 90;
 const BACKDATE_SECS: i64 = 5 * 60;
 
@@ -173,7 +173,7 @@ fn ski_of(cert: &Path) -> String {
         .value
 }
 
-/// The extensions SPEC §4 puts on a leaf, as OpenSSL names and prints them (sorted by name).
+/// The extensions docs/profiles.md puts on a leaf, as OpenSSL names and prints them (sorted by name).
 fn spec_extensions(role: &str, rsa: bool, san: Option<&str>, ski: &str, aki: &str) -> Vec<Ext> {
     let eku = if role == "client" {
         "TLS Web Client Authentication"
@@ -234,7 +234,7 @@ fn key_markers(alg: &str) -> &'static [&'static str] {
     }
 }
 
-/// Checks that `serial` (DER INTEGER contents) is a SPEC §4 serial and not seen before.
+/// Checks that `serial` (DER INTEGER contents) is a serial as docs/profiles.md says and not seen before.
 fn check_serial(raw: &[u8], seen: &mut HashSet<Vec<u8>>, what: &str) {
     assert!(
         (16..=20).contains(&raw.len()),
@@ -394,7 +394,7 @@ fn issue_and_check(
         "{what}: valid for an IP it was not given"
     );
 
-    // Extensions: exactly SPEC §4, criticality and values included.
+    // Extensions: exactly docs/profiles.md, criticality and values included.
     let text = x509_text(&crt);
     let got = sorted(extensions(&text));
     let aki = ski_of(&ca.reference.join("intermediate.crt"));
@@ -411,7 +411,7 @@ fn issue_and_check(
     assert_eq!(
         got,
         spec_extensions(role, alg.starts_with("rsa"), san, &ski, &aki),
-        "{what}: extensions differ from SPEC §4\n{text}"
+        "{what}: extensions differ from docs/profiles.md\n{text}"
     );
 
     // Signed by the P-384 intermediate, so ECDSA with SHA-384, in both places.
@@ -511,7 +511,7 @@ fn rsa_leaves_of_every_role_meet_the_spec() {
     assert_eq!(ledger_len(&ca), 9);
 }
 
-/// The SPEC's default key is P-256 when `--key` is left out.
+/// The default leaf key is P-256 when `--key` is left out.
 #[test]
 fn default_key_is_p256() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! Issue 2 ("Foundation"): every profile with every key algorithm, checked by OpenSSL and
-//! rustls-webpki, extensions exactly as SPEC §4 says; every bad input refused with its message,
+//! rustls-webpki, extensions exactly as docs/profiles.md says; every bad input refused with its message,
 //! leaving nothing new on disk and the ledger unchanged.
 
 use std::collections::BTreeMap;
@@ -182,7 +182,7 @@ fn check_leaf(ca: &OpensslCa, role: &str, alg: &str) {
         webpki_accepts(&root, &chain, eku).unwrap_or_else(|e| panic!("{role}/{alg}: webpki: {e}"));
     }
 
-    // Extensions exactly as SPEC §4 (critical flags included), nothing else.
+    // Extensions exactly as docs/profiles.md (critical flags included), nothing else.
     let ext = openssl_extensions(&crt);
     let names: Vec<&str> = ext.keys().map(String::as_str).collect();
     let mut want = vec![

@@ -1,4 +1,4 @@
-//! Revocation, CRLs, renewal, re-issue and the compromise drill (SPEC §1 journey 4, §5, §7),
+//! Revocation, CRLs, renewal, re-issue and the compromise drill (docs/rotation.md, docs/crl.md),
 //! end to end: the root in a SoftHSM2 token, the intermediate enrolled through age bundles, a
 //! real 3-member etcd 3.4 cluster on loopback started from the bundle's etcd.env files, and
 //! openssl / rustls-webpki as independent judges of every CRL.
