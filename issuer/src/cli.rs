@@ -143,10 +143,12 @@ pub enum Command {
         /// The intermediate's direct CRL (standard; for any validator).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// The etcd CRL file: one PEM block listing revoked leaves and revoked intermediates.
+        /// The etcd CRL file, listing revoked leaves and revoked intermediates: DER (what every
+        /// etcd from 3.4 to 3.6 reads), or PEM if FILE ends in .pem (etcd 3.6 cannot read that).
         #[arg(long, value_name = "FILE")]
         etcd_out: Option<PathBuf>,
-        /// Install the etcd CRL file into a bundle: BUNDLE/crl.pem and every nodes/*/crl.pem.
+        /// Install the etcd CRL file into a bundle: BUNDLE/crl.der and every nodes/*/crl.der (DER),
+        /// and every crl.pem left by older bundles (PEM) until etcd.env names crl.der.
         #[arg(long, value_name = "DIR")]
         etcd_bundle: Option<PathBuf>,
         /// The root's CRL (default: the one installed from the last response bundle).
