@@ -513,3 +513,81 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
     assert!(passed, "{report}");
     assert_eq!(lines_with(&report, "WARN", "crl", "PEM"), 0, "{report}");
 }
+
+/// `issuer etcd` run again on a bundle from before crl.der writes the DER file everywhere and
+/// leaves the old crl.pem and every etcd.env as they are; check-etcd then names the members
+/// still on crl.pem, and fails them on a 3.6 target.
+#[test]
+fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
+    let t = TempDir::new().unwrap();
+    let (ca, b) = openssl_bundle(&t, "3.6", &[(41981, 41982), (41983, 41984)]);
+    let der = fs::read(b.join("crl.der")).unwrap();
+    let pem = pki_core::certs::to_pem("X509 CRL", &der);
+    let dirs = [b.clone(), b.join("nodes/etcd-1"), b.join("nodes/etcd-2")];
+    for d in &dirs {
+        fs::write(d.join("crl.pem"), &pem).unwrap();
+        fs::remove_file(d.join("crl.der")).unwrap();
+    }
+    for m in ["etcd-1", "etcd-2"] {
+        edit(&b.join(format!("nodes/{m}/etcd.env")), |s| {
+            s.replace("/crl.der\n", "/crl.pem\n")
+        });
+    }
+    let envs_before: Vec<String> = ["etcd-1", "etcd-2"]
+        .map(|m| fs::read_to_string(b.join(format!("nodes/{m}/etcd.env"))).unwrap())
+        .to_vec();
+    let (passed, out) = check_etcd(&ca, &b);
+    assert!(!passed);
+    assert_eq!(
+        lines_with(
+            &out,
+            "FAIL",
+            "crl",
+            "etcd 3.6 reads the CRL file as DER only"
+        ),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        lines_with(&out, "FAIL", "crl", "crl.der: missing"),
+        1,
+        "the bundle's own crl.der: {out}"
+    );
+
+    let cluster = t.path().join("cluster.toml");
+    let out = ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        ca.ca.to_str().unwrap(),
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "--root",
+        ca.root.to_str().unwrap(),
+    ]));
+    assert!(out.contains("0 issued"), "{out}");
+    for d in &dirs {
+        strict_der_crl(&d.join("crl.der"));
+        openssl_der_text(&d.join("crl.der"));
+        assert_eq!(fs::read_to_string(d.join("crl.pem")).unwrap(), pem);
+    }
+    for (m, before) in ["etcd-1", "etcd-2"].iter().zip(&envs_before) {
+        assert_eq!(
+            &fs::read_to_string(b.join(format!("nodes/{m}/etcd.env"))).unwrap(),
+            before
+        );
+    }
+    let (passed, out) = check_etcd(&ca, &b);
+    assert!(!passed, "still PEM on a 3.6 target: {out}");
+    assert_eq!(
+        lines_with(&out, "WARN", "crl", "names crl.pem, made before crl.der"),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        lines_with(&out, "FAIL", "crl", "crl.der: missing"),
+        0,
+        "{out}"
+    );
+}
