@@ -591,3 +591,39 @@ fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
         "{out}"
     );
 }
+
+/// The guard against replacing a CRL by an older one of the same issuer reads the DER file:
+/// a CA folder copy that draws a lower CRL number cannot overwrite `crl.der`.
+#[test]
+fn an_older_crl_never_replaces_a_newer_crl_der() {
+    let t = TempDir::new().unwrap();
+    let (ca, b) = openssl_bundle(&t, "3.4", &[(41991, 41992)]);
+    let stale_ca = t.path().join("ca-copy");
+    let (good, _, e) = sh(
+        t.path(),
+        "cp",
+        &["-a", ca.ca.to_str().unwrap(), stale_ca.to_str().unwrap()],
+    );
+    assert!(good, "{e}");
+    let publish = |dir: &Path| {
+        ca.issuer(&[
+            "crl",
+            "--ca",
+            dir.to_str().unwrap(),
+            "--etcd-bundle",
+            b.to_str().unwrap(),
+            "--root",
+            ca.root.to_str().unwrap(),
+        ])
+    };
+    // The copy's next number is the original's next; two publications put the original ahead.
+    ok(publish(&ca.ca));
+    ok(publish(&ca.ca));
+    let newer = fs::read(b.join("crl.der")).unwrap();
+    let o = publish(&stale_ca);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "an older CRL was published");
+    assert!(err.contains("crl.der already holds CRL number"), "{err}");
+    assert_eq!(fs::read(b.join("crl.der")).unwrap(), newer);
+    strict_der_crl(&b.join("crl.der"));
+}
