@@ -472,7 +472,10 @@ fn check_crl(cx: &mut Ctx, path: &Path, version: Option<EtcdVersion>) {
         cx.fail("crl", path, "empty: etcd cannot parse it and refuses every connection that presents a certificate; publish the CRL with `issuer crl --etcd-bundle`");
         return;
     }
-    let der = if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+    // PEM may have text before its block (Go's pem.Decode skips it); a DER file starts with
+    // its SEQUENCE tag, whatever bytes its names hold.
+    let pem_armour = bytes.first() != Some(&0x30) && bytes.windows(10).any(|w| w == b"-----BEGIN");
+    let der = if pem_armour {
         let fix = "run `issuer crl --etcd-bundle` to write crl.der and set ETCD_CLIENT_CRL_FILE and ETCD_PEER_CRL_FILE to it";
         match version {
             Some(v) if v.crl_der_only() => cx.fail("crl", path, format!(
