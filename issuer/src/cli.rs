@@ -109,6 +109,10 @@ pub enum Command {
         /// Report certificates that expire within this many days.
         #[arg(long, default_value_t = 30)]
         warn_days: i64,
+        /// Judge every member as running this etcd (3.4, 3.5, 3.6 or e.g. 3.6.5) instead of the
+        /// version line of its etcd.env: check members before an upgrade.
+        #[arg(long, value_name = "VERSION", value_parser = pki_core::etcd::EtcdVersion::parse)]
+        etcd_version: Option<pki_core::etcd::EtcdVersion>,
         /// Also probe a running member: https://HOST:PORT (needs --cacert, --cert, --key).
         #[arg(long, value_name = "URL", requires_all = ["cacert", "cert", "key"])]
         endpoint: Option<String>,

@@ -653,6 +653,7 @@ pub fn verify(
 pub fn check_etcd(
     dir: &Path,
     warn_days: i64,
+    etcd_version: Option<pki_core::etcd::EtcdVersion>,
     probe: Option<&crate::probe::ProbeArgs<'_>>,
     json: bool,
 ) -> bool {
@@ -661,6 +662,7 @@ pub fn check_etcd(
         pki_core::etcd_check::CheckOptions {
             warn_days,
             now: OffsetDateTime::now_utc(),
+            etcd_version,
         },
     );
     if let Some(p) = probe {

@@ -20,6 +20,9 @@ use crate::verify::{Finding, Level};
 pub struct CheckOptions {
     pub warn_days: i64,
     pub now: OffsetDateTime,
+    /// The etcd release the members run, when given: it overrides the version line of each
+    /// `etcd.env` (e.g. to check members before upgrading them).
+    pub etcd_version: Option<EtcdVersion>,
 }
 
 struct Ctx {
@@ -284,13 +287,14 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
     if dir.join("ca.crt").exists() {
         check_trust_file(&mut cx, &dir.join("ca.crt"));
     }
+    let given = cx.opts.etcd_version;
     if dir.join(ETCD_CRL_FILE).exists() {
-        check_crl(&mut cx, &dir.join(ETCD_CRL_FILE), None);
+        check_crl(&mut cx, &dir.join(ETCD_CRL_FILE), given);
     } else if bundle {
         cx.fail("crl", &dir.join(ETCD_CRL_FILE), "missing: the bundle's CRL (DER, the format every etcd reads) is what every member loads; publish it with `issuer crl --etcd-bundle`");
     }
     if bundle && dir.join(LEGACY_ETCD_CRL_FILE).exists() {
-        check_crl(&mut cx, &dir.join(LEGACY_ETCD_CRL_FILE), None);
+        check_crl(&mut cx, &dir.join(LEGACY_ETCD_CRL_FILE), given);
     }
     if bundle {
         cx.bundle_int = bundle_intermediate(&mut cx, &dir.join("intermediate.crt"));
@@ -591,14 +595,17 @@ fn check_member(
     check_yaml(cx, m);
     let env_path = m.join("etcd.env");
     let env_text = std::fs::read_to_string(&env_path).ok();
-    let version = env_text.as_deref().and_then(env_version);
+    let version = cx
+        .opts
+        .etcd_version
+        .or_else(|| env_text.as_deref().and_then(env_version));
     let env = env_text.as_deref().map(|t| check_env(cx, &env_path, t));
     check_member_crls(cx, m, &env_path, env.as_ref(), version);
     let mut peer_ips = Vec::new();
     let mut allowed_hostname = None;
     if let Some(env) = &env {
         if version.is_none() {
-            cx.warn("etcd-version", &env_path, "does not say which etcd it is for (the `# etcd VERSION configuration` header `issuer etcd` writes): the version-specific checks (CRL format, peer-restriction lists, GHSA-3wh4-j44w-pg92) assume the strictest case");
+            cx.warn("etcd-version", &env_path, "does not say which etcd it is for (the `# etcd VERSION configuration` line `issuer etcd` writes): give it with --etcd-version, or the version-specific checks (CRL format, peer-restriction lists, GHSA-3wh4-j44w-pg92) cannot be exact");
         }
         check_version_settings(cx, &env_path, env, version);
         let cn = env.get("ETCD_PEER_CERT_ALLOWED_CN").cloned();

@@ -323,6 +323,24 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
         "{out}"
     );
     assert_eq!(lines_with(&out, "FAIL", "crl", ""), 0, "{out}");
+    // Before upgrading that member to 3.6: --etcd-version judges it as 3.6 already.
+    let o = ca.issuer(&["check-etcd", b.to_str().unwrap(), "--etcd-version", "3.6.5"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{out}");
+    assert_eq!(
+        lines_with(
+            &out,
+            "FAIL",
+            "crl",
+            "etcd 3.6.5 reads the CRL file as DER only"
+        ),
+        1,
+        "{out}"
+    );
+    let o = ca.issuer(&["check-etcd", b.to_str().unwrap(), "--etcd-version", "3.7"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("is not a supported etcd version"), "{err}");
 
     // Empty and unparsable CRL files: etcd refuses every connection.
     let m2 = b.join("nodes/etcd-2");
