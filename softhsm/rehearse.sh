@@ -131,7 +131,7 @@ rehearsal complete in $OUT:
   intermediate/    the online intermediate (generation 1 active) and its ledger
   bundles/         request-1.age and response-1.age, as they crossed the air gap
   ceremonies/      the ceremony files that were run
-  etcd/            the etcd bundle (ca.crt, intermediate.crt, crl.pem, nodes/etcd-{1,2,3}, clients/{root,app-user}, rbac.sh)
+  etcd/            the etcd bundle (ca.crt, intermediate.crt, crl.der, nodes/etcd-{1,2,3}, clients/{root,app-user}, rbac.sh)
                    start a member: env -i PATH=\$PATH bash -c 'set -a; . $OUT/etcd/nodes/etcd-1/etcd.env; exec etcd'
   cluster.toml     the cluster file it was made from
   env              source it:  . $OUT/env && issuer list --ca $OUT/intermediate

@@ -109,6 +109,10 @@ pub enum Command {
         /// Report certificates that expire within this many days.
         #[arg(long, default_value_t = 30)]
         warn_days: i64,
+        /// Judge every member as running this etcd (3.4, 3.5, 3.6 or e.g. 3.6.5) instead of the
+        /// version line of its etcd.env: check members before an upgrade.
+        #[arg(long, value_name = "VERSION", value_parser = pki_core::etcd::EtcdVersion::parse)]
+        etcd_version: Option<pki_core::etcd::EtcdVersion>,
         /// Also probe a running member: https://HOST:PORT (needs --cacert, --cert, --key).
         #[arg(long, value_name = "URL", requires_all = ["cacert", "cert", "key"])]
         endpoint: Option<String>,
@@ -143,10 +147,12 @@ pub enum Command {
         /// The intermediate's direct CRL (standard; for any validator).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// The etcd CRL file: one PEM block listing revoked leaves and revoked intermediates.
+        /// The etcd CRL file, listing revoked leaves and revoked intermediates: DER (what every
+        /// etcd from 3.4 to 3.6 reads), or PEM if FILE ends in .pem (etcd 3.6 cannot read that).
         #[arg(long, value_name = "FILE")]
         etcd_out: Option<PathBuf>,
-        /// Install the etcd CRL file into a bundle: BUNDLE/crl.pem and every nodes/*/crl.pem.
+        /// Install the etcd CRL file into a bundle: BUNDLE/crl.der and every nodes/*/crl.der (DER),
+        /// and every crl.pem left by older bundles (PEM) until etcd.env names crl.der.
         #[arg(long, value_name = "DIR")]
         etcd_bundle: Option<PathBuf>,
         /// The root's CRL (default: the one installed from the last response bundle).

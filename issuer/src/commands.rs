@@ -254,12 +254,14 @@ pub fn etcd(
     )?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
-    let crl_pem = if out.join("crl.pem").exists() {
-        String::new()
+    // A bundle made before crl.der (it has only crl.pem) gets a fresh DER CRL here; its
+    // crl.pem stays for members whose etcd.env still names it (check-etcd reports them).
+    let crl_der = if out.join(pki_core::etcd::ETCD_CRL_FILE).exists() {
+        Vec::new()
     } else {
         let (_, root_crl) = root_and_crl(&ca, root, None)?;
         let pair = root_crl.as_deref().map(|c| (&root_facts, c));
-        etcd_crl_pem(&ca, &signer, &mut ledger, pair, now, 30)?.0
+        etcd_crl_der(&ca, &signer, &mut ledger, pair, now, 30)?.0
     };
     let report = pki_core::etcd::build_bundle(
         &cluster,
@@ -268,7 +270,7 @@ pub fn etcd(
             ca: &signer,
             ledger: &mut ledger,
             root_pem: root_facts.pem().as_str(),
-            crl_pem: &crl_pem,
+            crl_der: &crl_der,
             now,
         },
     )?;
@@ -291,15 +293,15 @@ pub fn etcd(
     Ok(())
 }
 
-/// The etcd CRL (indirect, see pki-core's crl module) as PEM.
-fn etcd_crl_pem<S: pki_core::signer::Signer>(
+/// The etcd CRL (indirect, see pki-core's crl module) as DER.
+fn etcd_crl_der<S: pki_core::signer::Signer>(
     ca: &CaDir,
     signer: &IssuingCa<S>,
     ledger: &mut pki_core::ledger::Ledger,
     root: Option<(&CertFacts, &[u8])>,
     now: OffsetDateTime,
     days: u32,
-) -> Result<(String, usize)> {
+) -> Result<(Vec<u8>, usize)> {
     let entries = lifecycle::etcd_entries(ca, ledger, signer.generation, root)?;
     let number = ledger.next_crl_number()?;
     let now = now.replace_nanosecond(0).expect("ns");
@@ -310,7 +312,7 @@ fn etcd_crl_pem<S: pki_core::signer::Signer>(
         now + time::Duration::days(days as i64),
         true,
     )?;
-    Ok((pki_core::certs::to_pem("X509 CRL", &der), entries.len()))
+    Ok((der, entries.len()))
 }
 
 /// The root certificate and, when there is one, the root CRL (verified later against it).
@@ -400,7 +402,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             t + time::Duration::days(a.days as i64),
             false,
         )?;
-        lifecycle::publish_crl(out, &der)?;
+        lifecycle::publish_crl(out, &der, lifecycle::CrlFormat::Pem)?;
         println!(
             "CRL {number} of the intermediate: {} ({} revoked)",
             out.display(),
@@ -412,21 +414,29 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             (Some(r), Some(c)) => Some((r, c.as_slice())),
             _ => None,
         };
-        let (pem, n) = etcd_crl_pem(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
-        let mut targets: Vec<PathBuf> = a.etcd_out.iter().cloned().collect();
+        let (der, n) = etcd_crl_der(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let mut targets: Vec<(PathBuf, lifecycle::CrlFormat)> = a
+            .etcd_out
+            .iter()
+            .map(|p| (p.clone(), lifecycle::CrlFormat::for_etcd_path(p)))
+            .collect();
         if let Some(b) = &a.etcd_bundle {
             targets.extend(lifecycle::bundle_crl_paths(b));
         }
-        let der = pki_core::certs::pem_blocks("etcd CRL", pem.as_bytes(), "X509 CRL")?.remove(0);
         // Every copy first, the report after: a closed stdout must not stop half the members
         // from getting the new CRL.
-        for t in &targets {
-            lifecycle::publish_crl(t, &der)?;
+        for (t, format) in &targets {
+            lifecycle::publish_crl(t, &der, *format)?;
         }
-        for t in &targets {
+        for (t, format) in &targets {
             println!(
-                "etcd CRL: {} ({n} revoked serials{})",
+                "etcd CRL: {} ({}, {n} revoked serials{})",
                 t.display(),
+                match format {
+                    lifecycle::CrlFormat::Der => "DER",
+                    lifecycle::CrlFormat::Pem =>
+                        "PEM: etcd 3.6 cannot read it; point etcd at the DER file",
+                },
                 if root_pair.is_some() {
                     ", root CRL included"
                 } else {
@@ -643,6 +653,7 @@ pub fn verify(
 pub fn check_etcd(
     dir: &Path,
     warn_days: i64,
+    etcd_version: Option<pki_core::etcd::EtcdVersion>,
     probe: Option<&crate::probe::ProbeArgs<'_>>,
     json: bool,
 ) -> bool {
@@ -651,6 +662,7 @@ pub fn check_etcd(
         pki_core::etcd_check::CheckOptions {
             warn_days,
             now: OffsetDateTime::now_utc(),
+            etcd_version,
         },
     );
     if let Some(p) = probe {

@@ -121,6 +121,7 @@ fn main() -> ExitCode {
         Command::CheckEtcd {
             dir,
             warn_days,
+            etcd_version,
             endpoint,
             cacert,
             cert,
@@ -136,7 +137,13 @@ fn main() -> ExitCode {
                 }),
                 _ => None,
             };
-            Ok(commands::check_etcd(&dir, warn_days, probe.as_ref(), json))
+            Ok(commands::check_etcd(
+                &dir,
+                warn_days,
+                etcd_version,
+                probe.as_ref(),
+                json,
+            ))
         }
         Command::List {
             ca,

@@ -18,13 +18,95 @@ use crate::output::{self, Mode};
 use crate::profile::{LeafRole, Subject, SubjectNames};
 use crate::signer::Signer;
 
+/// The etcd CRL file of a bundle and of each member folder: DER, the one format every targeted
+/// etcd parses (3.6 hands the file to Go's `x509.ParseRevocationList`, DER only; facts C8).
+pub const ETCD_CRL_FILE: &str = "crl.der";
+/// The PEM CRL file of bundles made before `crl.der`: still kept current by `issuer crl
+/// --etcd-bundle` where it exists, because a running member's `etcd.env` may still name it.
+pub const LEGACY_ETCD_CRL_FILE: &str = "crl.pem";
+
+/// A target etcd version: 3.4, 3.5 or 3.6, with or without its patch level. Without one, only
+/// what every patch release of that minor version does is assumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtcdVersion {
+    pub minor: u32,
+    pub patch: Option<u32>,
+}
+
+impl EtcdVersion {
+    /// `3.4`, `3.5`, `3.6`, or `3.x.y` with x in 4..=6.
+    pub fn parse(v: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            "is not a supported etcd version; use 3.4, 3.5 or 3.6, or a full version such as 3.5.1 or 3.6.5".to_string()
+        };
+        let parts: Vec<&str> = v.split('.').collect();
+        let num = |s: &str| -> Option<u32> {
+            (!s.is_empty() && s.len() <= 4 && s.chars().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let (major, minor, patch) = match parts.as_slice() {
+            [a, b] => (num(a), num(b), None),
+            [a, b, c] => (num(a), num(b), Some(num(c).ok_or_else(bad)?)),
+            _ => return Err(bad()),
+        };
+        match (major, minor) {
+            (Some(3), Some(minor @ 4..=6)) => Ok(EtcdVersion { minor, patch }),
+            _ => Err(bad()),
+        }
+    }
+
+    /// At least `3.minor.patch` for certain (an unknown patch level counts as `.0`).
+    pub fn at_least(&self, minor: u32, patch: u32) -> bool {
+        self.minor > minor || (self.minor == minor && self.patch.unwrap_or(0) >= patch)
+    }
+
+    /// Comma-separated lists in `--peer-cert-allowed-cn` / `--peer-cert-allowed-hostname`:
+    /// from 3.5.15 (earlier releases compare the whole value as one name, facts B1/B5).
+    pub fn peer_lists(&self) -> bool {
+        self.at_least(5, 15)
+    }
+
+    /// Reads the CRL file as DER only (3.6: `x509.ParseRevocationList`, facts C8).
+    pub fn crl_der_only(&self) -> bool {
+        self.minor >= 6
+    }
+
+    /// `--listen-client-http-urls` exists (3.5 and later).
+    pub fn has_client_http_urls(&self) -> bool {
+        self.minor >= 5
+    }
+
+    /// Has the fix for GHSA-3wh4-j44w-pg92 (with `--listen-client-http-urls` set, the gRPC
+    /// listener did not enforce the CRL): 3.5.32 and 3.6.13. `None` when the patch level is
+    /// unknown, so the answer depends on it.
+    pub fn grpc_crl_fixed(&self) -> Option<bool> {
+        let fixed_at = match self.minor {
+            4 => return Some(true), // no such setting, no such listener split
+            5 => 32,
+            _ => 13,
+        };
+        self.patch.map(|p| p >= fixed_at)
+    }
+}
+
+impl std::fmt::Display for EtcdVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.patch {
+            Some(p) => write!(f, "3.{}.{p}", self.minor),
+            None => write!(f, "3.{}", self.minor),
+        }
+    }
+}
+
 /// The cluster file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ClusterFile {
     /// The cluster's name: the initial cluster token, and the default shared peer SAN.
     pub name: String,
-    /// Target etcd version: "3.4" (default) or "3.5" (3.5.15 or later).
+    /// Target etcd version: "3.4" (default), "3.5", "3.6" or a full version such as "3.5.1"
+    /// or "3.6.5" (see [`EtcdVersion`]).
     #[serde(default = "default_version")]
     pub etcd_version: String,
     /// Where a member's folder is installed on its host; `{name}` is replaced by the member name.
@@ -268,8 +350,12 @@ impl ClusterFile {
             .to_ascii_lowercase()
     }
 
-    pub fn is_34(&self) -> bool {
-        self.etcd_version == "3.4"
+    /// The target version; `validate` has checked that it parses.
+    pub fn version(&self) -> EtcdVersion {
+        EtcdVersion::parse(&self.etcd_version).unwrap_or(EtcdVersion {
+            minor: 4,
+            patch: None,
+        })
     }
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
@@ -329,12 +415,8 @@ impl ClusterFile {
     fn validate_values(&self) -> std::result::Result<(), Invalid> {
         use crate::etcd_values as v;
         check("name", &self.name, v::name)?;
-        if !["3.4", "3.5", "3.6"].contains(&self.etcd_version.as_str()) {
-            return Err(Invalid::value(
-                "etcd-version",
-                &self.etcd_version,
-                "is not supported; use 3.4, 3.5 or 3.6".into(),
-            ));
+        if let Err(p) = EtcdVersion::parse(&self.etcd_version) {
+            return Err(Invalid::value("etcd-version", &self.etcd_version, p));
         }
         check("install-dir", &self.install_dir, v::path)?;
         if let Some(d) = &self.client_install_dir {
@@ -471,13 +553,16 @@ impl ClusterFile {
              ETCD_KEY_FILE={dir}/server.key\n\
              ETCD_CLIENT_CERT_AUTH=true\n\
              ETCD_TRUSTED_CA_FILE={dir}/ca.crt\n\
-             ETCD_CLIENT_CRL_FILE={dir}/crl.pem\n\
+             # The CRL is DER ({crl}): etcd 3.6 parses the file as DER only and refuses every\n\
+             # connection when it cannot; 3.4 and 3.5 read DER too.\n\
+             ETCD_CLIENT_CRL_FILE={dir}/{crl}\n\
              # Peer transport: mutual TLS, same root, same CRL.\n\
              ETCD_PEER_CERT_FILE={dir}/peer.crt\n\
              ETCD_PEER_KEY_FILE={dir}/peer.key\n\
              ETCD_PEER_CLIENT_CERT_AUTH=true\n\
              ETCD_PEER_TRUSTED_CA_FILE={dir}/ca.crt\n\
-             ETCD_PEER_CRL_FILE={dir}/crl.pem\n",
+             ETCD_PEER_CRL_FILE={dir}/{crl}\n",
+            crl = ETCD_CRL_FILE,
             ver = self.etcd_version,
             name = m.name,
             cluster = self.name,
@@ -491,13 +576,12 @@ impl ClusterFile {
         );
         s.push_str(&format!(
             "# Only certificates carrying the shared peer SAN may use the peer port; without this any\n\
-             # client certificate of the CA could (facts B7). etcd {} takes a single value here{}.\n\
+             # client certificate of the CA could (facts B7). {}\n\
              ETCD_PEER_CERT_ALLOWED_HOSTNAME={}\n",
-            self.etcd_version,
-            if self.is_34() {
-                " (lists need 3.5.15 or later)"
+            if self.version().peer_lists() {
+                format!("etcd {} also accepts a comma-separated list here (3.5.15 and later).", self.etcd_version)
             } else {
-                "; 3.5.15+ also accepts a comma-separated list"
+                format!("etcd {} takes one value here, compared whole: lists need 3.5.15 or later.", self.etcd_version)
             },
             self.peer_san()
         ));
@@ -597,8 +681,8 @@ pub struct BundleInputs<'a, S: Signer> {
     pub ca: &'a IssuingCa<S>,
     pub ledger: &'a mut Ledger,
     pub root_pem: &'a str,
-    /// The etcd CRL file to install when the bundle has none yet.
-    pub crl_pem: &'a str,
+    /// The etcd CRL (DER) to install when the bundle has no `crl.der` yet.
+    pub crl_der: &'a [u8],
     pub now: OffsetDateTime,
 }
 
@@ -713,12 +797,12 @@ pub fn build_bundle<S: Signer>(
         &mut report,
     )?;
     write_if_absent(
-        &out.join("crl.pem"),
-        inputs.crl_pem.as_bytes(),
+        &out.join(ETCD_CRL_FILE),
+        inputs.crl_der,
         Mode::Public,
         &mut report,
     )?;
-    let crl_now = output::read(&out.join("crl.pem"))?;
+    let crl_now = output::read(&out.join(ETCD_CRL_FILE))?;
 
     for m in &cluster.members {
         let dir = out.join("nodes").join(&m.name);
@@ -747,7 +831,12 @@ pub fn build_bundle<S: Signer>(
             Mode::Public,
             &mut report,
         )?;
-        write_if_absent(&dir.join("crl.pem"), &crl_now, Mode::Public, &mut report)?;
+        write_if_absent(
+            &dir.join(ETCD_CRL_FILE),
+            &crl_now,
+            Mode::Public,
+            &mut report,
+        )?;
         let env = cluster.member_env(m, existing_cluster && new_member);
         write_if_absent(
             &dir.join("etcd.env"),
@@ -856,7 +945,8 @@ readwrite = ["/app/"]
             "ETCD_INITIAL_CLUSTER=etcd-1=https://10.0.0.1:2380,etcd-2=https://10.0.0.2:2380\n"
         ));
         assert!(env.contains("ETCD_PEER_CERT_ALLOWED_HOSTNAME=peers.demo.etcd\n"));
-        assert!(env.contains("ETCD_CLIENT_CRL_FILE=/etc/etcd/pki/crl.pem\n"));
+        assert!(env.contains("ETCD_CLIENT_CRL_FILE=/etc/etcd/pki/crl.der\n"));
+        assert!(env.contains("ETCD_PEER_CRL_FILE=/etc/etcd/pki/crl.der\n"));
         assert!(!env.contains("ETCD_PEER_CERT_ALLOWED_CN"));
         let rbac = c.rbac_script();
         let root_add = rbac.find("user_add 'root'").unwrap();
@@ -934,5 +1024,78 @@ readwrite = ["/app/"]
         assert!(rbac.contains("role_add 'app-rw'\n"));
         let body = rbac.split(RBAC_PRELUDE).nth(1).unwrap();
         assert!(!body.contains("$ETCDCTL role add") && !body.contains("$ETCDCTL user add"));
+    }
+
+    #[test]
+    fn etcd_versions_short_and_full() {
+        for (text, lists, der_only) in [
+            ("3.4", false, false),
+            ("3.5", false, false),
+            ("3.5.1", false, false),
+            ("3.5.14", false, false),
+            ("3.5.15", true, false),
+            ("3.6", true, true),
+            ("3.6.5", true, true),
+        ] {
+            let v = EtcdVersion::parse(text).unwrap();
+            assert_eq!(v.to_string(), text);
+            assert_eq!(v.peer_lists(), lists, "{text}");
+            assert_eq!(v.crl_der_only(), der_only, "{text}");
+        }
+        assert_eq!(
+            EtcdVersion::parse("3.5.31").unwrap().grpc_crl_fixed(),
+            Some(false)
+        );
+        assert_eq!(
+            EtcdVersion::parse("3.5.32").unwrap().grpc_crl_fixed(),
+            Some(true)
+        );
+        assert_eq!(
+            EtcdVersion::parse("3.6.12").unwrap().grpc_crl_fixed(),
+            Some(false)
+        );
+        assert_eq!(
+            EtcdVersion::parse("3.6.13").unwrap().grpc_crl_fixed(),
+            Some(true)
+        );
+        assert_eq!(EtcdVersion::parse("3.6").unwrap().grpc_crl_fixed(), None);
+        for bad in [
+            "3",
+            "3.3",
+            "3.7",
+            "4.0",
+            "3.5.",
+            "3.5.x",
+            "v3.5.1",
+            "3.5.1.2",
+            " 3.5",
+            "3.5.1-rc1",
+        ] {
+            assert!(EtcdVersion::parse(bad).is_err(), "{bad}");
+        }
+        let e =
+            refused(&CLUSTER.replace("name = \"demo\"", "name = \"demo\"\netcd-version = \"3.7\""));
+        assert!(
+            e.contains("etcd-version = \"3.7\" is not a supported etcd version"),
+            "{e}"
+        );
+        let c = ClusterFile::parse(
+            "c",
+            &CLUSTER.replace(
+                "name = \"demo\"",
+                "name = \"demo\"\netcd-version = \"3.5.15\"",
+            ),
+        )
+        .unwrap();
+        let env = c.member_env(&c.members[0], false);
+        assert!(
+            env.starts_with("# etcd 3.5.15 configuration for member etcd-1"),
+            "{env}"
+        );
+        assert!(env.contains("also accepts a comma-separated list"), "{env}");
+        assert_eq!(
+            crate::etcd_check::env_version(&env),
+            EtcdVersion::parse("3.5.15").ok()
+        );
     }
 }

@@ -11,6 +11,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::pem_blocks;
+use crate::etcd::{EtcdVersion, ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
 use crate::policy::LeafName;
 use crate::signer::FileKey;
 use crate::verify::{Finding, Level};
@@ -19,6 +20,9 @@ use crate::verify::{Finding, Level};
 pub struct CheckOptions {
     pub warn_days: i64,
     pub now: OffsetDateTime,
+    /// The etcd release the members run, when given: it overrides the version line of each
+    /// `etcd.env` (e.g. to check members before upgrading them).
+    pub etcd_version: Option<EtcdVersion>,
 }
 
 struct Ctx {
@@ -283,10 +287,14 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
     if dir.join("ca.crt").exists() {
         check_trust_file(&mut cx, &dir.join("ca.crt"));
     }
-    if dir.join("crl.pem").exists() {
-        check_crl(&mut cx, &dir.join("crl.pem"));
+    let given = cx.opts.etcd_version;
+    if dir.join(ETCD_CRL_FILE).exists() {
+        check_crl(&mut cx, &dir.join(ETCD_CRL_FILE), given);
     } else if bundle {
-        cx.fail("crl", &dir.join("crl.pem"), "missing: the bundle's CRL is what every member loads; publish it with `issuer crl --etcd-bundle`");
+        cx.fail("crl", &dir.join(ETCD_CRL_FILE), "missing: the bundle's CRL (DER, the format every etcd reads) is what every member loads; publish it with `issuer crl --etcd-bundle`");
+    }
+    if bundle && dir.join(LEGACY_ETCD_CRL_FILE).exists() {
+        check_crl(&mut cx, &dir.join(LEGACY_ETCD_CRL_FILE), given);
     }
     if bundle {
         cx.bundle_int = bundle_intermediate(&mut cx, &dir.join("intermediate.crt"));
@@ -443,26 +451,75 @@ fn check_trust_file(cx: &mut Ctx, path: &Path) {
     }
 }
 
-fn check_crl(cx: &mut Ctx, path: &Path) {
+/// The version an `etcd.env` was made for, from the header `issuer etcd` writes
+/// (`# etcd 3.5.1 configuration for member ...`).
+pub fn env_version(text: &str) -> Option<EtcdVersion> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# etcd "))
+        .find_map(|rest| {
+            let (v, tail) = rest.split_once(' ')?;
+            tail.starts_with("configuration")
+                .then(|| EtcdVersion::parse(v).ok())
+                .flatten()
+        })
+}
+
+/// A CRL file as the strictest etcd reads it. etcd 3.6 hands the whole file to Go's
+/// `x509.ParseRevocationList`: one DER CertificateList, nothing before or after it (facts
+/// C8). 3.4 and 3.5 use `x509.ParseCRL`, which also takes PEM (first block only, facts C5).
+/// `version` is the member's target, `None` when unknown (the bundle's top-level copy).
+fn check_crl(cx: &mut Ctx, path: &Path, version: Option<EtcdVersion>) {
     let Ok(bytes) = std::fs::read(path) else {
         return;
     };
-    let blocks = pem::parse_many(&bytes).unwrap_or_default();
-    if blocks.len() > 1 {
-        cx.fail("crl", path, format!(
-            "{} PEM blocks: etcd reads only the first one, so the others are silently ignored (facts C5)",
-            blocks.len()
-        ));
-    }
-    let Some(first) = blocks.first() else {
-        cx.fail(
-            "crl",
-            path,
-            "no PEM block: etcd would reject every client (facts C5)",
-        );
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        cx.fail("crl", path, "empty: etcd cannot parse it and refuses every connection that presents a certificate; publish the CRL with `issuer crl --etcd-bundle`");
         return;
+    }
+    // PEM may have text before its block (Go's pem.Decode skips it); a DER file starts with
+    // its SEQUENCE tag, whatever bytes its names hold.
+    let pem_armour = bytes.first() != Some(&0x30) && bytes.windows(10).any(|w| w == b"-----BEGIN");
+    let der = if pem_armour {
+        let fix = "run `issuer crl --etcd-bundle` to write crl.der and set ETCD_CLIENT_CRL_FILE and ETCD_PEER_CRL_FILE to it";
+        match version {
+            Some(v) if v.crl_der_only() => cx.fail("crl", path, format!(
+                "PEM, but etcd {v} reads the CRL file as DER only and refuses every client and peer connection that presents a certificate (facts C8); {fix}"
+            )),
+            Some(v) => cx.warn("crl", path, format!(
+                "PEM: etcd {v} reads it, 3.6 does not (facts C8) and would refuse every connection after an upgrade; {fix}"
+            )),
+            None => cx.warn("crl", path, format!(
+                "PEM: etcd 3.4 and 3.5 read it, 3.6 does not (facts C8); {fix}"
+            )),
+        }
+        let blocks = pem::parse_many(&bytes).unwrap_or_default();
+        if blocks.len() > 1 {
+            cx.fail("crl", path, format!(
+                "{} PEM blocks: etcd reads only the first one, so the others are silently ignored (facts C5)",
+                blocks.len()
+            ));
+        }
+        let Some(first) = blocks.first() else {
+            cx.fail(
+                "crl",
+                path,
+                "no readable PEM block: etcd would reject every client (facts C5)",
+            );
+            return;
+        };
+        first.contents().to_vec()
+    } else {
+        match strict_der_crl(&bytes) {
+            Ok(()) => bytes,
+            Err(e) => {
+                cx.fail("crl", path, format!(
+                    "not one DER CRL ({e}): etcd cannot parse it and refuses every connection that presents a certificate; publish the CRL again with `issuer crl --etcd-bundle`"
+                ));
+                return;
+            }
+        }
     };
-    match x509_parser::revocation_list::CertificateRevocationList::from_der(first.contents()) {
+    match x509_parser::revocation_list::CertificateRevocationList::from_der(&der) {
         Err(e) => cx.fail("crl", path, format!("unparseable CRL ({e}): etcd would reject every client")),
         Ok((_, crl)) => match crl.next_update() {
             Some(n) if n.to_datetime() < cx.opts.now => cx.fail("crl", path, format!(
@@ -475,6 +532,21 @@ fn check_crl(cx: &mut Ctx, path: &Path) {
             None => cx.warn("crl", path, "no nextUpdate"),
             _ => {}
         },
+    }
+}
+
+/// What Go's `x509.ParseRevocationList` (etcd 3.6) accepts: the whole input is one DER
+/// CertificateList (a SEQUENCE), with no PEM armour and no byte after it.
+pub fn strict_der_crl(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.first() != Some(&0x30) {
+        return Err("it does not start with a DER SEQUENCE".into());
+    }
+    match x509_parser::revocation_list::CertificateRevocationList::from_der(bytes) {
+        Err(e) => Err(e.to_string()),
+        Ok((rest, _)) if !rest.is_empty() => {
+            Err(format!("{} bytes follow the CertificateList", rest.len()))
+        }
+        Ok(_) => Ok(()),
     }
 }
 
@@ -520,27 +592,24 @@ fn check_member(
     if let Ok(b) = std::fs::read(m.join("ca.crt")) {
         cas.insert(m.join("ca.crt"), b);
     }
-    if m.join("crl.pem").exists() {
-        check_crl(cx, &m.join("crl.pem"));
-    }
     check_yaml(cx, m);
     let env_path = m.join("etcd.env");
-    let env = std::fs::read_to_string(&env_path)
-        .ok()
-        .map(|t| check_env(cx, &env_path, &t));
-    // Without an etcd.env (a bare reference bundle) the CRL is optional; with one it is not.
-    if env.is_some() && !m.join("crl.pem").exists() {
-        cx.fail("crl", &m.join("crl.pem"), "missing: etcd reads the CRL file on every connection and refuses them all when it cannot; copy the bundle's crl.pem here");
-    }
+    let env_text = std::fs::read_to_string(&env_path).ok();
+    let version = cx
+        .opts
+        .etcd_version
+        .or_else(|| env_text.as_deref().and_then(env_version));
+    let env = env_text.as_deref().map(|t| check_env(cx, &env_path, t));
+    check_member_crls(cx, m, &env_path, env.as_ref(), version);
     let mut peer_ips = Vec::new();
     let mut allowed_hostname = None;
     if let Some(env) = &env {
+        if version.is_none() {
+            cx.warn("etcd-version", &env_path, "does not say which etcd it is for (the `# etcd VERSION configuration` line `issuer etcd` writes): give it with --etcd-version, or the version-specific checks (CRL format, peer-restriction lists, GHSA-3wh4-j44w-pg92) cannot be exact");
+        }
+        check_version_settings(cx, &env_path, env, version);
         let cn = env.get("ETCD_PEER_CERT_ALLOWED_CN").cloned();
         let host = env.get("ETCD_PEER_CERT_ALLOWED_HOSTNAME").cloned();
-        let v34 = !env_path.exists()
-            || std::fs::read_to_string(&env_path)
-                .map(|t| t.contains("etcd 3.4"))
-                .unwrap_or(true);
         match (&cn, &host) {
             (None, None) => cx.fail("peer-restriction", &env_path, "no ETCD_PEER_CERT_ALLOWED_HOSTNAME (or _CN): any client certificate of the CA can use the peer port (facts B7)"),
             (Some(_), Some(_)) => cx.fail("peer-restriction", &env_path, "both ALLOWED_CN and ALLOWED_HOSTNAME are set: etcd refuses to start (facts B6)"),
@@ -551,9 +620,13 @@ fn check_member(
             ("ETCD_PEER_CERT_ALLOWED_HOSTNAME", &host),
         ] {
             if let Some(v) = v {
-                if v34 && v.contains(',') {
+                if v.contains(',') && !version.is_some_and(|x| x.peer_lists()) {
+                    let target = match version {
+                        Some(x) => format!("etcd {x}"),
+                        None => "etcd before 3.5.15".into(),
+                    };
                     cx.fail("peer-restriction", &env_path, format!(
-                        "{k}={v}: etcd 3.4 takes one value and compares the whole string, so no peer matches (facts B1/B5)"
+                        "{k}={v}: {target} takes one value and compares the whole string, so no peer matches (facts B1/B5); lists need 3.5.15 or later (name the full version in etcd-version, e.g. 3.5.15)"
                     ));
                 }
             }
@@ -611,6 +684,78 @@ fn check_member(
                 ));
             }
         }
+    }
+}
+
+/// The CRL files a member loads: the ones its `etcd.env` names (looked up in the member
+/// folder, which is what gets installed), else `crl.der` or a legacy `crl.pem`.
+fn check_member_crls(
+    cx: &mut Ctx,
+    m: &Path,
+    env_path: &Path,
+    env: Option<&BTreeMap<String, String>>,
+    version: Option<EtcdVersion>,
+) {
+    let Some(env) = env else {
+        // Without an etcd.env (a bare reference bundle) the CRL is optional.
+        for f in [ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE] {
+            if m.join(f).exists() {
+                check_crl(cx, &m.join(f), version);
+            }
+        }
+        return;
+    };
+    let mut named = BTreeSet::new();
+    for var in ["ETCD_CLIENT_CRL_FILE", "ETCD_PEER_CRL_FILE"] {
+        if let Some(file) = env
+            .get(var)
+            .and_then(|v| Path::new(v).file_name())
+            .map(|f| f.to_string_lossy().to_string())
+        {
+            named.insert(file);
+        }
+    }
+    for file in &named {
+        let p = m.join(file);
+        if !p.exists() {
+            cx.fail("crl", &p, format!(
+                "missing: etcd reads the CRL file on every connection and refuses them all when it cannot; copy the bundle's {ETCD_CRL_FILE} here"
+            ));
+            continue;
+        }
+        check_crl(cx, &p, version);
+        if file == LEGACY_ETCD_CRL_FILE && m.join(ETCD_CRL_FILE).exists() {
+            cx.warn("crl", env_path, format!(
+                "names {LEGACY_ETCD_CRL_FILE}, made before {ETCD_CRL_FILE}: set ETCD_CLIENT_CRL_FILE and ETCD_PEER_CRL_FILE to {ETCD_CRL_FILE} (same directory), restart the member, then delete {LEGACY_ETCD_CRL_FILE}"
+            ));
+        }
+    }
+}
+
+/// Settings whose meaning depends on the etcd version: `--listen-client-http-urls` (3.5+),
+/// and the advisory GHSA-3wh4-j44w-pg92: with it set, etcd before 3.5.32 / 3.6.13 did not
+/// check the CRL on the gRPC listener, so a revoked client kept working over gRPC.
+fn check_version_settings(
+    cx: &mut Ctx,
+    env_path: &Path,
+    env: &BTreeMap<String, String>,
+    version: Option<EtcdVersion>,
+) {
+    if !env.contains_key("ETCD_LISTEN_CLIENT_HTTP_URLS") {
+        return;
+    }
+    match version {
+        Some(v) if !v.has_client_http_urls() => cx.fail("etcd-version", env_path, format!(
+            "ETCD_LISTEN_CLIENT_HTTP_URLS is not an etcd {v} setting (it came with 3.5): etcd {v} ignores it and serves HTTP on the client URLs; remove it or raise etcd-version"
+        )),
+        Some(v) if v.grpc_crl_fixed() == Some(true) => {}
+        Some(v) if v.grpc_crl_fixed() == Some(false) => cx.warn("etcd-version", env_path, format!(
+            "ETCD_LISTEN_CLIENT_HTTP_URLS with etcd {v}: the gRPC listener does not enforce the CRL before 3.5.32 / 3.6.13 (GHSA-3wh4-j44w-pg92), so revoked clients keep working over gRPC; upgrade, or remove ETCD_LISTEN_CLIENT_HTTP_URLS"
+        )),
+        v => cx.warn("etcd-version", env_path, format!(
+            "ETCD_LISTEN_CLIENT_HTTP_URLS with etcd {}: before 3.5.32 / 3.6.13 the gRPC listener does not enforce the CRL (GHSA-3wh4-j44w-pg92); name the full version in etcd-version, and upgrade if it is older",
+            v.map(|v| v.to_string()).unwrap_or_else(|| "of unknown version".into())
+        )),
     }
 }
 

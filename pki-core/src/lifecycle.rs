@@ -79,19 +79,53 @@ pub fn etcd_entries(
     Ok(own)
 }
 
+/// How a CRL file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlFormat {
+    /// One `X509 CRL` PEM block: what OpenSSL and most validators read by default.
+    Pem,
+    /// The bare DER CertificateList: the only form etcd 3.6 reads (facts C8), and read by 3.4
+    /// and 3.5 too.
+    Der,
+}
+
+impl CrlFormat {
+    /// For an etcd CRL file named by the user: PEM only when its name says so (`.pem`), DER
+    /// otherwise, so that a file etcd loads is DER unless someone asked for PEM by name.
+    pub fn for_etcd_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("pem") => CrlFormat::Pem,
+            _ => CrlFormat::Der,
+        }
+    }
+}
+
+/// A CRL file's DER, whether the file is PEM (first `X509 CRL` block) or DER.
+pub fn crl_file_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.starts_with(b"-----BEGIN") || bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        crate::certs::pem_blocks("CRL", bytes, "X509 CRL")
+            .ok()
+            .and_then(|b| b.into_iter().next())
+    } else {
+        Some(bytes.to_vec())
+    }
+}
+
 /// Writes a CRL file atomically. CRL files are meant to be replaced (etcd re-reads them on
 /// every connection), so an existing file is swapped, never half-written; but never by an
 /// older CRL of the same issuer (a lower CRL number), whatever order two commands finish in.
-pub fn publish_crl(path: &Path, der: &[u8]) -> Result<()> {
-    let pem = crate::certs::to_pem("X509 CRL", der);
+/// The file on disk is compared in whichever format it is in, so a bundle moving from PEM to
+/// DER keeps that guard.
+pub fn publish_crl(path: &Path, der: &[u8], format: CrlFormat) -> Result<()> {
+    let bytes = match format {
+        CrlFormat::Pem => crate::certs::to_pem("X509 CRL", der).into_bytes(),
+        CrlFormat::Der => der.to_vec(),
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         output::create_dir(parent, 0o755)?;
     }
     if let (Some((issuer, new)), Ok(existing)) = (crl_number(der), std::fs::read(path)) {
-        let on_disk = crate::certs::pem_blocks("CRL", &existing, "X509 CRL")
-            .ok()
-            .and_then(|b| b.into_iter().next())
-            .and_then(|d| crl_number(&d));
+        let on_disk = crl_file_der(&existing).and_then(|d| crl_number(&d));
         if let Some((old_issuer, on_disk)) = on_disk {
             if old_issuer == issuer && on_disk > new {
                 return Err(Error::CrlNotNewer {
@@ -102,7 +136,7 @@ pub fn publish_crl(path: &Path, der: &[u8]) -> Result<()> {
             }
         }
     }
-    output::write_atomic(path, pem.as_bytes(), Mode::Public, true)
+    output::write_atomic(path, &bytes, Mode::Public, true)
 }
 
 /// A CRL's issuer name (DER) and CRL number.
@@ -113,9 +147,13 @@ fn crl_number(der: &[u8]) -> Option<(Vec<u8>, u64)> {
     Some((crl.issuer().as_raw().to_vec(), n))
 }
 
-/// The CRL paths of an etcd bundle: the top-level one and each member's copy.
-pub fn bundle_crl_paths(bundle: &Path) -> Vec<PathBuf> {
-    let mut v = vec![bundle.join("crl.pem")];
+/// The CRL files of an etcd bundle, each with its format: `crl.der` at the top and in every
+/// member folder, plus every legacy `crl.pem` that exists (a member started from an older
+/// `etcd.env` still loads it, so it must keep receiving revocations until that member's
+/// `etcd.env` names `crl.der`; `check-etcd` says so).
+pub fn bundle_crl_paths(bundle: &Path) -> Vec<(PathBuf, CrlFormat)> {
+    use crate::etcd::{ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
+    let mut dirs = vec![bundle.to_path_buf()];
     if let Ok(rd) = std::fs::read_dir(bundle.join("nodes")) {
         let mut members: Vec<PathBuf> = rd
             .flatten()
@@ -123,7 +161,14 @@ pub fn bundle_crl_paths(bundle: &Path) -> Vec<PathBuf> {
             .filter(|p| p.is_dir())
             .collect();
         members.sort();
-        v.extend(members.into_iter().map(|m| m.join("crl.pem")));
+        dirs.extend(members);
+    }
+    let mut v = Vec::new();
+    for d in dirs {
+        v.push((d.join(ETCD_CRL_FILE), CrlFormat::Der));
+        if d.join(LEGACY_ETCD_CRL_FILE).exists() {
+            v.push((d.join(LEGACY_ETCD_CRL_FILE), CrlFormat::Pem));
+        }
     }
     v
 }

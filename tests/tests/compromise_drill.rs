@@ -280,7 +280,7 @@ fn compromise_drill_on_a_running_cluster() {
     let (_, crl_text, _) = sh(
         &d,
         "openssl",
-        &["crl", "-in", "etcd/crl.pem", "-noout", "-text"],
+        &["crl", "-in", "etcd/crl.der", "-noout", "-text"],
     );
     assert!(
         crl_text
@@ -593,12 +593,12 @@ fn every_crl_verifies_and_webpki_reports_revocation() {
         "--out",
         "int-1.pem",
         "--etcd-out",
-        "etcd-crl.pem",
+        "etcd-crl.der",
         "--days",
         "7",
     ]));
     ok(p.issuer(&["crl", "--ca", "ica", "--out", "int-2.pem", "--days", "3"]));
-    for f in ["int-1.pem", "int-2.pem", "etcd-crl.pem"] {
+    for f in ["int-1.pem", "int-2.pem", "etcd-crl.der"] {
         let (good, out, err) = sh(
             &d,
             "openssl",
@@ -640,7 +640,7 @@ fn every_crl_verifies_and_webpki_reports_revocation() {
     let (_, etcd_text, _) = sh(
         &d,
         "openssl",
-        &["crl", "-in", "etcd-crl.pem", "-noout", "-text"],
+        &["crl", "-in", "etcd-crl.der", "-noout", "-text"],
     );
     assert!(
         etcd_text.contains("Issuing Distribution Point: critical")

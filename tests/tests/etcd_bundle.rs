@@ -786,7 +786,7 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
         "nodes/etcd-4/peer.crt",
         "nodes/etcd-4/peer.key",
         "nodes/etcd-4/ca.crt",
-        "nodes/etcd-4/crl.pem",
+        "nodes/etcd-4/crl.der",
         "nodes/etcd-4/etcd.env",
         "clients/backup/client.crt",
         "clients/backup/client.key",
@@ -1074,9 +1074,9 @@ fn check_etcd_finds_members_trusting_different_roots() {
 }
 
 #[test]
-fn check_etcd_finds_crl_with_two_pem_blocks() {
+fn check_etcd_finds_crl_with_trailing_bytes() {
     let (_t, b) = bundle_copy();
-    let p = b.join("nodes/etcd-1/crl.pem");
+    let p = b.join("nodes/etcd-1/crl.der");
     let crl = fs::read(&p).unwrap();
     fs::OpenOptions::new()
         .append(true)
@@ -1084,12 +1084,8 @@ fn check_etcd_finds_crl_with_two_pem_blocks() {
         .unwrap()
         .write_all(&crl)
         .unwrap();
-    assert_finds(
-        &b,
-        &[],
-        "crl",
-        "2 PEM blocks: etcd reads only the first one",
-    );
+    // etcd 3.6 parses the whole file as one DER CRL and fails on anything after it.
+    assert_finds(&b, &[], "crl", "bytes follow the CertificateList");
 }
 
 #[test]
@@ -1109,7 +1105,11 @@ fn check_etcd_finds_stale_crl() {
         .env("CADIR", &private)
         .env("SAN", "DNS:localhost")
         .env("SERVER_EKU", "serverAuth, clientAuth"));
-    fs::copy(&stale, b.join("crl.pem")).unwrap();
+    ok(Command::new("openssl")
+        .args(["crl", "-outform", "DER", "-in"])
+        .arg(&stale)
+        .arg("-out")
+        .arg(b.join("crl.der")));
     assert_finds(&b, &[], "crl", "stale: nextUpdate was 2020-01-02");
 }
 
@@ -1192,7 +1192,7 @@ fn bundle_contents_follow_the_spec() {
         }
     }
 
-    let crl = fs::read(b.join("crl.pem")).unwrap();
+    let crl = fs::read(b.join("crl.der")).unwrap();
     let chain_check = |rel: &str, purposes: &[&str]| {
         let p = b.join(rel);
         let certs = pem_certs(&fs::read_to_string(&p).unwrap());
@@ -1226,9 +1226,9 @@ fn bundle_contents_follow_the_spec() {
         }
         assert_eq!(fs::read_to_string(n.join("ca.crt")).unwrap(), root);
         assert_eq!(
-            fs::read(n.join("crl.pem")).unwrap(),
+            fs::read(n.join("crl.der")).unwrap(),
             crl,
-            "nodes/{m}/crl.pem"
+            "nodes/{m}/crl.der"
         );
         chain_check(
             &format!("nodes/{m}/server.crt"),
@@ -1297,8 +1297,8 @@ fn bundle_contents_follow_the_spec() {
         let nd = n.display();
         for want in [
             format!("ETCD_NAME={m}\n"),
-            format!("ETCD_CLIENT_CRL_FILE={nd}/crl.pem\n"),
-            format!("ETCD_PEER_CRL_FILE={nd}/crl.pem\n"),
+            format!("ETCD_CLIENT_CRL_FILE={nd}/crl.der\n"),
+            format!("ETCD_PEER_CRL_FILE={nd}/crl.der\n"),
             "ETCD_CLIENT_CERT_AUTH=true\n".into(),
             "ETCD_PEER_CLIENT_CERT_AUTH=true\n".into(),
             format!("ETCD_PEER_CERT_ALLOWED_HOSTNAME=peers.{CLUSTER_NAME}.etcd\n"),
@@ -1336,14 +1336,13 @@ fn bundle_contents_follow_the_spec() {
         assert!(!cert.contains("TLS Web Server Authentication"), "{cert}");
     }
 
-    // The CRL is one PEM block signed by the intermediate.
-    let crl_text = String::from_utf8_lossy(&crl).into_owned();
-    assert_eq!(crl_text.matches("-----BEGIN X509 CRL-----").count(), 1);
+    // The CRL is DER (etcd 3.6 reads nothing else), signed by the intermediate.
+    assert_eq!(crl.first(), Some(&0x30), "crl.der is not DER");
     let o = ok(Command::new("openssl")
-        .args(["crl", "-noout", "-verify", "-CAfile"])
+        .args(["crl", "-inform", "DER", "-noout", "-verify", "-CAfile"])
         .arg(b.join("intermediate.crt"))
         .arg("-in")
-        .arg(b.join("crl.pem")));
+        .arg(b.join("crl.der")));
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

@@ -591,19 +591,19 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
     }
 
     // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial).
-    let crl_before = p.read("etcd/crl.pem");
+    let crl_before = p.read("etcd/crl.der");
     let out = ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
     assert!(out.contains("root CRL included"), "{out}");
-    assert_ne!(crl_before, p.read("etcd/crl.pem"));
+    assert_ne!(crl_before, p.read("etcd/crl.der"));
     assert!(
-        p.crl_lists("etcd/crl.pem", &a_serial),
+        p.crl_lists("etcd/crl.der", &a_serial),
         "{}",
-        p.crl_text("etcd/crl.pem")
+        p.crl_text("etcd/crl.der")
     );
     for n in 1..=3 {
         assert_eq!(
-            p.read(&format!("etcd/nodes/etcd-{n}/crl.pem")),
-            p.read("etcd/crl.pem"),
+            p.read(&format!("etcd/nodes/etcd-{n}/crl.der")),
+            p.read("etcd/crl.der"),
             "etcd-{n} has the new CRL"
         );
     }
@@ -761,7 +761,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
-    let crl_before = p.read("etcd/crl.pem");
+    let crl_before = p.read("etcd/crl.der");
     let out = ok(p.issuer(&[
         "revoke",
         &serial,
@@ -780,7 +780,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
     assert_eq!(rec["revocation_reason"], "keyCompromise", "{rec}");
     // Revoked in the ledger, but nothing published: etcd still accepts it.
     assert_eq!(
-        p.read("etcd/crl.pem"),
+        p.read("etcd/crl.der"),
         crl_before,
         "revoke publishes nothing"
     );
@@ -792,7 +792,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
     assert_eq!(cluster.log_count(&needle), 0);
 
     ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
-    assert!(p.crl_lists("etcd/crl.pem", &serial));
+    assert!(p.crl_lists("etcd/crl.der", &serial));
     let (good, out) = app.try_run(&["get", "/app/k"]);
     assert!(!good, "refused after the CRL update: {out}");
     assert!(

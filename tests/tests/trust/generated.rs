@@ -338,7 +338,7 @@ fn check_etcd_fails_a_planted_step_in_rbac_sh() {
 #[test]
 fn check_etcd_finds_a_missing_crl_file_and_crl_variables() {
     let (_t, ca, b) = bundle("");
-    fs::remove_file(b.join("nodes/etcd-1/crl.pem")).unwrap();
+    fs::remove_file(b.join("nodes/etcd-1/crl.der")).unwrap();
     assert_finding(
         &ca,
         &b,
