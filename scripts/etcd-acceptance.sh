@@ -10,15 +10,20 @@
 # "N passed, M failed", and the exit status is 0 only when nothing failed.
 #
 # Environment: CLIENT_PORT_BASE (23790: member i listens on base+i), PEER_PORT_BASE (23800),
-# DEADLINE (150 seconds for the whole run), KEEP_WORK=1 keeps the scratch folder (etcd logs).
+# DEADLINE (150 seconds for the whole run), KEEP_WORK=1 keeps the scratch folder (etcd logs),
+# ETCD_BIN / ETCDCTL_BIN (etcd / etcdctl from PATH) run another release, e.g. the etcd 3.5.1 that
+# scripts/install-deps.sh puts in ~/.cache/pki-toolkit/etcd-3.5.1/.
 # Only 127.0.0.1 is used, and only the etcd processes this script started are signalled, by PID.
 set -uo pipefail
 
 [ $# -eq 1 ] && [ -d "$1" ] || { echo "usage: $0 BUNDLE" >&2; exit 2; }
 B=$(cd "$1" && pwd)
-for tool in etcd etcdctl openssl curl timeout ss; do
+ETCD_BIN=${ETCD_BIN:-etcd}
+ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
+for tool in "$ETCD_BIN" "$ETCDCTL_BIN" openssl curl timeout ss; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is needed (scripts/install-deps.sh)" >&2; exit 2; }
 done
+echo "etcd: $("$ETCD_BIN" --version 2>/dev/null | head -1) ($(command -v "$ETCD_BIN"))"
 export ETCDCTL_API=3
 CPORT=${CLIENT_PORT_BASE:-23790}
 PPORT=${PEER_PORT_BASE:-23800}
@@ -182,7 +187,7 @@ start_members() {
   for i in 1 2 3; do
     m=${MEMBERS[$((i - 1))]}
     n=$B/nodes/$m
-    etcd --name "$m" --data-dir "$WORK/data/$m" \
+    "$ETCD_BIN" --name "$m" --data-dir "$WORK/data/$m" \
       --listen-client-urls "$(client_url $i)" --advertise-client-urls "$(client_url $i)" \
       --listen-peer-urls "$(peer_url $i)" --initial-advertise-peer-urls "$(peer_url $i)" \
       --initial-cluster "$INITIAL" --initial-cluster-token "acceptance-$$" --initial-cluster-state new \
@@ -198,7 +203,7 @@ start_members() {
 ctl() {
   local cert=$1 key=$2
   shift 2
-  timeout 20 etcdctl --endpoints="${EP:-$(client_url 1)}" --cacert="$ROOT" \
+  timeout 20 "$ETCDCTL_BIN" --endpoints="${EP:-$(client_url 1)}" --cacert="$ROOT" \
     ${cert:+--cert="$cert"} ${key:+--key="$key"} --dial-timeout="${DIAL:-2s}" \
     --command-timeout="${CMD:-4s}" "$@"
 }

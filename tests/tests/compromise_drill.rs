@@ -446,7 +446,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated(v: EtcdVersion, ports:
             &format!("etcd/clients/{client}/client.key"),
         ])
     };
-    let good = ok(probe(47210, "root"));
+    let good = ok(probe(ports + 10, "root"));
     for line in [
         "ok   handshake",
         "sends 2 certificates",
@@ -457,7 +457,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated(v: EtcdVersion, ports:
         assert!(good.contains(line), "'{line}' in\n{good}");
     }
     // A client certificate on the peer port is refused (the shared peer SAN restriction).
-    let peer = probe(47211, "app-user");
+    let peer = probe(ports + 11, "app-user");
     let text = String::from_utf8_lossy(&peer.stdout);
     assert!(
         !peer.status.success() && text.contains("FAIL handshake"),
