@@ -20,6 +20,9 @@ set -uo pipefail
 B=$(cd "$1" && pwd)
 ETCD_BIN=${ETCD_BIN:-etcd}
 ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
+# Not passed on: etcd and etcdctl 3.5 read every ETCD_* / ETCDCTL_* variable as a setting and
+# warn about (print) the ones they do not know.
+export -n ETCD_BIN ETCDCTL_BIN
 for tool in "$ETCD_BIN" "$ETCDCTL_BIN" openssl curl timeout ss; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is needed (scripts/install-deps.sh)" >&2; exit 2; }
 done
@@ -253,9 +256,11 @@ if [ "$n" = 3 ]; then pass "member-list (3 started members on https peer URLs)"
 else fail member-list "$(tr '\n' ' ' <<<"$out" | cut -c1-200)"; fi
 
 out=$(EP=$(every_client_url) ctl "$RC" "$RK" endpoint status -w simple 2>&1)
-leaders=$(awk -F', ' '$5 == "true"' <<<"$out" | wc -l)
-terms=$(awk -F', ' '{ print $7 }' <<<"$out" | sort -u | wc -l)
-if [ "$leaders" = 1 ] && [ "$terms" = 1 ]; then pass one-leader; else fail one-leader "$leaders leaders, $terms terms"; fi
+# Only the table rows: etcdctl may print log lines (JSON warnings) too.
+leaders=$(grep '^https://' <<<"$out" | awk -F', ' '$5 == "true"' | wc -l)
+terms=$(grep '^https://' <<<"$out" | awk -F', ' '{ print $7 }' | sort -u | wc -l)
+if [ "$leaders" = 1 ] && [ "$terms" = 1 ]; then pass one-leader
+else fail one-leader "$leaders leaders, $terms terms: $(tr '\n' '|' <<<"$out" | cut -c1-300)"; fi
 
 value="acceptance-$RANDOM-$$"
 if ctl "$RC" "$RK" put /acceptance/k "$value" >/dev/null 2>"$WORK/err" &&
