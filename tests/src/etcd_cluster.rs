@@ -141,6 +141,27 @@ pub fn env_value(env_file: &Path, key: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The name of the CRL file a bundle's members load (`crl.pem` or `crl.der`), read from the
+/// first member's `etcd.env` (ETCD_CLIENT_CRL_FILE) so tests follow the bundle, not a guess.
+/// The bundle keeps the same file at its top level (`issuer crl --etcd-bundle` writes both).
+pub fn etcd_crl_name(bundle: &Path) -> String {
+    let mut envs: Vec<PathBuf> = std::fs::read_dir(bundle.join("nodes"))
+        .expect("bundle nodes/")
+        .flatten()
+        .map(|e| e.path().join("etcd.env"))
+        .filter(|p| p.is_file())
+        .collect();
+    envs.sort();
+    let env = envs.first().expect("a member etcd.env");
+    let crl = env_value(env, "ETCD_CLIENT_CRL_FILE")
+        .unwrap_or_else(|| panic!("no ETCD_CLIENT_CRL_FILE in {}", env.display()));
+    Path::new(&crl)
+        .file_name()
+        .expect("a CRL file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
 impl EtcdCluster {
     /// Starts every member folder of `bundle/nodes/` with its `etcd.env` on `version`; logs go
     /// to `logs/<member>.log`.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e_tests::etcd_cluster::EtcdVersion;
+use e2e_tests::etcd_cluster::{etcd_crl_name, EtcdVersion};
 use e2e_tests::fixture::{ok, run, sh, softhsm_token};
 
 struct Pki {
@@ -309,11 +309,9 @@ fn compromise_drill_on_a_running_cluster(v: EtcdVersion, ports: u16) {
     assert!(out.contains("8 leaf/leaves replaced"), "{out}");
     // The etcd CRL file, with the root's revocation of A, goes into the bundle.
     ok(p.issuer(&["crl", "--ca", "ica", "--etcd-bundle", "etcd"]));
-    let (_, crl_text, _) = sh(
-        &d,
-        "openssl",
-        &["crl", "-in", "etcd/crl.pem", "-noout", "-text"],
-    );
+    // The file the members load, whatever its name (openssl reads PEM or DER alike).
+    let crl = format!("etcd/{}", etcd_crl_name(&d.join("etcd")));
+    let (_, crl_text, _) = sh(&d, "openssl", &["crl", "-in", &crl, "-noout", "-text"]);
     assert!(
         crl_text
             .to_ascii_lowercase()

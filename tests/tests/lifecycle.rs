@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{
-    etcd_log_serial, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
+    etcd_crl_name, etcd_log_serial, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
 };
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
 use serde_json::Value;
@@ -611,20 +611,19 @@ fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u
         assert_eq!(chain[1], bundle_int, "{f}: leaf + intermediate.crt");
     }
 
-    // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial).
-    let crl_before = p.read("etcd/crl.pem");
+    // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial). Its name
+    // is the one the members' etcd.env load.
+    let crl_name = etcd_crl_name(&p.path("etcd"));
+    let crl = format!("etcd/{crl_name}");
+    let crl_before = p.read(&crl);
     let out = ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
     assert!(out.contains("root CRL included"), "{out}");
-    assert_ne!(crl_before, p.read("etcd/crl.pem"));
-    assert!(
-        p.crl_lists("etcd/crl.pem", &a_serial),
-        "{}",
-        p.crl_text("etcd/crl.pem")
-    );
+    assert_ne!(crl_before, p.read(&crl));
+    assert!(p.crl_lists(&crl, &a_serial), "{}", p.crl_text(&crl));
     for n in 1..=3 {
         assert_eq!(
-            p.read(&format!("etcd/nodes/etcd-{n}/crl.pem")),
-            p.read("etcd/crl.pem"),
+            p.read(&format!("etcd/nodes/etcd-{n}/{crl_name}")),
+            p.read(&crl),
             "etcd-{n} has the new CRL"
         );
     }
@@ -799,7 +798,8 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
-    let crl_before = p.read("etcd/crl.pem");
+    let crl = format!("etcd/{}", etcd_crl_name(&p.path("etcd")));
+    let crl_before = p.read(&crl);
     let out = ok(p.issuer(&[
         "revoke",
         &serial,
@@ -817,11 +817,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     assert_eq!(rec["status"], "revoked", "{rec}");
     assert_eq!(rec["revocation_reason"], "keyCompromise", "{rec}");
     // Revoked in the ledger, but nothing published: etcd still accepts it.
-    assert_eq!(
-        p.read("etcd/crl.pem"),
-        crl_before,
-        "revoke publishes nothing"
-    );
+    assert_eq!(p.read(&crl), crl_before, "revoke publishes nothing");
     let (good, out) = app.try_run(&["get", "/app/k", "--print-value-only"]);
     assert!(
         good && out.trim() == "v",
@@ -830,7 +826,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     assert_eq!(cluster.log_count(&needle), 0);
 
     ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
-    assert!(p.crl_lists("etcd/crl.pem", &serial));
+    assert!(p.crl_lists(&crl, &serial));
     let (good, out) = app.try_run(&["get", "/app/k"]);
     assert!(!good, "refused after the CRL update: {out}");
     assert!(
