@@ -212,7 +212,11 @@ fn wait_healthy(v: EtcdVersion, d: &Path) {
         &["endpoint", "status", "-w", "json"],
     );
     let status = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(v.members_serving(&status), 3, "not 3 members on {v}: {status}");
+    assert_eq!(
+        v.members_serving(&status),
+        3,
+        "not 3 members on {v}: {status}"
+    );
 }
 
 fn serial_of(d: &Path, cert: &str) -> String {

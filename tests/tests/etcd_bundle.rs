@@ -88,7 +88,6 @@ fn sh(script: &str) -> Command {
     c
 }
 
-
 /// One lock for every test that starts etcd processes.
 fn cluster_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -477,7 +476,12 @@ fn wait_healthy(cl: &mut Cluster, root_env: &Path, n: usize, limit: Duration) {
         );
         if o.status.success() && all.matches("is healthy").count() == n {
             // The members run the release the test names, not whatever `etcd` PATH found.
-            let o = etcdctl(cl.version, root_env, &[], &["endpoint", "status", "-w", "json"]);
+            let o = etcdctl(
+                cl.version,
+                root_env,
+                &[],
+                &["endpoint", "status", "-w", "json"],
+            );
             let status = stdout(&o);
             assert_eq!(
                 cl.version.members_serving(&status),

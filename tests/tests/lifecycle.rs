@@ -760,12 +760,18 @@ fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u
 /// release.
 #[test]
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_4() {
-    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(EtcdVersion::V3_4, 45300);
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
+        EtcdVersion::V3_4,
+        45300,
+    );
 }
 
 #[test]
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_5() {
-    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(EtcdVersion::V3_5, 46300);
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
+        EtcdVersion::V3_5,
+        46300,
+    );
 }
 
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(

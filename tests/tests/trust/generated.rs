@@ -239,7 +239,11 @@ fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
     .unwrap();
     let hint = ok(ca.issuer(&etcd_args(&ca, &cluster, &b)));
     let mut cluster = EtcdCluster::start(&b, &t.path().join("logs"), EtcdVersion::V3_4);
-    let root = Etcdctl::new(&b.join("clients/root"), &cluster.endpoints(), cluster.version);
+    let root = Etcdctl::new(
+        &b.join("clients/root"),
+        &cluster.endpoints(),
+        cluster.version,
+    );
     root.wait_healthy(1, Duration::from_secs(30), &mut cluster);
 
     let (good, first) = run_rbac(&b);
@@ -255,7 +259,11 @@ fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
     assert_eq!(rbac_state(&root), state, "the second run changed RBAC");
 
     // Auth is on and the roles do what the cluster file says, by certificate CN.
-    let app = Etcdctl::new(&b.join("clients/app-user"), &cluster.endpoints(), cluster.version);
+    let app = Etcdctl::new(
+        &b.join("clients/app-user"),
+        &cluster.endpoints(),
+        cluster.version,
+    );
     let (good, out) = app.try_run(&["put", "/app/k", "v"]);
     assert!(good, "{out}");
     let (good, out) = app.try_run(&["put", "/shared/k", "v"]);
