@@ -10,15 +10,23 @@
 # "N passed, M failed", and the exit status is 0 only when nothing failed.
 #
 # Environment: CLIENT_PORT_BASE (23790: member i listens on base+i), PEER_PORT_BASE (23800),
-# DEADLINE (150 seconds for the whole run), KEEP_WORK=1 keeps the scratch folder (etcd logs).
+# DEADLINE (150 seconds for the whole run), KEEP_WORK=1 keeps the scratch folder (etcd logs),
+# ETCD_BIN / ETCDCTL_BIN (etcd / etcdctl from PATH) run another release, e.g. the etcd 3.5.1 that
+# scripts/install-deps.sh puts in ~/.cache/pki-toolkit/etcd-3.5.1/.
 # Only 127.0.0.1 is used, and only the etcd processes this script started are signalled, by PID.
 set -uo pipefail
 
 [ $# -eq 1 ] && [ -d "$1" ] || { echo "usage: $0 BUNDLE" >&2; exit 2; }
 B=$(cd "$1" && pwd)
-for tool in etcd etcdctl openssl curl timeout ss; do
+ETCD_BIN=${ETCD_BIN:-etcd}
+ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
+# Not passed on: etcd and etcdctl 3.5 read every ETCD_* / ETCDCTL_* variable as a setting and
+# warn about (print) the ones they do not know.
+export -n ETCD_BIN ETCDCTL_BIN
+for tool in "$ETCD_BIN" "$ETCDCTL_BIN" openssl curl timeout ss; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is needed (scripts/install-deps.sh)" >&2; exit 2; }
 done
+echo "etcd: $("$ETCD_BIN" --version 2>/dev/null | head -1) ($(command -v "$ETCD_BIN"))"
 export ETCDCTL_API=3
 CPORT=${CLIENT_PORT_BASE:-23790}
 PPORT=${PEER_PORT_BASE:-23800}
@@ -182,7 +190,7 @@ start_members() {
   for i in 1 2 3; do
     m=${MEMBERS[$((i - 1))]}
     n=$B/nodes/$m
-    etcd --name "$m" --data-dir "$WORK/data/$m" \
+    "$ETCD_BIN" --name "$m" --data-dir "$WORK/data/$m" \
       --listen-client-urls "$(client_url $i)" --advertise-client-urls "$(client_url $i)" \
       --listen-peer-urls "$(peer_url $i)" --initial-advertise-peer-urls "$(peer_url $i)" \
       --initial-cluster "$INITIAL" --initial-cluster-token "acceptance-$$" --initial-cluster-state new \
@@ -198,7 +206,7 @@ start_members() {
 ctl() {
   local cert=$1 key=$2
   shift 2
-  timeout 20 etcdctl --endpoints="${EP:-$(client_url 1)}" --cacert="$ROOT" \
+  timeout 20 "$ETCDCTL_BIN" --endpoints="${EP:-$(client_url 1)}" --cacert="$ROOT" \
     ${cert:+--cert="$cert"} ${key:+--key="$key"} --dial-timeout="${DIAL:-2s}" \
     --command-timeout="${CMD:-4s}" "$@"
 }
@@ -248,9 +256,11 @@ if [ "$n" = 3 ]; then pass "member-list (3 started members on https peer URLs)"
 else fail member-list "$(tr '\n' ' ' <<<"$out" | cut -c1-200)"; fi
 
 out=$(EP=$(every_client_url) ctl "$RC" "$RK" endpoint status -w simple 2>&1)
-leaders=$(awk -F', ' '$5 == "true"' <<<"$out" | wc -l)
-terms=$(awk -F', ' '{ print $7 }' <<<"$out" | sort -u | wc -l)
-if [ "$leaders" = 1 ] && [ "$terms" = 1 ]; then pass one-leader; else fail one-leader "$leaders leaders, $terms terms"; fi
+# Only the table rows: etcdctl may print log lines (JSON warnings) too.
+leaders=$(grep '^https://' <<<"$out" | awk -F', ' '$5 == "true"' | wc -l)
+terms=$(grep '^https://' <<<"$out" | awk -F', ' '{ print $7 }' | sort -u | wc -l)
+if [ "$leaders" = 1 ] && [ "$terms" = 1 ]; then pass one-leader
+else fail one-leader "$leaders leaders, $terms terms: $(tr '\n' '|' <<<"$out" | cut -c1-300)"; fi
 
 value="acceptance-$RANDOM-$$"
 if ctl "$RC" "$RK" put /acceptance/k "$value" >/dev/null 2>"$WORK/err" &&

@@ -7,10 +7,112 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The PATH children get: the system tools only, nothing from the test environment.
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The etcd releases the end-to-end suites run against. 3.4 is Debian's package in /usr/bin;
+/// 3.5 is the upstream build `scripts/install-deps.sh` unpacks into our cache folder (no
+/// distribution ships 3.5 for this machine). Both stay installed side by side: a test picks one
+/// by putting its folder first on the children's PATH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdVersion {
+    V3_4,
+    V3_5,
+}
+
+impl EtcdVersion {
+    /// Every version, in the order the suites run them (one after the other: two 3-member
+    /// clusters at once are too much for a 2-core machine).
+    pub const ALL: [EtcdVersion; 2] = [EtcdVersion::V3_4, EtcdVersion::V3_5];
+
+    /// The exact release expected, as `etcd --version` prints it.
+    pub fn release(self) -> &'static str {
+        match self {
+            EtcdVersion::V3_4 => "3.4.23",
+            EtcdVersion::V3_5 => "3.5.1",
+        }
+    }
+
+    /// `3.4` / `3.5`: the value of a cluster file's `etcd-version`.
+    pub fn minor(self) -> &'static str {
+        match self {
+            EtcdVersion::V3_4 => "3.4",
+            EtcdVersion::V3_5 => "3.5",
+        }
+    }
+
+    /// The folder holding this version's `etcd` and `etcdctl`; panics (never skips) when they
+    /// are missing or report another release, naming the script that installs them.
+    pub fn bin_dir(self) -> PathBuf {
+        // Checked once per test process: every etcdctl call asks for the folder.
+        static CHECKED: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+        CHECKED[self as usize]
+            .get_or_init(|| self.find_bin_dir())
+            .clone()
+    }
+
+    fn find_bin_dir(self) -> PathBuf {
+        let dir = match self {
+            EtcdVersion::V3_4 => PathBuf::from("/usr/bin"),
+            // The same place as scripts/install-deps.sh (PKI_ETCD35_DIR overrides both).
+            EtcdVersion::V3_5 => match std::env::var_os("PKI_ETCD35_DIR") {
+                Some(d) => PathBuf::from(d),
+                None => std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+                    })
+                    .join("pki-toolkit/etcd-3.5.1"),
+            },
+        };
+        let etcd = dir.join("etcd");
+        let said = Command::new(&etcd)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let want = format!("etcd Version: {}\n", self.release());
+        assert!(
+            said.contains(&want) && dir.join("etcdctl").is_file(),
+            "etcd {} is needed at {} (found: {:?}): run scripts/install-deps.sh",
+            self.release(),
+            dir.display(),
+            said.lines().next().unwrap_or("nothing")
+        );
+        dir
+    }
+
+    /// The PATH for children that run this version's etcd and etcdctl.
+    pub fn path_env(self) -> String {
+        format!("{}:{PATH}", self.bin_dir().display())
+    }
+
+    /// How many members of an `etcdctl endpoint status -w json` answer run exactly this
+    /// release: proof that a test ran the version it names, not whatever `etcd` PATH found.
+    pub fn members_serving(self, status_json: &str) -> usize {
+        status_json
+            .matches(&format!("\"version\":\"{}\"", self.release()))
+            .count()
+    }
+
+    pub fn etcd(self) -> PathBuf {
+        self.bin_dir().join("etcd")
+    }
+
+    pub fn etcdctl(self) -> PathBuf {
+        self.bin_dir().join("etcdctl")
+    }
+}
+
+impl std::fmt::Display for EtcdVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "etcd {}", self.release())
+    }
+}
 
 /// One running member.
 pub struct EtcdMember {
@@ -27,6 +129,7 @@ pub struct EtcdMember {
 /// The members of one cluster; killed on drop.
 pub struct EtcdCluster {
     pub members: Vec<EtcdMember>,
+    pub version: EtcdVersion,
 }
 
 /// A variable of an env file (`KEY=value` lines, `#` comments).
@@ -38,10 +141,32 @@ pub fn env_value(env_file: &Path, key: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The name of the CRL file a bundle's members load (`crl.pem` or `crl.der`), read from the
+/// first member's `etcd.env` (ETCD_CLIENT_CRL_FILE) so tests follow the bundle, not a guess.
+/// The bundle keeps the same file at its top level (`issuer crl --etcd-bundle` writes both).
+pub fn etcd_crl_name(bundle: &Path) -> String {
+    let mut envs: Vec<PathBuf> = std::fs::read_dir(bundle.join("nodes"))
+        .expect("bundle nodes/")
+        .flatten()
+        .map(|e| e.path().join("etcd.env"))
+        .filter(|p| p.is_file())
+        .collect();
+    envs.sort();
+    let env = envs.first().expect("a member etcd.env");
+    let crl = env_value(env, "ETCD_CLIENT_CRL_FILE")
+        .unwrap_or_else(|| panic!("no ETCD_CLIENT_CRL_FILE in {}", env.display()));
+    Path::new(&crl)
+        .file_name()
+        .expect("a CRL file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
 impl EtcdCluster {
-    /// Starts every member folder of `bundle/nodes/` with its `etcd.env`; logs go to
-    /// `logs/<member>.log`.
-    pub fn start(bundle: &Path, logs: &Path) -> Self {
+    /// Starts every member folder of `bundle/nodes/` with its `etcd.env` on `version`; logs go
+    /// to `logs/<member>.log`.
+    pub fn start(bundle: &Path, logs: &Path, version: EtcdVersion) -> Self {
+        let path = version.path_env();
         std::fs::create_dir_all(logs).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(bundle.join("nodes"))
             .unwrap()
@@ -51,6 +176,7 @@ impl EtcdCluster {
         names.sort();
         let mut cluster = EtcdCluster {
             members: Vec::new(),
+            version,
         };
         for name in names {
             let env = bundle.join("nodes").join(&name).join("etcd.env");
@@ -61,7 +187,7 @@ impl EtcdCluster {
                 .arg("etcd-member")
                 .arg(&env)
                 .env_clear()
-                .env("PATH", PATH)
+                .env("PATH", &path)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
@@ -151,11 +277,14 @@ pub struct Etcdctl {
     pub key: PathBuf,
     pub dial_timeout: &'static str,
     pub command_timeout: &'static str,
+    /// Whose etcdctl runs (the cluster's own release).
+    pub version: EtcdVersion,
 }
 
 impl Etcdctl {
-    /// The client folder `dir` (ca.crt, client.crt, client.key) against `endpoints`.
-    pub fn new(dir: &Path, endpoints: &str) -> Self {
+    /// The client folder `dir` (ca.crt, client.crt, client.key) against `endpoints`, with
+    /// `version`'s etcdctl.
+    pub fn new(dir: &Path, endpoints: &str, version: EtcdVersion) -> Self {
         Etcdctl {
             endpoints: endpoints.to_string(),
             cacert: dir.join("ca.crt"),
@@ -163,13 +292,14 @@ impl Etcdctl {
             key: dir.join("client.key"),
             dial_timeout: "2s",
             command_timeout: "3s",
+            version,
         }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("etcdctl");
+        let mut c = Command::new(self.version.etcdctl());
         c.env_clear()
-            .env("PATH", PATH)
+            .env("PATH", self.version.path_env())
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoints))
             .arg(format!("--cacert={}", self.cacert.display()))
@@ -197,6 +327,17 @@ impl Etcdctl {
                 String::from_utf8_lossy(&o.stderr)
             ),
         )
+    }
+
+    /// Asserts every one of `n` members reports this Etcdctl's release.
+    #[track_caller]
+    pub fn assert_release(&self, n: usize) {
+        let (good, out) = self.try_run(&["endpoint", "status", "-w", "json"]);
+        assert!(
+            good && self.version.members_serving(&out) == n,
+            "expected {n} members on {}: {out}",
+            self.version
+        );
     }
 
     /// How many endpoints `etcdctl endpoint health` reports healthy.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e_tests::etcd_cluster::{etcd_crl_name, EtcdVersion};
 use e2e_tests::fixture::{ok, run, sh, softhsm_token};
 
 struct Pki {
@@ -102,9 +103,10 @@ impl Pki {
             &format!("response-{n}.age"),
         ]));
     }
-    fn cluster_file(&self, base: u16) {
+    fn cluster_file(&self, base: u16, v: EtcdVersion) {
         let b = self.d.display();
-        let mut t = format!("name = \"drill\"\ninstall-dir = \"{b}/etcd/nodes/{{name}}\"\nclient-install-dir = \"{b}/etcd/clients/{{name}}\"\ndata-dir = \"{b}/data/{{name}}\"\n");
+        let ver = v.minor();
+        let mut t = format!("name = \"drill\"\netcd-version = \"{ver}\"\ninstall-dir = \"{b}/etcd/nodes/{{name}}\"\nclient-install-dir = \"{b}/etcd/clients/{{name}}\"\ndata-dir = \"{b}/data/{{name}}\"\n");
         for i in 1..=3u16 {
             t.push_str(&format!(
                 "[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\ndns = [\"localhost\"]\nclient-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
@@ -129,7 +131,8 @@ impl Drop for Cluster {
     }
 }
 
-fn start(d: &Path) -> Cluster {
+fn start(d: &Path, v: EtcdVersion) -> Cluster {
+    let path = v.path_env();
     let mut kids = Vec::new();
     for i in 1..=3 {
         let log = std::fs::File::create(d.join(format!("etcd-{i}.log"))).unwrap();
@@ -141,7 +144,7 @@ fn start(d: &Path) -> Cluster {
                 ))
                 .current_dir(d)
                 .env_clear()
-                .env("PATH", "/usr/bin:/bin")
+                .env("PATH", &path)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -151,11 +154,11 @@ fn start(d: &Path) -> Cluster {
     Cluster(kids)
 }
 
-/// etcdctl with a client folder's env file (ETCDCTL_* variables).
-fn etcdctl(d: &Path, client_dir: &Path, args: &[&str]) -> Output {
+/// etcdctl of etcd `v` with a client folder's env file (ETCDCTL_* variables).
+fn etcdctl(v: EtcdVersion, d: &Path, client_dir: &Path, args: &[&str]) -> Output {
     let env = std::fs::read_to_string(client_dir.join("etcdctl.env")).unwrap();
-    let mut c = Command::new("etcdctl");
-    c.current_dir(d).env_clear().env("PATH", "/usr/bin:/bin");
+    let mut c = Command::new(v.etcdctl());
+    c.current_dir(d).env_clear().env("PATH", v.path_env());
     for l in env
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains('='))
@@ -182,8 +185,8 @@ fn client_dir_install(client_dir: &Path) -> String {
         .unwrap()
 }
 
-fn healthy(d: &Path) -> usize {
-    let o = etcdctl(d, &d.join("etcd/clients/root"), &["endpoint", "health"]);
+fn healthy(v: EtcdVersion, d: &Path) -> usize {
+    let o = etcdctl(v, d, &d.join("etcd/clients/root"), &["endpoint", "health"]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -192,15 +195,28 @@ fn healthy(d: &Path) -> usize {
     text.matches("is healthy").count()
 }
 
-fn wait_healthy(d: &Path) {
+/// Waits for 3 healthy members, then checks they run release `v` (not another etcd on PATH).
+fn wait_healthy(v: EtcdVersion, d: &Path) {
     let t = Instant::now();
-    while healthy(d) < 3 {
+    while healthy(v, d) < 3 {
         assert!(
             t.elapsed() < Duration::from_secs(40),
             "cluster not healthy in 40 s"
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    let o = etcdctl(
+        v,
+        d,
+        &d.join("etcd/clients/root"),
+        &["endpoint", "status", "-w", "json"],
+    );
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        v.members_serving(&status),
+        3,
+        "not 3 members on {v}: {status}"
+    );
 }
 
 fn serial_of(d: &Path, cert: &str) -> String {
@@ -216,12 +232,31 @@ fn logs_mention(d: &Path, needle: &str) -> bool {
     })
 }
 
+/// The drill on each etcd release; the two run one after the other (the lock), so each error
+/// window measures one cluster on an otherwise quiet machine.
 #[test]
-fn compromise_drill_on_a_running_cluster() {
+fn compromise_drill_on_a_running_cluster_etcd_3_4() {
+    compromise_drill_on_a_running_cluster(EtcdVersion::V3_4, 47000);
+}
+
+#[test]
+fn compromise_drill_on_a_running_cluster_etcd_3_5() {
+    compromise_drill_on_a_running_cluster(EtcdVersion::V3_5, 48000);
+}
+
+/// One cluster test at a time: two 3-member clusters at once make a 2-core machine's health
+/// checks and error windows measure each other.
+fn cluster_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn compromise_drill_on_a_running_cluster(v: EtcdVersion, ports: u16) {
+    let _serial = cluster_lock();
     let p = Pki::new();
     let d = p.d.clone();
     p.enrol(1);
-    p.cluster_file(47000);
+    p.cluster_file(ports, v);
     ok(p.issuer(&[
         "etcd",
         "--ca",
@@ -231,8 +266,8 @@ fn compromise_drill_on_a_running_cluster() {
         "--out",
         "etcd",
     ]));
-    let _cluster = start(&d);
-    wait_healthy(&d);
+    let _cluster = start(&d, v);
+    wait_healthy(v, &d);
 
     // A writer keeps writing through the drill.
     let stop = Arc::new(AtomicBool::new(false));
@@ -243,6 +278,7 @@ fn compromise_drill_on_a_running_cluster() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let o = etcdctl(
+                    v,
                     &d,
                     &d.join("etcd/clients/root"),
                     &["put", &format!("/drill/{n}"), &n.to_string()],
@@ -277,11 +313,9 @@ fn compromise_drill_on_a_running_cluster() {
     assert!(out.contains("8 leaf/leaves replaced"), "{out}");
     // The etcd CRL file, with the root's revocation of A, goes into the bundle.
     ok(p.issuer(&["crl", "--ca", "ica", "--etcd-bundle", "etcd"]));
-    let (_, crl_text, _) = sh(
-        &d,
-        "openssl",
-        &["crl", "-in", "etcd/crl.der", "-noout", "-text"],
-    );
+    // The file the members load, whatever its name (openssl reads PEM or DER alike).
+    let crl = format!("etcd/{}", etcd_crl_name(&d.join("etcd")));
+    let (_, crl_text, _) = sh(&d, "openssl", &["crl", "-in", &crl, "-noout", "-text"]);
     assert!(
         crl_text
             .to_ascii_lowercase()
@@ -295,14 +329,14 @@ fn compromise_drill_on_a_running_cluster() {
     let drill_secs = drill_start.elapsed().as_secs_f64();
 
     // Afterwards: B chains accepted, the A chain refused, all members healthy.
-    assert_eq!(healthy(&d), 3, "all members healthy after the swap");
+    assert_eq!(healthy(v, &d), 3, "all members healthy after the swap");
     let root_client = d.join("etcd/clients/root");
-    assert!(etcdctl(&d, &root_client, &["put", "/after", "b"])
+    assert!(etcdctl(v, &d, &root_client, &["put", "/after", "b"])
         .status
         .success());
     let app_client = d.join("etcd/clients/app-user");
     assert!(
-        etcdctl(&d, &app_client, &["get", "/after"])
+        etcdctl(v, &d, &app_client, &["get", "/after"])
             .status
             .success(),
         "the B app-user is accepted"
@@ -319,7 +353,7 @@ fn compromise_drill_on_a_running_cluster() {
         ],
     );
     assert!(issuer.contains("Drill Intermediate 2"), "{issuer}");
-    let refused = etcdctl(&d, &d.join("a-client"), &["get", "/after"]);
+    let refused = etcdctl(v, &d, &d.join("a-client"), &["get", "/after"]);
     assert!(
         !refused.status.success(),
         "the A-chain client must be refused"
@@ -338,6 +372,7 @@ fn compromise_drill_on_a_running_cluster() {
     );
     for (n, _) in &acked {
         let o = etcdctl(
+            v,
             &d,
             &root_client,
             &["get", &format!("/drill/{n}"), "--print-value-only"],
@@ -354,7 +389,7 @@ fn compromise_drill_on_a_running_cluster() {
         .max()
         .unwrap_or_default();
     println!(
-        "measured error window: {} ms (longest gap between acknowledged writes; {} writes acknowledged over a {drill_secs:.1} s drill)",
+        "measured error window on {v}: {} ms (longest gap between acknowledged writes; {} writes acknowledged over a {drill_secs:.1} s drill)",
         window.as_millis(),
         acked.len()
     );
@@ -370,11 +405,21 @@ fn compromise_drill_on_a_running_cluster() {
 }
 
 #[test]
-fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_etcd_3_4() {
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated(EtcdVersion::V3_4, 47200);
+}
+
+#[test]
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_etcd_3_5() {
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated(EtcdVersion::V3_5, 48200);
+}
+
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated(v: EtcdVersion, ports: u16) {
+    let _serial = cluster_lock();
     let p = Pki::new();
     let d = p.d.clone();
     p.enrol(1);
-    p.cluster_file(47200);
+    p.cluster_file(ports, v);
     ok(p.issuer(&[
         "etcd",
         "--ca",
@@ -384,10 +429,10 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
         "--out",
         "etcd",
     ]));
-    let _cluster = start(&d);
-    wait_healthy(&d);
+    let _cluster = start(&d, v);
+    wait_healthy(v, &d);
     let app = d.join("etcd/clients/app-user");
-    assert!(etcdctl(&d, &app, &["get", "/x"]).status.success());
+    assert!(etcdctl(v, &d, &app, &["get", "/x"]).status.success());
     // check-etcd --endpoint: the seed's `openssl s_client` step against the running member.
     let probe = |port: u16, client: &str| {
         p.issuer(&[
@@ -403,7 +448,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
             &format!("etcd/clients/{client}/client.key"),
         ])
     };
-    let good = ok(probe(47210, "root"));
+    let good = ok(probe(ports + 10, "root"));
     for line in [
         "ok   handshake",
         "sends 2 certificates",
@@ -414,7 +459,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
         assert!(good.contains(line), "'{line}' in\n{good}");
     }
     // A client certificate on the peer port is refused (the shared peer SAN restriction).
-    let peer = probe(47211, "app-user");
+    let peer = probe(ports + 11, "app-user");
     let text = String::from_utf8_lossy(&peer.stdout);
     assert!(
         !peer.status.success() && text.contains("FAIL handshake"),
@@ -430,7 +475,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
         "keyCompromise",
     ]));
     // Revoked in the ledger, but etcd has not been told yet.
-    assert!(etcdctl(&d, &app, &["get", "/x"]).status.success());
+    assert!(etcdctl(v, &d, &app, &["get", "/x"]).status.success());
     ok(p.issuer(&[
         "crl",
         "--ca",
@@ -441,14 +486,14 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated() {
         "int-crl.pem",
     ]));
     assert!(
-        !etcdctl(&d, &app, &["get", "/x"]).status.success(),
+        !etcdctl(v, &d, &app, &["get", "/x"]).status.success(),
         "refused after the CRL update, no restart"
     );
     assert!(logs_mention(
         &d,
         &format!("certificate serial {serial} revoked")
     ));
-    assert!(etcdctl(&d, &d.join("etcd/clients/root"), &["get", "/x"])
+    assert!(etcdctl(v, &d, &d.join("etcd/clients/root"), &["get", "/x"])
         .status
         .success());
 }

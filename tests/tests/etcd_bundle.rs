@@ -1,5 +1,5 @@
 //! End-to-end tests of `issuer etcd` (the etcd bundle of docs/etcd.md) and `issuer check-etcd`,
-//! against real etcd 3.4 processes, the acceptance checks of `scripts/etcd-acceptance.sh`, openssl
+//! against real etcd processes (3.4 and 3.5, one release after the other), the acceptance checks of `scripts/etcd-acceptance.sh`, openssl
 //! and curl.
 //!
 //! The CA is the OpenSSL reference CA of `scripts/openssl-reference-ca.sh` brought under
@@ -19,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use e2e_tests::etcd_cluster::EtcdVersion;
 use tempfile::TempDir;
 
 /// The repository's scripts: the reference CA and the acceptance checks.
@@ -85,10 +86,6 @@ fn sh(script: &str) -> Command {
     let mut c = Command::new("bash");
     c.arg("-c").arg(script);
     c
-}
-
-fn path_env() -> String {
-    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
 }
 
 /// One lock for every test that starts etcd processes.
@@ -209,13 +206,25 @@ fn cluster_file(
     members: &[MemberSpec],
     clients: &[(&str, &[&str])],
 ) -> String {
+    cluster_file_for(bundle, data, members, clients, EtcdVersion::V3_4)
+}
+
+/// [`cluster_file`] for etcd `v`.
+fn cluster_file_for(
+    bundle: &Path,
+    data: &Path,
+    members: &[MemberSpec],
+    clients: &[(&str, &[&str])],
+    v: EtcdVersion,
+) -> String {
     let mut s = format!(
-        "name = \"{CLUSTER_NAME}\"\netcd-version = \"3.4\"\n\
+        "name = \"{CLUSTER_NAME}\"\netcd-version = \"{ver}\"\n\
          install-dir = \"{b}/nodes/{{name}}\"\n\
          client-install-dir = \"{b}/clients/{{name}}\"\n\
          data-dir = \"{d}/{{name}}\"\n",
         b = bundle.display(),
-        d = data.display()
+        d = data.display(),
+        ver = v.minor()
     );
     for m in members {
         s.push_str(&format!(
@@ -237,17 +246,25 @@ fn cluster_file(
 
 const CLIENTS: &[(&str, &[&str])] = &[("root", &[]), ("app-user", &["app-rw"])];
 
-/// Writes the cluster file into `dir` and builds the bundle `dir/bundle` with `issuer etcd`.
-fn build_bundle(fx: &CaFixture, dir: &Path, client_base: u16, peer_base: u16) -> PathBuf {
+/// Writes the cluster file (for etcd `v`) into `dir` and builds the bundle `dir/bundle` with
+/// `issuer etcd`.
+fn build_bundle(
+    fx: &CaFixture,
+    dir: &Path,
+    client_base: u16,
+    peer_base: u16,
+    v: EtcdVersion,
+) -> PathBuf {
     let bundle = dir.join("bundle");
     let cluster = dir.join("cluster.toml");
     fs::write(
         &cluster,
-        cluster_file(
+        cluster_file_for(
             &bundle,
             &dir.join("data"),
             &members(3, client_base, peer_base),
             CLIENTS,
+            v,
         ),
     )
     .unwrap();
@@ -281,7 +298,7 @@ fn shared() -> &'static Shared {
         fs::create_dir_all(&dir).unwrap();
         let fx = CaFixture::create(&dir);
         // Ports of the shared bundle's etcd.env are never listened on (the acceptance script uses its own).
-        let bundle = build_bundle(&fx, &dir, 41900, 41910);
+        let bundle = build_bundle(&fx, &dir, 41900, 41910, EtcdVersion::V3_4);
         Shared { fx, bundle }
     })
 }
@@ -337,6 +354,7 @@ fn base64(data: &[u8]) -> String {
 struct Cluster {
     procs: Vec<(String, Child)>,
     logs: Vec<PathBuf>,
+    version: EtcdVersion,
 }
 
 impl Drop for Cluster {
@@ -351,11 +369,13 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Starts every member exactly as an operator would: `env -i` + the member's etcd.env.
-    fn start(bundle: &Path, names: &[String], logdir: &Path) -> Cluster {
+    /// Starts every member exactly as an operator would: `env -i` + the member's etcd.env, with
+    /// etcd `v` first on PATH.
+    fn start(bundle: &Path, names: &[String], logdir: &Path, v: EtcdVersion) -> Cluster {
         let mut cl = Cluster {
             procs: Vec::new(),
             logs: Vec::new(),
+            version: v,
         };
         for name in names {
             let env = bundle.join("nodes").join(name).join("etcd.env");
@@ -363,7 +383,7 @@ impl Cluster {
             let f = fs::File::create(&log).unwrap();
             let child = Command::new("env")
                 .arg("-i")
-                .arg(format!("PATH={}", path_env()))
+                .arg(format!("PATH={}", v.path_env()))
                 .arg("bash")
                 .arg("-c")
                 .arg("set -a; . \"$0\"; set +a; exec etcd")
@@ -423,9 +443,9 @@ impl Cluster {
     }
 }
 
-/// etcdctl with the settings of a client's etcdctl.env (nothing else from our environment),
-/// optionally with some ETCDCTL_* values replaced.
-fn etcdctl(env_file: &Path, overrides: &[(&str, &Path)], args: &[&str]) -> Output {
+/// etcdctl of etcd `v` with the settings of a client's etcdctl.env (nothing else from our
+/// environment), optionally with some ETCDCTL_* values replaced.
+fn etcdctl(v: EtcdVersion, env_file: &Path, overrides: &[(&str, &Path)], args: &[&str]) -> Output {
     let mut script = String::from("set -a; . \"$0\"; set +a; ");
     for (k, v) in overrides {
         script.push_str(&format!("export {k}='{}'; ", v.display()));
@@ -433,7 +453,7 @@ fn etcdctl(env_file: &Path, overrides: &[(&str, &Path)], args: &[&str]) -> Outpu
     script.push_str("exec timeout 20 etcdctl --dial-timeout=2s --command-timeout=5s \"$@\"");
     run(Command::new("env")
         .arg("-i")
-        .arg(format!("PATH={}", path_env()))
+        .arg(format!("PATH={}", v.path_env()))
         .arg("bash")
         .arg("-c")
         .arg(script)
@@ -448,13 +468,28 @@ fn wait_healthy(cl: &mut Cluster, root_env: &Path, n: usize, limit: Duration) {
         if let Some(why) = cl.exited() {
             panic!("{why}\n{}", cl.log_tails());
         }
-        let o = etcdctl(root_env, &[], &["endpoint", "health"]);
+        let o = etcdctl(cl.version, root_env, &[], &["endpoint", "health"]);
         let all = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
         if o.status.success() && all.matches("is healthy").count() == n {
+            // The members run the release the test names, not whatever `etcd` PATH found.
+            let o = etcdctl(
+                cl.version,
+                root_env,
+                &[],
+                &["endpoint", "status", "-w", "json"],
+            );
+            let status = stdout(&o);
+            assert_eq!(
+                cl.version.members_serving(&status),
+                n,
+                "not {n} members on {}: {}",
+                cl.version,
+                text(&o)
+            );
             return;
         }
         last = all;
@@ -495,27 +530,36 @@ fn rogue_client(dir: &Path) -> (PathBuf, PathBuf) {
 // ------------------------------------------------------------------------------------------
 
 #[test]
-fn real_cluster_from_generated_env_files() {
+fn real_cluster_from_generated_env_files_etcd_3_4() {
+    real_cluster_from_generated_env_files(EtcdVersion::V3_4);
+}
+
+#[test]
+fn real_cluster_from_generated_env_files_etcd_3_5() {
+    real_cluster_from_generated_env_files(EtcdVersion::V3_5);
+}
+
+fn real_cluster_from_generated_env_files(v: EtcdVersion) {
     let fx = &shared().fx;
     let t = TempDir::new().unwrap();
     let _guard = cluster_lock();
     let base = free_port_base(41100, 3);
     let (cbase, pbase) = (base, base + 10);
-    let bundle = build_bundle(fx, t.path(), cbase, pbase);
+    let bundle = build_bundle(fx, t.path(), cbase, pbase, v);
     let names: Vec<String> = (1..=3).map(|i| format!("etcd-{i}")).collect();
     let logdir = t.path().join("logs");
     fs::create_dir_all(&logdir).unwrap();
 
     let t0 = Instant::now();
-    let mut cl = Cluster::start(&bundle, &names, &logdir);
+    let mut cl = Cluster::start(&bundle, &names, &logdir, v);
     let root_env = bundle.join("clients/root/etcdctl.env");
     let app_env = bundle.join("clients/app-user/etcdctl.env");
     wait_healthy(&mut cl, &root_env, 3, Duration::from_secs(30));
 
     // put/get as root (no auth yet).
-    let o = etcdctl(&root_env, &[], &["put", "/e2e/k", "v-e2e"]);
+    let o = etcdctl(v, &root_env, &[], &["put", "/e2e/k", "v-e2e"]);
     assert!(o.status.success(), "put: {}", text(&o));
-    let o = etcdctl(&root_env, &[], &["get", "/e2e/k", "--print-value-only"]);
+    let o = etcdctl(v, &root_env, &[], &["get", "/e2e/k", "--print-value-only"]);
     assert_eq!(stdout(&o).trim(), "v-e2e", "get: {}", text(&o));
 
     let ca = bundle.join("ca.crt");
@@ -586,6 +630,7 @@ fn real_cluster_from_generated_env_files() {
     let (rc, rk) = rogue_client(&t.path().join("rogue"));
     let marks = cl.log_sizes();
     let o = etcdctl(
+        v,
         &root_env,
         &[("ETCDCTL_CERT", &rc), ("ETCDCTL_KEY", &rk)],
         &["--dial-timeout=1s", "--command-timeout=2s", "get", "/e2e/k"],
@@ -608,7 +653,7 @@ fn real_cluster_from_generated_env_files() {
     // RBAC: rbac.sh as root, then certificate CN = user.
     let o = run(Command::new("env")
         .arg("-i")
-        .arg(format!("PATH={}", path_env()))
+        .arg(format!("PATH={}", v.path_env()))
         .arg("bash")
         .arg("-c")
         .arg("set -a; . \"$0\"; set +a; exec timeout 60 sh rbac.sh")
@@ -619,27 +664,27 @@ fn real_cluster_from_generated_env_files() {
         "rbac.sh: {}",
         text(&o)
     );
-    let o = etcdctl(&app_env, &[], &["put", "/app/k", "app-value"]);
+    let o = etcdctl(v, &app_env, &[], &["put", "/app/k", "app-value"]);
     assert!(
         o.status.success(),
         "app-user put /app/k must be allowed: {}",
         text(&o)
     );
-    let o = etcdctl(&app_env, &[], &["get", "/app/k", "--print-value-only"]);
+    let o = etcdctl(v, &app_env, &[], &["get", "/app/k", "--print-value-only"]);
     assert_eq!(stdout(&o).trim(), "app-value", "{}", text(&o));
-    let o = etcdctl(&app_env, &[], &["put", "/other/k", "x"]);
+    let o = etcdctl(v, &app_env, &[], &["put", "/other/k", "x"]);
     assert!(
         !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("permission denied"),
         "app-user put /other/k must be denied: {}",
         text(&o)
     );
-    let o = etcdctl(&root_env, &[], &["put", "/other/k", "root-value"]);
+    let o = etcdctl(v, &root_env, &[], &["put", "/other/k", "root-value"]);
     assert!(
         o.status.success(),
         "root put /other/k must be allowed: {}",
         text(&o)
     );
-    let o = etcdctl(&root_env, &[], &["put", "/app/k2", "root-value"]);
+    let o = etcdctl(v, &root_env, &[], &["put", "/app/k2", "root-value"]);
     assert!(
         o.status.success(),
         "root put /app/k2 must be allowed: {}",
@@ -657,7 +702,8 @@ fn real_cluster_from_generated_env_files() {
 // 2. The acceptance checks (scripts/etcd-acceptance.sh)
 // ------------------------------------------------------------------------------------------
 
-fn run_harness(bundle: &Path, client_start: u16, peer_start: u16) {
+/// scripts/etcd-acceptance.sh on `bundle` with etcd `v` (ETCD_BIN / ETCDCTL_BIN).
+fn run_harness(bundle: &Path, client_start: u16, peer_start: u16, v: EtcdVersion) {
     let _guard = cluster_lock();
     // The script puts member i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i.
     let client_base = free_port_base(client_start, 3);
@@ -668,6 +714,8 @@ fn run_harness(bundle: &Path, client_start: u16, peer_start: u16) {
         .env("CLIENT_PORT_BASE", client_base.to_string())
         .env("PEER_PORT_BASE", peer_base.to_string())
         .env("DEADLINE", "150")
+        .env("ETCD_BIN", v.etcd())
+        .env("ETCDCTL_BIN", v.etcdctl())
         .stdin(Stdio::null()));
     let out = stdout(&o);
     let last = out.lines().last().unwrap_or("");
@@ -684,9 +732,16 @@ fn run_harness(bundle: &Path, client_start: u16, peer_start: u16) {
 }
 
 #[test]
-fn harness_passes_on_issuer_etcd_bundle() {
+fn harness_passes_on_issuer_etcd_bundle_etcd_3_4() {
     let s = shared();
-    run_harness(&s.bundle, 41200, 23840);
+    run_harness(&s.bundle, 41200, 23840, EtcdVersion::V3_4);
+}
+
+/// The certificate files do not depend on the release: the same bundle on etcd 3.5.
+#[test]
+fn harness_passes_on_issuer_etcd_bundle_etcd_3_5() {
+    let s = shared();
+    run_harness(&s.bundle, 41200, 23840, EtcdVersion::V3_5);
 }
 
 #[test]
@@ -708,7 +763,7 @@ fn harness_passes_on_rehearse_bundle() {
     for m in ["etcd-1", "etcd-2", "etcd-3"] {
         assert!(bundle.join("nodes").join(m).join("etcd.env").is_file());
     }
-    run_harness(&bundle, 41300, 23860);
+    run_harness(&bundle, 41300, 23860, EtcdVersion::V3_4);
 }
 
 // ------------------------------------------------------------------------------------------

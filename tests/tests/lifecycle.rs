@@ -1,6 +1,6 @@
 //! Revocation, CRLs, renewal, re-issue and the compromise drill (docs/rotation.md, docs/crl.md),
 //! end to end: the root in a SoftHSM2 token, the intermediate enrolled through age bundles, a
-//! real 3-member etcd 3.4 cluster on loopback started from the bundle's etcd.env files, and
+//! real 3-member etcd cluster (3.4 and 3.5, one after the other) on loopback started from the bundle's etcd.env files, and
 //! openssl / rustls-webpki as independent judges of every CRL.
 //!
 //! The ceremony files are those of `softhsm/rehearse.sh` (allow-network = true: a rehearsal on
@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use e2e_tests::etcd_cluster::{etcd_log_serial, presented_issuer, EtcdCluster, Etcdctl};
+use e2e_tests::etcd_cluster::{
+    etcd_crl_name, etcd_log_serial, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
+};
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
 use serde_json::Value;
 
@@ -293,13 +295,14 @@ impl Pki {
             .any(|s| s.eq_ignore_ascii_case(serial))
     }
 
-    /// A cluster file for three members on 127.0.0.1 (client port base+10*i, peer port
-    /// base+10*i+1), clients root and app-user (role app-rw: readwrite /app/), installed in
+    /// A cluster file for three members of etcd `v` on 127.0.0.1 (client port base+10*i, peer
+    /// port base+10*i+1), clients root and app-user (role app-rw: readwrite /app/), installed in
     /// place under etcd/.
-    fn cluster_file(&self, base: u16) {
+    fn cluster_file(&self, base: u16, v: EtcdVersion) {
         let d = self.d.display();
+        let ver = v.minor();
         let mut t = format!(
-            "name = \"drill\"\netcd-version = \"3.4\"\ninstall-dir = \"{d}/etcd/nodes/{{name}}\"\n\
+            "name = \"drill\"\netcd-version = \"{ver}\"\ninstall-dir = \"{d}/etcd/nodes/{{name}}\"\n\
              client-install-dir = \"{d}/etcd/clients/{{name}}\"\ndata-dir = \"{d}/etcd-data/{{name}}\"\n"
         );
         for i in 1..=3u16 {
@@ -317,17 +320,24 @@ impl Pki {
         self.write("cluster.toml", &t);
     }
 
-    /// rbac.sh of the bundle, run as the root client (the bundle's own instructions).
-    fn rbac(&self) {
-        let (good, out, err) = sh(
-            &self.path("etcd"),
-            "bash",
-            &[
+    /// rbac.sh of the bundle, run as the root client (the bundle's own instructions) with
+    /// etcd `v`'s etcdctl.
+    fn rbac(&self, v: EtcdVersion) {
+        let o = std::process::Command::new("bash")
+            .args([
                 "-c",
                 "set -a; . clients/root/etcdctl.env; set +a; ETCDCTL='etcdctl --dial-timeout=3s --command-timeout=5s' sh rbac.sh",
-            ],
+            ])
+            .current_dir(self.path("etcd"))
+            .env("PATH", v.path_env())
+            .output()
+            .expect("bash rbac.sh");
+        assert!(
+            o.status.success(),
+            "rbac.sh: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
         );
-        assert!(good, "rbac.sh: {out}{err}");
     }
 }
 
@@ -434,9 +444,19 @@ fn error_window(attempts: &[Attempt], from: Instant, stopped: Instant) -> Durati
 
 // ---------------------------------------------------------------------------------- tests
 
-/// Issue 6, journey 4: the compromise drill against a running 3-member cluster.
+/// Issue 6, journey 4: the compromise drill against a running 3-member cluster, on each etcd
+/// release (one after the other: the error window is measured per version).
 #[test]
-fn compromise_drill_with_a_running_cluster_and_a_writer() {
+fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_4() {
+    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_4, 45100);
+}
+
+#[test]
+fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_5() {
+    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_5, 46100);
+}
+
+fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u16) {
     let _serial = cluster_lock();
     let started = Instant::now();
     let p = Pki::new("drill");
@@ -446,7 +466,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
     let st = p.status();
     assert_eq!(st["active"], 1, "{st}");
     let a_serial = p.intermediate_serial(1);
-    p.cluster_file(45100);
+    p.cluster_file(ports, v);
     ok(p.issuer(&[
         "etcd",
         "--ca",
@@ -457,14 +477,15 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
         "etcd",
     ]));
     ok(p.issuer(&["check-etcd", "etcd"]));
-    let mut cluster = EtcdCluster::start(&p.path("etcd"), &p.path("logs"));
+    let mut cluster = EtcdCluster::start(&p.path("etcd"), &p.path("logs"), v);
     let pids = cluster.pids();
     let eps = cluster.endpoints();
     assert_eq!(eps.split(',').count(), 3, "{eps}");
-    let root = Etcdctl::new(&p.path("etcd/clients/root"), &eps);
-    let app = Etcdctl::new(&p.path("etcd/clients/app-user"), &eps);
+    let root = Etcdctl::new(&p.path("etcd/clients/root"), &eps, v);
+    let app = Etcdctl::new(&p.path("etcd/clients/app-user"), &eps, v);
     root.wait_healthy(3, Duration::from_secs(40), &mut cluster);
-    p.rbac();
+    root.assert_release(3);
+    p.rbac(v);
     let (good, out) = app.try_run(&["put", "/app/before", "a"]);
     assert!(
         good,
@@ -484,7 +505,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
         );
     }
 
-    let mut wctl = Etcdctl::new(&p.path("etcd/clients/root"), &eps);
+    let mut wctl = Etcdctl::new(&p.path("etcd/clients/root"), &eps, v);
     wctl.dial_timeout = "1s";
     wctl.command_timeout = "2s";
     let writer = Writer::start(wctl);
@@ -590,20 +611,19 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
         assert_eq!(chain[1], bundle_int, "{f}: leaf + intermediate.crt");
     }
 
-    // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial).
-    let crl_before = p.read("etcd/crl.der");
+    // (d) The etcd CRL file: the issuer's revocations plus the root CRL (A's serial). Its name
+    // is the one the members' etcd.env load.
+    let crl_name = etcd_crl_name(&p.path("etcd"));
+    let crl = format!("etcd/{crl_name}");
+    let crl_before = p.read(&crl);
     let out = ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
     assert!(out.contains("root CRL included"), "{out}");
-    assert_ne!(crl_before, p.read("etcd/crl.der"));
-    assert!(
-        p.crl_lists("etcd/crl.der", &a_serial),
-        "{}",
-        p.crl_text("etcd/crl.der")
-    );
+    assert_ne!(crl_before, p.read(&crl));
+    assert!(p.crl_lists(&crl, &a_serial), "{}", p.crl_text(&crl));
     for n in 1..=3 {
         assert_eq!(
-            p.read(&format!("etcd/nodes/etcd-{n}/crl.der")),
-            p.read("etcd/crl.der"),
+            p.read(&format!("etcd/nodes/etcd-{n}/{crl_name}")),
+            p.read(&crl),
             "etcd-{n} has the new CRL"
         );
     }
@@ -646,7 +666,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
         "app-user (B) outside /app/: {out}"
     );
     // The saved A-chain client is refused, and the members say why.
-    let saved = Etcdctl::new(&p.path("saved-a-app-user"), &eps);
+    let saved = Etcdctl::new(&p.path("saved-a-app-user"), &eps, v);
     let (good, out) = saved.try_run(&["get", "/app/after"]);
     assert!(!good, "the A-chain client must be refused: {out}");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&a_serial));
@@ -687,7 +707,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
     }
     let window = error_window(&attempts, drill_start, stopped);
     println!(
-        "measured error window: {} ms (longest gap between acknowledged writes from the start of the drill \
+        "measured error window on {v}: {} ms (longest gap between acknowledged writes from the start of the drill \
          to the writer's stop; drill {:.1} s, writer ran {:.1} s after it; {} attempts during the drill, \
          {} acknowledged, {} failed; {} acknowledged in all, none lost)",
         window.as_millis(),
@@ -729,18 +749,40 @@ fn compromise_drill_with_a_running_cluster_and_a_writer() {
     assert_eq!(names(1, "superseded").len(), 8);
     assert_eq!(names(1, "superseded"), names(2, "active"));
     ok(p.root_ca(&["log", "verify", "root"]));
-    eprintln!("drill test took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "drill test on {v} took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(started.elapsed() < Duration::from_secs(90));
 }
 
-/// A revoked leaf is refused once the CRL file is updated, without a restart.
+/// A revoked leaf is refused once the CRL file is updated, without a restart, on each etcd
+/// release.
 #[test]
-fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_4() {
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
+        EtcdVersion::V3_4,
+        45300,
+    );
+}
+
+#[test]
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_5() {
+    a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
+        EtcdVersion::V3_5,
+        46300,
+    );
+}
+
+fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
+    v: EtcdVersion,
+    ports: u16,
+) {
     let _serial = cluster_lock();
     let started = Instant::now();
     let p = Pki::new("revoke");
     p.enrol("A", "Drill Intermediate A");
-    p.cluster_file(45300);
+    p.cluster_file(ports, v);
     ok(p.issuer(&[
         "etcd",
         "--ca",
@@ -750,18 +792,20 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
         "--out",
         "etcd",
     ]));
-    let mut cluster = EtcdCluster::start(&p.path("etcd"), &p.path("logs"));
+    let mut cluster = EtcdCluster::start(&p.path("etcd"), &p.path("logs"), v);
     let pids = cluster.pids();
     let eps = cluster.endpoints();
-    let root = Etcdctl::new(&p.path("etcd/clients/root"), &eps);
-    let app = Etcdctl::new(&p.path("etcd/clients/app-user"), &eps);
+    let root = Etcdctl::new(&p.path("etcd/clients/root"), &eps, v);
+    let app = Etcdctl::new(&p.path("etcd/clients/app-user"), &eps, v);
     root.wait_healthy(3, Duration::from_secs(40), &mut cluster);
+    root.assert_release(3);
     let (good, out) = app.try_run(&["put", "/app/k", "v"]);
     assert!(good, "app-user before: {out}");
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
-    let crl_before = p.read("etcd/crl.der");
+    let crl = format!("etcd/{}", etcd_crl_name(&p.path("etcd")));
+    let crl_before = p.read(&crl);
     let out = ok(p.issuer(&[
         "revoke",
         &serial,
@@ -779,11 +823,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
     assert_eq!(rec["status"], "revoked", "{rec}");
     assert_eq!(rec["revocation_reason"], "keyCompromise", "{rec}");
     // Revoked in the ledger, but nothing published: etcd still accepts it.
-    assert_eq!(
-        p.read("etcd/crl.der"),
-        crl_before,
-        "revoke publishes nothing"
-    );
+    assert_eq!(p.read(&crl), crl_before, "revoke publishes nothing");
     let (good, out) = app.try_run(&["get", "/app/k", "--print-value-only"]);
     assert!(
         good && out.trim() == "v",
@@ -792,7 +832,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart() {
     assert_eq!(cluster.log_count(&needle), 0);
 
     ok(p.issuer(&["crl", "--ca", "intermediate", "--etcd-bundle", "etcd"]));
-    assert!(p.crl_lists("etcd/crl.der", &serial));
+    assert!(p.crl_lists(&crl, &serial));
     let (good, out) = app.try_run(&["get", "/app/k"]);
     assert!(!good, "refused after the CRL update: {out}");
     assert!(

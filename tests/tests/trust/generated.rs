@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::etcd_cluster::{EtcdCluster, Etcdctl};
+use e2e_tests::etcd_cluster::{EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{self, ok, OpensslCa};
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use tempfile::TempDir;
@@ -238,8 +238,12 @@ fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
     )
     .unwrap();
     let hint = ok(ca.issuer(&etcd_args(&ca, &cluster, &b)));
-    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs"));
-    let root = Etcdctl::new(&b.join("clients/root"), &cluster.endpoints());
+    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs"), EtcdVersion::V3_4);
+    let root = Etcdctl::new(
+        &b.join("clients/root"),
+        &cluster.endpoints(),
+        cluster.version,
+    );
     root.wait_healthy(1, Duration::from_secs(30), &mut cluster);
 
     let (good, first) = run_rbac(&b);
@@ -255,7 +259,11 @@ fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
     assert_eq!(rbac_state(&root), state, "the second run changed RBAC");
 
     // Auth is on and the roles do what the cluster file says, by certificate CN.
-    let app = Etcdctl::new(&b.join("clients/app-user"), &cluster.endpoints());
+    let app = Etcdctl::new(
+        &b.join("clients/app-user"),
+        &cluster.endpoints(),
+        cluster.version,
+    );
     let (good, out) = app.try_run(&["put", "/app/k", "v"]);
     assert!(good, "{out}");
     let (good, out) = app.try_run(&["put", "/shared/k", "v"]);
