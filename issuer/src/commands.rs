@@ -254,13 +254,17 @@ pub fn etcd(
     )?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
-    let crl_pem = if out.join("crl.pem").exists() {
-        String::new()
+    let etcd_crl = if out.join("crl.pem").exists() {
+        None
     } else {
         let (_, root_crl) = root_and_crl(&ca, root, None)?;
         let pair = root_crl.as_deref().map(|c| (&root_facts, c));
-        etcd_crl_pem(&ca, &signer, &mut ledger, pair, now, 30)?.0
+        Some(etcd_crl(&ca, &signer, &mut ledger, pair, now, 30)?)
     };
+    let crl_pem = etcd_crl
+        .as_ref()
+        .map(|c| pki_core::certs::to_pem("X509 CRL", &c.der))
+        .unwrap_or_default();
     let report = pki_core::etcd::build_bundle(
         &cluster,
         out,
@@ -272,6 +276,14 @@ pub fn etcd(
             now,
         },
     )?;
+    if let Some(c) = &etcd_crl {
+        c.selection.published(&mut ledger, c.number)?;
+        println!(
+            "etcd CRL {}: {}",
+            c.number,
+            crl_size(c.selection.entries.len(), crl_pem.len())
+        );
+    }
     for i in &report.issued {
         println!("issued  {i}");
     }
@@ -291,26 +303,42 @@ pub fn etcd(
     Ok(())
 }
 
-/// The etcd CRL (indirect, see pki-core's crl module) as PEM.
-fn etcd_crl_pem<S: pki_core::signer::Signer>(
+/// A signed etcd CRL, not yet published.
+struct EtcdCrl {
+    der: Vec<u8>,
+    number: u64,
+    selection: lifecycle::Selection,
+}
+
+/// The etcd CRL (indirect, see pki-core's crl module).
+fn etcd_crl<S: pki_core::signer::Signer>(
     ca: &CaDir,
     signer: &IssuingCa<S>,
     ledger: &mut pki_core::ledger::Ledger,
     root: Option<(&CertFacts, &[u8])>,
     now: OffsetDateTime,
     days: u32,
-) -> Result<(String, usize)> {
-    let entries = lifecycle::etcd_entries(ca, ledger, signer.generation, root)?;
-    let number = ledger.next_crl_number()?;
+) -> Result<EtcdCrl> {
     let now = now.replace_nanosecond(0).expect("ns");
+    let selection = lifecycle::etcd_entries(ca, ledger, signer.generation, root, now)?;
+    let number = ledger.next_crl_number()?;
     let der = signer.sign_crl(
-        &entries,
+        &selection.entries,
         number,
         now,
         now + time::Duration::days(days as i64),
         true,
     )?;
-    Ok((pki_core::certs::to_pem("X509 CRL", &der), entries.len()))
+    Ok(EtcdCrl {
+        der,
+        number,
+        selection,
+    })
+}
+
+/// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
+fn crl_size(entries: usize, bytes: usize) -> String {
+    format!("{entries} entries, {bytes} bytes")
 }
 
 /// The root certificate and, when there is one, the root CRL (verified later against it).
@@ -390,21 +418,26 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     if let Some(out) = &a.out {
-        let entries = lifecycle::direct_entries(&ledger, signer.generation)?;
-        let number = ledger.next_crl_number()?;
         let t = now.replace_nanosecond(0).expect("ns");
+        let sel = lifecycle::direct_entries(&ledger, signer.generation, t)?;
+        let number = ledger.next_crl_number()?;
         let der = signer.sign_crl(
-            &entries,
+            &sel.entries,
             number,
             t,
             t + time::Duration::days(a.days as i64),
             false,
         )?;
         lifecycle::publish_crl(out, &der)?;
+        sel.published(&mut ledger, number)?;
         println!(
-            "CRL {number} of the intermediate: {} ({} revoked)",
+            "CRL {number} of the intermediate: {} ({} revoked; {})",
             out.display(),
-            entries.len()
+            sel.entries.len(),
+            crl_size(
+                sel.entries.len(),
+                std::fs::metadata(out).map_or(0, |m| m.len() as usize)
+            )
         );
     }
     if a.etcd_out.is_some() || a.etcd_bundle.is_some() {
@@ -412,26 +445,29 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             (Some(r), Some(c)) => Some((r, c.as_slice())),
             _ => None,
         };
-        let (pem, n) = etcd_crl_pem(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let c = etcd_crl(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let n = c.selection.entries.len();
         let mut targets: Vec<PathBuf> = a.etcd_out.iter().cloned().collect();
         if let Some(b) = &a.etcd_bundle {
             targets.extend(lifecycle::bundle_crl_paths(b));
         }
-        let der = pki_core::certs::pem_blocks("etcd CRL", pem.as_bytes(), "X509 CRL")?.remove(0);
         // Every copy first, the report after: a closed stdout must not stop half the members
         // from getting the new CRL.
         for t in &targets {
-            lifecycle::publish_crl(t, &der)?;
+            lifecycle::publish_crl(t, &c.der)?;
         }
+        // Only now may expired entries listed for the last time leave the next etcd CRL.
+        c.selection.published(&mut ledger, c.number)?;
         for t in &targets {
             println!(
-                "etcd CRL: {} ({n} revoked serials{})",
+                "etcd CRL: {} ({n} revoked serials{}; {})",
                 t.display(),
                 if root_pair.is_some() {
                     ", root CRL included"
                 } else {
                     ", no root CRL"
-                }
+                },
+                crl_size(n, std::fs::metadata(t).map_or(0, |m| m.len() as usize))
             );
         }
     }
