@@ -10,12 +10,12 @@
 # rule of docs/crl.md (an entry stays until its certificate expired plus one more daily CRL).
 # The CRLs are made with `openssl ca` (etcd matches serials only and checks no CRL signature,
 # so the signer does not matter for this cost); they are DER, which every etcd version reads.
-# Usage: scripts/bench-etcd-crl.sh   (CONNS=300 connections per round, ROUNDS=3; KEEP_WORK=1)
+# Usage: scripts/bench-etcd-crl.sh   (CONNS=100 connections per round, ROUNDS=7; KEEP_WORK=1)
 # Sizes 100 to 3,000 place the check-etcd warning (docs/crl.md, "Keeping the etcd CRL small").
 # etcd flag: --client-crl-file. Only 127.0.0.1 is used; only the etcd this script started is signalled, by PID.
 set -euo pipefail
-CONNS=${CONNS:-300}
-ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-100}
+ROUNDS=${ROUNDS:-7}
 for tool in etcd openssl curl awk; do
   command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-deps.sh)" >&2; exit 1; }
 done
