@@ -220,3 +220,92 @@ fn an_unpublished_crl_does_not_count_as_the_last_listing() {
     crl(&ca);
     assert!(listed(d, "etcd/crl.pem").is_empty());
 }
+
+/// `issuer etcd` writes a new bundle's first etcd CRL under the same rule (a revoked leaf whose
+/// last listing after expiry is past stays out), records its own last listings, and reports
+/// the CRL's entries and size as written.
+#[test]
+fn a_new_bundle_s_crl_follows_the_rule_and_reports_its_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    for cn in ["gone", "expiring", "live"] {
+        ok(ca.issuer(&[
+            "issue",
+            "client",
+            "--ca",
+            path_str(&ca.ca),
+            "--out",
+            cn,
+            "--cn",
+            cn,
+        ]));
+        let s = serial_of(&ca, cn);
+        ok(ca.issuer(&[
+            "revoke",
+            "--ca",
+            path_str(&ca.ca),
+            "--reason",
+            "keyCompromise",
+            &s,
+        ]));
+    }
+    let [gone, expiring, live] = ["gone", "expiring", "live"].map(|cn| serial_of(&ca, cn));
+    let ledger = ca.ca.join("ledger.sqlite");
+    // `gone` expired and an etcd CRL already listed it after that; `expiring` expired and was
+    // not listed since.
+    sqlite(
+        &ledger,
+        &format!(
+            "UPDATE leaves SET not_after = strftime('%s','now') - 60 WHERE upper(serial) IN ('{gone}', '{expiring}');
+             UPDATE leaves SET etcd_listed_expired = 1 WHERE upper(serial) = '{gone}'"
+        ),
+    );
+    let d_s = d.display();
+    std::fs::write(
+        d.join("cluster.toml"),
+        format!(
+            "name = \"c\"\netcd-version = \"3.4\"\ninstall-dir = \"{d_s}/etcd/nodes/{{name}}\"\n\
+             client-install-dir = \"{d_s}/etcd/clients/{{name}}\"\ndata-dir = \"{d_s}/data/{{name}}\"\n\
+             \n[[member]]\nname = \"etcd-1\"\nips = [\"127.0.0.1\"]\ndns = [\"localhost\"]\n\
+             client-urls = [\"https://127.0.0.1:2379\"]\npeer-urls = [\"https://127.0.0.1:2380\"]\n\
+             \n[[client]]\nname = \"root\"\n"
+        ),
+    )
+    .unwrap();
+    let out = ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        path_str(&ca.ca),
+        "--root",
+        path_str(&ca.root),
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "etcd",
+    ]));
+    let crl = std::fs::read_dir(d.join("etcd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .find(|n| n.starts_with("crl."))
+        .expect("the bundle's CRL file");
+    let mut l = listed(&d.join("etcd"), &crl);
+    l.sort();
+    let mut want = vec![expiring.clone(), live.clone()];
+    want.sort();
+    assert_eq!(l, want);
+    let size = std::fs::metadata(d.join("etcd").join(&crl)).unwrap().len();
+    assert!(
+        out.lines().any(|line| line.starts_with("etcd CRL ")
+            && line.ends_with(&format!(": 2 entries, {size} bytes"))),
+        "{out}"
+    );
+    assert_ne!(
+        sqlite(
+            &ledger,
+            &format!("SELECT etcd_listed_expired FROM leaves WHERE upper(serial) = '{expiring}'")
+        ),
+        ""
+    );
+}
