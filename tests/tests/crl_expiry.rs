@@ -309,3 +309,62 @@ fn a_new_bundle_s_crl_follows_the_rule_and_reports_its_size() {
         ""
     );
 }
+
+/// `issuer check-etcd` warns (`crl-size`) once the etcd CRL holds more entries than the
+/// threshold of docs/crl.md, and not at the threshold.
+#[test]
+fn check_etcd_warns_about_a_crl_past_the_size_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    let threshold = pki_core::etcd_check::CRL_WARN_ENTRIES;
+    let mut batch = String::new();
+    for i in 0..=threshold {
+        batch.push_str(&format!(
+            "[[leaf]]\nprofile = \"client\"\ncn = \"u{i}\"\n\n"
+        ));
+    }
+    std::fs::write(d.join("batch.toml"), batch).unwrap();
+    ok(ca.issuer(&[
+        "batch",
+        "--ca",
+        path_str(&ca.ca),
+        "--out",
+        "leaves",
+        "batch.toml",
+    ]));
+    let ledger = ca.ca.join("ledger.sqlite");
+    let revoke = |n: usize| {
+        // Revoked through the ledger as `issuer revoke` records it; n leaves, oldest first.
+        sqlite(
+            &ledger,
+            &format!(
+                "UPDATE leaves SET status = 'revoked', revocation_reason = 'keyCompromise',
+                   revoked_at = strftime('%s','now')
+                 WHERE rowid IN (SELECT rowid FROM leaves ORDER BY rowid LIMIT {n})"
+            ),
+        );
+    };
+    let check = || {
+        let o = ca.issuer(&["check-etcd", "crl"]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for (n, warned) in [(threshold, false), (threshold + 1, true)] {
+        revoke(n);
+        let out = ok(ca.issuer(&["crl", "--ca", path_str(&ca.ca), "--etcd-out", "crl/crl.pem"]));
+        assert!(out.contains(&format!("{n} entries")), "{out}");
+        let report = check();
+        let line = report.lines().find(|l| l.contains("crl-size"));
+        assert_eq!(line.is_some(), warned, "{n} entries:\n{report}");
+        if let Some(l) = line {
+            assert!(
+                l.contains(&format!("{n} entries")) && l.contains("revoke the intermediate"),
+                "{l}"
+            );
+        }
+    }
+}
