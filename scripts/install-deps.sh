@@ -11,6 +11,8 @@ command -v etcdctl       >/dev/null || need+=(etcd-client)
 command -v openssl       >/dev/null || need+=(openssl)
 command -v age           >/dev/null || need+=(age)
 command -v curl          >/dev/null || need+=(curl)
+command -v sqlite3       >/dev/null || need+=(sqlite3)
+command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 command -v cc            >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

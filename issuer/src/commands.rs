@@ -256,13 +256,14 @@ pub fn etcd(
     let now = OffsetDateTime::now_utc();
     // A bundle made before crl.der (it has only crl.pem) gets a fresh DER CRL here; its
     // crl.pem stays for members whose etcd.env still names it (check-etcd reports them).
-    let crl_der = if out.join(pki_core::etcd::ETCD_CRL_FILE).exists() {
-        Vec::new()
+    let etcd_crl = if out.join(pki_core::etcd::ETCD_CRL_FILE).exists() {
+        None
     } else {
         let (_, root_crl) = root_and_crl(&ca, root, None)?;
         let pair = root_crl.as_deref().map(|c| (&root_facts, c));
-        etcd_crl_der(&ca, &signer, &mut ledger, pair, now, 30)?.0
+        Some(etcd_crl(&ca, &signer, &mut ledger, pair, now, 30)?)
     };
+    let crl_der = etcd_crl.as_ref().map(|c| c.der.clone()).unwrap_or_default();
     let report = pki_core::etcd::build_bundle(
         &cluster,
         out,
@@ -274,6 +275,14 @@ pub fn etcd(
             now,
         },
     )?;
+    if let Some(c) = &etcd_crl {
+        c.selection.published(&mut ledger, c.number)?;
+        println!(
+            "etcd CRL {}: {}",
+            c.number,
+            crl_size(c.selection.entries.len(), crl_der.len())
+        );
+    }
     for i in &report.issued {
         println!("issued  {i}");
     }
@@ -293,26 +302,42 @@ pub fn etcd(
     Ok(())
 }
 
-/// The etcd CRL (indirect, see pki-core's crl module) as DER.
-fn etcd_crl_der<S: pki_core::signer::Signer>(
+/// A signed etcd CRL, not yet published.
+struct EtcdCrl {
+    der: Vec<u8>,
+    number: u64,
+    selection: lifecycle::Selection,
+}
+
+/// The etcd CRL (indirect, see pki-core's crl module).
+fn etcd_crl<S: pki_core::signer::Signer>(
     ca: &CaDir,
     signer: &IssuingCa<S>,
     ledger: &mut pki_core::ledger::Ledger,
     root: Option<(&CertFacts, &[u8])>,
     now: OffsetDateTime,
     days: u32,
-) -> Result<(Vec<u8>, usize)> {
-    let entries = lifecycle::etcd_entries(ca, ledger, signer.generation, root)?;
-    let number = ledger.next_crl_number()?;
+) -> Result<EtcdCrl> {
     let now = now.replace_nanosecond(0).expect("ns");
+    let selection = lifecycle::etcd_entries(ca, ledger, signer.generation, root, now)?;
+    let number = ledger.next_crl_number()?;
     let der = signer.sign_crl(
-        &entries,
+        &selection.entries,
         number,
         now,
         now + time::Duration::days(days as i64),
         true,
     )?;
-    Ok((der, entries.len()))
+    Ok(EtcdCrl {
+        der,
+        number,
+        selection,
+    })
+}
+
+/// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
+fn crl_size(entries: usize, bytes: usize) -> String {
+    format!("{entries} entries, {bytes} bytes")
 }
 
 /// The root certificate and, when there is one, the root CRL (verified later against it).
@@ -392,21 +417,26 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     if let Some(out) = &a.out {
-        let entries = lifecycle::direct_entries(&ledger, signer.generation)?;
-        let number = ledger.next_crl_number()?;
         let t = now.replace_nanosecond(0).expect("ns");
+        let sel = lifecycle::direct_entries(&ledger, signer.generation, t)?;
+        let number = ledger.next_crl_number()?;
         let der = signer.sign_crl(
-            &entries,
+            &sel.entries,
             number,
             t,
             t + time::Duration::days(a.days as i64),
             false,
         )?;
         lifecycle::publish_crl(out, &der, lifecycle::CrlFormat::Pem)?;
+        sel.published(&mut ledger, number)?;
         println!(
-            "CRL {number} of the intermediate: {} ({} revoked)",
+            "CRL {number} of the intermediate: {} ({} revoked; {})",
             out.display(),
-            entries.len()
+            sel.entries.len(),
+            crl_size(
+                sel.entries.len(),
+                std::fs::metadata(out).map_or(0, |m| m.len() as usize)
+            )
         );
     }
     if a.etcd_out.is_some() || a.etcd_bundle.is_some() {
@@ -414,7 +444,8 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             (Some(r), Some(c)) => Some((r, c.as_slice())),
             _ => None,
         };
-        let (der, n) = etcd_crl_der(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let c = etcd_crl(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let n = c.selection.entries.len();
         let mut targets: Vec<(PathBuf, lifecycle::CrlFormat)> = a
             .etcd_out
             .iter()
@@ -426,11 +457,13 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
         // Every copy first, the report after: a closed stdout must not stop half the members
         // from getting the new CRL.
         for (t, format) in &targets {
-            lifecycle::publish_crl(t, &der, *format)?;
+            lifecycle::publish_crl(t, &c.der, *format)?;
         }
+        // Only now may expired entries listed for the last time leave the next etcd CRL.
+        c.selection.published(&mut ledger, c.number)?;
         for (t, format) in &targets {
             println!(
-                "etcd CRL: {} ({}, {n} revoked serials{})",
+                "etcd CRL: {} ({}, {n} revoked serials{}; {})",
                 t.display(),
                 match format {
                     lifecycle::CrlFormat::Der => "DER",
@@ -441,7 +474,8 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
                     ", root CRL included"
                 } else {
                     ", no root CRL"
-                }
+                },
+                crl_size(n, std::fs::metadata(t).map_or(0, |m| m.len() as usize))
             );
         }
     }

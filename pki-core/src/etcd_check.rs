@@ -472,6 +472,7 @@ fn check_crl(cx: &mut Ctx, path: &Path, version: Option<EtcdVersion>) {
     let Ok(bytes) = std::fs::read(path) else {
         return;
     };
+    check_crl_size(cx, path, &bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         cx.fail("crl", path, "empty: etcd cannot parse it and refuses every connection that presents a certificate; publish the CRL with `issuer crl --etcd-bundle`");
         return;
@@ -547,6 +548,113 @@ pub fn strict_der_crl(bytes: &[u8]) -> std::result::Result<(), String> {
             Err(format!("{} bytes follow the CertificateList", rest.len()))
         }
         Ok(_) => Ok(()),
+    }
+}
+
+/// Above either, `check-etcd` warns that the CRL slows every connection down. etcd reads and
+/// parses the whole CRL file on every new TLS connection, client and peer (facts C9). On etcd
+/// 3.4.23 (scripts/bench-etcd-crl.sh, docs/crl.md) each entry costs about 3 µs against a 3 ms
+/// handshake: at 100 entries a new connection is already about 10% slower than with an empty
+/// CRL, at 1,000 half as fast, at 10,000 ten times slower. A cluster of 500 leaves under the
+/// expiry rule holds about 20 after a year (docs/crl.md), so past 100 something is off, e.g.
+/// leaves revoked one by one where their intermediate should have been.
+pub const CRL_WARN_ENTRIES: usize = 100;
+/// The same point by DER size: about 50 bytes an entry (16-byte serial, date, reason) and a
+/// header; entries naming their issuer (indirect CRL) are bigger and cost more to parse.
+pub const CRL_WARN_BYTES: usize = 6_000;
+
+/// Warns when the CRL etcd loads is big enough to cost connection time (PEM or DER file).
+fn check_crl_size(cx: &mut Ctx, path: &Path, bytes: &[u8]) {
+    let der = match bytes.starts_with(b"-----BEGIN") {
+        true => match pem::parse_many(bytes)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+        {
+            Some(b) => b.into_contents(),
+            None => return,
+        },
+        false => bytes.to_vec(),
+    };
+    let Ok((_, crl)) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+    else {
+        return;
+    };
+    let entries = crl.iter_revoked_certificates().count();
+    // The DER size, whatever the file's format: it is what the parse walks through (and the
+    // benchmark's measure); PEM adds a third in base64 on top.
+    if entries > CRL_WARN_ENTRIES || der.len() > CRL_WARN_BYTES {
+        cx.warn("crl-size", path, format!(
+            "{entries} entries, {} bytes DER: etcd parses the whole CRL on every new connection, so each one pays for it (above {CRL_WARN_ENTRIES} entries or {CRL_WARN_BYTES} bytes a new connection was measured ≥ 10% slower than with an empty CRL); `issuer crl` drops entries of expired leaves, and a compromised intermediate is one entry where its leaves are thousands: revoke the intermediate (docs/crl.md)",
+            der.len()
+        ));
+    }
+}
+
+#[cfg(test)]
+mod crl_size_tests {
+    use super::*;
+    use crate::crl::{sign_crl, CrlEntry, CrlParams};
+
+    fn crl_of(n: usize) -> Vec<u8> {
+        let key = crate::signer::FileKey::generate(crate::algorithm::KeyAlgorithm::P256).unwrap();
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let entries: Vec<CrlEntry> = (0..n as u64)
+            .map(|i| CrlEntry {
+                serial: [&[0x7e_u8; 8][..], &i.to_be_bytes()].concat(),
+                revoked_at: now,
+                reason: None,
+                certificate_issuer: None,
+            })
+            .collect();
+        let params = CrlParams {
+            issuer_name: &[0x30, 0x00],
+            issuer_key_id: &[1; 20],
+            number: 1,
+            this_update: now,
+            next_update: now + time::Duration::days(30),
+            indirect: true,
+        };
+        sign_crl(&key, &params, &entries).unwrap()
+    }
+
+    fn size_findings(file: &str, bytes: &[u8]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), bytes).unwrap();
+        let mut cx = Ctx {
+            out: Vec::new(),
+            opts: CheckOptions {
+                warn_days: 30,
+                now: OffsetDateTime::now_utc(),
+                etcd_version: None,
+            },
+            bundle_int: None,
+        };
+        check_crl_size(&mut cx, &dir.path().join(file), bytes);
+        cx.out.iter().map(|f| format!("{f:?}")).collect()
+    }
+
+    #[test]
+    fn a_crl_past_the_threshold_is_a_warning_in_pem_and_der() {
+        let small = crl_of(CRL_WARN_ENTRIES);
+        assert!(small.len() <= CRL_WARN_BYTES, "{}", small.len());
+        let big = crl_of(CRL_WARN_ENTRIES + 1);
+        for (file, small, big) in [
+            ("crl.der", small.clone(), big.clone()),
+            (
+                "crl.pem",
+                crate::certs::to_pem("X509 CRL", &small).into_bytes(),
+                crate::certs::to_pem("X509 CRL", &big).into_bytes(),
+            ),
+        ] {
+            assert!(size_findings(file, &small).is_empty(), "{file}");
+            let f = size_findings(file, &big);
+            assert_eq!(f.len(), 1, "{file}: {f:?}");
+            assert!(
+                f[0].contains(&format!("{} entries", CRL_WARN_ENTRIES + 1))
+                    && f[0].contains("Warn"),
+                "{file}: {f:?}"
+            );
+        }
     }
 }
 

@@ -42,6 +42,39 @@ pub struct RevokedLeaf {
     pub generation: u32,
     pub reason: Option<String>,
     pub revoked_at: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// Number of the first direct CRL published after the leaf expired (it still listed it).
+    pub direct_listed_expired: Option<u64>,
+    /// Number of the first etcd CRL published after the leaf expired (it still listed it).
+    pub etcd_listed_expired: Option<u64>,
+}
+
+impl RevokedLeaf {
+    /// The CRL of `kind` that listed this leaf once after it expired, if one was published.
+    pub fn listed_expired(&self, kind: CrlKind) -> Option<u64> {
+        match kind {
+            CrlKind::Direct => self.direct_listed_expired,
+            CrlKind::Etcd => self.etcd_listed_expired,
+        }
+    }
+}
+
+/// The two CRLs made from the ledger: the active intermediate's direct CRL and the etcd CRL.
+/// Each keeps its own record of when an expired entry was last listed: they are published
+/// apart, and a validator of one never sees the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlKind {
+    Direct,
+    Etcd,
+}
+
+impl CrlKind {
+    fn column(self) -> &'static str {
+        match self {
+            CrlKind::Direct => "direct_listed_expired",
+            CrlKind::Etcd => "etcd_listed_expired",
+        }
+    }
 }
 
 /// An active leaf recorded under a folder, as a batch re-run needs it.
@@ -88,6 +121,10 @@ CREATE TABLE IF NOT EXISTS leaves (
     status            TEXT NOT NULL DEFAULT 'active',
     revocation_reason TEXT,
     revoked_at        INTEGER,
+    -- CRL number of the first direct / etcd CRL published after the revoked leaf expired: the
+    -- entry stays in that one CRL and leaves the next (RFC 5280 §3.3).
+    direct_listed_expired INTEGER,
+    etcd_listed_expired   INTEGER,
     issued_at         INTEGER NOT NULL,
     cert_path         TEXT NOT NULL,
     fingerprint       TEXT NOT NULL
@@ -190,22 +227,59 @@ impl Ledger {
     pub fn revoked(&self) -> Result<Vec<RevokedLeaf>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at) FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at")
+            .prepare("SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at), not_after, direct_listed_expired, etcd_listed_expired FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 let t: i64 = r.get(3)?;
+                let not_after: i64 = r.get(4)?;
                 Ok(RevokedLeaf {
                     serial: r.get(0)?,
                     generation: r.get(1)?,
                     reason: r.get(2)?,
                     revoked_at: OffsetDateTime::from_unix_timestamp(t)
                         .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    // An unreadable notAfter counts as unexpired: the entry then stays listed.
+                    not_after: OffsetDateTime::from_unix_timestamp(not_after)
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)),
+                    direct_listed_expired: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                    etcd_listed_expired: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))
+    }
+
+    /// Records that CRL `number` of `kind`, now published, listed these expired revoked leaves:
+    /// the next CRL of that kind leaves them out. A leaf already recorded keeps its first number.
+    pub fn mark_listed_expired(
+        &mut self,
+        kind: CrlKind,
+        serials: &[String],
+        number: u64,
+    ) -> Result<()> {
+        if serials.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::Ledger {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let col = kind.column();
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "UPDATE leaves SET {col} = ?2 WHERE serial = ?1 AND {col} IS NULL"
+                ))
+                .map_err(err)?;
+            for s in serials {
+                stmt.execute(params![s, number as i64]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
     }
 
     /// Marks an active leaf revoked. Errors when it is unknown or not active.
@@ -470,16 +544,24 @@ impl Ledger {
 }
 
 /// Brings a ledger of an older release up to this schema: leaves gain the batch run that made
-/// them (NULL for every older row, which therefore is never voided automatically).
+/// them (NULL for every older row, which therefore is never voided automatically), and the
+/// CRLs that listed an expired revoked leaf (NULL: an expired entry of an older ledger is then
+/// listed once more by each CRL, as the expiry rule asks, and dropped after).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_run_id = conn
-        .prepare("SELECT 1 FROM pragma_table_info('leaves') WHERE name = 'run_id'")?
-        .exists([])?;
-    if !has_run_id {
-        match conn.execute_batch("ALTER TABLE leaves ADD COLUMN run_id TEXT") {
-            // Another process opening the same ledger added it first.
-            Err(e) if e.to_string().contains("duplicate column name") => {}
-            other => other?,
+    for (column, ty) in [
+        ("run_id", "TEXT"),
+        ("direct_listed_expired", "INTEGER"),
+        ("etcd_listed_expired", "INTEGER"),
+    ] {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('leaves') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            match conn.execute_batch(&format!("ALTER TABLE leaves ADD COLUMN {column} {ty}")) {
+                // Another process opening the same ledger added it first.
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                other => other?,
+            }
         }
     }
     Ok(())
@@ -535,7 +617,13 @@ mod tests {
                 "CREATE TABLE IF NOT EXISTS batch_runs (\n    run_id      TEXT PRIMARY KEY,\n    out_dir     TEXT NOT NULL,\n    started_at  INTEGER NOT NULL,\n    finished_at INTEGER\n);",
                 "",
             );
+            // ...nor the CRL records of expired entries.
+            let old_schema = old_schema.replace(
+                "    direct_listed_expired INTEGER,\n    etcd_listed_expired   INTEGER,\n",
+                "",
+            );
             assert!(!old_schema.contains("batch_runs"));
+            assert!(!old_schema.contains("listed_expired INTEGER"));
             conn.execute_batch(&old_schema).unwrap();
             conn.execute(
                 "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
@@ -557,6 +645,16 @@ mod tests {
             .finish_batch_run(&run, Path::new("/gone/out"))
             .unwrap();
         assert_eq!(ledger.get("01").unwrap().unwrap().subject, "u1");
+        // The CRL records work on the migrated ledger.
+        ledger.revoke("01", "keyCompromise").unwrap();
+        ledger
+            .mark_listed_expired(CrlKind::Etcd, &["01".into()], 7)
+            .unwrap();
+        let r = &ledger.revoked().unwrap()[0];
+        assert_eq!(
+            (r.etcd_listed_expired, r.direct_listed_expired),
+            (Some(7), None)
+        );
         // Opening again (the column exists now) is a no-op.
         Ledger::open(&path).unwrap();
     }

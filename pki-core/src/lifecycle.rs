@@ -9,7 +9,7 @@ use crate::certs::CertFacts;
 use crate::crl::{CrlEntry, Reason};
 use crate::error::{Error, Result};
 use crate::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
-use crate::ledger::{LeafRecord, Ledger};
+use crate::ledger::{CrlKind, LeafRecord, Ledger, RevokedLeaf};
 use crate::output::{self, Mode};
 use crate::profile::{LeafRole, Subject, SubjectNames};
 use crate::serial::Serial;
@@ -29,37 +29,96 @@ fn entry(
     })
 }
 
-/// Entries of the active intermediate's direct CRL: the revoked leaves it issued.
-pub fn direct_entries(ledger: &Ledger, generation: u32) -> Result<Vec<CrlEntry>> {
-    Ok(ledger
+/// What goes into one CRL: its entries, and the expired revoked leaves it lists for the last
+/// time. Once that CRL is published, record them with [`Selection::published`].
+pub struct Selection {
+    pub entries: Vec<CrlEntry>,
+    pub kind: CrlKind,
+    pub listed_expired: Vec<String>,
+}
+
+impl Selection {
+    /// Records that CRL `number` is out: the expired entries it listed leave the next CRL of
+    /// its kind. Called only after every copy is written, so an entry is never dropped on the
+    /// strength of a CRL nobody received.
+    pub fn published(&self, ledger: &mut Ledger, number: u64) -> Result<()> {
+        ledger.mark_listed_expired(self.kind, &self.listed_expired, number)
+    }
+}
+
+/// The expiry rule (docs/crl.md): a revoked leaf is listed while it is valid, and in the first
+/// CRL published after its notAfter (RFC 5280 §3.3: an entry stays until it appeared on one
+/// CRL issued beyond the certificate's validity, so no validator sees a gap); after that it is
+/// dropped. etcd parses the whole CRL on every new connection, so entries nobody can present
+/// any more only cost connection time. Returns None when dropped, else whether this is the
+/// last listing.
+fn listing(r: &RevokedLeaf, kind: CrlKind, this_update: OffsetDateTime) -> Option<bool> {
+    if r.not_after >= this_update {
+        return Some(false);
+    }
+    r.listed_expired(kind).is_none().then_some(true)
+}
+
+/// Entries of the active intermediate's direct CRL signed at `this_update`: the revoked leaves
+/// it issued, under the expiry rule.
+pub fn direct_entries(
+    ledger: &Ledger,
+    generation: u32,
+    this_update: OffsetDateTime,
+) -> Result<Selection> {
+    let mut sel = Selection {
+        entries: Vec::new(),
+        kind: CrlKind::Direct,
+        listed_expired: Vec::new(),
+    };
+    for r in ledger
         .revoked()?
         .into_iter()
         .filter(|r| r.generation == generation)
-        .filter_map(|r| entry(&r.serial, r.revoked_at, r.reason.as_deref(), None))
-        .collect())
+    {
+        let Some(last) = listing(&r, sel.kind, this_update) else {
+            continue;
+        };
+        if let Some(e) = entry(&r.serial, r.revoked_at, r.reason.as_deref(), None) {
+            sel.entries.push(e);
+            if last {
+                sel.listed_expired.push(r.serial);
+            }
+        }
+    }
+    Ok(sel)
 }
 
-/// Entries of the etcd CRL: every revoked leaf of every generation (leaves of other generations
-/// name their issuer), then every certificate the root revoked (naming the root).
+/// Entries of the etcd CRL signed at `this_update`: every revoked leaf of every generation
+/// under the expiry rule (leaves of other generations name their issuer), then every
+/// certificate the root revoked (naming the root), as the root CRL lists them.
 pub fn etcd_entries(
     ca: &CaDir,
     ledger: &Ledger,
     active: u32,
     root: Option<(&CertFacts, &[u8])>,
-) -> Result<Vec<CrlEntry>> {
+    this_update: OffsetDateTime,
+) -> Result<Selection> {
     let mut own = Vec::new();
     let mut others = Vec::new();
+    let mut listed_expired = Vec::new();
     for r in ledger.revoked()? {
-        if r.generation == active {
-            own.extend(entry(&r.serial, r.revoked_at, r.reason.as_deref(), None));
-        } else {
-            let issuer = ca.cert(r.generation)?.subject_der;
-            others.extend(entry(
-                &r.serial,
-                r.revoked_at,
-                r.reason.as_deref(),
-                Some(issuer),
-            ));
+        let Some(last) = listing(&r, CrlKind::Etcd, this_update) else {
+            continue;
+        };
+        let issuer = match r.generation == active {
+            true => None,
+            false => Some(ca.cert(r.generation)?.subject_der),
+        };
+        let Some(e) = entry(&r.serial, r.revoked_at, r.reason.as_deref(), issuer) else {
+            continue;
+        };
+        match e.certificate_issuer {
+            None => own.push(e),
+            Some(_) => others.push(e),
+        }
+        if last {
+            listed_expired.push(r.serial);
         }
     }
     // Entries without certificateIssuer must come first: the extension carries over to the
@@ -76,7 +135,11 @@ pub fn etcd_entries(
             own.push(e);
         }
     }
-    Ok(own)
+    Ok(Selection {
+        entries: own,
+        kind: CrlKind::Etcd,
+        listed_expired,
+    })
 }
 
 /// How a CRL file is written.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::etcd_cluster::{etcd_log_serial, EtcdCluster, Etcdctl};
+use e2e_tests::etcd_cluster::{etcd_log_serial, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{ok, sh, OpensslCa};
 use e2e_tests::trust_pki::{Limits, TrustPki};
 use tempfile::TempDir;
@@ -458,9 +458,17 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
         s.replace("/crl.der\n", "/crl.pem\n")
     });
 
-    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs"));
-    let root = Etcdctl::new(&b.join("clients/root"), &cluster.endpoints());
-    let app = Etcdctl::new(&b.join("clients/app-user"), &cluster.endpoints());
+    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs"), EtcdVersion::V3_4);
+    let root = Etcdctl::new(
+        &b.join("clients/root"),
+        &cluster.endpoints(),
+        EtcdVersion::V3_4,
+    );
+    let app = Etcdctl::new(
+        &b.join("clients/app-user"),
+        &cluster.endpoints(),
+        EtcdVersion::V3_4,
+    );
     root.wait_healthy(1, Duration::from_secs(30), &mut cluster);
     let (good, out) = app.try_run(&["put", "/k", "v"]);
     assert!(good, "app-user before revocation: {out}");
@@ -520,7 +528,7 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
     });
     fs::remove_file(m.join("crl.pem")).unwrap();
     fs::remove_file(b.join("crl.pem")).unwrap();
-    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs2"));
+    let mut cluster = EtcdCluster::start(&b, &t.path().join("logs2"), EtcdVersion::V3_4);
     root.wait_healthy(1, Duration::from_secs(30), &mut cluster);
     let (good, out) = root.try_run(&["get", "/k", "--print-value-only"]);
     assert!(good && out.trim() == "v", "root after the switch: {out}");
