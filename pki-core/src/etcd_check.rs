@@ -565,15 +565,8 @@ pub const CRL_WARN_BYTES: usize = 6_000;
 
 /// Warns when the CRL etcd loads is big enough to cost connection time (PEM or DER file).
 fn check_crl_size(cx: &mut Ctx, path: &Path, bytes: &[u8]) {
-    let der = match bytes.starts_with(b"-----BEGIN") {
-        true => match pem::parse_many(bytes)
-            .ok()
-            .and_then(|b| b.into_iter().next())
-        {
-            Some(b) => b.into_contents(),
-            None => return,
-        },
-        false => bytes.to_vec(),
+    let Some(der) = crate::lifecycle::crl_file_der(bytes) else {
+        return;
     };
     let Ok((_, crl)) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
     else {
