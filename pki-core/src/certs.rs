@@ -67,6 +67,31 @@ pub fn normalize_fingerprint(s: &str) -> String {
         .join(":")
 }
 
+/// The DNS and IP subject alternative names of a parsed certificate (other name forms are
+/// not ours to issue and are left out).
+pub fn san_names(cert: &X509Certificate) -> crate::profile::SubjectNames {
+    use x509_parser::prelude::{GeneralName, ParsedExtension};
+    let mut names = crate::profile::SubjectNames::default();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(s) = ext.parsed_extension() {
+            for n in &s.general_names {
+                match n {
+                    GeneralName::DNSName(d) => names.dns.push(d.to_string()),
+                    GeneralName::IPAddress(b) => {
+                        if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                            names.ips.push(v4.into());
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                            names.ips.push(v6.into());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    names
+}
+
 /// What the tools need to know about a certificate.
 #[derive(Clone, Debug)]
 pub struct CertFacts {

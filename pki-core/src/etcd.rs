@@ -169,6 +169,67 @@ pub struct Client {
     pub name: String,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Who uses the certificate: `etcdctl` (default) or `kube-apiserver` (docs/kubernetes.md).
+    #[serde(default)]
+    pub kind: ClientKind,
+    /// kube-apiserver only: where its files are installed on each control-plane node
+    /// (default [`KUBE_PKI_DIR`]).
+    #[serde(default)]
+    pub install_dir: Option<String>,
+    /// kube-apiserver only: the etcd URLs it dials (default: every member's client URLs). A
+    /// URL whose host is not a member's (a load balancer) goes into every server certificate.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+/// Who a `[[client]]` certificate is for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// A person or program with `etcdctl.env`: `client.crt`, `client.key`, `ca.crt`.
+    #[default]
+    Etcdctl,
+    /// Kubernetes' API server on external etcd (kubeadm `etcd.external`): the files under the
+    /// names kubeadm uses, a `kubeadm-etcd.yaml` fragment and an RBAC role for its keys.
+    KubeApiserver,
+}
+
+/// kubeadm's folder for the API server's etcd client files.
+pub const KUBE_PKI_DIR: &str = "/etc/kubernetes/pki";
+/// kubeadm's names, relative to [`KUBE_PKI_DIR`]: client certificate (chain), key, etcd trust.
+pub const KUBE_CERT_FILE: &str = "apiserver-etcd-client.crt";
+pub const KUBE_KEY_FILE: &str = "apiserver-etcd-client.key";
+pub const KUBE_CA_FILE: &str = "etcd/ca.crt";
+/// The kubeadm configuration fragment written beside them.
+pub const KUBEADM_FILE: &str = "kubeadm-etcd.yaml";
+/// The API server keeps every object under this prefix (`--etcd-prefix`, default `/registry`)...
+pub const KUBE_PREFIX: &str = "/registry/";
+/// ...except its compaction marker, a single key outside the prefix (apiserver storage/etcd3).
+pub const KUBE_COMPACT_KEY: &str = "compact_rev_key";
+
+impl ClientKind {
+    /// The certificate and key file names inside the client's folder.
+    pub fn cert_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "client.crt",
+            ClientKind::KubeApiserver => KUBE_CERT_FILE,
+        }
+    }
+
+    pub fn key_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "client.key",
+            ClientKind::KubeApiserver => KUBE_KEY_FILE,
+        }
+    }
+
+    /// The trust file (the root) inside the client's folder.
+    pub fn ca_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "ca.crt",
+            ClientKind::KubeApiserver => KUBE_CA_FILE,
+        }
+    }
 }
 
 /// A proxy such as `etcd grpc-proxy`: it serves clients and dials members, so its certificate
@@ -386,6 +447,27 @@ impl ClusterFile {
                     c.name
                 )));
             }
+            if c.kind == ClientKind::Etcdctl && (c.install_dir.is_some() || !c.endpoints.is_empty())
+            {
+                return Err(Invalid::Rule(format!(
+                    "client '{}': install-dir and endpoints are for kind = \"kube-apiserver\" only; an etcdctl client is installed under client-install-dir and dials every member",
+                    c.name
+                )));
+            }
+            if c.kind == ClientKind::KubeApiserver {
+                if c.name == "root" || c.roles.iter().any(|r| r == "root") {
+                    return Err(Invalid::Rule(format!(
+                        "client '{}' is the API server's: it gets a role for {KUBE_PREFIX} and {KUBE_COMPACT_KEY} only, never etcd's root",
+                        c.name
+                    )));
+                }
+                if self.roles.iter().any(|r| r.name == c.name) {
+                    return Err(Invalid::Rule(format!(
+                        "role name '{}' is taken by the kube-apiserver client's own role; rename the [[role]]",
+                        c.name
+                    )));
+                }
+            }
             for r in &c.roles {
                 if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
                     return Err(Invalid::Rule(format!(
@@ -444,8 +526,13 @@ impl ClusterFile {
             each(&f("peer-urls"), &m.peer_urls, v::url)?;
         }
         for (i, c) in self.clients.iter().enumerate() {
-            check(&format!("client[{}].name", i + 1), &c.name, v::name)?;
-            each(&format!("client[{}].roles", i + 1), &c.roles, v::name)?;
+            let f = |k: &str| format!("client[{}].{k}", i + 1);
+            check(&f("name"), &c.name, v::name)?;
+            each(&f("roles"), &c.roles, v::name)?;
+            if let Some(d) = &c.install_dir {
+                check(&f("install-dir"), d, v::path)?;
+            }
+            each(&f("endpoints"), &c.endpoints, v::url)?;
         }
         for (i, p) in self.proxies.iter().enumerate() {
             check(&format!("proxy[{}].name", i + 1), &p.name, v::name)?;
@@ -500,7 +587,74 @@ impl ClusterFile {
             push_ip(&mut n, *ip);
         }
         add_url_hosts(&mut n, &m.client_urls());
+        add_url_hosts(&mut n, &self.shared_endpoints());
         n
+    }
+
+    /// The kube-apiserver endpoints no member answers under its own client URLs (a load
+    /// balancer or a virtual IP): any member may answer there, so every server certificate
+    /// carries them.
+    pub fn shared_endpoints(&self) -> Vec<String> {
+        let member_hosts: BTreeSet<String> = self
+            .members
+            .iter()
+            .flat_map(|m| m.client_urls())
+            .filter_map(|u| url_host(&u))
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for u in self.clients.iter().flat_map(|c| &c.endpoints) {
+            let foreign =
+                url_host(u).is_some_and(|h| !member_hosts.contains(&h.to_ascii_lowercase()));
+            if foreign && !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
+    /// The URLs a kube-apiserver client dials.
+    pub fn kube_endpoints(&self, c: &Client) -> Vec<String> {
+        if c.endpoints.is_empty() {
+            self.members.iter().flat_map(|m| m.client_urls()).collect()
+        } else {
+            c.endpoints.clone()
+        }
+    }
+
+    /// A kube-apiserver client's `kubeadm-etcd.yaml`: a ClusterConfiguration whose
+    /// `etcd.external` names the files where kubeadm expects them. Every value was validated
+    /// (no quote, backslash or control character), so double quotes keep it literal YAML.
+    pub fn kubeadm_snippet(&self, c: &Client) -> String {
+        let dir = c.install_dir.as_deref().unwrap_or(KUBE_PKI_DIR);
+        let dir = dir.trim_end_matches('/');
+        let mut s = format!(
+            "# kubeadm configuration for Kubernetes on external etcd cluster {cluster}, made by `issuer etcd`.\n\
+             # Copy this folder's {cert}, {key} (mode 0600) and {ca} to {dir}/ on every\n\
+             # control-plane node, then merge the etcd section into your ClusterConfiguration\n\
+             # (kubeadm.k8s.io/v1beta4; the section is the same in v1beta3) or use the file as is:\n\
+             #   kubeadm init --config {file}   (with your own InitConfiguration beside it)\n\
+             # The API server authenticates as CN={name}; with etcd auth on, rbac.sh gives it role\n\
+             # {name}: readwrite on {prefix} and on the key {compact}.\n\
+             apiVersion: kubeadm.k8s.io/v1beta4\n\
+             kind: ClusterConfiguration\n\
+             etcd:\n  external:\n    endpoints:\n",
+            cluster = self.name,
+            cert = KUBE_CERT_FILE,
+            key = KUBE_KEY_FILE,
+            ca = KUBE_CA_FILE,
+            file = KUBEADM_FILE,
+            name = c.name,
+            prefix = KUBE_PREFIX,
+            compact = KUBE_COMPACT_KEY,
+        );
+        for e in self.kube_endpoints(c) {
+            s.push_str(&format!("      - \"{e}\"\n"));
+        }
+        s.push_str(&format!(
+            "    caFile: \"{dir}/{KUBE_CA_FILE}\"\n    certFile: \"{dir}/{KUBE_CERT_FILE}\"\n    keyFile: \"{dir}/{KUBE_KEY_FILE}\"\n"
+        ));
+        s
     }
 
     /// SANs of a member's peer certificate: its own IPs (etcd checks the peer's source IP),
@@ -536,7 +690,7 @@ impl ClusterFile {
         let mut s = format!(
             "# etcd {ver} configuration for member {name} of cluster {cluster}, made by `issuer etcd`.\n\
              # Load it as environment variables (systemd EnvironmentFile=, Debian /etc/default/etcd).\n\
-             # Do not translate it to a YAML --config-file: etcd 3.4's YAML drops the CRL and\n\
+             # Do not translate it to a YAML --config-file: etcd's YAML (3.4, 3.5) drops the CRL and\n\
              # peer-restriction settings silently and makes etcd ignore every ETCD_* variable.\n\
              ETCD_NAME={name}\n\
              ETCD_DATA_DIR={data}\n\
@@ -636,12 +790,34 @@ impl ClusterFile {
                 }
             }
         }
+        for c in self
+            .clients
+            .iter()
+            .filter(|c| c.kind == ClientKind::KubeApiserver)
+        {
+            s.push_str(&format!(
+                "# The API server's role: every object under {KUBE_PREFIX}, and its compaction marker.\n\
+                 role_add {r}\n\
+                 $ETCDCTL role grant-permission {r} readwrite {p} --prefix=true\n\
+                 $ETCDCTL role grant-permission {r} readwrite {k}\n",
+                r = q(&c.name),
+                p = q(KUBE_PREFIX),
+                k = q(KUBE_COMPACT_KEY),
+            ));
+        }
         let mut clients: Vec<&Client> = self.clients.iter().collect();
         clients.sort_by_key(|c| c.name != "root");
         for c in clients {
             s.push_str(&format!("user_add {}\n", q(&c.name)));
             if c.name == "root" {
                 s.push_str("$ETCDCTL user grant-role 'root' 'root'\n");
+            }
+            if c.kind == ClientKind::KubeApiserver {
+                s.push_str(&format!(
+                    "$ETCDCTL user grant-role {} {}\n",
+                    q(&c.name),
+                    q(&c.name)
+                ));
             }
             for r in &c.roles {
                 if !(c.name == "root" && r == "root") {
@@ -673,6 +849,8 @@ user_add() { $ETCDCTL user get \"$1\" >/dev/null 2>&1 || $ETCDCTL user add \"$1\
 pub struct BundleReport {
     pub issued: Vec<String>,
     pub kept: Vec<String>,
+    /// Kept leaves that lack a name the cluster file now asks for, with what is missing.
+    pub stale: Vec<String>,
     pub written: Vec<PathBuf>,
 }
 
@@ -704,22 +882,65 @@ fn write_if_changed(path: &Path, data: &[u8], report: &mut BundleReport) -> Resu
     Ok(())
 }
 
+/// The names of `wanted` a kept leaf certificate does not carry (empty when it cannot be read:
+/// `check-etcd` reports unreadable files).
+fn missing_names(cert: &Path, wanted: &SubjectNames) -> Vec<String> {
+    use x509_parser::prelude::FromDer;
+    let Ok(bytes) = std::fs::read(cert) else {
+        return Vec::new();
+    };
+    let Some(der) = crate::certs::pem_blocks("leaf", &bytes, "CERTIFICATE")
+        .ok()
+        .and_then(|b| b.into_iter().next())
+    else {
+        return Vec::new();
+    };
+    let Ok((_, c)) = x509_parser::certificate::X509Certificate::from_der(&der) else {
+        return Vec::new();
+    };
+    let has = crate::certs::san_names(&c);
+    let has_dns: Vec<String> = has.dns.iter().map(|d| d.to_ascii_lowercase()).collect();
+    let mut missing: Vec<String> = wanted
+        .dns
+        .iter()
+        .filter(|d| !has_dns.contains(&d.to_ascii_lowercase()))
+        .map(|d| format!("DNS:{d}"))
+        .collect();
+    missing.extend(
+        wanted
+            .ips
+            .iter()
+            .filter(|ip| !has.ips.contains(ip))
+            .map(|ip| format!("IP:{ip}")),
+    );
+    missing
+}
+
+#[allow(clippy::too_many_arguments)]
 fn issue_into<S: Signer>(
     inputs: &mut BundleInputs<'_, S>,
-    dir: &Path,
+    paths: LeafPaths,
     role: LeafRole,
     cn: &str,
     names: SubjectNames,
     cluster: &ClusterFile,
     report: &mut BundleReport,
 ) -> Result<()> {
-    let paths = LeafPaths::new(dir, role);
+    let dir = paths.cert.parent().unwrap_or(Path::new(".")).to_path_buf();
     let label = format!("{}/{}", dir.display(), role);
     if paths.cert.exists() || paths.key.exists() {
         if !(paths.cert.exists() && paths.key.exists()) {
             return Err(Error::Policy(format!(
                 "{label}: only one of the certificate and key exists; move the leftover away and re-run"
             )));
+        }
+        let missing = missing_names(&paths.cert, &names);
+        if !missing.is_empty() {
+            report.stale.push(format!(
+                "{}: lacks {} that the cluster file now asks for",
+                paths.cert.display(),
+                missing.join(", ")
+            ));
         }
         report.kept.push(label);
         return Ok(());
@@ -735,7 +956,7 @@ fn issue_into<S: Signer>(
         },
         inputs.now,
     )?;
-    output::create_dir(dir, 0o700)?;
+    output::create_dir(&dir, 0o700)?;
     leaf.commit(inputs.ledger, inputs.ca.generation, &paths, false)?;
     report.issued.push(label);
     Ok(())
@@ -809,7 +1030,7 @@ pub fn build_bundle<S: Signer>(
         let new_member = !dir.exists();
         issue_into(
             &mut inputs,
-            &dir,
+            LeafPaths::new(&dir, LeafRole::Server),
             LeafRole::Server,
             &m.name,
             cluster.server_names(m),
@@ -818,7 +1039,7 @@ pub fn build_bundle<S: Signer>(
         )?;
         issue_into(
             &mut inputs,
-            &dir,
+            LeafPaths::new(&dir, LeafRole::Peer),
             LeafRole::Peer,
             &m.name,
             cluster.peer_names(m),
@@ -849,32 +1070,42 @@ pub fn build_bundle<S: Signer>(
         let dir = out.join("clients").join(&c.name);
         issue_into(
             &mut inputs,
-            &dir,
+            LeafPaths {
+                cert: dir.join(c.kind.cert_file()),
+                key: dir.join(c.kind.key_file()),
+            },
             LeafRole::Client,
             &c.name,
             SubjectNames::default(),
             cluster,
             &mut report,
         )?;
-        write_if_absent(
-            &dir.join("ca.crt"),
-            inputs.root_pem.as_bytes(),
-            Mode::Public,
-            &mut report,
-        )?;
-        write_if_absent(
-            &dir.join("etcdctl.env"),
-            cluster.client_env(c).as_bytes(),
-            Mode::Public,
-            &mut report,
-        )?;
+        let ca = dir.join(c.kind.ca_file());
+        if let Some(parent) = ca.parent().filter(|p| *p != dir) {
+            output::create_dir(parent, 0o755)?;
+        }
+        write_if_absent(&ca, inputs.root_pem.as_bytes(), Mode::Public, &mut report)?;
+        match c.kind {
+            ClientKind::Etcdctl => write_if_absent(
+                &dir.join("etcdctl.env"),
+                cluster.client_env(c).as_bytes(),
+                Mode::Public,
+                &mut report,
+            )?,
+            // Rewritten when the endpoints change: it holds no secret and nothing else.
+            ClientKind::KubeApiserver => write_if_changed(
+                &dir.join(KUBEADM_FILE),
+                cluster.kubeadm_snippet(c).as_bytes(),
+                &mut report,
+            )?,
+        }
     }
     for p in &cluster.proxies {
         let dir = out.join("proxies").join(&p.name);
         let names = cluster.proxy_names(p);
         issue_into(
             &mut inputs,
-            &dir,
+            LeafPaths::new(&dir, LeafRole::Server),
             LeafRole::Server,
             &p.name,
             names,
@@ -1097,5 +1328,117 @@ readwrite = ["/app/"]
             crate::etcd_check::env_version(&env),
             EtcdVersion::parse("3.5.15").ok()
         );
+    }
+
+    const KUBE: &str = r#"
+[[client]]
+name = "kube-apiserver-etcd-client"
+kind = "kube-apiserver"
+endpoints = ["https://etcd.lb.example:2379", "https://10.0.0.1:2379"]
+"#;
+
+    #[test]
+    fn kube_apiserver_client_files_snippet_role_and_sans() {
+        let c = ClusterFile::parse("c", &format!("{CLUSTER}{KUBE}")).unwrap();
+        let k = c
+            .clients
+            .iter()
+            .find(|c| c.kind == ClientKind::KubeApiserver)
+            .unwrap();
+        assert_eq!(
+            (k.kind.cert_file(), k.kind.key_file(), k.kind.ca_file()),
+            (
+                "apiserver-etcd-client.crt",
+                "apiserver-etcd-client.key",
+                "etcd/ca.crt"
+            )
+        );
+        // The load balancer is in every member's server certificate; 10.0.0.1 is etcd-1's own.
+        assert_eq!(
+            c.shared_endpoints(),
+            vec!["https://etcd.lb.example:2379".to_string()]
+        );
+        for m in &c.members {
+            assert!(
+                c.server_names(m)
+                    .dns
+                    .contains(&"etcd.lb.example".to_string()),
+                "{}",
+                m.name
+            );
+            assert!(!c.peer_names(m).dns.contains(&"etcd.lb.example".to_string()));
+        }
+        assert!(!c
+            .server_names(&c.members[1])
+            .ips
+            .contains(&"10.0.0.1".parse().unwrap()));
+        let y = c.kubeadm_snippet(k);
+        assert!(y.contains("kind: ClusterConfiguration\netcd:\n  external:\n    endpoints:\n      - \"https://etcd.lb.example:2379\"\n      - \"https://10.0.0.1:2379\"\n"), "{y}");
+        assert!(y.ends_with(
+            "    caFile: \"/etc/kubernetes/pki/etcd/ca.crt\"\n    certFile: \"/etc/kubernetes/pki/apiserver-etcd-client.crt\"\n    keyFile: \"/etc/kubernetes/pki/apiserver-etcd-client.key\"\n"
+        ), "{y}");
+        let rbac = c.rbac_script();
+        for line in [
+            "role_add 'kube-apiserver-etcd-client'\n",
+            "$ETCDCTL role grant-permission 'kube-apiserver-etcd-client' readwrite '/registry/' --prefix=true\n",
+            "$ETCDCTL role grant-permission 'kube-apiserver-etcd-client' readwrite 'compact_rev_key'\n",
+            "user_add 'kube-apiserver-etcd-client'\n$ETCDCTL user grant-role 'kube-apiserver-etcd-client' 'kube-apiserver-etcd-client'\n",
+        ] {
+            assert!(rbac.contains(line), "{line}\n{rbac}");
+        }
+        assert!(
+            rbac.find("auth enable").unwrap() > rbac.find("grant-role 'kube-apiserver").unwrap()
+        );
+        // Without endpoints: every member's client URL, and no extra SAN.
+        let plain = ClusterFile::parse(
+            "c",
+            &format!(
+                "{CLUSTER}{}",
+                KUBE.replace(
+                    "endpoints = [\"https://etcd.lb.example:2379\", \"https://10.0.0.1:2379\"]",
+                    "install-dir = \"/srv/k8s/pki\""
+                )
+            ),
+        )
+        .unwrap();
+        assert!(plain.shared_endpoints().is_empty());
+        let k = plain
+            .clients
+            .iter()
+            .find(|c| c.kind == ClientKind::KubeApiserver)
+            .unwrap();
+        let y = plain.kubeadm_snippet(k);
+        assert!(
+            y.contains(
+                "      - \"https://10.0.0.1:2379\"\n      - \"https://etcd-2.example:2379\"\n"
+            ),
+            "{y}"
+        );
+        assert!(
+            y.contains("keyFile: \"/srv/k8s/pki/apiserver-etcd-client.key\""),
+            "{y}"
+        );
+    }
+
+    #[test]
+    fn kube_apiserver_client_mistakes_are_refused() {
+        let with = |extra: &str| refused(&format!("{CLUSTER}{extra}"));
+        let e = with("[[client]]\nname = \"k\"\nkind = \"kube-apiserver\"\nroles = [\"root\"]\n");
+        assert!(e.contains("never etcd's root"), "{e}");
+        let e = with("[[client]]\nname = \"app-rw\"\nkind = \"kube-apiserver\"\n");
+        assert!(e.contains("role name 'app-rw' is taken"), "{e}");
+        let e = with("[[client]]\nname = \"x\"\nendpoints = [\"https://a.example:2379\"]\n");
+        assert!(e.contains("for kind = \"kube-apiserver\" only"), "{e}");
+        let e = with("[[client]]\nname = \"k\"\nkind = \"kube-apiserver\"\nendpoints = [\"http://a.example:2379\"]\n");
+        assert!(
+            e.contains("client[3].endpoints = \"http://a.example:2379\" must start with https://"),
+            "{e}"
+        );
+        let e = with(
+            "[[client]]\nname = \"k\"\nkind = \"kube-apiserver\"\ninstall-dir = \"/etc/k\\\"x\"\n",
+        );
+        assert!(e.contains("client[3].install-dir"), "{e}");
+        let e = with("[[client]]\nname = \"k\"\nkind = \"kubelet\"\n");
+        assert!(e.contains("unknown variant `kubelet`"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::pem_blocks;
@@ -310,13 +310,16 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
         check_member(&mut cx, m, &mut cas, &mut restrictions);
     }
     for c in &clients {
-        check_trust_file(&mut cx, &c.join("ca.crt"));
-        check_leaf(
-            &mut cx,
-            &c.join("client.crt"),
-            &c.join("client.key"),
-            Role::Client,
-        );
+        // A kube-apiserver client folder holds kubeadm's names (docs/kubernetes.md).
+        let (cert, key, ca) = if c.join(crate::etcd::KUBE_CERT_FILE).exists() {
+            let e = crate::etcd::ClientKind::KubeApiserver;
+            (e.cert_file(), e.key_file(), e.ca_file())
+        } else {
+            let e = crate::etcd::ClientKind::Etcdctl;
+            (e.cert_file(), e.key_file(), e.ca_file())
+        };
+        check_trust_file(&mut cx, &c.join(ca));
+        check_leaf(&mut cx, &c.join(cert), &c.join(key), Role::Client);
     }
     // A proxy (`etcd grpc-proxy`) serves clients and dials members with one server
     // certificate: the same mistakes break it as a member's client side.
@@ -676,7 +679,7 @@ fn check_yaml(cx: &mut Ctx, dir: &Path) {
             .collect();
         if !bad.is_empty() {
             cx.fail("yaml-config", &p, format!(
-                "sets {} in a YAML config: etcd 3.4 silently drops these keys and, with --config-file, ignores every flag and ETCD_* variable (facts Y1); use the etcd.env file",
+                "sets {} in a YAML config: etcd 3.4 and 3.5 silently drop these keys and, with --config-file, ignore every flag and ETCD_* variable (facts Y1, W6); use the etcd.env file",
                 bad.join(", ")
             ));
         }
@@ -881,7 +884,7 @@ fn check_env(cx: &mut Ctx, env_path: &Path, text: &str) -> BTreeMap<String, Stri
     }
     if let Some(v) = env.vars.get("ETCD_CONFIG_FILE") {
         cx.fail("config-file", env_path, format!(
-            "ETCD_CONFIG_FILE={v}: with a config file etcd ignores every other ETCD_* variable and flag, and 3.4's YAML drops the CRL and peer-restriction settings (facts Y1); remove it"
+            "ETCD_CONFIG_FILE={v}: with a config file etcd ignores every other ETCD_* variable and flag, and the YAML of 3.4 and 3.5 drops the CRL and peer-restriction settings (facts Y1, W6); remove it"
         ));
     }
     for (var, check, lost) in REQUIRED_ENV {
@@ -936,31 +939,13 @@ fn check_leaf(
     }
     let issuer_der = chain.get(1).or(cx.bundle_int.as_ref()).cloned();
     let (mut server, mut client) = (false, false);
-    let mut dns = Vec::new();
-    let mut ips = Vec::new();
     for ext in leaf.extensions() {
-        match ext.parsed_extension() {
-            ParsedExtension::ExtendedKeyUsage(e) => {
-                server = e.server_auth || e.any;
-                client = e.client_auth || e.any;
-            }
-            ParsedExtension::SubjectAlternativeName(s) => {
-                for n in &s.general_names {
-                    match n {
-                        GeneralName::DNSName(d) => dns.push(d.to_string()),
-                        GeneralName::IPAddress(b) if b.len() == 4 => {
-                            ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).expect("4")))
-                        }
-                        GeneralName::IPAddress(b) if b.len() == 16 => {
-                            ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).expect("16")))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
+        if let ParsedExtension::ExtendedKeyUsage(e) = ext.parsed_extension() {
+            server = e.server_auth || e.any;
+            client = e.client_auth || e.any;
         }
     }
+    let crate::profile::SubjectNames { dns, ips } = crate::certs::san_names(&leaf);
     if let Some(der) = &issuer_der {
         check_name_constraints(cx, cert, der, &dns, &ips);
     }
@@ -1064,6 +1049,10 @@ fn rbac_step(line: &str) -> bool {
         ["$ETCDCTL", "role", "grant-permission", role, "read" | "write" | "readwrite", prefix, "--prefix=true"] => {
             quoted(role) && quoted(prefix)
         }
+        // The one single-key grant: the API server's compaction marker (docs/kubernetes.md).
+        ["$ETCDCTL", "role", "grant-permission", role, "readwrite", key] => {
+            quoted(role) && *key == format!("'{}'", crate::etcd::KUBE_COMPACT_KEY)
+        }
         ["$ETCDCTL", "user", "grant-role", user, role] => quoted(user) && quoted(role),
         ["$ETCDCTL", "auth", "enable"] => true,
         _ => false,
@@ -1120,6 +1109,22 @@ fn check_name_constraints(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rbac_steps_allow_the_compaction_key_and_no_other_single_key() {
+        let ok = "$ETCDCTL role grant-permission 'kube' readwrite 'compact_rev_key'";
+        assert!(rbac_step(ok));
+        for bad in [
+            "$ETCDCTL role grant-permission 'kube' readwrite '/registry'",
+            "$ETCDCTL role grant-permission 'kube' readwrite ''",
+            "$ETCDCTL role grant-permission 'kube' read 'compact_rev_key'",
+            "$ETCDCTL role grant-permission kube readwrite 'compact_rev_key'",
+        ] {
+            assert!(!rbac_step(bad), "{bad}");
+        }
+        let kube = "$ETCDCTL role grant-permission 'kube' readwrite '/registry/' --prefix=true";
+        assert!(rbac_step(kube));
+    }
 
     #[test]
     fn env_files_are_read_as_etcd_loaders_read_them() {

@@ -247,13 +247,11 @@ pub fn replace_leaf<S: Signer>(
 ) -> Result<LeafRecord> {
     let role: LeafRole = old.profile.parse()?;
     let cert_path = PathBuf::from(&old.cert_path);
-    let dir = cert_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    // The key sits beside its certificate under the same stem: server.crt/server.key, and
+    // kubeadm's apiserver-etcd-client.crt/.key in a kube-apiserver client folder.
     let final_paths = LeafPaths {
         cert: cert_path.clone(),
-        key: dir.join(format!("{}.key", role.as_str())),
+        key: cert_path.with_extension("key"),
     };
     let key = if old.key_source == "generated" {
         LeafKey::Generate(old.key_alg.parse()?)
@@ -347,7 +345,7 @@ pub fn refresh_bundle_intermediates(
         }
         for (kind, files) in [
             ("nodes", &["server.crt", "peer.crt"][..]),
-            ("clients", &["client.crt"][..]),
+            ("clients", &["client.crt", crate::etcd::KUBE_CERT_FILE][..]),
             ("proxies", &["server.crt"][..]),
         ] {
             let Ok(rd) = std::fs::read_dir(b.join(kind)) else {

@@ -255,19 +255,28 @@ fn build_bundle(
     peer_base: u16,
     v: EtcdVersion,
 ) -> PathBuf {
+    build_bundle_with(fx, dir, client_base, peer_base, v, "")
+}
+
+/// [`build_bundle`] with `extra` appended to the cluster file.
+fn build_bundle_with(
+    fx: &CaFixture,
+    dir: &Path,
+    client_base: u16,
+    peer_base: u16,
+    v: EtcdVersion,
+    extra: &str,
+) -> PathBuf {
     let bundle = dir.join("bundle");
     let cluster = dir.join("cluster.toml");
-    fs::write(
-        &cluster,
-        cluster_file_for(
-            &bundle,
-            &dir.join("data"),
-            &members(3, client_base, peer_base),
-            CLIENTS,
-            v,
-        ),
-    )
-    .unwrap();
+    let text = cluster_file_for(
+        &bundle,
+        &dir.join("data"),
+        &members(3, client_base, peer_base),
+        CLIENTS,
+        v,
+    );
+    fs::write(&cluster, format!("{text}{extra}")).unwrap();
     fx.etcd(&cluster, &bundle);
     bundle
 }
@@ -545,7 +554,17 @@ fn real_cluster_from_generated_env_files(v: EtcdVersion) {
     let _guard = cluster_lock();
     let base = free_port_base(41100, 3);
     let (cbase, pbase) = (base, base + 10);
-    let bundle = build_bundle(fx, t.path(), cbase, pbase, v);
+    // Kubernetes' API server as a client: its folder is installed in place, and it dials one
+    // member by name (localhost) and one by IP.
+    let kube_dir = t.path().join("bundle/clients").join(KUBE_CN);
+    let kube = format!(
+        "\n[[client]]\nname = \"{KUBE_CN}\"\nkind = \"kube-apiserver\"\ninstall-dir = \"{}\"\n\
+         endpoints = [\"https://localhost:{}\", \"https://127.0.0.1:{}\"]\n",
+        kube_dir.display(),
+        cbase + 1,
+        cbase + 2
+    );
+    let bundle = build_bundle_with(fx, t.path(), cbase, pbase, v, &kube);
     let names: Vec<String> = (1..=3).map(|i| format!("etcd-{i}")).collect();
     let logdir = t.path().join("logs");
     fs::create_dir_all(&logdir).unwrap();
@@ -690,12 +709,135 @@ fn real_cluster_from_generated_env_files(v: EtcdVersion) {
         "root put /app/k2 must be allowed: {}",
         text(&o)
     );
+    kube_apiserver_client_with_auth(v, &kube_dir);
     drop(cl);
     assert!(
         t0.elapsed() < Duration::from_secs(60),
         "cluster test took {:?}",
         t0.elapsed()
     );
+}
+
+const KUBE_CN: &str = "kube-apiserver-etcd-client";
+
+/// What the API server does with its files, on a cluster whose auth is on: the settings come
+/// from `kubeadm-etcd.yaml` as a YAML parser reads it (Python's), then etcdctl does the API
+/// server's operations under /registry/ and on its compaction key, and is refused elsewhere.
+fn kube_apiserver_client_with_auth(v: EtcdVersion, dir: &Path) {
+    let yaml = dir.join("kubeadm-etcd.yaml");
+    let o = run(Command::new("python3")
+        .arg("-c")
+        .arg("import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))")
+        .arg(&yaml));
+    assert!(
+        o.status.success(),
+        "kubeadm-etcd.yaml does not parse as YAML: {}",
+        text(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["apiVersion"], "kubeadm.k8s.io/v1beta4", "{doc}");
+    assert_eq!(doc["kind"], "ClusterConfiguration", "{doc}");
+    let ext = doc["etcd"]["external"].as_object().expect("etcd.external");
+    let mut keys: Vec<&str> = ext.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["caFile", "certFile", "endpoints", "keyFile"],
+        "{doc}"
+    );
+    let file = |k: &str| PathBuf::from(ext[k].as_str().unwrap());
+    assert_eq!(file("caFile"), dir.join("etcd/ca.crt"));
+    assert_eq!(file("certFile"), dir.join("apiserver-etcd-client.crt"));
+    assert_eq!(file("keyFile"), dir.join("apiserver-etcd-client.key"));
+    let mode = fs::metadata(file("keyFile")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the API server's key must be 0600");
+    let endpoints: Vec<&str> = ext["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(endpoints.len(), 2, "{doc}");
+    // kubeadm's profile: CN only (etcd ignores O, so no system:masters), clientAuth only.
+    let o = run(Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage",
+            "-in",
+        ])
+        .arg(file("certFile")));
+    let info = stdout(&o);
+    assert!(
+        info.contains(&format!("subject=CN = {KUBE_CN}\n")),
+        "{info}"
+    );
+    assert!(
+        info.contains("TLS Web Client Authentication") && !info.contains("Server"),
+        "{info}"
+    );
+
+    let kubectl = |args: &[&str]| -> Output {
+        run(Command::new("env")
+            .arg("-i")
+            .arg(format!("PATH={}", v.path_env()))
+            .arg("ETCDCTL_API=3")
+            .args([
+                "timeout",
+                "20",
+                "etcdctl",
+                "--dial-timeout=2s",
+                "--command-timeout=5s",
+            ])
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .arg(format!("--cacert={}", file("caFile").display()))
+            .arg(format!("--cert={}", file("certFile").display()))
+            .arg(format!("--key={}", file("keyFile").display()))
+            .args(args))
+    };
+    let o = kubectl(&["put", "/registry/pods/default/p1", "pod-1"]);
+    assert!(
+        o.status.success(),
+        "kube-apiserver put /registry/: {}",
+        text(&o)
+    );
+    let o = kubectl(&["get", "/registry/", "--prefix", "--print-value-only"]);
+    assert_eq!(stdout(&o).trim(), "pod-1", "{}", text(&o));
+    // The compactor's marker (outside the prefix), then a compaction at the current revision.
+    let o = kubectl(&["put", "compact_rev_key", "1", "-w", "json"]);
+    assert!(
+        o.status.success(),
+        "kube-apiserver put compact_rev_key: {}",
+        text(&o)
+    );
+    let rev = serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["header"]["revision"]
+        .as_i64()
+        .expect("revision");
+    let o = kubectl(&["compact", &rev.to_string()]);
+    assert!(o.status.success(), "kube-apiserver compact: {}", text(&o));
+    let o = kubectl(&["lease", "grant", "60"]);
+    assert!(
+        o.status.success(),
+        "kube-apiserver lease grant: {}",
+        text(&o)
+    );
+    for (args, what) in [
+        (&["put", "/app/k", "x"][..], "put /app/k"),
+        (&["get", "/app/k"][..], "get /app/k"),
+        (
+            &["put", "/registry", "x"][..],
+            "put /registry (outside /registry/)",
+        ),
+    ] {
+        let o = kubectl(args);
+        assert!(
+            !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("permission denied"),
+            "kube-apiserver {what} must be denied: {}",
+            text(&o)
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -900,6 +1042,134 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
 // ------------------------------------------------------------------------------------------
 // 4. issuer check-etcd: passes a good bundle, finds each known mistake
 // ------------------------------------------------------------------------------------------
+
+#[test]
+fn kube_apiserver_client_added_later_files_warning_check_and_renewal() {
+    let t = TempDir::new().unwrap();
+    let fx = CaFixture::create(t.path());
+    let bundle = t.path().join("bundle");
+    let data = t.path().join("data");
+    let cluster = t.path().join("cluster.toml");
+    let base = cluster_file(&bundle, &data, &members(3, 42100, 42110), CLIENTS);
+    fs::write(&cluster, &base).unwrap();
+    fx.etcd(&cluster, &bundle);
+
+    // The API server dials a load balancer: its name belongs in every server certificate, and
+    // the kept ones do not have it. Said on stderr; nothing existing is replaced.
+    fs::write(
+        &cluster,
+        format!(
+            "{base}\n[[client]]\nname = \"{KUBE_CN}\"\nkind = \"kube-apiserver\"\n\
+             endpoints = [\"https://etcd-lb.example.internal:2379\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = fx.etcd(&cluster, &bundle);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    for m in 1..=3 {
+        assert!(
+            err.contains(&format!(
+                "nodes/etcd-{m}/server.crt: lacks DNS:etcd-lb.example.internal that the cluster file now asks for"
+            )),
+            "etcd-{m}: {}",
+            text(&o)
+        );
+    }
+    assert!(!err.contains("peer.crt"), "{err}");
+    let kube = bundle.join("clients").join(KUBE_CN);
+    let mut files: Vec<String> = walk(&kube);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "apiserver-etcd-client.crt",
+            "apiserver-etcd-client.key",
+            "etcd/ca.crt",
+            "kubeadm-etcd.yaml"
+        ],
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        fs::read(kube.join("etcd/ca.crt")).unwrap(),
+        fs::read(bundle.join("ca.crt")).unwrap()
+    );
+    let yaml = fs::read_to_string(kube.join("kubeadm-etcd.yaml")).unwrap();
+    assert!(
+        yaml.contains("      - \"https://etcd-lb.example.internal:2379\"\n")
+            && yaml.contains("keyFile: \"/etc/kubernetes/pki/apiserver-etcd-client.key\""),
+        "{yaml}"
+    );
+    // The chain file verifies as a client certificate under the bundle's root (openssl).
+    let o = run(Command::new("openssl")
+        .args(["verify", "-purpose", "sslclient", "-CAfile"])
+        .arg(kube.join("etcd/ca.crt"))
+        .arg("-untrusted")
+        .arg(kube.join("apiserver-etcd-client.crt"))
+        .arg(kube.join("apiserver-etcd-client.crt")));
+    assert!(o.status.success(), "openssl verify: {}", text(&o));
+    // check-etcd reads the kubeadm names (a missing key would be a finding).
+    let o = run(fx.issuer().arg("check-etcd").arg(&bundle));
+    assert!(o.status.success(), "check-etcd: {}", text(&o));
+    fs::rename(
+        kube.join("apiserver-etcd-client.key"),
+        t.path().join("moved.key"),
+    )
+    .unwrap();
+    let o = run(fx.issuer().arg("check-etcd").arg(&bundle));
+    assert!(
+        !o.status.success() && text(&o).contains("apiserver-etcd-client.key"),
+        "check-etcd must miss the API server's key: {}",
+        text(&o)
+    );
+    fs::rename(
+        t.path().join("moved.key"),
+        kube.join("apiserver-etcd-client.key"),
+    )
+    .unwrap();
+
+    // Renewal swaps kubeadm's files in place: new key, new certificate, no client.key beside.
+    let key_before = fs::read(kube.join("apiserver-etcd-client.key")).unwrap();
+    let crt_before = fs::read(kube.join("apiserver-etcd-client.crt")).unwrap();
+    let o = ok(fx
+        .issuer()
+        .arg("renew")
+        .arg("--ca")
+        .arg(&fx.ca)
+        .arg("--expiring-within")
+        .arg("400d")
+        .arg("--passphrase-file")
+        .arg(&fx.pass));
+    assert_ne!(
+        fs::read(kube.join("apiserver-etcd-client.key")).unwrap(),
+        key_before,
+        "{}",
+        text(&o)
+    );
+    assert_ne!(
+        fs::read(kube.join("apiserver-etcd-client.crt")).unwrap(),
+        crt_before
+    );
+    let mut files: Vec<String> = walk(&kube);
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let o = run(fx.issuer().arg("check-etcd").arg(&bundle));
+    assert!(o.status.success(), "check-etcd after renewal: {}", text(&o));
+}
+
+/// Files under `dir`, relative, with `/` between folders.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()).into_iter().map(|f| format!("{name}/{f}")));
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
 
 fn check_etcd(dir: &Path, extra: &[&str]) -> Output {
     run(shared().fx.issuer().arg("check-etcd").arg(dir).args(extra))
