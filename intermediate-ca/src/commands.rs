@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use pki_core::algorithm::KeyAlgorithm;
+use pki_core::x509::algorithm::KeyAlgorithm;
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::ca_dir::{CaDir, NewKey};
-use pki_core::keyfile::{self, KeySecret};
-use pki_core::profile::Subject;
-use pki_core::validity::fmt_time;
+use pki_core::ca::folder::{CaDir, NewKey};
+use pki_core::keys::keyfile::{self, KeySecret};
+use pki_core::x509::profile::Subject;
+use pki_core::x509::validity::fmt_time;
 use pki_core::Error;
 use pki_core::{output, Result};
 use time::OffsetDateTime;
@@ -51,7 +51,7 @@ pub fn import(cert: &Path, key: &Path, dir: &Path, secret_args: &SecretArgs) -> 
 }
 
 /// What a generation is: in service, waiting for the root's response, or past.
-fn generation_state(ca: &CaDir, g: &pki_core::ca_dir::GenerationState) -> &'static str {
+fn generation_state(ca: &CaDir, g: &pki_core::ca::folder::GenerationState) -> &'static str {
     let staged = ca.staged().map(|s| s.id) == Some(g.id);
     match (
         ca.state.active == Some(g.id),
@@ -158,7 +158,7 @@ pub struct RequestArgs<'a> {
     pub key: &'a str,
     pub force: bool,
     /// Generate the key in this token instead of a file.
-    pub token: Option<pki_core::ca_dir::TokenLocation>,
+    pub token: Option<pki_core::ca::folder::TokenLocation>,
 }
 
 /// The identity the root's response is encrypted to. With an age identity it is that identity;
@@ -251,9 +251,9 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     };
     let token = match &a.token {
         Some(loc) => {
-            let pin = pki_core::unlock::token_pin(secret_args.pin_file.as_deref())?;
+            let pin = pki_core::keys::unlock::token_pin(secret_args.pin_file.as_deref())?;
             Some((
-                pki_core::pkcs11::Token::open(&loc.config(), &pin)?,
+                pki_core::keys::pkcs11::Token::open(&loc.config(), &pin)?,
                 loc.clone(),
             ))
         }
@@ -337,7 +337,7 @@ pub fn root_crl(dir: &Path, file: &Path) -> Result<()> {
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let ca = CaDir::open(dir)?;
-    let done = pki_core::root_crl::install(&ca, file)?;
+    let done = pki_core::ca::root_crl::install(&ca, file)?;
     let next = done
         .crl
         .next_update

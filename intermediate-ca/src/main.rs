@@ -62,7 +62,7 @@ fn main() -> std::process::ExitCode {
                 force: *force,
                 token: pkcs11_module
                     .as_ref()
-                    .map(|m| pki_core::ca_dir::TokenLocation {
+                    .map(|m| pki_core::ca::folder::TokenLocation {
                         module: m.clone(),
                         token: token.clone().unwrap_or_default(),
                         key_label: key_label.clone().unwrap_or_default(),

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-pub use pki_core::unlock::SecretArgs;
+pub use pki_core::keys::unlock::SecretArgs;
 
 /// Signs etcd leaf certificates with the online intermediate and keeps the ledger.
 #[derive(Parser, Debug)]
@@ -231,19 +231,19 @@ pub enum Command {
     Manpages { dir: PathBuf },
 }
 
-impl From<Role> for pki_core::profile::LeafRole {
+impl From<Role> for pki_core::x509::profile::LeafRole {
     fn from(r: Role) -> Self {
         match r {
-            Role::Server => pki_core::profile::LeafRole::Server,
-            Role::Peer => pki_core::profile::LeafRole::Peer,
-            Role::Client => pki_core::profile::LeafRole::Client,
+            Role::Server => pki_core::x509::profile::LeafRole::Server,
+            Role::Peer => pki_core::x509::profile::LeafRole::Peer,
+            Role::Client => pki_core::x509::profile::LeafRole::Client,
         }
     }
 }
 
 /// The hidden doc-generation subcommands; None for every other command.
 pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
-    use pki_core::unlock::generated_docs;
+    use pki_core::keys::unlock::generated_docs;
     match command {
         Command::Completions { shell } => Some(generated_docs::completions::<Cli>(*shell)),
         Command::Manpages { dir } => Some(generated_docs::manpages::<Cli>(dir)),

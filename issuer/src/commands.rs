@@ -2,17 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use pki_core::ca_dir::CaDir;
-use pki_core::certs::CertFacts;
-use pki_core::cfssl;
-use pki_core::csr::CheckedCsr;
-use pki_core::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
-use pki_core::ledger::ListFilter;
-use pki_core::lifecycle;
-use pki_core::policy;
-use pki_core::profile::{LeafRole, Profile, Subject, SubjectNames};
-use pki_core::validity::{fmt_time, parse_duration};
-use pki_core::verify::{self, VerifyRequest};
+use pki_core::ca::folder::CaDir;
+use pki_core::x509::certs::CertFacts;
+use pki_core::etcd::cfssl;
+use pki_core::x509::csr::CheckedCsr;
+use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use pki_core::ca::ledger::ListFilter;
+use pki_core::ca::lifecycle;
+use pki_core::ca::policy;
+use pki_core::x509::profile::{LeafRole, Profile, Subject, SubjectNames};
+use pki_core::x509::validity::{fmt_time, parse_duration};
+use pki_core::x509::conformance::{self, VerifyRequest};
 use pki_core::{output, Error, Result};
 use time::OffsetDateTime;
 
@@ -132,7 +132,7 @@ pub fn batch(
     secret: &SecretArgs,
 ) -> Result<()> {
     use std::io::{IsTerminal, Write};
-    let batch = pki_core::batch::BatchFile::parse(
+    let batch = pki_core::ca::batch::BatchFile::parse(
         &file.display().to_string(),
         &output::read_to_string(file)?,
     )?;
@@ -147,7 +147,7 @@ pub fn batch(
     });
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = pki_core::batch::run(
+    let report = pki_core::ca::batch::run(
         &signer,
         &mut ledger,
         &batch,
@@ -209,7 +209,7 @@ pub fn batch(
 /// holds is close to expiry: every issuer command says so, not only `list`.
 fn open_ca(path: &Path) -> Result<CaDir> {
     let ca = CaDir::open(path)?;
-    for w in pki_core::lifecycle::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
+    for w in pki_core::ca::lifecycle::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
         eprintln!("issuer: warning: {w}");
     }
     Ok(ca)
@@ -244,7 +244,7 @@ pub fn etcd(
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;
-    pki_core::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
+    pki_core::x509::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
         |_| {
             Error::Policy(format!(
                 "the active intermediate ({}) is not signed by the root {}; pass the right --root",
@@ -315,10 +315,10 @@ struct EtcdCrl {
 }
 
 /// The etcd CRL (indirect, see pki-core's crl module).
-fn etcd_crl<S: pki_core::signer::Signer>(
+fn etcd_crl<S: pki_core::keys::signer::Signer>(
     ca: &CaDir,
     signer: &IssuingCa<S>,
-    ledger: &mut pki_core::ledger::Ledger,
+    ledger: &mut pki_core::ca::ledger::Ledger,
     root: Option<(&CertFacts, &[u8])>,
     now: OffsetDateTime,
     days: u32,
@@ -362,7 +362,7 @@ fn root_and_crl(
     let crl = if crl_path.exists() {
         let bytes = output::read(&crl_path)?;
         let blocks =
-            pki_core::certs::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
+            pki_core::x509::certs::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
         Some(blocks.into_iter().next().expect("one block"))
     } else {
         None
@@ -371,10 +371,10 @@ fn root_and_crl(
 }
 
 pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
-    pki_core::crl::Reason::parse(reason)?;
+    pki_core::x509::crl::Reason::parse(reason)?;
     let ca = open_ca(ca)?;
     let _lock = ca.lock_exclusive()?;
-    let serial = pki_core::serial::Serial::from_hex(serial)
+    let serial = pki_core::x509::serial::Serial::from_hex(serial)
         .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
         .to_hex();
     let rec = ca.ledger()?.revoke(&serial, reason)?;
@@ -489,7 +489,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
 
 fn replace_all(
     ca: &CaDir,
-    recs: Vec<pki_core::ledger::LeafRecord>,
+    recs: Vec<pki_core::ca::ledger::LeafRecord>,
     dry_run: bool,
     secret: &SecretArgs,
     what: &str,
@@ -666,7 +666,7 @@ pub fn verify(
         .map(output::read_to_string)
         .transpose()?
         .map(zeroize::Zeroizing::new);
-    let findings = verify::verify_leaf(&VerifyRequest {
+    let findings = conformance::verify_leaf(&VerifyRequest {
         root_pem: &root_pem,
         chain_pem: &chain_pem,
         role,
@@ -674,7 +674,7 @@ pub fn verify(
         warn_days,
         now: OffsetDateTime::now_utc(),
     });
-    let ok = verify::passed(&findings);
+    let ok = conformance::passed(&findings);
     if json {
         let doc = serde_json::json!({ "file": file, "passed": ok, "findings": findings });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
@@ -696,9 +696,9 @@ pub fn check_etcd(
     probe: Option<&crate::probe::ProbeArgs<'_>>,
     json: bool,
 ) -> bool {
-    let mut findings = pki_core::etcd_check::check_dir(
+    let mut findings = pki_core::etcd::check::check_dir(
         dir,
-        pki_core::etcd_check::CheckOptions {
+        pki_core::etcd::check::CheckOptions {
             warn_days,
             now: OffsetDateTime::now_utc(),
             etcd_version,
@@ -707,7 +707,7 @@ pub fn check_etcd(
     if let Some(p) = probe {
         findings.extend(crate::probe::probe(p));
     }
-    let ok = verify::passed(&findings);
+    let ok = conformance::passed(&findings);
     if json {
         let doc = serde_json::json!({ "dir": dir, "passed": ok, "findings": findings });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

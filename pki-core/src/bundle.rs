@@ -9,7 +9,7 @@ use std::str::FromStr;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keyfile::armored_encrypt;
+use crate::keys::keyfile::armored_encrypt;
 
 pub const MAGIC: &str = "PKI-BUNDLE v1";
 
@@ -103,7 +103,7 @@ impl Bundle {
         }
         s.push('\n');
         for (tag, der) in &self.blocks {
-            s.push_str(&crate::certs::to_pem(tag, der));
+            s.push_str(&crate::x509::certs::to_pem(tag, der));
         }
         s
     }

@@ -111,7 +111,7 @@ pub enum Error {
     Signing(String),
 
     #[error(transparent)]
-    Token(#[from] crate::pkcs11::TokenError),
+    Token(#[from] crate::keys::pkcs11::TokenError),
 
     #[error("{path}: group or others may write to this folder (mode {mode:04o}), so anyone could plant or swap the files written into it; run `chmod go-w {path}` or choose a private folder")]
     UnsafeFolder { path: PathBuf, mode: u32 },

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Result, RootError};
-use crate::pkcs11::{default_module, TokenConfig};
+use pki_core::keys::pkcs11::{default_module, TokenConfig};
 
 fn default_module_path() -> PathBuf {
     default_module().to_path_buf()

@@ -10,5 +10,3 @@ pub mod ops;
 pub mod pin;
 pub mod state;
 
-/// The PKCS#11 signer lives in pki-core (the intermediate can keep its key in a token too).
-pub use pki_core::pkcs11;

@@ -5,18 +5,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pki_core::algorithm::KeyAlgorithm;
+use pki_core::x509::algorithm::KeyAlgorithm;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::certs::{fingerprint, normalize_fingerprint, CertFacts};
-use pki_core::csr::CheckedCsr;
+use pki_core::x509::certs::{fingerprint, normalize_fingerprint, CertFacts};
+use pki_core::x509::csr::CheckedCsr;
 use pki_core::output::{self, Mode};
-use pki_core::profile::{NameLimits, Profile, Subject, SubjectNames};
-use pki_core::serial::Serial;
-use pki_core::validity::{fmt_time, Validity};
-use pki_core::{sigcheck, verify};
+use pki_core::x509::profile::{NameLimits, Profile, Subject, SubjectNames};
+use pki_core::x509::serial::Serial;
+use pki_core::x509::validity::{fmt_time, Validity};
+use pki_core::x509::{conformance, sigcheck};
 use rcgen::{CertificateParams, Issuer, KeyPair, PublicKeyData};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::ceremony::{self, CrlCeremony, InitCeremony, RevokeCeremony, SignCeremony};
 use crate::error::{Result, RootError};
-use crate::pkcs11::{self, Token, TokenKey};
+use pki_core::keys::pkcs11::{self, Token, TokenKey};
 use crate::state::{IntermediateEntry, RootDir, RootIndex};
 use crate::{airgap, pin};
 
@@ -66,7 +66,7 @@ fn sign_checked(
     issuer_der: Option<&[u8]>,
     key: &TokenKey,
 ) -> Result<Vec<u8>> {
-    let alg = pki_core::signer::Signer::key_algorithm(key);
+    let alg = pki_core::keys::signer::Signer::key_algorithm(key);
     let throwaway = alg.generate()?;
     let lint_der = match issuer_der {
         Some(root) => {
@@ -79,7 +79,7 @@ fn sign_checked(
     .map_err(|e| RootError::Lint(e.to_string()))?
     .der()
     .to_vec();
-    let problems = verify::ca_conformance(profile, &lint_der);
+    let problems = conformance::ca_conformance(profile, &lint_der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }
@@ -105,7 +105,7 @@ fn sign_checked(
             "the token-signed certificate differs from the linted one".into(),
         ));
     }
-    let problems = verify::ca_conformance(profile, &der);
+    let problems = conformance::ca_conformance(profile, &der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }
@@ -760,7 +760,7 @@ fn preview_sign(
         .params
         .signed_by(subject_key, &issuer)
         .map_err(|e| RootError::Lint(e.to_string()))?;
-    let problems = verify::ca_conformance(Profile::Intermediate, preview.der());
+    let problems = conformance::ca_conformance(Profile::Intermediate, preview.der());
     say(
         run,
         format!(
@@ -837,7 +837,7 @@ fn response_bundle(
     resp.blocks.push(("CERTIFICATE".into(), facts.der.clone()));
     resp.blocks.push(("CERTIFICATE".into(), root.der.clone()));
     if let Ok(crl) = output::read(&dir.crl_path()) {
-        for block in pki_core::certs::pem_blocks("root CRL", &crl, "X509 CRL")? {
+        for block in pki_core::x509::certs::pem_blocks("root CRL", &crl, "X509 CRL")? {
             resp.blocks.push(("X509 CRL".into(), block));
         }
     }
@@ -1076,7 +1076,7 @@ fn sign_crl(
 
 /// Writes a recorded CRL; a failure says its number is used up.
 fn write_crl(dir: &RootDir, out_path: &Path, der: &[u8], number: u64) -> Result<()> {
-    let pem = pki_core::certs::to_pem("X509 CRL", der);
+    let pem = pki_core::x509::certs::to_pem("X509 CRL", der);
     let undelivered = |out: &Path, e: pki_core::Error| RootError::CrlUndelivered {
         number,
         next: number + 1,

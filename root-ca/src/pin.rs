@@ -11,7 +11,7 @@ pub const ENV_PIN: &str = "ROOT_CA_PIN";
 
 pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = pin_file {
-        let text = pki_core::unlock::read_secret_file(p, "PIN")?;
+        let text = pki_core::keys::unlock::read_secret_file(p, "PIN")?;
         return Ok(Zeroizing::new(
             text.lines().next().unwrap_or("").to_string(),
         ));
@@ -21,5 +21,5 @@ pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
             return Ok(Zeroizing::new(v));
         }
     }
-    pki_core::unlock::prompt_on_tty("Token user PIN", false).ok_or(RootError::NoPin)
+    pki_core::keys::unlock::prompt_on_tty("Token user PIN", false).ok_or(RootError::NoPin)
 }

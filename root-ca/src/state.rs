@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pki_core::certs::CertFacts;
+use pki_core::x509::certs::CertFacts;
 use pki_core::output::{self, Mode};
 use serde::{Deserialize, Serialize};
 

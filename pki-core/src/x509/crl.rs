@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
 use yasna::{DERWriter, Tag};
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
-use crate::signer::Signer;
+use crate::keys::signer::Signer;
 
 /// RFC 5280 §5.3.1 reason codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +236,7 @@ pub fn parse_entries(what: &str, der: &[u8]) -> Result<Vec<CrlEntry>> {
     Ok(crl
         .iter_revoked_certificates()
         .map(|r| CrlEntry {
-            serial: crate::serial::Serial::from_bytes(r.raw_serial())
+            serial: crate::x509::serial::Serial::from_bytes(r.raw_serial())
                 .as_bytes()
                 .to_vec(),
             revoked_at: r.revocation_date.to_datetime(),
@@ -251,7 +251,7 @@ pub fn verify_signature(der: &[u8], issuer_spki: &[u8]) -> Result<()> {
     use x509_parser::prelude::FromDer;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
         .map_err(|e| Error::input("CRL", format!("not a CRL ({e})")))?;
-    crate::sigcheck::verify(
+    crate::x509::sigcheck::verify(
         &crl.signature_algorithm.algorithm.to_id_string(),
         issuer_spki,
         crl.tbs_cert_list.as_ref(),

@@ -6,18 +6,18 @@ use rcgen::Issuer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::algorithm::KeyAlgorithm;
-use crate::ca_dir::CaDir;
-use crate::certs::{fingerprint, CertFacts};
-use crate::csr::CheckedCsr;
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::ca::folder::CaDir;
+use crate::x509::certs::{fingerprint, CertFacts};
+use crate::x509::csr::CheckedCsr;
 use crate::error::{Error, Result};
-use crate::keyfile::KeySecret;
-use crate::ledger::{LeafRecord, Ledger};
+use crate::keys::keyfile::KeySecret;
+use crate::ca::ledger::{LeafRecord, Ledger};
 use crate::output::{self, Mode};
-use crate::profile::{LeafRole, Subject, SubjectNames};
-use crate::serial::Serial;
-use crate::signer::{FileKey, Signer};
-use crate::validity::Validity;
+use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::x509::serial::Serial;
+use crate::keys::signer::{FileKey, Signer};
+use crate::x509::validity::Validity;
 
 /// Where the leaf's key comes from.
 pub enum LeafKey {
@@ -61,19 +61,19 @@ pub struct IssuingCa<S: Signer> {
     pub cert: CertFacts,
     issuer: Issuer<'static, S>,
     /// The issuance policy every leaf passes before it is signed.
-    gate: crate::policy::Gate,
+    gate: crate::ca::policy::Gate,
 }
 
 impl IssuingCa<FileKey> {
     /// Unlocks the active generation of `ca` (its key in an age-encrypted file).
     pub fn open(ca: &CaDir, secret: &KeySecret) -> Result<Self> {
-        let gate = crate::policy::Gate::for_ca(ca)?;
+        let gate = crate::ca::policy::Gate::for_ca(ca)?;
         let (generation, cert, key) = ca.issuing_key(secret)?;
         Self::new(generation, cert, key)?.with_gate(gate)
     }
 }
 
-impl IssuingCa<crate::signer::CaKey> {
+impl IssuingCa<crate::keys::signer::CaKey> {
     /// Unlocks the active generation wherever its key lives: `secret` is asked for only when
     /// the key is an age-encrypted file, `pin` only when it is in a PKCS#11 token.
     pub fn unlock(
@@ -82,16 +82,16 @@ impl IssuingCa<crate::signer::CaKey> {
         pin: impl FnOnce() -> Result<Zeroizing<String>>,
     ) -> Result<Self> {
         // The gate reads certificates only: a broken root CRL is reported before any PIN.
-        let gate = crate::policy::Gate::for_ca(ca)?;
+        let gate = crate::ca::policy::Gate::for_ca(ca)?;
         let ca = match ca.active_token() {
             Some(loc) => {
-                let token = crate::pkcs11::Token::open(&loc.config(), &pin()?)?;
+                let token = crate::keys::pkcs11::Token::open(&loc.config(), &pin()?)?;
                 let (generation, cert, key) = ca.issuing_token_key(&token)?;
                 Self::new(generation, cert, key)
             }
             None => {
                 let (generation, cert, key) = ca.issuing_key(&secret()?)?;
-                Self::new(generation, cert, crate::signer::CaKey::File(key))
+                Self::new(generation, cert, crate::keys::signer::CaKey::File(key))
             }
         }?;
         ca.with_gate(gate)
@@ -107,7 +107,7 @@ impl<S: Signer> IssuingCa<S> {
             }
         })?;
         Ok(IssuingCa {
-            gate: crate::policy::Gate::for_certificate(&cert)?,
+            gate: crate::ca::policy::Gate::for_certificate(&cert)?,
             generation,
             cert,
             issuer,
@@ -115,22 +115,22 @@ impl<S: Signer> IssuingCa<S> {
     }
 
     /// Replaces the gate (by default the certificate's own constraints) with one that also
-    /// knows the root and the root CRL, see [`crate::policy::Gate::for_ca`].
-    pub fn with_gate(mut self, gate: crate::policy::Gate) -> Result<Self> {
+    /// knows the root and the root CRL, see [`crate::ca::policy::Gate::for_ca`].
+    pub fn with_gate(mut self, gate: crate::ca::policy::Gate) -> Result<Self> {
         self.gate = gate;
         Ok(self)
     }
 
     /// The issuance policy of this CA, for callers that check many leaves before signing any.
-    pub fn gate(&self) -> &crate::policy::Gate {
+    pub fn gate(&self) -> &crate::ca::policy::Gate {
         &self.gate
     }
 
     /// Signs a v2 CRL with this intermediate's key: CRL number, AKI (= our SKI), nextUpdate.
-    /// `indirect` makes it the etcd CRL of [`crate::crl`].
+    /// `indirect` makes it the etcd CRL of [`crate::x509::crl`].
     pub fn sign_crl(
         &self,
-        entries: &[crate::crl::CrlEntry],
+        entries: &[crate::x509::crl::CrlEntry],
         number: u64,
         this_update: OffsetDateTime,
         next_update: OffsetDateTime,
@@ -138,17 +138,17 @@ impl<S: Signer> IssuingCa<S> {
     ) -> Result<Vec<u8>> {
         if next_update > self.cert.not_after {
             return Err(Error::OutlivesIssuer {
-                requested: crate::validity::fmt_time(next_update),
-                issuer: crate::validity::fmt_time(self.cert.not_after),
+                requested: crate::x509::validity::fmt_time(next_update),
+                issuer: crate::x509::validity::fmt_time(self.cert.not_after),
             });
         }
         let ski = self.cert.ski.clone().ok_or_else(|| Error::BadCertificate {
             what: "issuing CA certificate".into(),
             detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
         })?;
-        let der = crate::crl::sign_crl(
+        let der = crate::x509::crl::sign_crl(
             self.issuer.key(),
-            &crate::crl::CrlParams {
+            &crate::x509::crl::CrlParams {
                 issuer_name: &self.cert.subject_der,
                 issuer_key_id: &ski,
                 number,
@@ -158,7 +158,7 @@ impl<S: Signer> IssuingCa<S> {
             },
             entries,
         )?;
-        crate::crl::verify_signature(&der, &self.cert.spki_der).map_err(|_| {
+        crate::x509::crl::verify_signature(&der, &self.cert.spki_der).map_err(|_| {
             Error::SignatureCheckFailed {
                 what: "CRL".into(),
                 issuer: self.cert.subject.clone(),
@@ -217,7 +217,7 @@ impl<S: Signer> IssuingCa<S> {
             }
         };
         let cert_der = cert.der().to_vec();
-        crate::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(|_| {
+        crate::x509::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(|_| {
             Error::SignatureCheckFailed {
                 what: format!("{} certificate for {}", req.role, req.subject.common_name),
                 issuer: self.cert.subject.clone(),

@@ -9,10 +9,10 @@ use rcgen::{
     KeyIdMethod, KeyUsagePurpose, NameConstraints, SanType,
 };
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
-use crate::serial::Serial;
-use crate::validity::Validity;
+use crate::x509::serial::Serial;
+use crate::x509::validity::Validity;
 
 /// The five certificate profiles of the PKI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

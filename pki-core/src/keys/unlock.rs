@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keyfile::KeySecret;
+use crate::keys::keyfile::KeySecret;
 
 /// Environment variable naming an age identity file.
 pub const ENV_IDENTITY: &str = "PKI_AGE_IDENTITY";
@@ -133,9 +133,9 @@ impl SecretArgs {
     /// Unlocks the active intermediate of `ca`, asking for what its key needs.
     pub fn unlock_ca(
         &self,
-        ca: &crate::ca_dir::CaDir,
-    ) -> Result<crate::issue::IssuingCa<crate::signer::CaKey>> {
-        crate::issue::IssuingCa::unlock(
+        ca: &crate::ca::folder::CaDir,
+    ) -> Result<crate::ca::issuing::IssuingCa<crate::keys::signer::CaKey>> {
+        crate::ca::issuing::IssuingCa::unlock(
             ca,
             || self.resolve("Passphrase for the CA key", false),
             || token_pin(self.pin_file.as_deref()),

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::algorithm::KeyAlgorithm;
-use crate::signer::Signer;
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::keys::signer::Signer;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -825,7 +825,7 @@ impl TokenKey {
             KeyAlgorithm::Ed25519 => "1.3.101.112",
             KeyAlgorithm::Rsa(_) => "1.2.840.113549.1.1.11",
         };
-        crate::sigcheck::verify(oid, &self.spki_der(), &challenge, &sig).map_err(|e| {
+        crate::x509::sigcheck::verify(oid, &self.spki_der(), &challenge, &sig).map_err(|e| {
             TokenError::KeyPairMismatch {
                 key: label.to_string(),
                 token: self.token.config.token_label.clone(),

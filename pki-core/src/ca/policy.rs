@@ -1,6 +1,6 @@
 //! The issuance gate: every decision about what a leaf may carry is taken here, once, for every
 //! path that signs one (`issuer issue`, `batch`, `etcd`, `renew`, `reissue`, and any service
-//! built later). [`crate::issue::IssuingCa::sign_leaf`] asks the gate before it signs, so no
+//! built later). [`crate::ca::issuing::IssuingCa::sign_leaf`] asks the gate before it signs, so no
 //! caller can skip it; callers that issue many leaves also ask it up front ([`Gate::check`]) so
 //! that a refusal comes before the first file is written.
 //!
@@ -18,13 +18,13 @@ use std::path::PathBuf;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::ca_dir::CaDir;
-use crate::certs::CertFacts;
-use crate::csr::CheckedCsr;
+use crate::ca::folder::CaDir;
+use crate::x509::certs::CertFacts;
+use crate::x509::csr::CheckedCsr;
 use crate::error::{Error, Result};
-use crate::issue::{LeafKey, LeafRequest};
-use crate::profile::{LeafRole, Subject, SubjectNames};
-use crate::root_crl::RootCrl;
+use crate::ca::issuing::{LeafKey, LeafRequest};
+use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::ca::root_crl::RootCrl;
 
 /// One subtree of a nameConstraints extension, of a type our leaves can carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -409,7 +409,7 @@ fn root_crl_block(ca: &CaDir, root: Option<&CertFacts>, cert: &CertFacts) -> Opt
     };
     let crl = match RootCrl::load(&path, root) {
         Ok(c) => c,
-        Err(e) => match crate::root_crl::unusable(path.clone(), e) {
+        Err(e) => match crate::ca::root_crl::unusable(path.clone(), e) {
             Error::RootCrlUnusable { reason, .. } => return unusable(reason),
             other => return unusable(other.to_string()),
         },
@@ -492,7 +492,7 @@ pub fn approve_cn(what: &str, requested: Option<&str>, cn: Option<&str>) -> Resu
 /// The role, subject and names a renewal or re-issue of ledger row `rec` asks for (the same
 /// as the leaf it replaces), for checking a whole set of successors before replacing any.
 pub fn ledger_request(
-    rec: &crate::ledger::LeafRecord,
+    rec: &crate::ca::ledger::LeafRecord,
 ) -> Result<(LeafRole, Subject, SubjectNames)> {
     let role: LeafRole = rec.profile.parse()?;
     let ips = rec

@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::certs::pem_blocks;
+use crate::x509::certs::pem_blocks;
 use crate::etcd::{EtcdVersion, ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
-use crate::policy::LeafName;
-use crate::signer::FileKey;
-use crate::verify::{Finding, Level};
+use crate::ca::policy::LeafName;
+use crate::keys::signer::FileKey;
+use crate::x509::conformance::{Finding, Level};
 
 /// Options of a check.
 pub struct CheckOptions {
@@ -528,10 +528,10 @@ fn check_crl(cx: &mut Ctx, path: &Path, version: Option<EtcdVersion>) {
         Ok((_, crl)) => match crl.next_update() {
             Some(n) if n.to_datetime() < cx.opts.now => cx.fail("crl", path, format!(
                 "stale: nextUpdate was {}; etcd does not check dates (facts C4), so publish a fresh one",
-                crate::validity::fmt_time(n.to_datetime())
+                crate::x509::validity::fmt_time(n.to_datetime())
             )),
             Some(n) if (n.to_datetime() - cx.opts.now).whole_days() < 2 => {
-                cx.warn("crl", path, format!("nextUpdate {} is close", crate::validity::fmt_time(n.to_datetime())))
+                cx.warn("crl", path, format!("nextUpdate {} is close", crate::x509::validity::fmt_time(n.to_datetime())))
             }
             None => cx.warn("crl", path, "no nextUpdate"),
             _ => {}
@@ -568,7 +568,7 @@ pub const CRL_WARN_BYTES: usize = 6_000;
 
 /// Warns when the CRL etcd loads is big enough to cost connection time (PEM or DER file).
 fn check_crl_size(cx: &mut Ctx, path: &Path, bytes: &[u8]) {
-    let Some(der) = crate::lifecycle::crl_file_der(bytes) else {
+    let Some(der) = crate::ca::lifecycle::crl_file_der(bytes) else {
         return;
     };
     let Ok((_, crl)) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
@@ -589,10 +589,10 @@ fn check_crl_size(cx: &mut Ctx, path: &Path, bytes: &[u8]) {
 #[cfg(test)]
 mod crl_size_tests {
     use super::*;
-    use crate::crl::{sign_crl, CrlEntry, CrlParams};
+    use crate::x509::crl::{sign_crl, CrlEntry, CrlParams};
 
     fn crl_of(n: usize) -> Vec<u8> {
-        let key = crate::signer::FileKey::generate(crate::algorithm::KeyAlgorithm::P256).unwrap();
+        let key = crate::keys::signer::FileKey::generate(crate::x509::algorithm::KeyAlgorithm::P256).unwrap();
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let entries: Vec<CrlEntry> = (0..n as u64)
             .map(|i| CrlEntry {
@@ -638,8 +638,8 @@ mod crl_size_tests {
             ("crl.der", small.clone(), big.clone()),
             (
                 "crl.pem",
-                crate::certs::to_pem("X509 CRL", &small).into_bytes(),
-                crate::certs::to_pem("X509 CRL", &big).into_bytes(),
+                crate::x509::certs::to_pem("X509 CRL", &small).into_bytes(),
+                crate::x509::certs::to_pem("X509 CRL", &big).into_bytes(),
             ),
         ] {
             assert!(size_findings(file, &small).is_empty(), "{file}");
@@ -945,7 +945,7 @@ fn check_leaf(
             client = e.client_auth || e.any;
         }
     }
-    let crate::profile::SubjectNames { dns, ips } = crate::certs::san_names(&leaf);
+    let crate::x509::profile::SubjectNames { dns, ips } = crate::x509::certs::san_names(&leaf);
     if let Some(der) = &issuer_der {
         check_name_constraints(cx, cert, der, &dns, &ips);
     }
@@ -962,7 +962,7 @@ fn check_leaf(
         cx.fail(
             "expiry",
             cert,
-            format!("expired {}", crate::validity::fmt_time(not_after)),
+            format!("expired {}", crate::x509::validity::fmt_time(not_after)),
         );
     } else if left < cx.opts.warn_days {
         cx.fail(
@@ -970,7 +970,7 @@ fn check_leaf(
             cert,
             format!(
                 "expires in {left} days ({}): renew it",
-                crate::validity::fmt_time(not_after)
+                crate::x509::validity::fmt_time(not_after)
             ),
         );
     }
@@ -1082,7 +1082,7 @@ fn check_name_constraints(
     dns: &[String],
     ips: &[IpAddr],
 ) {
-    let Ok(Some(c)) = crate::policy::Constraints::of_certificate("issuing certificate", issuer)
+    let Ok(Some(c)) = crate::ca::policy::Constraints::of_certificate("issuing certificate", issuer)
     else {
         return;
     };

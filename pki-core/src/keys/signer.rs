@@ -4,7 +4,7 @@
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
 
 /// A key that signs certificates and CRLs.
@@ -136,7 +136,7 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 /// The intermediate's key wherever it lives: an age-encrypted file or a PKCS#11 token.
 pub enum CaKey {
     File(FileKey),
-    Token(crate::pkcs11::TokenKey),
+    Token(crate::keys::pkcs11::TokenKey),
 }
 
 impl PublicKeyData for CaKey {

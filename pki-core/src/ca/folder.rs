@@ -14,17 +14,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::bundle::{Bundle, BundleKind};
-use crate::certs::{normalize_fingerprint, CertFacts};
-use crate::csr::CheckedCsr;
+use crate::x509::certs::{normalize_fingerprint, CertFacts};
+use crate::x509::csr::CheckedCsr;
 use crate::error::{Error, Result};
-use crate::keyfile::KeySecret;
-use crate::ledger::Ledger;
+use crate::keys::keyfile::KeySecret;
+use crate::ca::ledger::Ledger;
 use crate::output::{self, Mode};
-use crate::profile::Subject;
-use crate::signer::FileKey;
-use crate::validity::fmt_time;
+use crate::x509::profile::Subject;
+use crate::keys::signer::FileKey;
+use crate::x509::validity::fmt_time;
 
 const STATE_FILE: &str = "ca.toml";
 
@@ -69,8 +69,8 @@ pub struct TokenLocation {
 }
 
 impl TokenLocation {
-    pub fn config(&self) -> crate::pkcs11::TokenConfig {
-        crate::pkcs11::TokenConfig {
+    pub fn config(&self) -> crate::keys::pkcs11::TokenConfig {
+        crate::keys::pkcs11::TokenConfig {
             module: self.module.clone(),
             token_label: self.token.clone(),
             key_label: self.key_label.clone(),
@@ -84,7 +84,7 @@ pub enum NewKey<'a> {
     /// In memory, then sealed at rest with the secret.
     File(&'a KeySecret),
     /// In a PKCS#11 token (opened and logged in), under this location.
-    Token(&'a std::sync::Arc<crate::pkcs11::Token>, TokenLocation),
+    Token(&'a std::sync::Arc<crate::keys::pkcs11::Token>, TokenLocation),
 }
 
 /// A managed CA folder.
@@ -234,8 +234,8 @@ impl CaDir {
     /// The active generation's key from its token, checked against its certificate.
     pub fn issuing_token_key(
         &self,
-        token: &std::sync::Arc<crate::pkcs11::Token>,
-    ) -> Result<(u32, CertFacts, crate::signer::CaKey)> {
+        token: &std::sync::Arc<crate::keys::pkcs11::Token>,
+    ) -> Result<(u32, CertFacts, crate::keys::signer::CaKey)> {
         let id = self.active()?;
         let facts = self.cert(id)?;
         let key = token.key()?;
@@ -246,7 +246,7 @@ impl CaDir {
                 facts.subject
             )));
         }
-        Ok((id, facts, crate::signer::CaKey::Token(key)))
+        Ok((id, facts, crate::keys::signer::CaKey::Token(key)))
     }
 
     /// Decrypts the active generation's key and checks it still matches its certificate.
@@ -421,7 +421,7 @@ impl CaDir {
                 let key = FileKey::generate(alg)?;
                 let sealed = secret.seal(key.to_pkcs8_pem().as_bytes())?;
                 (
-                    crate::signer::CaKey::File(key),
+                    crate::keys::signer::CaKey::File(key),
                     Some(sealed),
                     secret.description(),
                     None,
@@ -431,7 +431,7 @@ impl CaDir {
                 let (key, attrs) = token.generate(alg)?;
                 loc.key_id = Some(attrs.id);
                 (
-                    crate::signer::CaKey::Token(key),
+                    crate::keys::signer::CaKey::Token(key),
                     None,
                     "pkcs11".to_string(),
                     Some(loc),
@@ -463,7 +463,7 @@ impl CaDir {
         }
         output::write_atomic(
             &self.csr_path(id),
-            crate::certs::to_pem("CERTIFICATE REQUEST", &csr_der).as_bytes(),
+            crate::x509::certs::to_pem("CERTIFICATE REQUEST", &csr_der).as_bytes(),
             Mode::Public,
             false,
         )?;
@@ -522,10 +522,10 @@ impl CaDir {
         if !root.self_signed || !root.is_ca {
             return Err(Error::NotCa("root certificate in the response".into()));
         }
-        crate::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
+        crate::x509::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
             Error::Policy("the root certificate's self-signature does not verify".into())
         })?;
-        crate::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
+        crate::x509::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
             Error::Policy("the intermediate certificate is not signed by the pinned root".into())
         })?;
         if !int.is_ca || !int.key_cert_sign {
@@ -550,7 +550,7 @@ impl CaDir {
         // The root CRL is trusted only once it verifies against the root; one that lists the
         // certificate being installed stops the install (item 4 of issue 12).
         let root_crl =
-            crate::root_crl::check_for_install(self, crls.first().copied(), &root, &int)?;
+            crate::ca::root_crl::check_for_install(self, crls.first().copied(), &root, &int)?;
         if self.root_path().exists() {
             let existing = CertFacts::from_pem("root.crt", &output::read(&self.root_path())?)?;
             if existing.fingerprint != root.fingerprint {
@@ -570,7 +570,7 @@ impl CaDir {
         if let Some(crl) = &root_crl {
             output::write_atomic(
                 &self.root_crl_path(),
-                crate::certs::to_pem("X509 CRL", &crl.der).as_bytes(),
+                crate::x509::certs::to_pem("X509 CRL", &crl.der).as_bytes(),
                 Mode::Public,
                 true,
             )?;
@@ -583,7 +583,7 @@ impl CaDir {
 
 /// SHA-256 of a SubjectPublicKeyInfo, as upper-case hex with colons.
 pub fn key_fingerprint(spki_der: &[u8]) -> String {
-    crate::certs::fingerprint(spki_der)
+    crate::x509::certs::fingerprint(spki_der)
 }
 
 /// Refuses a key whose public half differs from the certificate's.
@@ -592,7 +592,7 @@ pub fn check_key_matches(key: &FileKey, cert: &CertFacts) -> Result<()> {
         return Err(Error::KeyMismatch(format!(
             "certificate '{}' has a different public key than the {}",
             cert.subject,
-            crate::signer::Signer::describe(key)
+            crate::keys::signer::Signer::describe(key)
         )));
     }
     Ok(())

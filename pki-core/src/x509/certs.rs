@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{Error, Result};
-use crate::serial::Serial;
+use crate::x509::serial::Serial;
 
 /// Every PEM block with the given tag, in order. Errors when the text has none or is not PEM.
 pub fn pem_blocks(what: &str, text: &[u8], tag: &'static str) -> Result<Vec<Vec<u8>>> {
@@ -69,9 +69,9 @@ pub fn normalize_fingerprint(s: &str) -> String {
 
 /// The DNS and IP subject alternative names of a parsed certificate (other name forms are
 /// not ours to issue and are left out).
-pub fn san_names(cert: &X509Certificate) -> crate::profile::SubjectNames {
+pub fn san_names(cert: &X509Certificate) -> crate::x509::profile::SubjectNames {
     use x509_parser::prelude::{GeneralName, ParsedExtension};
-    let mut names = crate::profile::SubjectNames::default();
+    let mut names = crate::x509::profile::SubjectNames::default();
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(s) = ext.parsed_extension() {
             for n in &s.general_names {

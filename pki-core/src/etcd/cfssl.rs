@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
-use crate::profile::{Subject, SubjectNames};
+use crate::x509::profile::{Subject, SubjectNames};
 
 #[derive(Debug, Deserialize)]
 struct CfsslCsr {

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
-use crate::issue::{IssuedLeaf, IssuingCa, LeafKey, LeafPaths, LeafRequest};
-use crate::ledger::{LeafRecord, Ledger, RowUnder};
+use crate::ca::issuing::{IssuedLeaf, IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use crate::ca::ledger::{LeafRecord, Ledger, RowUnder};
 use crate::output::{self, Mode};
-use crate::profile::{LeafRole, Subject, SubjectNames};
-use crate::signer::Signer;
+use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::keys::signer::Signer;
 
 /// The batch file: one `[[leaf]]` table per leaf.
 #[derive(Debug, Default, Deserialize)]
@@ -190,10 +190,10 @@ fn inspect(paths: &LeafPaths, rows: &[&RowUnder]) -> OnDisk {
         Err(e) => return OnDisk::Garbage(format!("unreadable ({e})")),
     };
     let what = paths.cert.display().to_string();
-    let leaf = match crate::certs::pem_blocks(&what, &bytes, "CERTIFICATE")
+    let leaf = match crate::x509::certs::pem_blocks(&what, &bytes, "CERTIFICATE")
         .ok()
         .and_then(|b| b.into_iter().next())
-        .map(|der| crate::certs::CertFacts::from_der(&what, &der))
+        .map(|der| crate::x509::certs::CertFacts::from_der(&what, &der))
     {
         Some(Ok(facts)) => facts,
         _ => return OnDisk::Garbage("holds no complete certificate (empty or cut short)".into()),
@@ -205,7 +205,7 @@ fn inspect(paths: &LeafPaths, rows: &[&RowUnder]) -> OnDisk {
     };
     let key_ok = std::fs::read_to_string(&paths.key)
         .ok()
-        .and_then(|pem| crate::signer::FileKey::from_pkcs8_pem("leaf key", &pem).ok())
+        .and_then(|pem| crate::keys::signer::FileKey::from_pkcs8_pem("leaf key", &pem).ok())
         .is_some_and(|k| k.spki_der() == leaf.spki_der);
     if !key_ok {
         return OnDisk::Foreign(format!(

@@ -3,6 +3,11 @@
 //! YAML config: etcd 3.4's YAML silently drops CRL and peer-restriction settings and makes etcd
 //! ignore every flag and variable (etcd facts Y1).
 
+
+pub mod cfssl;
+pub mod check;
+mod values;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,13 +15,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::algorithm::KeyAlgorithm;
+use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
-use crate::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
-use crate::ledger::Ledger;
+use crate::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use crate::ca::ledger::Ledger;
 use crate::output::{self, Mode};
-use crate::profile::{LeafRole, Subject, SubjectNames};
-use crate::signer::Signer;
+use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::keys::signer::Signer;
 
 /// The etcd CRL file of a bundle and of each member folder: DER, the one format every targeted
 /// etcd parses (3.6 hands the file to Go's `x509.ParseRevocationList`, DER only; facts C8).
@@ -272,7 +277,7 @@ impl Invalid {
     fn value(field: &str, value: &str, problem: String) -> Self {
         Invalid::Value {
             field: field.into(),
-            value: crate::etcd_values::shown(value),
+            value: crate::etcd::values::shown(value),
             problem,
         }
     }
@@ -495,7 +500,7 @@ impl ClusterFile {
     /// Every value, against what etcd accepts and what a shell or systemd reads literally
     /// (see `etcd_values`): this is what keeps `rbac.sh` and `etcd.env` free of injected code.
     fn validate_values(&self) -> std::result::Result<(), Invalid> {
-        use crate::etcd_values as v;
+        use crate::etcd::values as v;
         check("name", &self.name, v::name)?;
         if let Err(p) = EtcdVersion::parse(&self.etcd_version) {
             return Err(Invalid::value("etcd-version", &self.etcd_version, p));
@@ -764,7 +769,7 @@ impl ClusterFile {
     /// roles, then enables auth. Every word from the cluster file is single-quoted (and was
     /// validated at load); every step checks before it adds, so a second run changes nothing.
     pub fn rbac_script(&self) -> String {
-        use crate::etcd_values::sh_quote as q;
+        use crate::etcd::values::sh_quote as q;
         let mut s = format!(
             "#!/bin/sh\n\
              # Creates the RBAC users and roles of etcd cluster {cluster}, then enables auth.\n\
@@ -889,7 +894,7 @@ fn missing_names(cert: &Path, wanted: &SubjectNames) -> Vec<String> {
     let Ok(bytes) = std::fs::read(cert) else {
         return Vec::new();
     };
-    let Some(der) = crate::certs::pem_blocks("leaf", &bytes, "CERTIFICATE")
+    let Some(der) = crate::x509::certs::pem_blocks("leaf", &bytes, "CERTIFICATE")
         .ok()
         .and_then(|b| b.into_iter().next())
     else {
@@ -898,7 +903,7 @@ fn missing_names(cert: &Path, wanted: &SubjectNames) -> Vec<String> {
     let Ok((_, c)) = x509_parser::certificate::X509Certificate::from_der(&der) else {
         return Vec::new();
     };
-    let has = crate::certs::san_names(&c);
+    let has = crate::x509::certs::san_names(&c);
     let has_dns: Vec<String> = has.dns.iter().map(|d| d.to_ascii_lowercase()).collect();
     let mut missing: Vec<String> = wanted
         .dns
@@ -964,7 +969,7 @@ fn issue_into<S: Signer>(
 
 /// Asks the issuance gate about every leaf of the cluster before anything is written, so a
 /// name outside the intermediate's constraints stops the run instead of leaving half a bundle.
-pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::policy::Gate) -> Result<()> {
+pub fn gate_every_leaf(cluster: &ClusterFile, gate: &crate::ca::policy::Gate) -> Result<()> {
     for m in &cluster.members {
         let subject = Subject::cn(m.name.clone());
         gate.check(LeafRole::Server, &subject, &cluster.server_names(m))?;
@@ -1325,7 +1330,7 @@ readwrite = ["/app/"]
         );
         assert!(env.contains("also accepts a comma-separated list"), "{env}");
         assert_eq!(
-            crate::etcd_check::env_version(&env),
+            crate::etcd::check::env_version(&env),
             EtcdVersion::parse("3.5.15").ok()
         );
     }

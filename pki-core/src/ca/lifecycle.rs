@@ -4,16 +4,16 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::ca_dir::CaDir;
-use crate::certs::CertFacts;
-use crate::crl::{CrlEntry, Reason};
+use crate::ca::folder::CaDir;
+use crate::x509::certs::CertFacts;
+use crate::x509::crl::{CrlEntry, Reason};
 use crate::error::{Error, Result};
-use crate::issue::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
-use crate::ledger::{CrlKind, LeafRecord, Ledger, RevokedLeaf};
+use crate::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use crate::ca::ledger::{CrlKind, LeafRecord, Ledger, RevokedLeaf};
 use crate::output::{self, Mode};
-use crate::profile::{LeafRole, Subject, SubjectNames};
-use crate::serial::Serial;
-use crate::signer::Signer;
+use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::x509::serial::Serial;
+use crate::keys::signer::Signer;
 
 fn entry(
     serial_hex: &str,
@@ -125,12 +125,12 @@ pub fn etcd_entries(
     // entries that follow it (RFC 5280 §5.3.3).
     own.extend(others);
     if let Some((root_cert, crl_der)) = root {
-        crate::crl::verify_signature(crl_der, &root_cert.spki_der).map_err(|_| {
+        crate::x509::crl::verify_signature(crl_der, &root_cert.spki_der).map_err(|_| {
             Error::Policy(
                 "the root CRL is not signed by the root certificate; refusing to use it".into(),
             )
         })?;
-        for mut e in crate::crl::parse_entries("root CRL", crl_der)? {
+        for mut e in crate::x509::crl::parse_entries("root CRL", crl_der)? {
             e.certificate_issuer = Some(root_cert.subject_der.clone());
             own.push(e);
         }
@@ -166,7 +166,7 @@ impl CrlFormat {
 /// A CRL file's DER, whether the file is PEM (first `X509 CRL` block) or DER.
 pub fn crl_file_der(bytes: &[u8]) -> Option<Vec<u8>> {
     if bytes.starts_with(b"-----BEGIN") || bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        crate::certs::pem_blocks("CRL", bytes, "X509 CRL")
+        crate::x509::certs::pem_blocks("CRL", bytes, "X509 CRL")
             .ok()
             .and_then(|b| b.into_iter().next())
     } else {
@@ -181,7 +181,7 @@ pub fn crl_file_der(bytes: &[u8]) -> Option<Vec<u8>> {
 /// DER keeps that guard.
 pub fn publish_crl(path: &Path, der: &[u8], format: CrlFormat) -> Result<()> {
     let bytes = match format {
-        CrlFormat::Pem => crate::certs::to_pem("X509 CRL", der).into_bytes(),
+        CrlFormat::Pem => crate::x509::certs::to_pem("X509 CRL", der).into_bytes(),
         CrlFormat::Der => der.to_vec(),
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -259,7 +259,7 @@ pub fn replace_leaf<S: Signer>(
         let der = ledger.cert_der(&old.serial)?;
         let facts = CertFacts::from_der("ledger certificate", &der)?;
         LeafKey::Spki {
-            alg: crate::algorithm::KeyAlgorithm::from_spki_der(&facts.spki_der)?,
+            alg: crate::x509::algorithm::KeyAlgorithm::from_spki_der(&facts.spki_der)?,
             spki_der: facts.spki_der,
         }
     };
@@ -339,7 +339,7 @@ pub fn refresh_bundle_intermediates(
     'bundle: for b in bundles {
         let target = b.join("intermediate.crt");
         let current = output::read(&target)?;
-        let current = crate::certs::pem_blocks("intermediate.crt", &current, "CERTIFICATE")?;
+        let current = crate::x509::certs::pem_blocks("intermediate.crt", &current, "CERTIFICATE")?;
         if current.len() == 1 && current[0] == intermediate.der {
             continue;
         }
@@ -357,7 +357,7 @@ pub fn refresh_bundle_intermediates(
                     let Ok(bytes) = std::fs::read(&chain_path) else {
                         continue;
                     };
-                    let chain = crate::certs::pem_blocks(
+                    let chain = crate::x509::certs::pem_blocks(
                         &chain_path.display().to_string(),
                         &bytes,
                         "CERTIFICATE",
@@ -403,13 +403,13 @@ pub fn expiry_warnings(ca: &CaDir, now: OffsetDateTime) -> Vec<String> {
             if left < INTERMEDIATE_WARN_DAYS {
                 w.push(format!(
                     "the active intermediate (generation {active}) expires {} ({left} days): enrol its successor now (intermediate-ca request)",
-                    crate::validity::fmt_time(cert.not_after)
+                    crate::x509::validity::fmt_time(cert.not_after)
                 ));
             }
         }
     }
     if let Ok(bytes) = std::fs::read(ca.root_crl_path()) {
-        if let Ok(blocks) = crate::certs::pem_blocks("root CRL", &bytes, "X509 CRL") {
+        if let Ok(blocks) = crate::x509::certs::pem_blocks("root CRL", &bytes, "X509 CRL") {
             use x509_parser::prelude::FromDer;
             if let Ok((_, crl)) =
                 x509_parser::revocation_list::CertificateRevocationList::from_der(&blocks[0])
@@ -421,7 +421,7 @@ pub fn expiry_warnings(ca: &CaDir, now: OffsetDateTime) -> Vec<String> {
                         w.push(format!(
                             "the root CRL in {} is due {} ({left} days): get a fresh one from the root ceremony",
                             ca.root_crl_path().display(),
-                            crate::validity::fmt_time(next)
+                            crate::x509::validity::fmt_time(next)
                         ));
                     }
                 }

@@ -7,11 +7,11 @@ use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::ca_dir::CaDir;
-use crate::certs::{to_pem, CertFacts};
+use crate::ca::folder::CaDir;
+use crate::x509::certs::{to_pem, CertFacts};
 use crate::error::{Error, Result};
 use crate::output::{self, Mode};
-use crate::serial::Serial;
+use crate::x509::serial::Serial;
 
 /// A root CRL whose signature verified against the root certificate.
 #[derive(Clone, Debug)]
@@ -31,7 +31,7 @@ pub fn read_der(path: &Path) -> Result<Vec<u8>> {
     if bytes.first() == Some(&0x30) {
         return Ok(bytes);
     }
-    let mut blocks = crate::certs::pem_blocks(&path.display().to_string(), &bytes, "X509 CRL")?;
+    let mut blocks = crate::x509::certs::pem_blocks(&path.display().to_string(), &bytes, "X509 CRL")?;
     Ok(blocks.remove(0))
 }
 
@@ -56,7 +56,7 @@ impl RootCrl {
                 root.subject
             )));
         }
-        crate::crl::verify_signature(der, &root.spki_der).map_err(|_| {
+        crate::x509::crl::verify_signature(der, &root.spki_der).map_err(|_| {
             bad(format!(
                 "its signature does not verify with the pinned root's key ('{}')",
                 root.subject
@@ -89,7 +89,7 @@ impl RootCrl {
         self.revoked
             .iter()
             .find(|(s, _)| *s == cert.serial)
-            .map(|(_, at)| crate::validity::fmt_time(*at))
+            .map(|(_, at)| crate::x509::validity::fmt_time(*at))
     }
 
     /// The CRL number as decimal text (for messages), `none` when absent.
@@ -253,11 +253,11 @@ pub fn check_for_install(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::KeyAlgorithm;
-    use crate::crl::{sign_crl, CrlEntry, CrlParams};
-    use crate::profile::{Profile, Subject, SubjectNames};
-    use crate::signer::FileKey;
-    use crate::validity::Validity;
+    use crate::x509::algorithm::KeyAlgorithm;
+    use crate::x509::crl::{sign_crl, CrlEntry, CrlParams};
+    use crate::x509::profile::{Profile, Subject, SubjectNames};
+    use crate::keys::signer::FileKey;
+    use crate::x509::validity::Validity;
 
     fn make_root(cn: &str) -> (CertFacts, FileKey) {
         let key = FileKey::generate(KeyAlgorithm::P256).unwrap();

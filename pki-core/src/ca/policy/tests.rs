@@ -7,12 +7,12 @@ use rcgen::{CertificateParams, CidrSubnet, GeneralSubtree, Issuer, NameConstrain
 use time::OffsetDateTime;
 
 use super::*;
-use crate::algorithm::KeyAlgorithm;
-use crate::issue::{IssuingCa, LeafKey, LeafRequest};
-use crate::profile::{NameLimits, Profile};
-use crate::serial::Serial;
-use crate::signer::FileKey;
-use crate::validity::Validity;
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
+use crate::x509::profile::{NameLimits, Profile};
+use crate::x509::serial::Serial;
+use crate::keys::signer::FileKey;
+use crate::x509::validity::Validity;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
