@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-pub use pki_core::keys::unlock::SecretArgs;
+pub use pki_core::cli::SecretArgs;
 
 /// The online intermediate CA: its key, its certificate, its generations.
 #[derive(Parser, Debug)]
@@ -127,7 +127,7 @@ pub enum Command {
 
 /// The hidden doc-generation subcommands; None for every other command.
 pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
-    use pki_core::keys::unlock::generated_docs;
+    use pki_core::cli::generated_docs;
     match command {
         Command::Completions { shell } => Some(generated_docs::completions::<Cli>(*shell)),
         Command::Manpages { dir } => Some(generated_docs::manpages::<Cli>(dir)),

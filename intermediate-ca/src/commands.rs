@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use pki_core::x509::algorithm::KeyAlgorithm;
 use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::ca::folder::{CaDir, NewKey};
+use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::keys::keyfile::{self, KeySecret};
 use pki_core::x509::profile::Subject;
 use pki_core::x509::validity::fmt_time;
@@ -337,7 +337,7 @@ pub fn root_crl(dir: &Path, file: &Path) -> Result<()> {
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let ca = CaDir::open(dir)?;
-    let done = pki_core::ca::root_crl::install(&ca, file)?;
+    let done = pki_core::ca::folder::root_crl::install(&ca, file)?;
     let next = done
         .crl
         .next_update

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-pub use pki_core::keys::unlock::SecretArgs;
+pub use pki_core::cli::SecretArgs;
 
 /// Signs etcd leaf certificates with the online intermediate and keeps the ledger.
 #[derive(Parser, Debug)]
@@ -243,7 +243,7 @@ impl From<Role> for pki_core::x509::profile::LeafRole {
 
 /// The hidden doc-generation subcommands; None for every other command.
 pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
-    use pki_core::keys::unlock::generated_docs;
+    use pki_core::cli::generated_docs;
     match command {
         Command::Completions { shell } => Some(generated_docs::completions::<Cli>(*shell)),
         Command::Manpages { dir } => Some(generated_docs::manpages::<Cli>(dir)),

@@ -3,16 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use pki_core::ca::folder::CaDir;
-use pki_core::x509::certs::CertFacts;
-use pki_core::etcd::cfssl;
-use pki_core::x509::csr::CheckedCsr;
 use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use pki_core::ca::ledger::ListFilter;
 use pki_core::ca::lifecycle;
 use pki_core::ca::policy;
+use pki_core::etcd::cfssl;
+use pki_core::x509::certs::CertFacts;
+use pki_core::x509::conformance::{self, VerifyRequest};
+use pki_core::x509::csr::CheckedCsr;
 use pki_core::x509::profile::{LeafRole, Profile, Subject, SubjectNames};
 use pki_core::x509::validity::{fmt_time, parse_duration};
-use pki_core::x509::conformance::{self, VerifyRequest};
 use pki_core::{output, Error, Result};
 use time::OffsetDateTime;
 
@@ -244,7 +244,7 @@ pub fn etcd(
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;
-    pki_core::x509::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
+    pki_core::keys::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
         |_| {
             Error::Policy(format!(
                 "the active intermediate ({}) is not signed by the root {}; pass the right --root",
@@ -457,7 +457,7 @@ pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
             .map(|p| (p.clone(), lifecycle::CrlFormat::for_etcd_path(p)))
             .collect();
         if let Some(b) = &a.etcd_bundle {
-            targets.extend(lifecycle::bundle_crl_paths(b));
+            targets.extend(pki_core::etcd::upkeep::bundle_crl_paths(b));
         }
         // Every copy first, the report after: a closed stdout must not stop half the members
         // from getting the new CRL.
@@ -536,7 +536,7 @@ fn replace_all(
         replaced.push(PathBuf::from(&new.cert_path));
         done += 1;
     }
-    for f in lifecycle::refresh_bundle_intermediates(&replaced, &signer.cert)? {
+    for f in pki_core::etcd::upkeep::refresh_bundle_intermediates(&replaced, &signer.cert)? {
         println!(
             "  {} now holds the issuing intermediate ({})",
             f.display(),

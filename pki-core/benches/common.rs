@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use pki_core::x509::algorithm::KeyAlgorithm;
 use pki_core::ca::folder::CaDir;
 use pki_core::ca::issuing::IssuingCa;
+use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::keys::keyfile::{self, KeySecret};
+use pki_core::keys::signer::FileKey;
 use pki_core::x509::profile::{Profile, Subject, SubjectNames};
 use pki_core::x509::serial::Serial;
-use pki_core::keys::signer::FileKey;
 use pki_core::x509::validity::Validity;
 use rcgen::Issuer;
 use time::OffsetDateTime;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::x509::algorithm::KeyAlgorithm;
+use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::x509::crl::{CrlEntry, Reason};
 use time::{Duration, OffsetDateTime};
 

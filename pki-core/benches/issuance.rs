@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::x509::algorithm::KeyAlgorithm;
 use pki_core::ca::batch::{self, BatchFile, BatchLeaf};
+use pki_core::keys::algorithm::KeyAlgorithm;
 use rcgen::SigningKey;
 use time::OffsetDateTime;
 

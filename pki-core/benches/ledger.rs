@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::x509::algorithm::KeyAlgorithm;
 use pki_core::ca::ledger::{LeafRecord, ListFilter};
+use pki_core::keys::algorithm::KeyAlgorithm;
 use time::{Duration, OffsetDateTime};
 
 fn main() {

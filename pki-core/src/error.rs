@@ -111,7 +111,7 @@ pub enum Error {
     Signing(String),
 
     #[error(transparent)]
-    Token(#[from] crate::keys::pkcs11::TokenError),
+    Token(#[from] TokenError),
 
     #[error("{path}: group or others may write to this folder (mode {mode:04o}), so anyone could plant or swap the files written into it; run `chmod go-w {path}` or choose a private folder")]
     UnsafeFolder { path: PathBuf, mode: u32 },
@@ -252,3 +252,75 @@ impl Error {
 
 /// Result alias of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of a PKCS#11 token. Each says what to check next; none carries the PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot load the PKCS#11 module {module}: {reason}. Check the path in [token] module / --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)")]
+    Module { module: PathBuf, reason: String },
+
+    #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label, and SOFTHSM2_CONF for SoftHSM2")]
+    NoToken {
+        label: String,
+        module: PathBuf,
+        found: String,
+    },
+
+    #[error("token '{label}' refused the PIN (wrong PIN). Check the PIN source; repeated failures lock the token")]
+    WrongPin { label: String },
+
+    #[error(
+        "token '{label}' is locked after too many wrong PINs; the security officer must unblock it"
+    )]
+    PinLocked { label: String },
+
+    #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
+    NoKey { key: String, token: String },
+
+    #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the objects not generated for this CA (pkcs11-tool --list-objects shows them)")]
+    AmbiguousKey {
+        key: String,
+        token: String,
+        class: &'static str,
+        count: usize,
+        /// ` with CKA_ID <hex>` when the lookup used the recorded ID, else empty.
+        id: String,
+    },
+
+    #[error("the private and public objects labelled '{key}' in token '{token}' do not belong together ({reason}); refusing to sign. Check the token's objects with pkcs11-tool --list-objects")]
+    KeyPairMismatch {
+        key: String,
+        token: String,
+        reason: String,
+    },
+
+    #[error("key '{key}' in token '{token}' has {attribute}={value}: {why}; refusing to use it. Use a key generated inside the token by this toolkit")]
+    WeakKey {
+        key: String,
+        token: String,
+        attribute: &'static str,
+        value: bool,
+        why: &'static str,
+    },
+
+    #[error("token '{token}' already holds a key labelled '{key}'; refusing to create a second one. Choose a new key label")]
+    KeyExists { key: String, token: String },
+
+    #[error("PKCS#11 {op} failed: {reason}")]
+    Pkcs11 { op: &'static str, reason: String },
+
+    #[error("the token's signature is malformed: {0}")]
+    BadSignature(String),
+
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl TokenError {
+    pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
+        TokenError::Pkcs11 {
+            op,
+            reason: e.to_string(),
+        }
+    }
+}

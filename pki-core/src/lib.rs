@@ -5,6 +5,8 @@
 
 pub mod bundle;
 pub mod ca;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod etcd;
 pub mod failpoint;

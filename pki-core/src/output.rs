@@ -264,6 +264,32 @@ pub fn stdout_line(tool: &str, args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Reads a file holding a secret (PIN, passphrase, age identity), refusing it when its mode
+/// gives the group or others any access: someone else may have read it, or may replace it.
+/// The mode is taken from the open handle, so the file checked is the file read.
+pub fn read_secret_file(path: &Path, what: &'static str) -> Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mode = f
+        .metadata()
+        .map_err(|e| Error::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::SecretFileOpen {
+            what,
+            path: path.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+    Ok(zeroize::Zeroizing::new(text.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +369,42 @@ mod tests {
         fs::write(&dead, b"secret").unwrap();
         assert_eq!(sweep_temps(dir.path()).unwrap(), 1);
         assert!(!dead.exists());
+    }
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_secret_file_is_read_only_when_no_one_else_can_open_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "1234\n").unwrap();
+        for (mode, accepted) in [
+            (0o600, true),
+            (0o400, true),
+            (0o700, true),
+            (0o644, false),
+            (0o640, false),
+            (0o604, false),
+            (0o620, false),
+            (0o602, false),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            match read_secret_file(&p, "PIN") {
+                Ok(text) => {
+                    assert!(accepted, "mode {mode:o} accepted");
+                    assert_eq!(text.as_str(), "1234\n");
+                }
+                Err(e) => {
+                    assert!(!accepted, "mode {mode:o} refused: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("(mode {mode:04o})")), "{msg}");
+                    assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
+                }
+            }
+        }
     }
 }

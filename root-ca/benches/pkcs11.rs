@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::Instant;
 
-use pki_core::x509::algorithm::KeyAlgorithm;
-use rcgen::SigningKey;
+use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::keys::pkcs11::{Token, TokenConfig};
+use rcgen::SigningKey;
 use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 

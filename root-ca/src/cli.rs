@@ -70,7 +70,7 @@ pub enum LogCommand {
 
 /// The hidden doc-generation subcommands; None for every other command.
 pub fn generate_docs(command: &Command) -> Option<std::io::Result<()>> {
-    use pki_core::keys::unlock::generated_docs;
+    use pki_core::cli::generated_docs;
     match command {
         Command::Completions { shell } => Some(generated_docs::completions::<Cli>(*shell)),
         Command::Manpages { dir } => Some(generated_docs::manpages::<Cli>(dir)),

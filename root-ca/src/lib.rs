@@ -9,4 +9,3 @@ pub mod log;
 pub mod ops;
 pub mod pin;
 pub mod state;
-

@@ -5,18 +5,19 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pki_core::x509::algorithm::KeyAlgorithm;
+use pki_core::keys::algorithm::KeyAlgorithm;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::x509::certs::{fingerprint, normalize_fingerprint, CertFacts};
-use pki_core::x509::csr::CheckedCsr;
+use pki_core::keys::sigcheck;
 use pki_core::output::{self, Mode};
+use pki_core::x509::certs::{fingerprint, normalize_fingerprint, CertFacts};
+use pki_core::x509::conformance;
+use pki_core::x509::csr::CheckedCsr;
 use pki_core::x509::profile::{NameLimits, Profile, Subject, SubjectNames};
 use pki_core::x509::serial::Serial;
 use pki_core::x509::validity::{fmt_time, Validity};
-use pki_core::x509::{conformance, sigcheck};
 use rcgen::{CertificateParams, Issuer, KeyPair, PublicKeyData};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -24,9 +25,9 @@ use zeroize::Zeroizing;
 
 use crate::ceremony::{self, CrlCeremony, InitCeremony, RevokeCeremony, SignCeremony};
 use crate::error::{Result, RootError};
-use pki_core::keys::pkcs11::{self, Token, TokenKey};
 use crate::state::{IntermediateEntry, RootDir, RootIndex};
 use crate::{airgap, pin};
+use pki_core::keys::pkcs11::{self, Token, TokenKey};
 
 /// How a ceremony gets its PIN and where it reports.
 pub struct Run<'a> {

@@ -11,7 +11,7 @@ pub const ENV_PIN: &str = "ROOT_CA_PIN";
 
 pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = pin_file {
-        let text = pki_core::keys::unlock::read_secret_file(p, "PIN")?;
+        let text = pki_core::output::read_secret_file(p, "PIN")?;
         return Ok(Zeroizing::new(
             text.lines().next().unwrap_or("").to_string(),
         ));

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::x509::algorithm::KeyAlgorithm;
-use crate::error::{Error, Result};
 use crate::ca::issuing::{IssuedLeaf, IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use crate::ca::ledger::{LeafRecord, Ledger, RowUnder};
+use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::signer::Signer;
 use crate::output::{self, Mode};
 use crate::x509::profile::{LeafRole, Subject, SubjectNames};
-use crate::keys::signer::Signer;
 
 /// The batch file: one `[[leaf]]` table per leaf.
 #[derive(Debug, Default, Deserialize)]

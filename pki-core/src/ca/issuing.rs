@@ -6,40 +6,19 @@ use rcgen::Issuer;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::ca::folder::CaDir;
-use crate::x509::certs::{fingerprint, CertFacts};
-use crate::x509::csr::CheckedCsr;
-use crate::error::{Error, Result};
-use crate::keys::keyfile::KeySecret;
 use crate::ca::ledger::{LeafRecord, Ledger};
+use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::keyfile::KeySecret;
+use crate::keys::signer::{FileKey, Signer};
 use crate::output::{self, Mode};
+use crate::x509::certs::{fingerprint, CertFacts};
 use crate::x509::profile::{LeafRole, Subject, SubjectNames};
 use crate::x509::serial::Serial;
-use crate::keys::signer::{FileKey, Signer};
 use crate::x509::validity::Validity;
 
-/// Where the leaf's key comes from.
-pub enum LeafKey {
-    /// Generated here; written next to the certificate.
-    Generate(KeyAlgorithm),
-    /// The requester keeps the key; we only certify the public key of a checked CSR.
-    Csr(Box<CheckedCsr>),
-    /// Re-certify a public key we certified before (renewal of a CSR-based leaf).
-    Spki {
-        spki_der: Vec<u8>,
-        alg: KeyAlgorithm,
-    },
-}
-
-/// Everything the operator asked for.
-pub struct LeafRequest {
-    pub role: LeafRole,
-    pub subject: Subject,
-    pub names: SubjectNames,
-    pub days: Option<u32>,
-    pub key: LeafKey,
-}
+pub use crate::ca::request::{LeafKey, LeafRequest};
 
 /// A signed leaf, not yet recorded or written.
 pub struct IssuedLeaf {
@@ -73,7 +52,7 @@ impl IssuingCa<FileKey> {
     }
 }
 
-impl IssuingCa<crate::keys::signer::CaKey> {
+impl IssuingCa<crate::keys::CaKey> {
     /// Unlocks the active generation wherever its key lives: `secret` is asked for only when
     /// the key is an age-encrypted file, `pin` only when it is in a PKCS#11 token.
     pub fn unlock(
@@ -91,7 +70,7 @@ impl IssuingCa<crate::keys::signer::CaKey> {
             }
             None => {
                 let (generation, cert, key) = ca.issuing_key(&secret()?)?;
-                Self::new(generation, cert, crate::keys::signer::CaKey::File(key))
+                Self::new(generation, cert, crate::keys::CaKey::File(key))
             }
         }?;
         ca.with_gate(gate)
@@ -217,12 +196,12 @@ impl<S: Signer> IssuingCa<S> {
             }
         };
         let cert_der = cert.der().to_vec();
-        crate::x509::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(|_| {
-            Error::SignatureCheckFailed {
+        crate::keys::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(
+            |_| Error::SignatureCheckFailed {
                 what: format!("{} certificate for {}", req.role, req.subject.common_name),
                 issuer: self.cert.subject.clone(),
-            }
-        })?;
+            },
+        )?;
         let mut chain_pem = cert.pem();
         chain_pem.push_str(&self.cert.pem());
         Ok(IssuedLeaf {

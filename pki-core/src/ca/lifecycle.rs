@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::ca::folder::CaDir;
-use crate::x509::certs::CertFacts;
-use crate::x509::crl::{CrlEntry, Reason};
-use crate::error::{Error, Result};
 use crate::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use crate::ca::ledger::{CrlKind, LeafRecord, Ledger, RevokedLeaf};
+use crate::error::{Error, Result};
+use crate::keys::signer::Signer;
 use crate::output::{self, Mode};
+use crate::x509::certs::CertFacts;
+use crate::x509::crl::{CrlEntry, Reason};
 use crate::x509::profile::{LeafRole, Subject, SubjectNames};
 use crate::x509::serial::Serial;
-use crate::keys::signer::Signer;
 
 fn entry(
     serial_hex: &str,
@@ -210,32 +210,6 @@ fn crl_number(der: &[u8]) -> Option<(Vec<u8>, u64)> {
     Some((crl.issuer().as_raw().to_vec(), n))
 }
 
-/// The CRL files of an etcd bundle, each with its format: `crl.der` at the top and in every
-/// member folder, plus every legacy `crl.pem` that exists (a member started from an older
-/// `etcd.env` still loads it, so it must keep receiving revocations until that member's
-/// `etcd.env` names `crl.der`; `check-etcd` says so).
-pub fn bundle_crl_paths(bundle: &Path) -> Vec<(PathBuf, CrlFormat)> {
-    use crate::etcd::{ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
-    let mut dirs = vec![bundle.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(bundle.join("nodes")) {
-        let mut members: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        members.sort();
-        dirs.extend(members);
-    }
-    let mut v = Vec::new();
-    for d in dirs {
-        v.push((d.join(ETCD_CRL_FILE), CrlFormat::Der));
-        if d.join(LEGACY_ETCD_CRL_FILE).exists() {
-            v.push((d.join(LEGACY_ETCD_CRL_FILE), CrlFormat::Pem));
-        }
-    }
-    v
-}
-
 /// Issues the successor of `old` (same names and profile; a new key when we generated the old
 /// one) and swaps it into place: the new key and certificate are written beside the old files
 /// as `*.new`, then renamed over them, key first. The old leaf is marked superseded.
@@ -259,7 +233,7 @@ pub fn replace_leaf<S: Signer>(
         let der = ledger.cert_der(&old.serial)?;
         let facts = CertFacts::from_der("ledger certificate", &der)?;
         LeafKey::Spki {
-            alg: crate::x509::algorithm::KeyAlgorithm::from_spki_der(&facts.spki_der)?,
+            alg: crate::keys::algorithm::KeyAlgorithm::from_spki_der(&facts.spki_der)?,
             spki_der: facts.spki_der,
         }
     };
@@ -310,68 +284,6 @@ pub fn replace_leaf<S: Signer>(
     })?;
     ledger.supersede(&old.serial)?;
     Ok(rec)
-}
-
-/// The etcd bundle a leaf file belongs to: `BUNDLE/{nodes,clients,proxies}/<name>/<file>`
-/// with a `BUNDLE/intermediate.crt`.
-fn bundle_of(cert_path: &Path) -> Option<PathBuf> {
-    let folder = cert_path.parent()?;
-    let kind = folder.parent()?;
-    let bundle = kind.parent()?;
-    let kind_name = kind.file_name()?.to_str()?;
-    (matches!(kind_name, "nodes" | "clients" | "proxies")
-        && bundle.join("intermediate.crt").is_file())
-    .then(|| bundle.to_path_buf())
-}
-
-/// After leaves were replaced in place (`issuer reissue`, `issuer renew`): brings
-/// `BUNDLE/intermediate.crt` of every etcd bundle they live in up to the issuing intermediate,
-/// so the bundle keeps its contract (every chain file = leaf + a copy of intermediate.crt;
-/// docs/etcd.md) after a rotation instead of naming the old, revoked intermediate. A bundle is only
-/// touched once every chain file in it ends with `intermediate`; returns the files rewritten.
-pub fn refresh_bundle_intermediates(
-    cert_paths: &[PathBuf],
-    intermediate: &CertFacts,
-) -> Result<Vec<PathBuf>> {
-    let bundles: std::collections::BTreeSet<PathBuf> =
-        cert_paths.iter().filter_map(|p| bundle_of(p)).collect();
-    let mut written = Vec::new();
-    'bundle: for b in bundles {
-        let target = b.join("intermediate.crt");
-        let current = output::read(&target)?;
-        let current = crate::x509::certs::pem_blocks("intermediate.crt", &current, "CERTIFICATE")?;
-        if current.len() == 1 && current[0] == intermediate.der {
-            continue;
-        }
-        for (kind, files) in [
-            ("nodes", &["server.crt", "peer.crt"][..]),
-            ("clients", &["client.crt", crate::etcd::KUBE_CERT_FILE][..]),
-            ("proxies", &["server.crt"][..]),
-        ] {
-            let Ok(rd) = std::fs::read_dir(b.join(kind)) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                for f in files {
-                    let chain_path = e.path().join(f);
-                    let Ok(bytes) = std::fs::read(&chain_path) else {
-                        continue;
-                    };
-                    let chain = crate::x509::certs::pem_blocks(
-                        &chain_path.display().to_string(),
-                        &bytes,
-                        "CERTIFICATE",
-                    )?;
-                    if chain.get(1) != Some(&intermediate.der) {
-                        continue 'bundle;
-                    }
-                }
-            }
-        }
-        output::write_atomic(&target, intermediate.pem().as_bytes(), Mode::Public, true)?;
-        written.push(target);
-    }
-    Ok(written)
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {

@@ -8,4 +8,4 @@ pub mod issuing;
 pub mod ledger;
 pub mod lifecycle;
 pub mod policy;
-pub mod root_crl;
+pub mod request;

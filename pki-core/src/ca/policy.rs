@@ -18,13 +18,13 @@ use std::path::PathBuf;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::ca::folder::root_crl::RootCrl;
 use crate::ca::folder::CaDir;
+use crate::ca::request::{LeafKey, LeafRequest};
+use crate::error::{Error, Result};
 use crate::x509::certs::CertFacts;
 use crate::x509::csr::CheckedCsr;
-use crate::error::{Error, Result};
-use crate::ca::issuing::{LeafKey, LeafRequest};
 use crate::x509::profile::{LeafRole, Subject, SubjectNames};
-use crate::ca::root_crl::RootCrl;
 
 /// One subtree of a nameConstraints extension, of a type our leaves can carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -409,7 +409,7 @@ fn root_crl_block(ca: &CaDir, root: Option<&CertFacts>, cert: &CertFacts) -> Opt
     };
     let crl = match RootCrl::load(&path, root) {
         Ok(c) => c,
-        Err(e) => match crate::ca::root_crl::unusable(path.clone(), e) {
+        Err(e) => match crate::ca::folder::root_crl::unusable(path.clone(), e) {
             Error::RootCrlUnusable { reason, .. } => return unusable(reason),
             other => return unusable(other.to_string()),
         },

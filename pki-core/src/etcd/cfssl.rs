@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
 use crate::x509::profile::{Subject, SubjectNames};
 
 #[derive(Debug, Deserialize)]

@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::x509::certs::pem_blocks;
-use crate::etcd::{EtcdVersion, ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
 use crate::ca::policy::LeafName;
+use crate::etcd::{EtcdVersion, ETCD_CRL_FILE, LEGACY_ETCD_CRL_FILE};
 use crate::keys::signer::FileKey;
+use crate::x509::certs::pem_blocks;
 use crate::x509::conformance::{Finding, Level};
 
 /// Options of a check.
@@ -592,7 +592,9 @@ mod crl_size_tests {
     use crate::x509::crl::{sign_crl, CrlEntry, CrlParams};
 
     fn crl_of(n: usize) -> Vec<u8> {
-        let key = crate::keys::signer::FileKey::generate(crate::x509::algorithm::KeyAlgorithm::P256).unwrap();
+        let key =
+            crate::keys::signer::FileKey::generate(crate::keys::algorithm::KeyAlgorithm::P256)
+                .unwrap();
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let entries: Vec<CrlEntry> = (0..n as u64)
             .map(|i| CrlEntry {

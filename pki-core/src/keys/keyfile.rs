@@ -26,7 +26,7 @@ pub enum KeySecret {
 impl KeySecret {
     /// Reads an age identity file (`age-keygen` format: comments and one AGE-SECRET-KEY line).
     pub fn from_identity_file(path: &Path) -> Result<Self> {
-        let text = crate::keys::unlock::read_secret_file(path, "age identity")?;
+        let text = crate::output::read_secret_file(path, "age identity")?;
         let line = text
             .lines()
             .map(str::trim)

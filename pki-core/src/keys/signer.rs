@@ -4,8 +4,8 @@
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
 
 /// A key that signs certificates and CRLs.
 pub trait Signer: SigningKey {
@@ -131,57 +131,6 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     v1.extend_from_slice(&ED25519_PKCS8_V1_HEAD);
     v1.extend_from_slice(&der[16..48]);
     Some(v1)
-}
-
-/// The intermediate's key wherever it lives: an age-encrypted file or a PKCS#11 token.
-pub enum CaKey {
-    File(FileKey),
-    Token(crate::keys::pkcs11::TokenKey),
-}
-
-impl PublicKeyData for CaKey {
-    fn der_bytes(&self) -> &[u8] {
-        match self {
-            CaKey::File(k) => k.der_bytes(),
-            CaKey::Token(k) => k.der_bytes(),
-        }
-    }
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        match self {
-            CaKey::File(k) => PublicKeyData::algorithm(k),
-            CaKey::Token(k) => PublicKeyData::algorithm(k),
-        }
-    }
-}
-
-impl SigningKey for CaKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        match self {
-            CaKey::File(k) => k.sign(msg),
-            CaKey::Token(k) => k.sign(msg),
-        }
-    }
-}
-
-impl Signer for CaKey {
-    fn key_algorithm(&self) -> KeyAlgorithm {
-        match self {
-            CaKey::File(k) => k.key_algorithm(),
-            CaKey::Token(k) => k.key_algorithm(),
-        }
-    }
-    fn describe(&self) -> String {
-        match self {
-            CaKey::File(k) => k.describe(),
-            CaKey::Token(k) => k.describe(),
-        }
-    }
-}
-
-impl CaKey {
-    pub fn spki_der(&self) -> Vec<u8> {
-        self.subject_public_key_info()
-    }
 }
 
 #[cfg(test)]

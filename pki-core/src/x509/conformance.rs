@@ -9,10 +9,10 @@ use webpki::{anchor_from_trusted_cert, EndEntityCert, KeyUsage};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::x509::algorithm::KeyAlgorithm;
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::signer::FileKey;
 use crate::x509::certs::pem_blocks;
 use crate::x509::profile::{LeafRole, OID_CLIENT_AUTH, OID_SERVER_AUTH};
-use crate::keys::signer::FileKey;
 use crate::x509::validity::fmt_time;
 
 const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
@@ -254,7 +254,7 @@ fn chain_finding(
 pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
     let mut p = Vec::new();
     let sig = cert.signature_algorithm.algorithm.to_id_string();
-    if crate::x509::sigcheck::refuse_weak_signature(&sig).is_err() {
+    if crate::keys::sigcheck::refuse_weak_signature(&sig).is_err() {
         p.push(format!("signed with a SHA-1 or older algorithm ({sig})"));
     }
     let key_alg = KeyAlgorithm::from_spki_der(cert.public_key().raw);
@@ -396,7 +396,7 @@ pub fn ca_conformance(profile: crate::x509::profile::Profile, der: &[u8]) -> Vec
         other => return vec![format!("{} is not a CA profile", other.as_str())],
     };
     let sig = cert.signature_algorithm.algorithm.to_id_string();
-    if crate::x509::sigcheck::refuse_weak_signature(&sig).is_err() {
+    if crate::keys::sigcheck::refuse_weak_signature(&sig).is_err() {
         p.push(format!("signed with a SHA-1 or older algorithm ({sig})"));
     }
     if let Err(e) = KeyAlgorithm::from_spki_der(cert.public_key().raw) {

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
 use yasna::{DERWriter, Tag};
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
 
 /// RFC 5280 §5.3.1 reason codes.
@@ -251,7 +251,7 @@ pub fn verify_signature(der: &[u8], issuer_spki: &[u8]) -> Result<()> {
     use x509_parser::prelude::FromDer;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
         .map_err(|e| Error::input("CRL", format!("not a CRL ({e})")))?;
-    crate::x509::sigcheck::verify(
+    crate::keys::sigcheck::verify(
         &crl.signature_algorithm.algorithm.to_id_string(),
         issuer_spki,
         crl.tbs_cert_list.as_ref(),

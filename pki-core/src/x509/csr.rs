@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use crate::x509::algorithm::KeyAlgorithm;
-use crate::x509::certs::pem_blocks;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::sigcheck;
+use crate::x509::certs::pem_blocks;
 use crate::x509::profile::SubjectNames;
-use crate::x509::sigcheck;
 
 /// A CSR whose signature verified and whose key passed policy.
 #[derive(Clone, Debug)]

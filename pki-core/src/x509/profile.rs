@@ -9,8 +9,8 @@ use rcgen::{
     KeyIdMethod, KeyUsagePurpose, NameConstraints, SanType,
 };
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
 use crate::x509::serial::Serial;
 use crate::x509::validity::Validity;
 

@@ -7,11 +7,11 @@ use rcgen::{CertificateParams, CidrSubnet, GeneralSubtree, Issuer, NameConstrain
 use time::OffsetDateTime;
 
 use super::*;
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::signer::FileKey;
 use crate::x509::profile::{NameLimits, Profile};
 use crate::x509::serial::Serial;
-use crate::keys::signer::FileKey;
 use crate::x509::validity::Validity;
 
 fn ip(s: &str) -> IpAddr {

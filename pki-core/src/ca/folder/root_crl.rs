@@ -8,9 +8,9 @@ use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::ca::folder::CaDir;
-use crate::x509::certs::{to_pem, CertFacts};
 use crate::error::{Error, Result};
 use crate::output::{self, Mode};
+use crate::x509::certs::{to_pem, CertFacts};
 use crate::x509::serial::Serial;
 
 /// A root CRL whose signature verified against the root certificate.
@@ -31,7 +31,8 @@ pub fn read_der(path: &Path) -> Result<Vec<u8>> {
     if bytes.first() == Some(&0x30) {
         return Ok(bytes);
     }
-    let mut blocks = crate::x509::certs::pem_blocks(&path.display().to_string(), &bytes, "X509 CRL")?;
+    let mut blocks =
+        crate::x509::certs::pem_blocks(&path.display().to_string(), &bytes, "X509 CRL")?;
     Ok(blocks.remove(0))
 }
 
@@ -253,10 +254,10 @@ pub fn check_for_install(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::x509::algorithm::KeyAlgorithm;
+    use crate::keys::algorithm::KeyAlgorithm;
+    use crate::keys::signer::FileKey;
     use crate::x509::crl::{sign_crl, CrlEntry, CrlParams};
     use crate::x509::profile::{Profile, Subject, SubjectNames};
-    use crate::keys::signer::FileKey;
     use crate::x509::validity::Validity;
 
     fn make_root(cn: &str) -> (CertFacts, FileKey) {

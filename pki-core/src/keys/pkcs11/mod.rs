@@ -3,97 +3,31 @@
 //! only place that talks to the token, and [`TokenKey`] is the same [`Signer`] the file-backed
 //! intermediate key is.
 
+mod der;
+mod error;
+mod key;
+mod transport;
+
+pub use der::ecdsa_raw_to_der;
+pub use error::TokenError;
+pub use key::{take_sign_error, TokenKey};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::x509::algorithm::KeyAlgorithm;
-use crate::keys::signer::Signer;
+use crate::keys::algorithm::KeyAlgorithm;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
 use serde::Serialize;
-use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
-/// Errors of the token. Each says what to check next; none carries the PIN.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("cannot load the PKCS#11 module {module}: {reason}. Check the path in [token] module / --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)")]
-    Module { module: PathBuf, reason: String },
-
-    #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label, and SOFTHSM2_CONF for SoftHSM2")]
-    NoToken {
-        label: String,
-        module: PathBuf,
-        found: String,
-    },
-
-    #[error("token '{label}' refused the PIN (wrong PIN). Check the PIN source; repeated failures lock the token")]
-    WrongPin { label: String },
-
-    #[error(
-        "token '{label}' is locked after too many wrong PINs; the security officer must unblock it"
-    )]
-    PinLocked { label: String },
-
-    #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
-    NoKey { key: String, token: String },
-
-    #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the objects not generated for this CA (pkcs11-tool --list-objects shows them)")]
-    AmbiguousKey {
-        key: String,
-        token: String,
-        class: &'static str,
-        count: usize,
-        /// ` with CKA_ID <hex>` when the lookup used the recorded ID, else empty.
-        id: String,
-    },
-
-    #[error("the private and public objects labelled '{key}' in token '{token}' do not belong together ({reason}); refusing to sign. Check the token's objects with pkcs11-tool --list-objects")]
-    KeyPairMismatch {
-        key: String,
-        token: String,
-        reason: String,
-    },
-
-    #[error("key '{key}' in token '{token}' has {attribute}={value}: {why}; refusing to use it. Use a key generated inside the token by this toolkit")]
-    WeakKey {
-        key: String,
-        token: String,
-        attribute: &'static str,
-        value: bool,
-        why: &'static str,
-    },
-
-    #[error("token '{token}' already holds a key labelled '{key}'; refusing to create a second one. Choose a new key label")]
-    KeyExists { key: String, token: String },
-
-    #[error("PKCS#11 {op} failed: {reason}")]
-    Pkcs11 { op: &'static str, reason: String },
-
-    #[error("the token's signature is malformed: {0}")]
-    BadSignature(String),
-
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl TokenError {
-    pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
-        TokenError::Pkcs11 {
-            op,
-            reason: e.to_string(),
-        }
-    }
-}
-
-type Result<T, E = TokenError> = std::result::Result<T, E>;
+use der::{der_rsa_public_key, strip_zeros, unwrap_point};
+use error::Result;
 
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -491,180 +425,6 @@ impl Token {
         Ok(key)
     }
 
-    /// The token-resident AES key that keeps the transport identity encrypted at rest.
-    fn transport_key(&self, create: bool) -> Result<ObjectHandle> {
-        let label = format!("{}-transport", self.config.key_label);
-        match self.find(ObjectClass::SECRET_KEY, &label)?.as_slice() {
-            [] => {}
-            [k] => {
-                self.check_transport_attributes(*k, &label)?;
-                return Ok(*k);
-            }
-            many => {
-                return Err(TokenError::AmbiguousKey {
-                    key: label,
-                    token: self.config.token_label.clone(),
-                    class: "secret-key",
-                    count: many.len(),
-                    id: String::new(),
-                })
-            }
-        }
-        if !create {
-            return Err(TokenError::NoKey {
-                key: label,
-                token: self.config.token_label.clone(),
-            });
-        }
-        self.session()
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(false),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
-                    Attribute::Sign(false),
-                    Attribute::Verify(false),
-                    Attribute::Wrap(false),
-                    Attribute::Unwrap(false),
-                    Attribute::ValueLen(32u64.into()),
-                    Attribute::Label(label.into_bytes()),
-                ],
-            )
-            .map_err(|e| TokenError::pkcs11("generate transport wrapping key", e))
-    }
-
-    /// Checks a transport key already in the token (from an earlier, interrupted init) before
-    /// it is reused; no key is fine, one will be generated.
-    pub fn check_transport_key(&self) -> Result<()> {
-        match self.transport_key(false) {
-            Ok(_) | Err(TokenError::NoKey { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Refuses a transport key that is not token-resident, private, sensitive and was never
-    /// extractable: whoever could read it could read the sealed transport identity.
-    fn check_transport_attributes(&self, key: ObjectHandle, label: &str) -> Result<()> {
-        let attrs = self
-            .session()
-            .get_attributes(
-                key,
-                &[
-                    AttributeType::Token,
-                    AttributeType::Private,
-                    AttributeType::Sensitive,
-                    AttributeType::Extractable,
-                    AttributeType::AlwaysSensitive,
-                    AttributeType::NeverExtractable,
-                ],
-            )
-            .map_err(|e| TokenError::pkcs11("read transport key attributes", e))?;
-        let (mut tok, mut private, mut sens, mut extr, mut always, mut never) =
-            (false, false, false, true, false, false);
-        for a in attrs {
-            match a {
-                Attribute::Token(b) => tok = b,
-                Attribute::Private(b) => private = b,
-                Attribute::Sensitive(b) => sens = b,
-                Attribute::Extractable(b) => extr = b,
-                Attribute::AlwaysSensitive(b) => always = b,
-                Attribute::NeverExtractable(b) => never = b,
-                _ => {}
-            }
-        }
-        let checks: [(&'static str, bool, bool, &'static str); 6] = [
-            (
-                "CKA_TOKEN",
-                tok,
-                true,
-                "the key would vanish with the session",
-            ),
-            (
-                "CKA_PRIVATE",
-                private,
-                true,
-                "the key is usable without logging in",
-            ),
-            (
-                "CKA_SENSITIVE",
-                sens,
-                true,
-                "the token would reveal the key's value",
-            ),
-            (
-                "CKA_EXTRACTABLE",
-                extr,
-                false,
-                "the key can be wrapped out of the token",
-            ),
-            (
-                "CKA_ALWAYS_SENSITIVE",
-                always,
-                true,
-                "the key was readable at some point (imported, or made sensitive later)",
-            ),
-            (
-                "CKA_NEVER_EXTRACTABLE",
-                never,
-                true,
-                "the key could have been extracted at some point",
-            ),
-        ];
-        check_attributes(&self.config, label, &checks)
-    }
-
-    /// Encrypts `plain` with AES-256-GCM inside the token: output is IV ‖ ciphertext ‖ tag.
-    pub fn seal_transport(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        let key = self.transport_key(true)?;
-        let mut iv = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut iv);
-        let iv_copy = iv;
-        let params = cryptoki::mechanism::aead::GcmParams::new(
-            &mut iv,
-            b"root-ca transport identity",
-            128u64.into(),
-        )
-        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
-        let ct = self
-            .session()
-            .encrypt(&Mechanism::AesGcm(params), key, plain)
-            .map_err(|e| TokenError::pkcs11("encrypt transport identity", e))?;
-        let mut out = iv_copy.to_vec();
-        out.extend(ct);
-        Ok(out)
-    }
-
-    /// Decrypts what [`Token::seal_transport`] produced.
-    pub fn open_transport(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if sealed.len() < 12 + 16 {
-            return Err(TokenError::Refused(
-                "the sealed transport identity is truncated".into(),
-            ));
-        }
-        let key = self.transport_key(false)?;
-        let mut iv = [0u8; 12];
-        iv.copy_from_slice(&sealed[..12]);
-        let params = cryptoki::mechanism::aead::GcmParams::new(
-            &mut iv,
-            b"root-ca transport identity",
-            128u64.into(),
-        )
-        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
-        self.session()
-            .decrypt(&Mechanism::AesGcm(params), key, &sealed[12..])
-            .map(Zeroizing::new)
-            .map_err(|e| {
-                TokenError::pkcs11(
-                    "decrypt transport identity (damaged file or wrong token?)",
-                    e,
-                )
-            })
-    }
-
     fn sign_raw(
         &self,
         mechanism: &Mechanism<'_>,
@@ -678,7 +438,7 @@ impl Token {
 }
 
 /// (attribute, value read back, value required, why it matters): the first mismatch is refused.
-fn check_attributes(
+pub(super) fn check_attributes(
     config: &TokenConfig,
     label: &str,
     checks: &[(&'static str, bool, bool, &'static str)],
@@ -722,212 +482,7 @@ fn find_slot(ctx: &Pkcs11, config: &TokenConfig) -> Result<Slot> {
     })
 }
 
-/// `CKA_EC_POINT` is a DER OCTET STRING around the point, but some tokens return it bare.
-fn unwrap_point(v: &[u8], len: usize) -> Option<Vec<u8>> {
-    if v.len() == len {
-        return Some(v.to_vec());
-    }
-    match v {
-        [0x04, l, rest @ ..] if *l as usize == len && rest.len() == len => Some(rest.to_vec()),
-        [0x04, 0x81, l, rest @ ..] if *l as usize == len && rest.len() == len => {
-            Some(rest.to_vec())
-        }
-        _ => None,
-    }
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-    &b[i..]
-}
-
-fn der_len(len: usize, out: &mut Vec<u8>) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let b = strip_zeros(&bytes);
-        out.push(0x80 | b.len() as u8);
-        out.extend_from_slice(b);
-    }
-}
-
-/// A positive, minimal DER INTEGER from big-endian magnitude bytes.
-fn der_uint(mag: &[u8], out: &mut Vec<u8>) {
-    let m = strip_zeros(mag);
-    let m = if m.is_empty() { &[0u8][..] } else { m };
-    let pad = m[0] & 0x80 != 0;
-    out.push(0x02);
-    der_len(m.len() + pad as usize, out);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(m);
-}
-
-fn der_sequence(body: Vec<u8>) -> Vec<u8> {
-    let mut out = vec![0x30];
-    der_len(body.len(), &mut out);
-    out.extend(body);
-    out
-}
-
-fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    der_uint(n, &mut body);
-    der_uint(e, &mut body);
-    der_sequence(body)
-}
-
-/// `CKM_ECDSA` gives fixed-width r‖s; X.509 wants `SEQUENCE { INTEGER r, INTEGER s }`.
-pub fn ecdsa_raw_to_der(raw: &[u8], field_len: usize) -> Result<Vec<u8>> {
-    if raw.len() != 2 * field_len {
-        return Err(TokenError::BadSignature(format!(
-            "ECDSA signature of {} bytes, expected {}",
-            raw.len(),
-            2 * field_len
-        )));
-    }
-    let mut body = Vec::new();
-    der_uint(&raw[..field_len], &mut body);
-    der_uint(&raw[field_len..], &mut body);
-    Ok(der_sequence(body))
-}
-
-/// A key pair in the token, usable wherever pki-core wants a [`Signer`].
-pub struct TokenKey {
-    token: Arc<Token>,
-    private: ObjectHandle,
-    alg: KeyAlgorithm,
-    public_raw: Vec<u8>,
-}
-
-impl TokenKey {
-    /// One raw `C_Sign` over `data` with this key, for benchmarks: no hashing, no conversion.
-    pub fn raw_sign(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let mech = match self.alg {
-            KeyAlgorithm::P256 | KeyAlgorithm::P384 => Mechanism::Ecdsa,
-            KeyAlgorithm::Ed25519 => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-            KeyAlgorithm::Rsa(_) => Mechanism::Sha256RsaPkcs,
-        };
-        self.token.sign_raw(&mech, self.private, data)
-    }
-
-    /// Signs a random challenge with the private object and verifies it in software with the
-    /// public object: the same CKA_ID proves nothing if a planted object copied it.
-    fn prove_pair(&self, label: &str) -> Result<()> {
-        let mut challenge = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut challenge);
-        let sig = self.sign_checked(&challenge)?;
-        let oid = match self.alg {
-            KeyAlgorithm::P256 => "1.2.840.10045.4.3.2",
-            KeyAlgorithm::P384 => "1.2.840.10045.4.3.3",
-            KeyAlgorithm::Ed25519 => "1.3.101.112",
-            KeyAlgorithm::Rsa(_) => "1.2.840.113549.1.1.11",
-        };
-        crate::x509::sigcheck::verify(oid, &self.spki_der(), &challenge, &sig).map_err(|e| {
-            TokenError::KeyPairMismatch {
-                key: label.to_string(),
-                token: self.token.config.token_label.clone(),
-                reason: format!(
-                    "a test signature by the private key does not verify with the public key: {e}"
-                ),
-            }
-        })
-    }
-
-    /// The DER SubjectPublicKeyInfo of the token's key.
-    pub fn spki_der(&self) -> Vec<u8> {
-        self.subject_public_key_info()
-    }
-
-    fn sign_checked(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        match self.alg {
-            // SoftHSM2 offers raw CKM_ECDSA only: hash here, sign the digest in the token.
-            KeyAlgorithm::P256 => {
-                let raw =
-                    self.token
-                        .sign_raw(&Mechanism::Ecdsa, self.private, &Sha256::digest(msg))?;
-                ecdsa_raw_to_der(&raw, 32)
-            }
-            KeyAlgorithm::P384 => {
-                let raw =
-                    self.token
-                        .sign_raw(&Mechanism::Ecdsa, self.private, &Sha384::digest(msg))?;
-                ecdsa_raw_to_der(&raw, 48)
-            }
-            KeyAlgorithm::Ed25519 => self.token.sign_raw(
-                &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-                self.private,
-                msg,
-            ),
-            KeyAlgorithm::Rsa(_) => {
-                self.token
-                    .sign_raw(&Mechanism::Sha256RsaPkcs, self.private, msg)
-            }
-        }
-    }
-}
-
-thread_local! {
-    /// rcgen's RemoteKeyError carries no detail; the last token error is kept here for the message.
-    pub static LAST_SIGN_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-impl PublicKeyData for TokenKey {
-    fn der_bytes(&self) -> &[u8] {
-        &self.public_raw
-    }
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.alg.signature_algorithm()
-    }
-}
-
-impl SigningKey for TokenKey {
-    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
-        self.sign_checked(msg).map_err(|e| {
-            LAST_SIGN_ERROR.with(|l| *l.borrow_mut() = Some(e.to_string()));
-            rcgen::Error::RemoteKeyError
-        })
-    }
-}
-
-impl Signer for TokenKey {
-    fn key_algorithm(&self) -> KeyAlgorithm {
-        self.alg
-    }
-    fn describe(&self) -> String {
-        format!(
-            "PKCS#11 key '{}' ({}) in token '{}'",
-            self.token.config.key_label, self.alg, self.token.config.token_label
-        )
-    }
-}
-
-/// The message of the last failed token signature, if any.
-pub fn take_sign_error() -> Option<String> {
-    LAST_SIGN_ERROR.with(|l| l.borrow_mut().take())
-}
-
 /// The module path SoftHSM2 installs on Debian.
 pub fn default_module() -> &'static Path {
     Path::new("/usr/lib/softhsm/libsofthsm2.so")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_ecdsa_becomes_minimal_der() {
-        let mut raw = vec![0u8; 64];
-        raw[0] = 0x80; // high bit set: needs a 0x00 pad
-        raw[32] = 0x00;
-        raw[33] = 0x01; // leading zero stripped
-        let der = ecdsa_raw_to_der(&raw, 32).unwrap();
-        assert_eq!(&der[..5], &[0x30, der.len() as u8 - 2, 0x02, 33, 0x00]);
-        let s_at = 2 + 2 + 33;
-        assert_eq!(&der[s_at..s_at + 2], &[0x02, 31]);
-        assert!(ecdsa_raw_to_der(&raw[..63], 32).is_err());
-    }
 }

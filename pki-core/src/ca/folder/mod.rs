@@ -9,21 +9,23 @@
 //!
 //! Generations let a rotated intermediate be staged beside the active one.
 
+pub mod root_crl;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::bundle::{Bundle, BundleKind};
+use crate::ca::ledger::Ledger;
+use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::keyfile::KeySecret;
+use crate::keys::signer::FileKey;
+use crate::output::{self, Mode};
 use crate::x509::certs::{normalize_fingerprint, CertFacts};
 use crate::x509::csr::CheckedCsr;
-use crate::error::{Error, Result};
-use crate::keys::keyfile::KeySecret;
-use crate::ca::ledger::Ledger;
-use crate::output::{self, Mode};
 use crate::x509::profile::Subject;
-use crate::keys::signer::FileKey;
 use crate::x509::validity::fmt_time;
 
 const STATE_FILE: &str = "ca.toml";
@@ -84,7 +86,10 @@ pub enum NewKey<'a> {
     /// In memory, then sealed at rest with the secret.
     File(&'a KeySecret),
     /// In a PKCS#11 token (opened and logged in), under this location.
-    Token(&'a std::sync::Arc<crate::keys::pkcs11::Token>, TokenLocation),
+    Token(
+        &'a std::sync::Arc<crate::keys::pkcs11::Token>,
+        TokenLocation,
+    ),
 }
 
 /// A managed CA folder.
@@ -235,7 +240,7 @@ impl CaDir {
     pub fn issuing_token_key(
         &self,
         token: &std::sync::Arc<crate::keys::pkcs11::Token>,
-    ) -> Result<(u32, CertFacts, crate::keys::signer::CaKey)> {
+    ) -> Result<(u32, CertFacts, crate::keys::CaKey)> {
         let id = self.active()?;
         let facts = self.cert(id)?;
         let key = token.key()?;
@@ -246,7 +251,7 @@ impl CaDir {
                 facts.subject
             )));
         }
-        Ok((id, facts, crate::keys::signer::CaKey::Token(key)))
+        Ok((id, facts, crate::keys::CaKey::Token(key)))
     }
 
     /// Decrypts the active generation's key and checks it still matches its certificate.
@@ -421,7 +426,7 @@ impl CaDir {
                 let key = FileKey::generate(alg)?;
                 let sealed = secret.seal(key.to_pkcs8_pem().as_bytes())?;
                 (
-                    crate::keys::signer::CaKey::File(key),
+                    crate::keys::CaKey::File(key),
                     Some(sealed),
                     secret.description(),
                     None,
@@ -431,7 +436,7 @@ impl CaDir {
                 let (key, attrs) = token.generate(alg)?;
                 loc.key_id = Some(attrs.id);
                 (
-                    crate::keys::signer::CaKey::Token(key),
+                    crate::keys::CaKey::Token(key),
                     None,
                     "pkcs11".to_string(),
                     Some(loc),
@@ -522,10 +527,10 @@ impl CaDir {
         if !root.self_signed || !root.is_ca {
             return Err(Error::NotCa("root certificate in the response".into()));
         }
-        crate::x509::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
+        crate::keys::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
             Error::Policy("the root certificate's self-signature does not verify".into())
         })?;
-        crate::x509::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
+        crate::keys::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
             Error::Policy("the intermediate certificate is not signed by the pinned root".into())
         })?;
         if !int.is_ca || !int.key_cert_sign {
@@ -549,8 +554,12 @@ impl CaDir {
         let crls = response.blocks_tagged("X509 CRL");
         // The root CRL is trusted only once it verifies against the root; one that lists the
         // certificate being installed stops the install (item 4 of issue 12).
-        let root_crl =
-            crate::ca::root_crl::check_for_install(self, crls.first().copied(), &root, &int)?;
+        let root_crl = crate::ca::folder::root_crl::check_for_install(
+            self,
+            crls.first().copied(),
+            &root,
+            &int,
+        )?;
         if self.root_path().exists() {
             let existing = CertFacts::from_pem("root.crt", &output::read(&self.root_path())?)?;
             if existing.fingerprint != root.fingerprint {

@@ -6,8 +6,8 @@
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::FromDer;
 
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
 
 const SHA1_OR_WORSE: &[(&str, &str)] = &[
     ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),

@@ -1,0 +1,67 @@
+//! The command-line pieces the three tools share (cargo feature `cli`): the secret flags and
+//! the generated completions and man pages.
+
+use std::path::PathBuf;
+
+use crate::ca::folder::CaDir;
+use crate::ca::issuing::IssuingCa;
+use crate::error::Result;
+use crate::keys::keyfile::KeySecret;
+use crate::keys::unlock::{prompt_on_tty, resolve, token_pin};
+use crate::keys::CaKey;
+
+/// The flags every command that unlocks (or locks) a CA key takes. Secrets never come from a
+/// flag value, only from files, the environment or a terminal prompt.
+#[derive(clap::Args, Debug, Default)]
+pub struct SecretArgs {
+    /// age identity file that unlocks the CA key (env: PKI_AGE_IDENTITY).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// File whose first line is the passphrase (env: PKI_PASSPHRASE_FILE). Without either,
+    /// you are prompted on a terminal.
+    #[arg(long, value_name = "FILE", conflicts_with = "identity")]
+    pub passphrase_file: Option<PathBuf>,
+    /// File whose first line is the token PIN, when the CA key is in a PKCS#11 token
+    /// (env: PKI_TOKEN_PIN_FILE; else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    /// Unlocks the active intermediate of `ca`, asking for what its key needs.
+    pub fn unlock_ca(&self, ca: &CaDir) -> Result<IssuingCa<CaKey>> {
+        IssuingCa::unlock(
+            ca,
+            || self.resolve("Passphrase for the CA key", false),
+            || token_pin(self.pin_file.as_deref()),
+        )
+    }
+
+    pub fn resolve(&self, label: &str, confirm: bool) -> Result<KeySecret> {
+        resolve(
+            self.identity.as_deref(),
+            self.passphrase_file.as_deref(),
+            || prompt_on_tty(label, confirm),
+        )
+    }
+}
+
+/// Completions and man pages come from the clap definitions, never written by hand: the
+/// hidden `completions SHELL` and `manpages DIR` subcommands of every tool call these.
+pub mod generated_docs {
+    use std::path::Path;
+
+    pub fn completions<C: clap::CommandFactory>(
+        shell: clap_complete::Shell,
+    ) -> std::io::Result<()> {
+        let mut cmd = C::command();
+        let name = cmd.get_name().to_string();
+        clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+        Ok(())
+    }
+
+    pub fn manpages<C: clap::CommandFactory>(dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        clap_mangen::generate_to(C::command(), dir)
+    }
+}

@@ -1,0 +1,541 @@
+//! The cluster file: its types, what it may hold, and the names each certificate carries.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::version::EtcdVersion;
+use super::{KUBE_CA_FILE, KUBE_CERT_FILE, KUBE_COMPACT_KEY, KUBE_KEY_FILE, KUBE_PREFIX};
+use crate::error::{Error, Result};
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::output;
+use crate::x509::profile::SubjectNames;
+
+/// The cluster file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterFile {
+    /// The cluster's name: the initial cluster token, and the default shared peer SAN.
+    pub name: String,
+    /// Target etcd version: "3.4" (default), "3.5", "3.6" or a full version such as "3.5.1"
+    /// or "3.6.5" (see [`EtcdVersion`]).
+    #[serde(default = "default_version")]
+    pub etcd_version: String,
+    /// Where a member's folder is installed on its host; `{name}` is replaced by the member name.
+    #[serde(default = "default_install_dir")]
+    pub install_dir: String,
+    /// Where a client's folder is installed; `{name}` is replaced by the client name.
+    #[serde(default)]
+    pub client_install_dir: Option<String>,
+    /// etcd's data directory; `{name}` is replaced by the member name.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// The SAN every peer certificate shares, for `--peer-cert-allowed-hostname`.
+    #[serde(default)]
+    pub peer_san: Option<String>,
+    /// Leaf key algorithm (default p256).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Leaf lifetime in days (default 90).
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default, rename = "member")]
+    pub members: Vec<Member>,
+    #[serde(default, rename = "client")]
+    pub clients: Vec<Client>,
+    #[serde(default, rename = "proxy")]
+    pub proxies: Vec<Proxy>,
+    #[serde(default, rename = "role")]
+    pub roles: Vec<Role>,
+}
+
+fn default_version() -> String {
+    "3.4".into()
+}
+fn default_install_dir() -> String {
+    "/etc/etcd/pki".into()
+}
+fn default_data_dir() -> String {
+    "/var/lib/etcd/{name}".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Member {
+    pub name: String,
+    pub ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Default: `https://<first IP>:2379`.
+    #[serde(default)]
+    pub client_urls: Vec<String>,
+    /// Default: `https://<first IP>:2380`.
+    #[serde(default)]
+    pub peer_urls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Client {
+    /// The certificate CN, which etcd maps to the RBAC user of the same name.
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Who uses the certificate: `etcdctl` (default) or `kube-apiserver` (docs/kubernetes.md).
+    #[serde(default)]
+    pub kind: ClientKind,
+    /// kube-apiserver only: where its files are installed on each control-plane node
+    /// (default [`KUBE_PKI_DIR`]).
+    #[serde(default)]
+    pub install_dir: Option<String>,
+    /// kube-apiserver only: the etcd URLs it dials (default: every member's client URLs). A
+    /// URL whose host is not a member's (a load balancer) goes into every server certificate.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+/// Who a `[[client]]` certificate is for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// A person or program with `etcdctl.env`: `client.crt`, `client.key`, `ca.crt`.
+    #[default]
+    Etcdctl,
+    /// Kubernetes' API server on external etcd (kubeadm `etcd.external`): the files under the
+    /// names kubeadm uses, a `kubeadm-etcd.yaml` fragment and an RBAC role for its keys.
+    KubeApiserver,
+}
+
+impl ClientKind {
+    /// The certificate and key file names inside the client's folder.
+    pub fn cert_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "client.crt",
+            ClientKind::KubeApiserver => KUBE_CERT_FILE,
+        }
+    }
+
+    pub fn key_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "client.key",
+            ClientKind::KubeApiserver => KUBE_KEY_FILE,
+        }
+    }
+
+    /// The trust file (the root) inside the client's folder.
+    pub fn ca_file(self) -> &'static str {
+        match self {
+            ClientKind::Etcdctl => "ca.crt",
+            ClientKind::KubeApiserver => KUBE_CA_FILE,
+        }
+    }
+}
+
+/// A proxy such as `etcd grpc-proxy`: it serves clients and dials members, so its certificate
+/// is a server certificate (serverAuth + clientAuth), like hack/tls-setup's `proxy1`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Proxy {
+    pub name: String,
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// An RBAC role: key prefixes it may read, write, or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+    #[serde(default)]
+    pub readwrite: Vec<String>,
+}
+
+/// Why a cluster file is refused: a rule across values, or one value's content.
+#[derive(Debug)]
+pub(super) enum Invalid {
+    Rule(String),
+    Value {
+        field: String,
+        value: String,
+        problem: String,
+    },
+}
+
+impl Invalid {
+    fn value(field: &str, value: &str, problem: String) -> Self {
+        Invalid::Value {
+            field: field.into(),
+            value: crate::etcd::values::shown(value),
+            problem,
+        }
+    }
+
+    fn into_error(self, file: &str) -> Error {
+        match self {
+            Invalid::Rule(r) => Error::input(file, r),
+            Invalid::Value {
+                field,
+                value,
+                problem,
+            } => Error::ClusterValue {
+                file: file.into(),
+                field,
+                value,
+                problem,
+            },
+        }
+    }
+}
+
+fn check(
+    field: &str,
+    value: &str,
+    rule: fn(&str) -> std::result::Result<(), String>,
+) -> std::result::Result<(), Invalid> {
+    rule(value).map_err(|p| Invalid::value(field, value, p))
+}
+
+fn each(
+    field: &str,
+    values: &[String],
+    rule: fn(&str) -> std::result::Result<(), String>,
+) -> std::result::Result<(), Invalid> {
+    values.iter().try_for_each(|v| check(field, v, rule))
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let hostport = rest.split('/').next()?;
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.to_string(),
+        None => hostport
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(hostport)
+            .to_string(),
+    };
+    Some(host)
+}
+
+fn host_for_url(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+impl Member {
+    pub fn client_urls(&self) -> Vec<String> {
+        if self.client_urls.is_empty() {
+            vec![format!("https://{}:2379", host_for_url(&self.ips[0]))]
+        } else {
+            self.client_urls.clone()
+        }
+    }
+    pub fn peer_urls(&self) -> Vec<String> {
+        if self.peer_urls.is_empty() {
+            vec![format!("https://{}:2380", host_for_url(&self.ips[0]))]
+        } else {
+            self.peer_urls.clone()
+        }
+    }
+}
+
+/// etcd binds to an IP only ("expected IP in URL for binding"): an advertised URL with a DNS
+/// name listens on the member's first IP, same scheme and port.
+pub(super) fn listen_urls(urls: &[String], m: &Member) -> Vec<String> {
+    urls.iter()
+        .map(|u| match url_host(u) {
+            Some(h) if h.parse::<IpAddr>().is_err() => {
+                let port = u
+                    .rsplit_once(':')
+                    .map(|(_, p)| p.trim_end_matches('/'))
+                    .unwrap_or("");
+                format!("https://{}:{port}", host_for_url(&m.ips[0]))
+            }
+            _ => u.clone(),
+        })
+        .collect()
+}
+
+/// Adds URL hosts to a name set (as IPs or DNS names).
+fn add_url_hosts(names: &mut SubjectNames, urls: &[String]) {
+    for u in urls {
+        if let Some(h) = url_host(u) {
+            match h.parse::<IpAddr>() {
+                Ok(ip) => push_ip(names, ip),
+                Err(_) => push_dns(names, &h),
+            }
+        }
+    }
+}
+
+fn push_dns(names: &mut SubjectNames, d: &str) {
+    let d = d.to_ascii_lowercase();
+    if !names.dns.contains(&d) {
+        names.dns.push(d);
+    }
+}
+
+fn push_ip(names: &mut SubjectNames, ip: IpAddr) {
+    if !names.ips.contains(&ip) {
+        names.ips.push(ip);
+    }
+}
+
+impl ClusterFile {
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::parse(&path.display().to_string(), &output::read_to_string(path)?)
+    }
+
+    /// Parses and validates a cluster file's text.
+    pub fn parse(what: &str, text: &str) -> Result<Self> {
+        let c: ClusterFile = toml::from_str(text)
+            .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))?;
+        c.validate().map_err(|r| r.into_error(what))?;
+        Ok(c)
+    }
+
+    /// The SAN shared by all peer certificates.
+    pub fn peer_san(&self) -> String {
+        self.peer_san
+            .clone()
+            .unwrap_or_else(|| format!("peers.{}.etcd", self.name))
+            .to_ascii_lowercase()
+    }
+
+    /// The target version; `validate` has checked that it parses.
+    pub fn version(&self) -> EtcdVersion {
+        EtcdVersion::parse(&self.etcd_version).unwrap_or(EtcdVersion {
+            minor: 4,
+            patch: None,
+        })
+    }
+
+    pub(super) fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.validate_values()?;
+        if self.members.is_empty() {
+            return Err(Invalid::Rule("at least one [[member]] is needed".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for m in &self.members {
+            if !seen.insert(m.name.clone()) {
+                return Err(Invalid::Rule(format!(
+                    "member name '{}' is repeated",
+                    m.name
+                )));
+            }
+            if m.ips.is_empty() {
+                return Err(Invalid::Rule(format!(
+                    "member '{}' needs its IP addresses: etcd checks a peer's source IP against its certificate",
+                    m.name
+                )));
+            }
+        }
+        let mut clients = BTreeSet::new();
+        for c in &self.clients {
+            if !clients.insert(c.name.clone()) {
+                return Err(Invalid::Rule(format!(
+                    "client name '{}' is repeated",
+                    c.name
+                )));
+            }
+            if c.kind == ClientKind::Etcdctl && (c.install_dir.is_some() || !c.endpoints.is_empty())
+            {
+                return Err(Invalid::Rule(format!(
+                    "client '{}': install-dir and endpoints are for kind = \"kube-apiserver\" only; an etcdctl client is installed under client-install-dir and dials every member",
+                    c.name
+                )));
+            }
+            if c.kind == ClientKind::KubeApiserver {
+                if c.name == "root" || c.roles.iter().any(|r| r == "root") {
+                    return Err(Invalid::Rule(format!(
+                        "client '{}' is the API server's: it gets a role for {KUBE_PREFIX} and {KUBE_COMPACT_KEY} only, never etcd's root",
+                        c.name
+                    )));
+                }
+                if self.roles.iter().any(|r| r.name == c.name) {
+                    return Err(Invalid::Rule(format!(
+                        "role name '{}' is taken by the kube-apiserver client's own role; rename the [[role]]",
+                        c.name
+                    )));
+                }
+            }
+            for r in &c.roles {
+                if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
+                    return Err(Invalid::Rule(format!(
+                        "client '{}' has role '{r}', which no [[role]] defines",
+                        c.name
+                    )));
+                }
+            }
+        }
+        if !self.roles.is_empty() && !clients.contains("root") {
+            return Err(Invalid::Rule("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into()));
+        }
+        let unique = |names: Vec<&String>, what: &str| {
+            let mut seen = BTreeSet::new();
+            match names.into_iter().find(|n| !seen.insert(*n)) {
+                Some(n) => Err(Invalid::Rule(format!("{what} name '{n}' is repeated"))),
+                None => Ok(()),
+            }
+        };
+        unique(self.proxies.iter().map(|p| &p.name).collect(), "proxy")?;
+        unique(self.roles.iter().map(|r| &r.name).collect(), "role")?;
+        Ok(())
+    }
+
+    /// Every value, against what etcd accepts and what a shell or systemd reads literally
+    /// (see `etcd_values`): this is what keeps `rbac.sh` and `etcd.env` free of injected code.
+    fn validate_values(&self) -> std::result::Result<(), Invalid> {
+        use crate::etcd::values as v;
+        check("name", &self.name, v::name)?;
+        if let Err(p) = EtcdVersion::parse(&self.etcd_version) {
+            return Err(Invalid::value("etcd-version", &self.etcd_version, p));
+        }
+        check("install-dir", &self.install_dir, v::path)?;
+        if let Some(d) = &self.client_install_dir {
+            check("client-install-dir", d, v::path)?;
+        }
+        check("data-dir", &self.data_dir, v::path)?;
+        if let Some(s) = &self.peer_san {
+            check("peer-san", s, v::hostname)?;
+        }
+        if let Some(k) = &self.key {
+            if k.parse::<KeyAlgorithm>().is_err() {
+                let p =
+                    "is not a key algorithm; use p256, p384, ed25519, rsa2048, rsa3072 or rsa4096";
+                return Err(Invalid::value("key", k, p.into()));
+            }
+        }
+        if self.days == Some(0) {
+            return Err(Invalid::value("days", "0", "must be at least 1".into()));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            let f = |k: &str| format!("member[{}].{k}", i + 1);
+            check(&f("name"), &m.name, v::name)?;
+            each(&f("dns"), &m.dns, v::hostname)?;
+            each(&f("client-urls"), &m.client_urls, v::url)?;
+            each(&f("peer-urls"), &m.peer_urls, v::url)?;
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            let f = |k: &str| format!("client[{}].{k}", i + 1);
+            check(&f("name"), &c.name, v::name)?;
+            each(&f("roles"), &c.roles, v::name)?;
+            if let Some(d) = &c.install_dir {
+                check(&f("install-dir"), d, v::path)?;
+            }
+            each(&f("endpoints"), &c.endpoints, v::url)?;
+        }
+        for (i, p) in self.proxies.iter().enumerate() {
+            check(&format!("proxy[{}].name", i + 1), &p.name, v::name)?;
+            each(&format!("proxy[{}].dns", i + 1), &p.dns, v::hostname)?;
+        }
+        for (i, r) in self.roles.iter().enumerate() {
+            let f = |k: &str| format!("role[{}].{k}", i + 1);
+            check(&f("name"), &r.name, v::name)?;
+            if r.name == "root" {
+                let p = "is etcd's built-in role; give clients `roles = [\"root\"]` instead of defining it";
+                return Err(Invalid::value(&f("name"), &r.name, p.into()));
+            }
+            each(&f("read"), &r.read, v::key_prefix)?;
+            each(&f("write"), &r.write, v::key_prefix)?;
+            each(&f("readwrite"), &r.readwrite, v::key_prefix)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn member_dir(&self, name: &str) -> String {
+        self.install_dir.replace("{name}", name)
+    }
+
+    pub(super) fn client_dir(&self, name: &str) -> String {
+        self.client_install_dir
+            .clone()
+            .unwrap_or_else(|| self.install_dir.clone())
+            .replace("{name}", name)
+    }
+
+    /// SANs of a proxy's server certificate: its name and the names it is reached by.
+    pub fn proxy_names(&self, p: &Proxy) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &p.name);
+        for d in &p.dns {
+            push_dns(&mut n, d);
+        }
+        for ip in &p.ips {
+            push_ip(&mut n, *ip);
+        }
+        n
+    }
+
+    /// SANs of a member's server certificate: every name clients use.
+    pub fn server_names(&self, m: &Member) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &m.name);
+        for d in &m.dns {
+            push_dns(&mut n, d);
+        }
+        for ip in &m.ips {
+            push_ip(&mut n, *ip);
+        }
+        add_url_hosts(&mut n, &m.client_urls());
+        add_url_hosts(&mut n, &self.shared_endpoints());
+        n
+    }
+
+    /// The kube-apiserver endpoints no member answers under its own client URLs (a load
+    /// balancer or a virtual IP): any member may answer there, so every server certificate
+    /// carries them.
+    pub fn shared_endpoints(&self) -> Vec<String> {
+        let member_hosts: BTreeSet<String> = self
+            .members
+            .iter()
+            .flat_map(|m| m.client_urls())
+            .filter_map(|u| url_host(&u))
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for u in self.clients.iter().flat_map(|c| &c.endpoints) {
+            let foreign =
+                url_host(u).is_some_and(|h| !member_hosts.contains(&h.to_ascii_lowercase()));
+            if foreign && !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
+    /// The URLs a kube-apiserver client dials.
+    pub fn kube_endpoints(&self, c: &Client) -> Vec<String> {
+        if c.endpoints.is_empty() {
+            self.members.iter().flat_map(|m| m.client_urls()).collect()
+        } else {
+            c.endpoints.clone()
+        }
+    }
+
+    /// SANs of a member's peer certificate: its own IPs (etcd checks the peer's source IP),
+    /// its names, and the SAN shared by all peers for `--peer-cert-allowed-hostname`.
+    pub fn peer_names(&self, m: &Member) -> SubjectNames {
+        let mut n = SubjectNames::default();
+        push_dns(&mut n, &m.name);
+        for d in &m.dns {
+            push_dns(&mut n, d);
+        }
+        push_dns(&mut n, &self.peer_san());
+        for ip in &m.ips {
+            push_ip(&mut n, *ip);
+        }
+        add_url_hosts(&mut n, &m.peer_urls());
+        n
+    }
+}

@@ -1,0 +1,58 @@
+//! The intermediate's key wherever it lives: one type over the file key and the token key.
+
+use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
+
+use crate::keys::algorithm::KeyAlgorithm;
+use crate::keys::pkcs11::TokenKey;
+use crate::keys::signer::{FileKey, Signer};
+
+/// The intermediate's key wherever it lives: an age-encrypted file or a PKCS#11 token.
+pub enum CaKey {
+    File(FileKey),
+    Token(TokenKey),
+}
+
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::File(k) => k.der_bytes(),
+            CaKey::Token(k) => k.der_bytes(),
+        }
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        match self {
+            CaKey::File(k) => PublicKeyData::algorithm(k),
+            CaKey::Token(k) => PublicKeyData::algorithm(k),
+        }
+    }
+}
+
+impl SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::File(k) => k.sign(msg),
+            CaKey::Token(k) => k.sign(msg),
+        }
+    }
+}
+
+impl Signer for CaKey {
+    fn key_algorithm(&self) -> KeyAlgorithm {
+        match self {
+            CaKey::File(k) => k.key_algorithm(),
+            CaKey::Token(k) => k.key_algorithm(),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            CaKey::File(k) => k.describe(),
+            CaKey::Token(k) => k.describe(),
+        }
+    }
+}
+
+impl CaKey {
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.subject_public_key_info()
+    }
+}
