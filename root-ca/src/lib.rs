@@ -3,10 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod airgap;
+pub mod ceremonies;
 pub mod ceremony;
 pub mod error;
 pub mod log;
-pub mod ops;
 pub mod pin;
 pub mod state;
 
