@@ -207,3 +207,71 @@ pub fn verify_crl_signature(der: &[u8], spki: &[u8]) -> Result<()> {
     )
     .map_err(|e| RootError::BadTokenSignature(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::IntermediateEntry;
+
+    fn entry(
+        serial: &str,
+        status: &str,
+        reason: Option<&str>,
+        at: Option<&str>,
+    ) -> IntermediateEntry {
+        IntermediateEntry {
+            serial: serial.into(),
+            subject: format!("CN=int {serial}"),
+            fingerprint: String::new(),
+            not_after: String::new(),
+            status: status.into(),
+            reason: reason.map(Into::into),
+            revoked_at: at.map(Into::into),
+            request_id: None,
+            key_fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn revoked_entries_list_only_revoked_intermediates() {
+        let now = time::macros::datetime!(2026-03-01 12:00 UTC);
+        let index = RootIndex {
+            intermediates: vec![
+                entry("01", "active", None, None),
+                entry(
+                    "0a",
+                    "revoked",
+                    Some("keyCompromise"),
+                    Some("2026-02-01T10:00:00Z"),
+                ),
+                entry("0b", "revoked", Some("superseded"), Some("not a time")),
+                entry("0c", "revoked", Some("made-up"), None),
+            ],
+            ..RootIndex::default()
+        };
+        let got = revoked_entries(&index, now);
+        let serials: Vec<_> = got
+            .iter()
+            .map(|r| hex::encode(r.serial_number.as_ref()))
+            .collect();
+        assert_eq!(serials, ["0a", "0b", "0c"]);
+        // The recorded time, or now when it cannot be read.
+        assert_eq!(
+            got[0].revocation_time,
+            time::macros::datetime!(2026-02-01 10:00 UTC)
+        );
+        assert_eq!(got[1].revocation_time, now);
+        assert_eq!(got[2].revocation_time, now);
+        // A reason the CRL cannot carry is left out rather than guessed.
+        let reasons: Vec<_> = got.iter().map(|r| r.reason_code).collect();
+        assert_eq!(
+            reasons,
+            [
+                Some(rcgen::RevocationReason::KeyCompromise),
+                Some(rcgen::RevocationReason::Superseded),
+                None
+            ]
+        );
+        assert!(revoked_entries(&RootIndex::default(), now).is_empty());
+    }
+}

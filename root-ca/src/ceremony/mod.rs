@@ -10,6 +10,8 @@ use serde::Deserialize;
 use crate::error::{Result, RootError};
 use crate::pkcs11::{default_module, TokenConfig};
 
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use validate::{parse_cidr, reason_code, RequestSource, Validate};

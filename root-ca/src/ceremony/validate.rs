@@ -157,3 +157,63 @@ impl Validate for CrlCeremony {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_follow_rfc_5280() {
+        use rcgen::RevocationReason as R;
+        let table: &[(&str, Option<R>)] = &[
+            ("unspecified", Some(R::Unspecified)),
+            ("keyCompromise", Some(R::KeyCompromise)),
+            ("cACompromise", Some(R::CaCompromise)),
+            ("affiliationChanged", Some(R::AffiliationChanged)),
+            ("superseded", Some(R::Superseded)),
+            ("cessationOfOperation", Some(R::CessationOfOperation)),
+            ("privilegeWithdrawn", Some(R::PrivilegeWithdrawn)),
+            ("keycompromise", None),
+            ("key-compromise", None),
+            ("certificateHold", None),
+            ("aACompromise", None),
+            (" keyCompromise", None),
+        ];
+        for (name, want) in table {
+            let got = reason_code(name).map(|r| r as u8);
+            assert_eq!(got, want.map(|r| r as u8), "{name:?}");
+        }
+        // The codes the CRL carries are RFC 5280's numbers.
+        assert_eq!(reason_code("keyCompromise").map(|r| r as u8), Some(1));
+        assert_eq!(reason_code("privilegeWithdrawn").map(|r| r as u8), Some(9));
+    }
+
+    #[test]
+    fn parse_cidr_reads_address_and_prefix() {
+        use std::net::IpAddr;
+        let ok: &[(&str, &str, u8)] = &[
+            ("10.0.0.0/8", "10.0.0.0", 8),
+            ("127.0.0.1/32", "127.0.0.1", 32),
+            ("0.0.0.0/0", "0.0.0.0", 0),
+            ("fd00::/8", "fd00::", 8),
+            ("::1/128", "::1", 128),
+        ];
+        for (s, ip, len) in ok {
+            let want: IpAddr = ip.parse().unwrap();
+            assert_eq!(parse_cidr(s).unwrap(), (want, *len), "{s}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("10.0.0.0", "is not a CIDR range"),
+            ("10.0.0.0/8/8", "bad prefix length"),
+            ("10.0.0.0/-1", "bad prefix length"),
+            ("10.0.0.0/", "bad prefix length"),
+            ("/8", "bad IP address"),
+            (" 10.0.0.0/8", "bad IP address"),
+            ("10.0.0.256/8", "bad IP address"),
+        ];
+        for (s, want) in bad {
+            let err = parse_cidr(s).unwrap_err().to_string();
+            assert!(err.contains(want), "{s}: {err}");
+        }
+    }
+}

@@ -215,3 +215,84 @@ pub(super) fn preview_sign(
 fn root_alg(root: &CertFacts) -> Result<KeyAlgorithm> {
     Ok(KeyAlgorithm::from_spki_der(&root.spki_der)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(dns: &[&str], ips: &[&str]) -> NameLimits {
+        NameLimits {
+            permitted_dns: dns.iter().map(|s| s.to_string()).collect(),
+            permitted_ips: ips
+                .iter()
+                .map(|s| crate::ceremony::parse_cidr(s).unwrap())
+                .collect(),
+        }
+    }
+
+    /// The preview names every constraint as signed, the closing exclusions included.
+    #[test]
+    fn constraint_lines_show_what_is_signed() {
+        let table: &[(&str, Option<NameLimits>, &[&str])] = &[
+            (
+                "no constraints",
+                None,
+                &["name constraints: none (the intermediate may sign any name)"],
+            ),
+            (
+                "DNS only closes every IP address",
+                Some(limits(&["etcd.test", "localhost"], &[])),
+                &[
+                    "name constraints (critical), as they will be signed:",
+                    "  permitted DNS: etcd.test, localhost",
+                    "  permitted IP:  none",
+                    "  excluded DNS:  none",
+                    "  excluded IP:   0.0.0.0/0, ::/0",
+                ],
+            ),
+            (
+                "IP only closes every DNS name",
+                Some(limits(&[], &["10.0.0.0/8", "fd00::/8"])),
+                &[
+                    "name constraints (critical), as they will be signed:",
+                    "  permitted DNS: none",
+                    "  permitted IP:  10.0.0.0/8, fd00::/8",
+                    "  excluded DNS:  every DNS name (\"\")",
+                    "  excluded IP:   none",
+                ],
+            ),
+            (
+                "both types: nothing excluded",
+                Some(limits(&["etcd.test"], &["127.0.0.0/8"])),
+                &[
+                    "name constraints (critical), as they will be signed:",
+                    "  permitted DNS: etcd.test",
+                    "  permitted IP:  127.0.0.0/8",
+                    "  excluded DNS:  none",
+                    "  excluded IP:   none",
+                ],
+            ),
+        ];
+        for (name, l, want) in table {
+            assert_eq!(constraint_lines(l.as_ref()), *want, "{name}");
+        }
+    }
+
+    /// The log records the same constraints as the preview shows.
+    #[test]
+    fn constraints_json_matches_the_lines() {
+        assert_eq!(constraints_json(None), serde_json::Value::Null);
+        let dns_only = limits(&["etcd.test"], &[]);
+        assert_eq!(
+            constraints_json(Some(&dns_only)),
+            json!({ "permitted_dns": ["etcd.test"], "permitted_ips": [],
+                    "excluded_dns": [], "excluded_ips": ["0.0.0.0/0", "::/0"] })
+        );
+        let ip_only = limits(&[], &["10.0.0.0/8"]);
+        assert_eq!(
+            constraints_json(Some(&ip_only)),
+            json!({ "permitted_dns": [], "permitted_ips": ["10.0.0.0/8"],
+                    "excluded_dns": [""], "excluded_ips": [] })
+        );
+    }
+}
