@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod airgap;
+pub mod ceremonies;
 pub mod ceremony;
 pub mod error;
 pub mod log;
-pub mod ops;
 pub mod pin;
 pub mod state;

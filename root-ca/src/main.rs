@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, Kind, LogCommand};
-use root_ca::{ceremony, ops};
+use root_ca::{ceremonies, ceremony};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,21 +35,21 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Init(a) | Command::Sign(a) | Command::Revoke(a) | Command::Crl(a) => {
-            let mut run = ops::Run {
+            let mut run = ceremonies::Run {
                 dry_run: a.dry_run,
                 pin_file: a.pin_file.as_deref(),
                 out: &mut stdout,
             };
             match &cli.command {
-                Command::Init(_) => ops::init(&a.file, &mut run),
-                Command::Sign(_) => ops::sign(&a.file, &mut run),
-                Command::Revoke(_) => ops::revoke(&a.file, &mut run),
-                _ => ops::crl(&a.file, &mut run),
+                Command::Init(_) => ceremonies::init(&a.file, &mut run),
+                Command::Sign(_) => ceremonies::sign(&a.file, &mut run),
+                Command::Revoke(_) => ceremonies::revoke(&a.file, &mut run),
+                _ => ceremonies::crl(&a.file, &mut run),
             }
         }
         Command::Log {
             command: LogCommand::Verify { dir },
-        } => ops::log_verify(dir, &mut stdout),
+        } => ceremonies::log_verify(dir, &mut stdout),
         // Handled by cli::generate_docs above.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };

@@ -10,6 +10,12 @@ use serde::Deserialize;
 use crate::error::{Result, RootError};
 use pki_core::keys::pkcs11::{default_module, TokenConfig};
 
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use validate::{parse_cidr, reason_code, RequestSource, Validate};
+
 fn default_module_path() -> PathBuf {
     default_module().to_path_buf()
 }
@@ -177,14 +183,16 @@ pub struct Loaded<T> {
     pub sha256: String,
 }
 
-/// Reads a ceremony file, rejecting unknown fields, and resolves relative paths.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>> {
+/// Reads a ceremony file, rejecting unknown fields, checks its content ([`Validate`]), and
+/// resolves relative paths.
+pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<Loaded<T>> {
     let bytes = pki_core::output::read(path)?;
     let text = String::from_utf8(bytes.clone()).map_err(|_| RootError::Ceremony {
         path: path.to_path_buf(),
         reason: "not UTF-8 text".into(),
     })?;
     let parsed: T = parse(path, &text)?;
+    parsed.validate()?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
