@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: installs what is missing, checks formatting and lints,
-# then the unit tests and the end-to-end tests (SoftHSM2 token, real etcd cluster, openssl, age).
+# Runs every test of the workspace in two tiers, the fast one first:
+#   fast: formatting, lints, unit tests of every crate, pki-core's own integration tests, doc
+#         tests, and the CLI help/usage snapshots (no token, no etcd, no network);
+#   slow: the end-to-end suites (SoftHSM2 token, real etcd 3.4 and 3.5 clusters, openssl, age).
+# Installs what is missing first. Prints how long each tier took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+t0=$SECONDS
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --no-fail-fast --lib --bins
+cargo test -p pki-core --locked --no-fail-fast --tests
+cargo test --workspace --locked --doc
+cargo test -p e2e-tests --locked --test cli_help
+echo "test-all: fast tier passed in $((SECONDS - t0)) s" >&2
+t1=$SECONDS
 cargo build --workspace --bins --locked
-cargo test --workspace --locked --no-fail-fast
+cargo test -p e2e-tests --locked --no-fail-fast --tests
+echo "test-all: slow tier passed in $((SECONDS - t1)) s (both tiers: $((SECONDS - t0)) s)" >&2
