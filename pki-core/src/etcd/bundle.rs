@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::cluster::{ClientKind, ClusterFile};
+use super::cluster::{Client, ClientKind, ClusterFile, Member};
 use super::{ETCD_CRL_FILE, KUBEADM_FILE};
 use crate::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use crate::ca::ledger::Ledger;
@@ -167,134 +167,151 @@ pub fn build_bundle<S: Signer>(
     gate_every_leaf(cluster, inputs.ca.gate())?;
     let mut report = BundleReport::default();
     let existing_cluster = out.join("nodes").exists();
-    output::create_dir(out, 0o755)?;
-    let int_pem = inputs.ca.cert.pem();
-    write_if_absent(
-        &out.join("ca.crt"),
-        inputs.root_pem.as_bytes(),
-        Mode::Public,
-        &mut report,
-    )?;
-    let existing_root = output::read_to_string(&out.join("ca.crt"))?;
-    if existing_root.trim() != inputs.root_pem.trim() {
-        return Err(Error::Policy(format!(
-            "{} holds another root than this CA's; a bundle has exactly one trust anchor",
-            out.join("ca.crt").display()
-        )));
-    }
-    write_if_changed(
-        &out.join("intermediate.crt"),
-        int_pem.as_bytes(),
-        &mut report,
-    )?;
-    write_if_absent(
-        &out.join(ETCD_CRL_FILE),
-        inputs.crl_der,
-        Mode::Public,
-        &mut report,
-    )?;
-    let crl_now = output::read(&out.join(ETCD_CRL_FILE))?;
-
+    let crl_now = write_shared_files(out, &inputs, &mut report)?;
     for m in &cluster.members {
         let dir = out.join("nodes").join(&m.name);
-        let new_member = !dir.exists();
-        issue_into(
+        let joins_existing = existing_cluster && !dir.exists();
+        write_member(
             &mut inputs,
-            LeafPaths::new(&dir, LeafRole::Server),
-            LeafRole::Server,
-            &m.name,
-            cluster.server_names(m),
             cluster,
-            &mut report,
-        )?;
-        issue_into(
-            &mut inputs,
-            LeafPaths::new(&dir, LeafRole::Peer),
-            LeafRole::Peer,
-            &m.name,
-            cluster.peer_names(m),
-            cluster,
-            &mut report,
-        )?;
-        write_if_absent(
-            &dir.join("ca.crt"),
-            inputs.root_pem.as_bytes(),
-            Mode::Public,
-            &mut report,
-        )?;
-        write_if_absent(
-            &dir.join(ETCD_CRL_FILE),
+            m,
+            &dir,
             &crl_now,
-            Mode::Public,
-            &mut report,
-        )?;
-        let env = cluster.member_env(m, existing_cluster && new_member);
-        write_if_absent(
-            &dir.join("etcd.env"),
-            env.as_bytes(),
-            Mode::Public,
+            joins_existing,
             &mut report,
         )?;
     }
     for c in &cluster.clients {
         let dir = out.join("clients").join(&c.name);
-        issue_into(
-            &mut inputs,
-            LeafPaths {
-                cert: dir.join(c.kind.cert_file()),
-                key: dir.join(c.kind.key_file()),
-            },
-            LeafRole::Client,
-            &c.name,
-            SubjectNames::default(),
-            cluster,
-            &mut report,
-        )?;
-        let ca = dir.join(c.kind.ca_file());
-        if let Some(parent) = ca.parent().filter(|p| *p != dir) {
-            output::create_dir(parent, 0o755)?;
-        }
-        write_if_absent(&ca, inputs.root_pem.as_bytes(), Mode::Public, &mut report)?;
-        match c.kind {
-            ClientKind::Etcdctl => write_if_absent(
-                &dir.join("etcdctl.env"),
-                cluster.client_env(c).as_bytes(),
-                Mode::Public,
-                &mut report,
-            )?,
-            // Rewritten when the endpoints change: it holds no secret and nothing else.
-            ClientKind::KubeApiserver => write_if_changed(
-                &dir.join(KUBEADM_FILE),
-                cluster.kubeadm_snippet(c).as_bytes(),
-                &mut report,
-            )?,
-        }
+        write_client(&mut inputs, cluster, c, &dir, &mut report)?;
     }
     for p in &cluster.proxies {
         let dir = out.join("proxies").join(&p.name);
         let names = cluster.proxy_names(p);
+        let paths = LeafPaths::new(&dir, LeafRole::Server);
         issue_into(
             &mut inputs,
-            LeafPaths::new(&dir, LeafRole::Server),
+            paths,
             LeafRole::Server,
             &p.name,
             names,
             cluster,
             &mut report,
         )?;
-        write_if_absent(
-            &dir.join("ca.crt"),
-            inputs.root_pem.as_bytes(),
-            Mode::Public,
-            &mut report,
-        )?;
+        let root = inputs.root_pem.as_bytes();
+        write_if_absent(&dir.join("ca.crt"), root, Mode::Public, &mut report)?;
     }
     if !cluster.clients.is_empty() {
-        write_if_changed(
-            &out.join("rbac.sh"),
-            cluster.rbac_script().as_bytes(),
-            &mut report,
-        )?;
+        let rbac = cluster.rbac_script();
+        write_if_changed(&out.join("rbac.sh"), rbac.as_bytes(), &mut report)?;
     }
     Ok(report)
+}
+
+/// The bundle's own `ca.crt` (which must stay this CA's root), `intermediate.crt` and CRL
+/// file; returns the CRL the member folders get when they have none.
+fn write_shared_files<S: Signer>(
+    out: &Path,
+    inputs: &BundleInputs<'_, S>,
+    report: &mut BundleReport,
+) -> Result<Vec<u8>> {
+    output::create_dir(out, 0o755)?;
+    let root_path = out.join("ca.crt");
+    write_if_absent(&root_path, inputs.root_pem.as_bytes(), Mode::Public, report)?;
+    if output::read_to_string(&root_path)?.trim() != inputs.root_pem.trim() {
+        return Err(Error::Policy(format!(
+            "{} holds another root than this CA's; a bundle has exactly one trust anchor",
+            root_path.display()
+        )));
+    }
+    let int_pem = inputs.ca.cert.pem();
+    write_if_changed(&out.join("intermediate.crt"), int_pem.as_bytes(), report)?;
+    let crl_path = out.join(ETCD_CRL_FILE);
+    write_if_absent(&crl_path, inputs.crl_der, Mode::Public, report)?;
+    output::read(&crl_path)
+}
+
+/// A member's folder: server and peer leaves, trust file, CRL file, `etcd.env`.
+fn write_member<S: Signer>(
+    inputs: &mut BundleInputs<'_, S>,
+    cluster: &ClusterFile,
+    m: &Member,
+    dir: &Path,
+    crl: &[u8],
+    joins_existing: bool,
+    report: &mut BundleReport,
+) -> Result<()> {
+    let server = LeafPaths::new(dir, LeafRole::Server);
+    let names = cluster.server_names(m);
+    issue_into(
+        inputs,
+        server,
+        LeafRole::Server,
+        &m.name,
+        names,
+        cluster,
+        report,
+    )?;
+    let peer = LeafPaths::new(dir, LeafRole::Peer);
+    let names = cluster.peer_names(m);
+    issue_into(
+        inputs,
+        peer,
+        LeafRole::Peer,
+        &m.name,
+        names,
+        cluster,
+        report,
+    )?;
+    let root = inputs.root_pem.as_bytes();
+    write_if_absent(&dir.join("ca.crt"), root, Mode::Public, report)?;
+    write_if_absent(&dir.join(ETCD_CRL_FILE), crl, Mode::Public, report)?;
+    let env = cluster.member_env(m, joins_existing);
+    write_if_absent(&dir.join("etcd.env"), env.as_bytes(), Mode::Public, report)
+}
+
+/// A client's folder: its leaf and trust file under the names its kind expects, and
+/// `etcdctl.env` or `kubeadm-etcd.yaml`.
+fn write_client<S: Signer>(
+    inputs: &mut BundleInputs<'_, S>,
+    cluster: &ClusterFile,
+    c: &Client,
+    dir: &Path,
+    report: &mut BundleReport,
+) -> Result<()> {
+    let paths = LeafPaths {
+        cert: dir.join(c.kind.cert_file()),
+        key: dir.join(c.kind.key_file()),
+    };
+    let names = SubjectNames::default();
+    issue_into(
+        inputs,
+        paths,
+        LeafRole::Client,
+        &c.name,
+        names,
+        cluster,
+        report,
+    )?;
+    let ca = dir.join(c.kind.ca_file());
+    if let Some(parent) = ca.parent().filter(|p| *p != dir) {
+        output::create_dir(parent, 0o755)?;
+    }
+    write_if_absent(&ca, inputs.root_pem.as_bytes(), Mode::Public, report)?;
+    match c.kind {
+        ClientKind::Etcdctl => {
+            let env = cluster.client_env(c);
+            write_if_absent(
+                &dir.join("etcdctl.env"),
+                env.as_bytes(),
+                Mode::Public,
+                report,
+            )
+        }
+        // Rewritten when the endpoints change: it holds no secret and nothing else.
+        ClientKind::KubeApiserver => {
+            let yaml = cluster.kubeadm_snippet(c);
+            write_if_changed(&dir.join(KUBEADM_FILE), yaml.as_bytes(), report)
+        }
+    }
 }

@@ -976,36 +976,7 @@ fn check_leaf(
             ),
         );
     }
-    match std::fs::metadata(key) {
-        Err(_) => cx.fail("key", key, "missing"),
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                cx.fail(
-                    "key-mode",
-                    key,
-                    format!(
-                        "mode {:o}: a private key must be readable by its owner only (chmod 600)",
-                        meta.permissions().mode() & 0o777
-                    ),
-                );
-            }
-            match std::fs::read_to_string(key)
-                .map_err(|e| e.to_string())
-                .and_then(|t| FileKey::from_pkcs8_pem("key", &t).map_err(|e| e.to_string()))
-            {
-                Err(e) => cx.fail("key", key, e),
-                Ok(k) if k.spki_der() != leaf.public_key().raw => cx.fail(
-                    "key-match",
-                    key,
-                    format!(
-                        "does not match {}: etcd will fail the handshake",
-                        cert.display()
-                    ),
-                ),
-                Ok(_) => {}
-            }
-        }
-    }
+    check_key(cx, cert, key, leaf.public_key().raw);
     Some((dns, ips))
 }
 
@@ -1058,6 +1029,40 @@ fn rbac_step(line: &str) -> bool {
         ["$ETCDCTL", "user", "grant-role", user, role] => quoted(user) && quoted(role),
         ["$ETCDCTL", "auth", "enable"] => true,
         _ => false,
+    }
+}
+
+/// The leaf's key file: present, readable by its owner only, and the key of `cert`.
+fn check_key(cx: &mut Ctx, cert: &Path, key: &Path, leaf_spki: &[u8]) {
+    match std::fs::metadata(key) {
+        Err(_) => cx.fail("key", key, "missing"),
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                cx.fail(
+                    "key-mode",
+                    key,
+                    format!(
+                        "mode {:o}: a private key must be readable by its owner only (chmod 600)",
+                        meta.permissions().mode() & 0o777
+                    ),
+                );
+            }
+            match std::fs::read_to_string(key)
+                .map_err(|e| e.to_string())
+                .and_then(|t| FileKey::from_pkcs8_pem("key", &t).map_err(|e| e.to_string()))
+            {
+                Err(e) => cx.fail("key", key, e),
+                Ok(k) if k.spki_der() != leaf_spki => cx.fail(
+                    "key-match",
+                    key,
+                    format!(
+                        "does not match {}: etcd will fail the handshake",
+                        cert.display()
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
     }
 }
 

@@ -250,6 +250,37 @@ fn chain_finding(
     }
 }
 
+/// The leaf's extendedKeyUsage against exactly what its profile asks for.
+fn eku_difference(
+    role: LeafRole,
+    e: &x509_parser::extensions::ExtendedKeyUsage<'_>,
+) -> Option<String> {
+    let mut got: Vec<String> = Vec::new();
+    if e.server_auth {
+        got.push(OID_SERVER_AUTH.into());
+    }
+    if e.client_auth {
+        got.push(OID_CLIENT_AUTH.into());
+    }
+    if e.any {
+        got.push("anyExtendedKeyUsage".into());
+    }
+    if e.code_signing || e.email_protection || e.time_stamping || e.ocsp_signing {
+        got.push("other".into());
+    }
+    for o in &e.other {
+        got.push(o.to_id_string());
+    }
+    let want: Vec<String> = role.eku_oids().iter().map(|s| s.to_string()).collect();
+    (got != want).then(|| {
+        format!(
+            "extendedKeyUsage is {}; the {role} profile needs exactly {}",
+            eku_names(&got),
+            eku_names(&want)
+        )
+    })
+}
+
 /// Differences between a leaf and its profile (docs/profiles.md); empty when it conforms.
 pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
     let mut p = Vec::new();
@@ -295,30 +326,7 @@ pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
             }
             ParsedExtension::ExtendedKeyUsage(e) => {
                 eku = true;
-                let mut got: Vec<String> = Vec::new();
-                if e.server_auth {
-                    got.push(OID_SERVER_AUTH.into());
-                }
-                if e.client_auth {
-                    got.push(OID_CLIENT_AUTH.into());
-                }
-                if e.any {
-                    got.push("anyExtendedKeyUsage".into());
-                }
-                if e.code_signing || e.email_protection || e.time_stamping || e.ocsp_signing {
-                    got.push("other".into());
-                }
-                for o in &e.other {
-                    got.push(o.to_id_string());
-                }
-                let want: Vec<String> = role.eku_oids().iter().map(|s| s.to_string()).collect();
-                if got != want {
-                    p.push(format!(
-                        "extendedKeyUsage is {}; the {role} profile needs exactly {}",
-                        eku_names(&got),
-                        eku_names(&want)
-                    ));
-                }
+                p.extend(eku_difference(role, e));
             }
             ParsedExtension::SubjectAlternativeName(s) => {
                 san = s
