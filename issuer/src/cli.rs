@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use pki_core::cli::SecretArgs;
 
 /// Signs etcd leaf certificates with the online intermediate and keeps the ledger.
@@ -25,210 +25,250 @@ pub enum Role {
 pub enum Command {
     /// Issue one etcd leaf: writes OUT/<role>.crt (leaf then intermediate) and, when the key is
     /// generated here, OUT/<role>.key (0600).
-    Issue {
-        role: Role,
-        /// The intermediate-ca folder to sign with.
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// Output folder (created if missing).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Common name: the member name, or the etcd RBAC user for a client. Required with
-        /// --csr or --cfssl-json when the request proposes a CN, and must equal it: a request's
-        /// CN is never certified unless typed here.
-        #[arg(long)]
-        cn: Option<String>,
-        /// DNS subject alternative name (repeatable).
-        #[arg(long = "dns", value_name = "NAME")]
-        dns: Vec<String>,
-        /// IP subject alternative name (repeatable).
-        #[arg(long = "ip", value_name = "ADDR")]
-        ip: Vec<IpAddr>,
-        /// Lifetime in days (default 90; never past the intermediate).
-        #[arg(long)]
-        days: Option<u32>,
-        /// Generate the key here: p256 (default), p384, ed25519, rsa2048, rsa3072, rsa4096.
-        #[arg(long, value_name = "ALG", conflicts_with = "csr")]
-        key: Option<String>,
-        /// Certify the public key of this PKCS#10 CSR instead (the key stays with the requester).
-        /// Every name it asks for must be passed with --dns/--ip, and its CN with --cn.
-        #[arg(long, value_name = "FILE")]
-        csr: Option<PathBuf>,
-        /// Read CN, hosts and key algorithm from a cfssl CSR JSON (etcd's hack/tls-setup); its
-        /// CN must be confirmed with --cn.
-        #[arg(long, value_name = "FILE", conflicts_with = "csr")]
-        cfssl_json: Option<PathBuf>,
-        /// Issue a leaf even though the CSR asks for CA:TRUE (the request is ignored: the
-        /// profile decides every extension).
-        #[arg(long)]
-        ignore_requested_ca: bool,
-        /// Replace existing output files.
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Issue(IssueArgs),
     /// Issue many leaves from a TOML file of [[leaf]] tables (profile, cn, dns, ip, key, days);
     /// each goes to OUT/<cn>/. Crash-safe: re-running finishes an interrupted batch.
-    Batch {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The batch file.
-        file: PathBuf,
-        /// Signing threads (default: every core).
-        #[arg(long)]
-        threads: Option<usize>,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Batch(BatchArgs),
     /// Write (or complete) an etcd bundle from a cluster file: per member server and peer
     /// certificates and an etcd.env, per client a certificate and an etcdctl.env, rbac.sh.
     /// Existing keys and certificates are never replaced: re-run after adding a member or client.
-    Etcd {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// The cluster file (TOML): members, clients, proxies, roles, target etcd version.
-        #[arg(long, value_name = "FILE")]
-        cluster: PathBuf,
-        /// The bundle folder.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The root certificate (default: the root pinned in the CA folder at install).
-        #[arg(long, value_name = "FILE")]
-        root: Option<PathBuf>,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Etcd(EtcdArgs),
     /// Find the known etcd TLS mistakes in a bundle or a member's folder (one line each).
     /// Exits non-zero when anything is wrong.
-    CheckEtcd {
-        /// A bundle (with nodes/ and clients/) or one member's folder (with etcd.env).
-        dir: PathBuf,
-        /// Report certificates that expire within this many days.
-        #[arg(long, default_value_t = 30)]
-        warn_days: i64,
-        /// Judge every member as running this etcd (3.4, 3.5, 3.6 or e.g. 3.6.5) instead of the
-        /// version line of its etcd.env: check members before an upgrade.
-        #[arg(long, value_name = "VERSION", value_parser = pki_core::etcd::EtcdVersion::parse)]
-        etcd_version: Option<pki_core::etcd::EtcdVersion>,
-        /// Also probe a running member: https://HOST:PORT (needs --cacert, --cert, --key).
-        #[arg(long, value_name = "URL", requires_all = ["cacert", "cert", "key"])]
-        endpoint: Option<String>,
-        /// The root certificate to trust for --endpoint.
-        #[arg(long, value_name = "FILE")]
-        cacert: Option<PathBuf>,
-        /// A client chain file for --endpoint.
-        #[arg(long, value_name = "FILE")]
-        cert: Option<PathBuf>,
-        /// The client's key for --endpoint.
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    CheckEtcd(CheckEtcdArgs),
     /// Revoke a leaf: the ledger records it, the next `issuer crl` lists it.
-    Revoke {
-        /// The serial, hex as `issuer list` or `openssl x509 -serial` prints it.
-        serial: String,
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
-        /// cessationOfOperation, privilegeWithdrawn.
-        #[arg(long)]
-        reason: String,
-    },
+    Revoke(RevokeArgs),
     /// Sign and publish CRLs: the intermediate's own CRL (--out) and/or the etcd CRL file
     /// (--etcd-out FILE or --etcd-bundle DIR), which also carries the root's revocations.
-    Crl {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// The intermediate's direct CRL (standard; for any validator).
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// The etcd CRL file, listing revoked leaves and revoked intermediates: DER (what every
-        /// etcd from 3.4 to 3.6 reads), or PEM if FILE ends in .pem (etcd 3.6 cannot read that).
-        #[arg(long, value_name = "FILE")]
-        etcd_out: Option<PathBuf>,
-        /// Install the etcd CRL file into a bundle: BUNDLE/crl.der and every nodes/*/crl.der (DER),
-        /// and every crl.pem left by older bundles (PEM) until etcd.env names crl.der.
-        #[arg(long, value_name = "DIR")]
-        etcd_bundle: Option<PathBuf>,
-        /// The root's CRL (default: the one installed from the last response bundle).
-        #[arg(long, value_name = "FILE")]
-        root_crl: Option<PathBuf>,
-        /// The root certificate (default: the root pinned in the CA folder).
-        #[arg(long, value_name = "FILE")]
-        root: Option<PathBuf>,
-        /// nextUpdate, in days from now.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Crl(CrlArgs),
     /// Renew every live leaf that expires within a duration: same names and profile, new keys
     /// where we generated them, swapped into place beside the old files.
-    Renew {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// e.g. 30d, 12h, 2w.
-        #[arg(long, value_name = "DURATION")]
-        expiring_within: String,
-        /// Show what would be renewed, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Renew(RenewArgs),
     /// Re-issue every live leaf of an older intermediate generation under the active one (after
     /// a rotation), swapped into place; the old leaves are marked superseded.
-    Reissue {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// The generation whose leaves are re-issued (see `intermediate-ca status`).
-        #[arg(long, value_name = "GENERATION")]
-        from: u32,
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        secret: SecretArgs,
-    },
+    Reissue(ReissueArgs),
     /// List the leaves in the ledger.
-    List {
-        #[arg(long, value_name = "DIR")]
-        ca: PathBuf,
-        /// Only leaves that expire within this duration (e.g. 30d, 12h).
-        #[arg(long, value_name = "DURATION")]
-        expiring_within: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Verify a certificate file: chain to ROOT, profile conformance, key match, expiry.
-    Verify {
-        /// The root certificate (the only trust anchor).
-        #[arg(long, value_name = "ROOT")]
-        root: PathBuf,
-        /// The chain file (leaf then intermediate).
-        file: PathBuf,
-        /// The role the certificate must conform to.
-        #[arg(long)]
-        role: Option<Role>,
-        /// The private key that must match the certificate.
-        #[arg(long, value_name = "KEY")]
-        key: Option<PathBuf>,
-        /// Warn when the certificate expires within this many days.
-        #[arg(long, default_value_t = 30)]
-        warn_days: i64,
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
     /// Write man pages for this tool and its subcommands into a folder.
     #[command(hide = true)]
     Manpages { dir: PathBuf },
+}
+
+// The arguments of `issuer issue` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct IssueArgs {
+    pub role: Role,
+    /// The intermediate-ca folder to sign with.
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Common name: the member name, or the etcd RBAC user for a client. Required with
+    /// --csr or --cfssl-json when the request proposes a CN, and must equal it: a request's
+    /// CN is never certified unless typed here.
+    #[arg(long)]
+    pub cn: Option<String>,
+    /// DNS subject alternative name (repeatable).
+    #[arg(long = "dns", value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// IP subject alternative name (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ip: Vec<IpAddr>,
+    /// Lifetime in days (default 90; never past the intermediate).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Generate the key here: p256 (default), p384, ed25519, rsa2048, rsa3072, rsa4096.
+    #[arg(long, value_name = "ALG", conflicts_with = "csr")]
+    pub key: Option<String>,
+    /// Certify the public key of this PKCS#10 CSR instead (the key stays with the requester).
+    /// Every name it asks for must be passed with --dns/--ip, and its CN with --cn.
+    #[arg(long, value_name = "FILE")]
+    pub csr: Option<PathBuf>,
+    /// Read CN, hosts and key algorithm from a cfssl CSR JSON (etcd's hack/tls-setup); its
+    /// CN must be confirmed with --cn.
+    #[arg(long, value_name = "FILE", conflicts_with = "csr")]
+    pub cfssl_json: Option<PathBuf>,
+    /// Issue a leaf even though the CSR asks for CA:TRUE (the request is ignored: the
+    /// profile decides every extension).
+    #[arg(long)]
+    pub ignore_requested_ca: bool,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer batch` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The batch file.
+    pub file: PathBuf,
+    /// Signing threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer etcd` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct EtcdArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The cluster file (TOML): members, clients, proxies, roles, target etcd version.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The bundle folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The root certificate (default: the root pinned in the CA folder at install).
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer check-etcd` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct CheckEtcdArgs {
+    /// A bundle (with nodes/ and clients/) or one member's folder (with etcd.env).
+    pub dir: PathBuf,
+    /// Report certificates that expire within this many days.
+    #[arg(long, default_value_t = 30)]
+    pub warn_days: i64,
+    /// Judge every member as running this etcd (3.4, 3.5, 3.6 or e.g. 3.6.5) instead of the
+    /// version line of its etcd.env: check members before an upgrade.
+    #[arg(long, value_name = "VERSION", value_parser = pki_core::etcd::EtcdVersion::parse)]
+    pub etcd_version: Option<pki_core::etcd::EtcdVersion>,
+    /// Also probe a running member: https://HOST:PORT (needs --cacert, --cert, --key).
+    #[arg(long, value_name = "URL", requires_all = ["cacert", "cert", "key"])]
+    pub endpoint: Option<String>,
+    /// The root certificate to trust for --endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// A client chain file for --endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client's key for --endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+// The arguments of `issuer revoke` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// The serial, hex as `issuer list` or `openssl x509 -serial` prints it.
+    pub serial: String,
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, privilegeWithdrawn.
+    #[arg(long)]
+    pub reason: String,
+}
+
+// The arguments of `issuer crl` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct CrlArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The intermediate's direct CRL (standard; for any validator).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The etcd CRL file, listing revoked leaves and revoked intermediates: DER (what every
+    /// etcd from 3.4 to 3.6 reads), or PEM if FILE ends in .pem (etcd 3.6 cannot read that).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_out: Option<PathBuf>,
+    /// Install the etcd CRL file into a bundle: BUNDLE/crl.der and every nodes/*/crl.der (DER),
+    /// and every crl.pem left by older bundles (PEM) until etcd.env names crl.der.
+    #[arg(long, value_name = "DIR")]
+    pub etcd_bundle: Option<PathBuf>,
+    /// The root's CRL (default: the one installed from the last response bundle).
+    #[arg(long, value_name = "FILE")]
+    pub root_crl: Option<PathBuf>,
+    /// The root certificate (default: the root pinned in the CA folder).
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+    /// nextUpdate, in days from now.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer renew` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct RenewArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// e.g. 30d, 12h, 2w.
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: String,
+    /// Show what would be renewed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer reissue` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct ReissueArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The generation whose leaves are re-issued (see `intermediate-ca status`).
+    #[arg(long, value_name = "GENERATION")]
+    pub from: u32,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+// The arguments of `issuer list` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Only leaves that expire within this duration (e.g. 30d, 12h).
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+// The arguments of `issuer verify` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The root certificate (the only trust anchor).
+    #[arg(long, value_name = "ROOT")]
+    pub root: PathBuf,
+    /// The chain file (leaf then intermediate).
+    pub file: PathBuf,
+    /// The role the certificate must conform to.
+    #[arg(long)]
+    pub role: Option<Role>,
+    /// The private key that must match the certificate.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Warn when the certificate expires within this many days.
+    #[arg(long, default_value_t = 30)]
+    pub warn_days: i64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl From<Role> for pki_core::x509::profile::LeafRole {

@@ -34,146 +34,110 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = match cli.command {
-        Command::Issue {
-            role,
-            ca,
-            out,
-            cn,
-            dns,
-            ip,
-            days,
-            key,
-            csr,
-            cfssl_json,
-            ignore_requested_ca,
-            force,
-            secret,
-        } => commands::issue(
-            &commands::IssueArgs {
-                role: role.into(),
-                ca,
-                out,
-                cn,
-                dns,
-                ip,
-                days,
-                key,
-                csr,
-                cfssl_json,
-                ignore_requested_ca,
-                force,
-            },
-            &secret,
-        )
-        .map(|()| true),
-        Command::Batch {
-            ca,
-            out,
-            file,
-            threads,
-            secret,
-        } => commands::batch(&ca, &out, &file, threads, &secret).map(|()| true),
-        Command::Etcd {
-            ca,
-            cluster,
-            out,
-            root,
-            secret,
-        } => commands::etcd(&ca, &cluster, &out, root.as_deref(), &secret).map(|()| true),
-        Command::Revoke { serial, ca, reason } => {
-            commands::revoke(&ca, &serial, &reason).map(|()| true)
-        }
-        Command::Crl {
-            ca,
-            out,
-            etcd_out,
-            etcd_bundle,
-            root_crl,
-            root,
-            days,
-            secret,
-        } => commands::crl(
-            &commands::CrlArgs {
-                ca,
-                out,
-                etcd_out,
-                etcd_bundle,
-                root_crl,
-                root,
-                days,
-            },
-            &secret,
-        )
-        .map(|()| true),
-        Command::Renew {
-            ca,
-            expiring_within,
-            dry_run,
-            secret,
-        } => commands::renew(&ca, &expiring_within, dry_run, &secret).map(|()| true),
-        Command::Reissue {
-            ca,
-            from,
-            dry_run,
-            secret,
-        } => commands::reissue(&ca, from, dry_run, &secret).map(|()| true),
-        Command::CheckEtcd {
-            dir,
-            warn_days,
-            etcd_version,
-            endpoint,
-            cacert,
-            cert,
-            key,
-            json,
-        } => {
-            let probe = match (&endpoint, &cacert, &cert, &key) {
-                (Some(e), Some(r), Some(c), Some(k)) => Some(probe::ProbeArgs {
-                    endpoint: e,
-                    root: r,
-                    cert: c,
-                    key: k,
-                }),
-                _ => None,
-            };
-            Ok(commands::check_etcd(
-                &dir,
-                warn_days,
-                etcd_version,
-                probe.as_ref(),
-                json,
-            ))
-        }
-        Command::List {
-            ca,
-            expiring_within,
-            json,
-        } => commands::list(&ca, expiring_within.as_deref(), json).map(|()| true),
-        Command::Verify {
-            root,
-            file,
-            role,
-            key,
-            warn_days,
-            json,
-        } => commands::verify(
-            &root,
-            &file,
-            role.map(Into::into),
-            key.as_deref(),
-            warn_days,
-            json,
-        ),
-        // Handled by cli::generate_docs above.
-        Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
-    };
+    let result = run(cli.command);
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("issuer: error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; `Ok(false)` means it ran and found problems (exit status 1).
+fn run(command: Command) -> pki_core::Result<bool> {
+    let done = |r: pki_core::Result<()>| r.map(|()| true);
+    match command {
+        Command::Issue(a) => done(commands::issue(&a.request(), &a.secret)),
+        Command::Batch(a) => done(commands::batch(
+            &a.ca, &a.out, &a.file, a.threads, &a.secret,
+        )),
+        Command::Etcd(a) => done(commands::etcd(
+            &a.ca,
+            &a.cluster,
+            &a.out,
+            a.root.as_deref(),
+            &a.secret,
+        )),
+        Command::Revoke(a) => done(commands::revoke(&a.ca, &a.serial, &a.reason)),
+        Command::Crl(a) => done(commands::crl(&a.request(), &a.secret)),
+        Command::Renew(a) => done(commands::renew(
+            &a.ca,
+            &a.expiring_within,
+            a.dry_run,
+            &a.secret,
+        )),
+        Command::Reissue(a) => done(commands::reissue(&a.ca, a.from, a.dry_run, &a.secret)),
+        Command::CheckEtcd(a) => {
+            let probe = a.probe();
+            Ok(commands::check_etcd(
+                &a.dir,
+                a.warn_days,
+                a.etcd_version,
+                probe.as_ref(),
+                a.json,
+            ))
+        }
+        Command::List(a) => done(commands::list(&a.ca, a.expiring_within.as_deref(), a.json)),
+        Command::Verify(a) => commands::verify(
+            &a.root,
+            &a.file,
+            a.role.map(Into::into),
+            a.key.as_deref(),
+            a.warn_days,
+            a.json,
+        ),
+        // Handled by cli::generate_docs before any command runs.
+        Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
+    }
+}
+
+impl cli::IssueArgs {
+    /// What `commands::issue` needs, the role as the library's.
+    fn request(&self) -> commands::IssueArgs {
+        commands::IssueArgs {
+            role: self.role.into(),
+            ca: self.ca.clone(),
+            out: self.out.clone(),
+            cn: self.cn.clone(),
+            dns: self.dns.clone(),
+            ip: self.ip.clone(),
+            days: self.days,
+            key: self.key.clone(),
+            csr: self.csr.clone(),
+            cfssl_json: self.cfssl_json.clone(),
+            ignore_requested_ca: self.ignore_requested_ca,
+            force: self.force,
+        }
+    }
+}
+
+impl cli::CrlArgs {
+    fn request(&self) -> commands::CrlArgs {
+        commands::CrlArgs {
+            ca: self.ca.clone(),
+            out: self.out.clone(),
+            etcd_out: self.etcd_out.clone(),
+            etcd_bundle: self.etcd_bundle.clone(),
+            root_crl: self.root_crl.clone(),
+            root: self.root.clone(),
+            days: self.days,
+        }
+    }
+}
+
+impl cli::CheckEtcdArgs {
+    /// The live probe, when all four of its flags were given (clap requires them together).
+    fn probe(&self) -> Option<probe::ProbeArgs<'_>> {
+        match (&self.endpoint, &self.cacert, &self.cert, &self.key) {
+            (Some(e), Some(r), Some(c), Some(k)) => Some(probe::ProbeArgs {
+                endpoint: e,
+                root: r,
+                cert: c,
+                key: k,
+            }),
+            _ => None,
         }
     }
 }

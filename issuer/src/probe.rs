@@ -179,6 +179,77 @@ fn connect(
     })
 }
 
+/// The trust anchors and the client identity a probe presents.
+type Identity = (Arc<rustls::RootCertStore>, Arc<rustls::sign::CertifiedKey>);
+
+/// Reads the probe's root, client chain and key.
+fn load_identity(a: &ProbeArgs<'_>) -> Result<Identity, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(a.root).map_err(|e| format!("{}: {e}", a.root.display()))?
+    {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", a.root.display()))?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(a.cert)
+        .map_err(|e| format!("{}: {e}", a.cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", a.cert.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(a.key).map_err(|e| format!("{}: {e}", a.key.display()))?;
+    let signing =
+        rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|e| e.to_string())?;
+    Ok((
+        Arc::new(roots),
+        Arc::new(rustls::sign::CertifiedKey::new(chain, signing)),
+    ))
+}
+
+/// What the server's certificate chain says: complete, verified for `host`, not about to expire.
+fn server_findings(
+    out: &mut Vec<Finding>,
+    chain: &[CertificateDer<'static>],
+    verdict: &Result<(), String>,
+    host: &str,
+    root: &std::path::Path,
+) {
+    out.push(if chain.len() < 2 {
+        finding(Level::Fail, "chain", "the server sends only its leaf: clients with a root-only trust file fail (facts D1); server.crt must hold leaf then intermediate")
+    } else {
+        finding(Level::Ok, "chain", format!("the server sends {} certificates (leaf + intermediate)", chain.len()))
+    });
+    out.push(match verdict {
+        Ok(()) => finding(
+            Level::Ok,
+            "verify",
+            format!("the server certificate chains to the root and its SANs cover {host}"),
+        ),
+        Err(e) => finding(
+            Level::Fail,
+            "verify",
+            format!("{e} (root = {}, host = {host})", root.display()),
+        ),
+    });
+    if let Ok((_, leaf)) = x509_parser::parse_x509_certificate(&chain[0]) {
+        let not_after = leaf.validity().not_after.to_datetime();
+        let left = (not_after - time::OffsetDateTime::now_utc()).whole_days();
+        out.push(if left < 30 {
+            finding(
+                Level::Warn,
+                "expiry",
+                format!("the server certificate expires in {left} days"),
+            )
+        } else {
+            finding(
+                Level::Ok,
+                "expiry",
+                format!("the server certificate is valid for {left} more days"),
+            )
+        });
+    }
+}
+
 /// Probes a running member; one finding per check.
 pub fn probe(a: &ProbeArgs<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -203,30 +274,7 @@ pub fn probe(a: &ProbeArgs<'_>) -> Vec<Finding> {
             )]
         }
     };
-    let load =
-        || -> Result<(Arc<rustls::RootCertStore>, Arc<rustls::sign::CertifiedKey>), String> {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(a.root)
-                .map_err(|e| format!("{}: {e}", a.root.display()))?
-            {
-                roots
-                    .add(c.map_err(|e| e.to_string())?)
-                    .map_err(|e| format!("{}: {e}", a.root.display()))?;
-            }
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(a.cert)
-                .map_err(|e| format!("{}: {e}", a.cert.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: {e}", a.cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(a.key)
-                .map_err(|e| format!("{}: {e}", a.key.display()))?;
-            let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
-                .map_err(|e| e.to_string())?;
-            Ok((
-                Arc::new(roots),
-                Arc::new(rustls::sign::CertifiedKey::new(chain, signing)),
-            ))
-        };
-    let (roots, key) = match load() {
+    let (roots, key) = match load_identity(a) {
         Ok(v) => v,
         Err(e) => return vec![finding(Level::Fail, "inputs", e)],
     };
@@ -252,42 +300,7 @@ pub fn probe(a: &ProbeArgs<'_>) -> Vec<Finding> {
                 )),
             }
             if let Some((chain, verdict)) = &o.seen {
-                out.push(if chain.len() < 2 {
-                    finding(Level::Fail, "chain", "the server sends only its leaf: clients with a root-only trust file fail (facts D1); server.crt must hold leaf then intermediate")
-                } else {
-                    finding(Level::Ok, "chain", format!("the server sends {} certificates (leaf + intermediate)", chain.len()))
-                });
-                out.push(match verdict {
-                    Ok(()) => finding(
-                        Level::Ok,
-                        "verify",
-                        format!(
-                            "the server certificate chains to the root and its SANs cover {host}"
-                        ),
-                    ),
-                    Err(e) => finding(
-                        Level::Fail,
-                        "verify",
-                        format!("{e} (root = {}, host = {host})", a.root.display()),
-                    ),
-                });
-                if let Ok((_, leaf)) = x509_parser::parse_x509_certificate(&chain[0]) {
-                    let not_after = leaf.validity().not_after.to_datetime();
-                    let left = (not_after - time::OffsetDateTime::now_utc()).whole_days();
-                    out.push(if left < 30 {
-                        finding(
-                            Level::Warn,
-                            "expiry",
-                            format!("the server certificate expires in {left} days"),
-                        )
-                    } else {
-                        finding(
-                            Level::Ok,
-                            "expiry",
-                            format!("the server certificate is valid for {left} more days"),
-                        )
-                    });
-                }
+                server_findings(&mut out, chain, verdict, &host, a.root);
             }
             out.push(if o.asked_for_cert {
                 finding(

@@ -1,0 +1,120 @@
+//! `issuer revoke` and `issuer crl`: recording revocations and publishing CRLs.
+
+use super::*;
+
+pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
+    pki_core::x509::crl::Reason::parse(reason)?;
+    let ca = open_ca(ca)?;
+    let _lock = ca.lock_exclusive()?;
+    let serial = pki_core::x509::serial::Serial::from_hex(serial)
+        .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
+        .to_hex();
+    let rec = ca.ledger()?.revoke(&serial, reason)?;
+    println!(
+        "revoked {} leaf {} (serial {serial}, reason {reason})",
+        rec.profile, rec.subject
+    );
+    println!("publish it: issuer crl --ca {} --etcd-bundle BUNDLE (etcd re-reads the CRL file on every connection)", ca.path.display());
+    if rec.profile == "peer" {
+        println!("a revoked peer certificate does not evict its member (etcd facts C7): run `etcdctl member remove` for {}", rec.subject);
+    }
+    Ok(())
+}
+
+pub struct CrlArgs {
+    pub ca: PathBuf,
+    pub out: Option<PathBuf>,
+    pub etcd_out: Option<PathBuf>,
+    pub etcd_bundle: Option<PathBuf>,
+    pub root_crl: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub days: u32,
+}
+
+pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
+    if a.out.is_none() && a.etcd_out.is_none() && a.etcd_bundle.is_none() {
+        return Err(Error::Policy(
+            "nothing to write: pass --out, --etcd-out or --etcd-bundle".into(),
+        ));
+    }
+    if a.days == 0 || a.days > 366 {
+        return Err(Error::Policy("--days must be between 1 and 366".into()));
+    }
+    let ca = open_ca(&a.ca)?;
+    // Held from drawing the CRL number to the last file written: a second `issuer crl` can
+    // then never publish its (lower or higher) number in between.
+    let _lock = ca.lock_exclusive()?;
+    let (root, root_crl) = root_and_crl(&ca, a.root.as_deref(), a.root_crl.as_deref())?;
+    if root_crl.is_some() && root.is_none() {
+        return Err(Error::Policy(
+            "a root CRL needs the root certificate to check it: pass --root".into(),
+        ));
+    }
+    let signer = secret.unlock_ca(&ca)?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    if let Some(out) = &a.out {
+        let t = now.replace_nanosecond(0).expect("ns");
+        let sel = lifecycle::direct_entries(&ledger, signer.generation, t)?;
+        let number = ledger.next_crl_number()?;
+        let der = signer.sign_crl(
+            &sel.entries,
+            number,
+            t,
+            t + time::Duration::days(a.days as i64),
+            false,
+        )?;
+        lifecycle::publish_crl(out, &der, lifecycle::CrlFormat::Pem)?;
+        sel.published(&mut ledger, number)?;
+        println!(
+            "CRL {number} of the intermediate: {} ({} revoked; {})",
+            out.display(),
+            sel.entries.len(),
+            crl_size(
+                sel.entries.len(),
+                std::fs::metadata(out).map_or(0, |m| m.len() as usize)
+            )
+        );
+    }
+    if a.etcd_out.is_some() || a.etcd_bundle.is_some() {
+        let root_pair = match (&root, &root_crl) {
+            (Some(r), Some(c)) => Some((r, c.as_slice())),
+            _ => None,
+        };
+        let c = etcd_crl(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
+        let n = c.selection.entries.len();
+        let mut targets: Vec<(PathBuf, lifecycle::CrlFormat)> = a
+            .etcd_out
+            .iter()
+            .map(|p| (p.clone(), lifecycle::CrlFormat::for_etcd_path(p)))
+            .collect();
+        if let Some(b) = &a.etcd_bundle {
+            targets.extend(pki_core::etcd::upkeep::bundle_crl_paths(b));
+        }
+        // Every copy first, the report after: a closed stdout must not stop half the members
+        // from getting the new CRL.
+        for (t, format) in &targets {
+            lifecycle::publish_crl(t, &c.der, *format)?;
+        }
+        // Only now may expired entries listed for the last time leave the next etcd CRL.
+        c.selection.published(&mut ledger, c.number)?;
+        for (t, format) in &targets {
+            println!(
+                "etcd CRL: {} ({}, {n} revoked serials{}; {})",
+                t.display(),
+                match format {
+                    lifecycle::CrlFormat::Der => "DER",
+                    lifecycle::CrlFormat::Pem =>
+                        "PEM: etcd 3.6 cannot read it; point etcd at the DER file",
+                },
+                if root_pair.is_some() {
+                    ", root CRL included"
+                } else {
+                    ", no root CRL"
+                },
+                crl_size(n, std::fs::metadata(t).map_or(0, |m| m.len() as usize))
+            );
+        }
+    }
+    Ok(())
+}

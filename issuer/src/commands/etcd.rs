@@ -1,0 +1,176 @@
+//! `issuer etcd` and `issuer check-etcd`: bundles from a cluster file, and their check.
+
+use super::*;
+
+pub fn etcd(
+    ca_dir: &Path,
+    cluster: &Path,
+    out: &Path,
+    root: Option<&Path>,
+    secret: &SecretArgs,
+) -> Result<()> {
+    let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
+    let ca = open_ca(ca_dir)?;
+    let _lock = ca.lock_exclusive()?;
+    // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
+    pki_core::etcd::gate_every_leaf(&cluster, &policy::Gate::for_ca(&ca)?)?;
+    let root_pem = root_of(&ca, root)?;
+    let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
+    let signer = secret.unlock_ca(&ca)?;
+    pki_core::keys::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
+        |_| {
+            Error::Policy(format!(
+                "the active intermediate ({}) is not signed by the root {}; pass the right --root",
+                signer.cert.subject, root_facts.subject
+            ))
+        },
+    )?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    // A bundle made before crl.der (it has only crl.pem) gets a fresh DER CRL here; its
+    // crl.pem stays for members whose etcd.env still names it (check-etcd reports them).
+    let etcd_crl = if out.join(pki_core::etcd::ETCD_CRL_FILE).exists() {
+        None
+    } else {
+        let (_, root_crl) = root_and_crl(&ca, root, None)?;
+        let pair = root_crl.as_deref().map(|c| (&root_facts, c));
+        Some(etcd_crl(&ca, &signer, &mut ledger, pair, now, 30)?)
+    };
+    let crl_der = etcd_crl.as_ref().map(|c| c.der.clone()).unwrap_or_default();
+    let report = pki_core::etcd::build_bundle(
+        &cluster,
+        out,
+        pki_core::etcd::BundleInputs {
+            ca: &signer,
+            ledger: &mut ledger,
+            root_pem: root_facts.pem().as_str(),
+            crl_der: &crl_der,
+            now,
+        },
+    )?;
+    if let Some(c) = &etcd_crl {
+        c.selection.published(&mut ledger, c.number)?;
+        println!(
+            "etcd CRL {}: {}",
+            c.number,
+            crl_size(c.selection.entries.len(), crl_der.len())
+        );
+    }
+    for i in &report.issued {
+        println!("issued  {i}");
+    }
+    for k in &report.kept {
+        println!("kept    {k} (already there; not replaced)");
+    }
+    for s in &report.stale {
+        eprintln!(
+            "issuer: warning: {s}; issue it afresh: move its .crt and .key away, run `issuer etcd` again, install the new pair, then revoke the old serial"
+        );
+    }
+    println!(
+        "bundle {}: {} issued, {} kept. Copy nodes/<member>/ to {} on each member and start etcd with its etcd.env;",
+        out.display(),
+        report.issued.len(),
+        report.kept.len(),
+        cluster.install_dir.replace("{name}", "<member>")
+    );
+    println!(
+        "then, once, as the root client: set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh"
+    );
+    Ok(())
+}
+
+/// A signed etcd CRL, not yet published.
+pub(super) struct EtcdCrl {
+    pub(super) der: Vec<u8>,
+    pub(super) number: u64,
+    pub(super) selection: lifecycle::Selection,
+}
+
+/// The etcd CRL (indirect, see pki-core's crl module).
+pub(super) fn etcd_crl<S: pki_core::keys::signer::Signer>(
+    ca: &CaDir,
+    signer: &IssuingCa<S>,
+    ledger: &mut pki_core::ca::ledger::Ledger,
+    root: Option<(&CertFacts, &[u8])>,
+    now: OffsetDateTime,
+    days: u32,
+) -> Result<EtcdCrl> {
+    let now = now.replace_nanosecond(0).expect("ns");
+    let selection = lifecycle::etcd_entries(ca, ledger, signer.generation, root, now)?;
+    let number = ledger.next_crl_number()?;
+    let der = signer.sign_crl(
+        &selection.entries,
+        number,
+        now,
+        now + time::Duration::days(days as i64),
+        true,
+    )?;
+    Ok(EtcdCrl {
+        der,
+        number,
+        selection,
+    })
+}
+
+/// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
+pub(super) fn crl_size(entries: usize, bytes: usize) -> String {
+    format!("{entries} entries, {bytes} bytes")
+}
+
+/// The root certificate and, when there is one, the root CRL (verified later against it).
+pub(super) fn root_and_crl(
+    ca: &CaDir,
+    root: Option<&Path>,
+    root_crl: Option<&Path>,
+) -> Result<(Option<CertFacts>, Option<Vec<u8>>)> {
+    let root_facts = match root_of(ca, root) {
+        Ok(pem) => Some(CertFacts::from_pem("root certificate", pem.as_bytes())?),
+        Err(e) if root_crl.is_some() => return Err(e),
+        Err(_) => None,
+    };
+    let crl_path = root_crl
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ca.root_crl_path());
+    let crl = if crl_path.exists() {
+        let bytes = output::read(&crl_path)?;
+        let blocks =
+            pki_core::x509::certs::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
+        Some(blocks.into_iter().next().expect("one block"))
+    } else {
+        None
+    };
+    Ok((root_facts, crl))
+}
+
+/// Returns whether the folder passed every check.
+pub fn check_etcd(
+    dir: &Path,
+    warn_days: i64,
+    etcd_version: Option<pki_core::etcd::EtcdVersion>,
+    probe: Option<&crate::probe::ProbeArgs<'_>>,
+    json: bool,
+) -> bool {
+    let mut findings = pki_core::etcd::check::check_dir(
+        dir,
+        pki_core::etcd::check::CheckOptions {
+            warn_days,
+            now: OffsetDateTime::now_utc(),
+            etcd_version,
+        },
+    );
+    if let Some(p) = probe {
+        findings.extend(crate::probe::probe(p));
+    }
+    let ok = conformance::passed(&findings);
+    if json {
+        let doc = serde_json::json!({ "dir": dir, "passed": ok, "findings": findings });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        println!("{}", if ok { "PASSED" } else { "FAILED" });
+    }
+    ok
+}

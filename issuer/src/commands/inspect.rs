@@ -1,0 +1,94 @@
+//! `issuer list` and `issuer verify`: reading the ledger and checking a certificate.
+
+use super::*;
+
+pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> {
+    let ca = open_ca(ca)?;
+    let mut filter = ListFilter::default();
+    if let Some(d) = expiring_within {
+        filter.expiring_before = Some(after(d)?);
+        filter.active_only = true;
+    }
+    let rows = ca.ledger()?.list(&filter)?;
+    // One buffered writer: stdout is line-buffered, and a million-row ledger would otherwise
+    // cost a write per line.
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let res = (|| -> std::io::Result<()> {
+        if json {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<34} {:<7} {:<10} {:<22} {:<21} NAMES",
+            "SERIAL", "PROFILE", "STATUS", "SUBJECT", "NOT AFTER"
+        )?;
+        for r in &rows {
+            let names: Vec<&str> = r
+                .dns
+                .iter()
+                .chain(r.ips.iter())
+                .map(String::as_str)
+                .collect();
+            writeln!(
+                out,
+                "{:<34} {:<7} {:<10} {:<22} {:<21} {}",
+                r.serial,
+                r.profile,
+                r.status,
+                r.subject,
+                fmt_time(r.not_after),
+                names.join(",")
+            )?;
+        }
+        out.flush()
+    })();
+    match res {
+        // A reader that stopped early (`issuer list | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
+        }),
+    }
+}
+
+/// Returns whether every check passed.
+pub fn verify(
+    root: &Path,
+    file: &Path,
+    role: Option<LeafRole>,
+    key: Option<&Path>,
+    warn_days: i64,
+    json: bool,
+) -> Result<bool> {
+    let root_pem = output::read(root)?;
+    let chain_pem = output::read(file)?;
+    let key_pem = key
+        .map(output::read_to_string)
+        .transpose()?
+        .map(zeroize::Zeroizing::new);
+    let findings = conformance::verify_leaf(&VerifyRequest {
+        root_pem: &root_pem,
+        chain_pem: &chain_pem,
+        role,
+        key_pem: key_pem.as_deref().map(String::as_str),
+        warn_days,
+        now: OffsetDateTime::now_utc(),
+    });
+    let ok = conformance::passed(&findings);
+    if json {
+        let doc = serde_json::json!({ "file": file, "passed": ok, "findings": findings });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        println!("{}:", file.display());
+        for f in &findings {
+            println!("  {f}");
+        }
+        println!("{}", if ok { "PASSED" } else { "FAILED" });
+    }
+    Ok(ok)
+}

@@ -1,0 +1,56 @@
+//! What each `issuer` subcommand does, on top of pki-core.
+
+mod crl;
+mod etcd;
+mod inspect;
+mod issue;
+mod replace;
+
+use crate::cli::SecretArgs;
+use pki_core::ca::folder::CaDir;
+use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use pki_core::ca::ledger::ListFilter;
+use pki_core::ca::lifecycle;
+use pki_core::ca::policy;
+use pki_core::etcd::cfssl;
+use pki_core::x509::certs::CertFacts;
+use pki_core::x509::conformance::{self, VerifyRequest};
+use pki_core::x509::csr::CheckedCsr;
+use pki_core::x509::profile::{LeafRole, Profile, Subject, SubjectNames};
+use pki_core::x509::validity::{fmt_time, parse_duration};
+use pki_core::{output, Error, Result};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+pub use crl::{crl, revoke, CrlArgs};
+pub use etcd::{check_etcd, etcd};
+pub use inspect::{list, verify};
+pub use issue::{batch, issue, IssueArgs};
+pub use replace::{reissue, renew};
+// Helpers one command file shares with another.
+use etcd::{crl_size, etcd_crl, root_and_crl};
+use replace::after;
+
+/// Opens a CA folder and warns (on stderr) when its active intermediate or the root CRL it
+/// holds is close to expiry: every issuer command says so, not only `list`.
+pub(super) fn open_ca(path: &Path) -> Result<CaDir> {
+    let ca = CaDir::open(path)?;
+    for w in pki_core::ca::lifecycle::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
+        eprintln!("issuer: warning: {w}");
+    }
+    Ok(ca)
+}
+
+/// The root certificate a CA folder chains to: `--root`, else the one pinned at install.
+pub(super) fn root_of(ca: &CaDir, root: Option<&Path>) -> Result<String> {
+    let path = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ca.root_path());
+    let pem = output::read_to_string(&path).map_err(|_| {
+        Error::Policy(format!(
+            "no root certificate at {}: pass --root ROOT.crt (an imported CA has no pinned root)",
+            path.display()
+        ))
+    })?;
+    Ok(pem)
+}

@@ -1,0 +1,113 @@
+//! `issuer renew` and `issuer reissue`: successors swapped into place.
+
+use super::*;
+
+pub(super) fn replace_all(
+    ca: &CaDir,
+    recs: Vec<pki_core::ca::ledger::LeafRecord>,
+    dry_run: bool,
+    secret: &SecretArgs,
+    what: &str,
+) -> Result<()> {
+    if recs.is_empty() {
+        println!("nothing to {what}");
+        return Ok(());
+    }
+    for r in &recs {
+        println!(
+            "{what} {} {} (serial {}, expires {}) at {}",
+            r.profile,
+            r.subject,
+            r.serial,
+            fmt_time(r.not_after),
+            r.cert_path
+        );
+    }
+    if dry_run {
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+    // Every successor passes the gate before the first is replaced: a rotation to a narrower
+    // intermediate must not stop half-way.
+    let gate = policy::Gate::for_ca(ca)?;
+    for r in &recs {
+        let (role, subject, names) = policy::ledger_request(r)?;
+        gate.check(role, &subject, &names)?;
+    }
+    let signer = secret.unlock_ca(ca)?;
+    let mut ledger = ca.ledger()?;
+    let now = OffsetDateTime::now_utc();
+    let mut done = 0;
+    let mut replaced = Vec::new();
+    for r in &recs {
+        let new = lifecycle::replace_leaf(&signer, &mut ledger, r, now)?;
+        println!(
+            "  {} -> {} (generation {}, valid until {})",
+            r.serial,
+            new.serial,
+            new.generation,
+            fmt_time(new.not_after)
+        );
+        replaced.push(PathBuf::from(&new.cert_path));
+        done += 1;
+    }
+    for f in pki_core::etcd::upkeep::refresh_bundle_intermediates(&replaced, &signer.cert)? {
+        println!(
+            "  {} now holds the issuing intermediate ({})",
+            f.display(),
+            signer.cert.subject
+        );
+    }
+    println!(
+        "{done} leaf/leaves replaced in place; etcd picks up new leaf files on the next handshake"
+    );
+    Ok(())
+}
+
+pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) -> Result<()> {
+    let ca = open_ca(ca_dir)?;
+    // Taken before the leaves are listed: a second renewal waits, then finds them renewed.
+    let _lock = (!dry_run).then(|| ca.lock_exclusive()).transpose()?;
+    let filter = ListFilter {
+        expiring_before: Some(after(within)?),
+        active_only: true,
+        generation: None,
+    };
+    let recs = ca.ledger()?.list(&filter)?;
+    replace_all(&ca, recs, dry_run, secret, "renew")
+}
+
+/// Now plus a duration the user typed, refused (not a panic) when it leaves the calendar.
+pub(super) fn after(duration: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::now_utc()
+        .checked_add(parse_duration(duration)?)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| {
+            Error::BadValidity(format!(
+                "'{duration}' reaches past the year 9999; give a shorter duration such as 30d"
+            ))
+        })
+}
+
+pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> Result<()> {
+    let ca = open_ca(ca_dir)?;
+    let _lock = (!dry_run).then(|| ca.lock_exclusive()).transpose()?;
+    let active = ca.active()?;
+    if from == active {
+        return Err(Error::Policy(format!(
+            "generation {from} is the active one; install the new intermediate first (intermediate-ca install), then re-issue from the old generation"
+        )));
+    }
+    if !ca.state.generations.iter().any(|g| g.id == from) {
+        return Err(Error::Policy(format!(
+            "this CA folder has no generation {from}"
+        )));
+    }
+    let filter = ListFilter {
+        expiring_before: None,
+        active_only: true,
+        generation: Some(from),
+    };
+    let recs = ca.ledger()?.list(&filter)?;
+    replace_all(&ca, recs, dry_run, secret, "reissue")
+}
