@@ -17,20 +17,27 @@ use crate::x509::profile::{LeafRole, Subject, SubjectNames};
 /// What `issuer etcd` did.
 #[derive(Debug, Default)]
 pub struct BundleReport {
+    /// Leaves issued by this run, as `FOLDER/ROLE` labels.
     pub issued: Vec<String>,
+    /// Leaves already there and left as they were.
     pub kept: Vec<String>,
     /// Kept leaves that lack a name the cluster file now asks for, with what is missing.
     pub stale: Vec<String>,
+    /// Every file this run wrote or rewrote.
     pub written: Vec<PathBuf>,
 }
 
 /// Everything `build_bundle` needs besides the cluster file.
 pub struct BundleInputs<'a, S: Signer> {
+    /// The unlocked intermediate every leaf is signed with.
     pub ca: &'a IssuingCa<S>,
+    /// The ledger each leaf is recorded in before its files are written.
     pub ledger: &'a mut Ledger,
+    /// The root certificate (PEM): the one trust file of every folder.
     pub root_pem: &'a str,
     /// The etcd CRL (DER) to install when the bundle has no `crl.der` yet.
     pub crl_der: &'a [u8],
+    /// The issuance time (validity starts from it).
     pub now: OffsetDateTime,
 }
 

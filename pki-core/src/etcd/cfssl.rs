@@ -44,8 +44,11 @@ struct CfsslName {
 /// What a cfssl request asks for.
 #[derive(Debug)]
 pub struct CfsslRequest {
+    /// The subject: the JSON's `CN` (and `names`).
     pub subject: Subject,
+    /// The JSON's `hosts`, split into DNS names and IPs.
     pub names: SubjectNames,
+    /// The JSON's `key` (`algo` and `size`), when it names one.
     pub key: Option<KeyAlgorithm>,
 }
 

@@ -41,12 +41,16 @@ pub struct ClusterFile {
     /// Leaf lifetime in days (default 90).
     #[serde(default)]
     pub days: Option<u32>,
+    /// The `[[member]]` tables.
     #[serde(default, rename = "member")]
     pub members: Vec<Member>,
+    /// The `[[client]]` tables.
     #[serde(default, rename = "client")]
     pub clients: Vec<Client>,
+    /// The `[[proxy]]` tables.
     #[serde(default, rename = "proxy")]
     pub proxies: Vec<Proxy>,
+    /// The `[[role]]` tables.
     #[serde(default, rename = "role")]
     pub roles: Vec<Role>,
 }
@@ -61,11 +65,15 @@ fn default_data_dir() -> String {
     "/var/lib/etcd/{name}".into()
 }
 
+/// A `[[member]]`: one etcd member and how it is reached.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Member {
+    /// The member name: `ETCD_NAME`, the CN and a DNS SAN of its certificates.
     pub name: String,
+    /// Its IP addresses (at least one): SANs, and the listen address.
     pub ips: Vec<IpAddr>,
+    /// Further DNS names clients reach it by.
     #[serde(default)]
     pub dns: Vec<String>,
     /// Default: `https://<first IP>:2379`.
@@ -76,11 +84,13 @@ pub struct Member {
     pub peer_urls: Vec<String>,
 }
 
+/// A `[[client]]`: an etcd user with a certificate of its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Client {
     /// The certificate CN, which etcd maps to the RBAC user of the same name.
     pub name: String,
+    /// The roles `rbac.sh` grants this user: `[[role]]` names, or `root`.
     #[serde(default)]
     pub roles: Vec<String>,
     /// Who uses the certificate: `etcdctl` (default) or `kube-apiserver` (docs/kubernetes.md).
@@ -117,6 +127,7 @@ impl ClientKind {
         }
     }
 
+    /// The key file name inside the client's folder.
     pub fn key_file(self) -> &'static str {
         match self {
             ClientKind::Etcdctl => "client.key",
@@ -138,9 +149,12 @@ impl ClientKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Proxy {
+    /// The proxy name: the CN and a DNS SAN of its certificate.
     pub name: String,
+    /// IP addresses clients reach it at.
     #[serde(default)]
     pub ips: Vec<IpAddr>,
+    /// DNS names clients reach it by.
     #[serde(default)]
     pub dns: Vec<String>,
 }
@@ -149,11 +163,15 @@ pub struct Proxy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Role {
+    /// The role name.
     pub name: String,
+    /// Key prefixes the role may read.
     #[serde(default)]
     pub read: Vec<String>,
+    /// Key prefixes the role may write.
     #[serde(default)]
     pub write: Vec<String>,
+    /// Key prefixes the role may read and write.
     #[serde(default)]
     pub readwrite: Vec<String>,
 }
@@ -233,6 +251,7 @@ fn host_for_url(ip: &IpAddr) -> String {
 }
 
 impl Member {
+    /// The client URLs the member advertises (default `https://<first IP>:2379`).
     pub fn client_urls(&self) -> Vec<String> {
         if self.client_urls.is_empty() {
             vec![format!("https://{}:2379", host_for_url(&self.ips[0]))]
@@ -240,6 +259,7 @@ impl Member {
             self.client_urls.clone()
         }
     }
+    /// The peer URLs the member advertises (default `https://<first IP>:2380`).
     pub fn peer_urls(&self) -> Vec<String> {
         if self.peer_urls.is_empty() {
             vec![format!("https://{}:2380", host_for_url(&self.ips[0]))]
@@ -292,6 +312,7 @@ fn push_ip(names: &mut SubjectNames, ip: IpAddr) {
 }
 
 impl ClusterFile {
+    /// Reads, parses and validates a cluster file.
     pub fn load(path: &Path) -> Result<Self> {
         Self::parse(&path.display().to_string(), &output::read_to_string(path)?)
     }

@@ -30,7 +30,9 @@ pub const LEGACY_ETCD_CRL_FILE: &str = "crl.pem";
 pub const KUBE_PKI_DIR: &str = "/etc/kubernetes/pki";
 /// kubeadm's names, relative to [`KUBE_PKI_DIR`]: client certificate (chain), key, etcd trust.
 pub const KUBE_CERT_FILE: &str = "apiserver-etcd-client.crt";
+/// kubeadm's name for the API server's etcd client key (0600).
 pub const KUBE_KEY_FILE: &str = "apiserver-etcd-client.key";
+/// kubeadm's name for the root the API server trusts etcd with.
 pub const KUBE_CA_FILE: &str = "etcd/ca.crt";
 /// The kubeadm configuration fragment written beside them.
 pub const KUBEADM_FILE: &str = "kubeadm-etcd.yaml";

@@ -4,7 +4,9 @@
 /// what every patch release of that minor version does is assumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EtcdVersion {
+    /// The minor version: 4, 5 or 6.
     pub minor: u32,
+    /// The patch level, when the cluster file names one.
     pub patch: Option<u32>,
 }
 

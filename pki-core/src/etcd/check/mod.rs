@@ -33,7 +33,9 @@ pub use env::{env_version, parse_env, read_env, EnvFile};
 
 /// Options of a check.
 pub struct CheckOptions {
+    /// Certificates that expire within this many days are reported.
     pub warn_days: i64,
+    /// The time expiry and CRL freshness are judged at.
     pub now: OffsetDateTime,
     /// The etcd release the members run, when given: it overrides the version line of each
     /// `etcd.env` (e.g. to check members before upgrading them).
