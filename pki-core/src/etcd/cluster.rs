@@ -1,16 +1,21 @@
 //! The cluster file: its types, what it may hold, and the names each certificate carries.
 
 use std::collections::BTreeSet;
+
 use std::net::IpAddr;
+
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::version::EtcdVersion;
-use super::{KUBE_CA_FILE, KUBE_CERT_FILE, KUBE_COMPACT_KEY, KUBE_KEY_FILE, KUBE_PREFIX};
+
+use super::{KUBE_CA_FILE, KUBE_CERT_FILE, KUBE_KEY_FILE};
+
 use crate::error::{Error, Result};
-use crate::keys::algorithm::KeyAlgorithm;
+
 use crate::output;
+
 use crate::x509::profile::SubjectNames;
 
 /// The cluster file.
@@ -58,9 +63,11 @@ pub struct ClusterFile {
 fn default_version() -> String {
     "3.4".into()
 }
+
 fn default_install_dir() -> String {
     "/etc/etcd/pki".into()
 }
+
 fn default_data_dir() -> String {
     "/var/lib/etcd/{name}".into()
 }
@@ -176,59 +183,6 @@ pub struct Role {
     pub readwrite: Vec<String>,
 }
 
-/// Why a cluster file is refused: a rule across values, or one value's content.
-#[derive(Debug)]
-pub(super) enum Invalid {
-    Rule(String),
-    Value {
-        field: String,
-        value: String,
-        problem: String,
-    },
-}
-
-impl Invalid {
-    fn value(field: &str, value: &str, problem: String) -> Self {
-        Invalid::Value {
-            field: field.into(),
-            value: crate::etcd::values::shown(value),
-            problem,
-        }
-    }
-
-    fn into_error(self, file: &str) -> Error {
-        match self {
-            Invalid::Rule(r) => Error::input(file, r),
-            Invalid::Value {
-                field,
-                value,
-                problem,
-            } => Error::ClusterValue {
-                file: file.into(),
-                field,
-                value,
-                problem,
-            },
-        }
-    }
-}
-
-fn check(
-    field: &str,
-    value: &str,
-    rule: fn(&str) -> std::result::Result<(), String>,
-) -> std::result::Result<(), Invalid> {
-    rule(value).map_err(|p| Invalid::value(field, value, p))
-}
-
-fn each(
-    field: &str,
-    values: &[String],
-    rule: fn(&str) -> std::result::Result<(), String>,
-) -> std::result::Result<(), Invalid> {
-    values.iter().try_for_each(|v| check(field, v, rule))
-}
-
 fn url_host(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://")?;
     let hostport = rest.split('/').next()?;
@@ -339,139 +293,6 @@ impl ClusterFile {
             minor: 4,
             patch: None,
         })
-    }
-
-    pub(super) fn validate(&self) -> std::result::Result<(), Invalid> {
-        self.validate_values()?;
-        if self.members.is_empty() {
-            return Err(Invalid::Rule("at least one [[member]] is needed".into()));
-        }
-        let mut seen = BTreeSet::new();
-        for m in &self.members {
-            if !seen.insert(m.name.clone()) {
-                return Err(Invalid::Rule(format!(
-                    "member name '{}' is repeated",
-                    m.name
-                )));
-            }
-            if m.ips.is_empty() {
-                return Err(Invalid::Rule(format!(
-                    "member '{}' needs its IP addresses: etcd checks a peer's source IP against its certificate",
-                    m.name
-                )));
-            }
-        }
-        let mut clients = BTreeSet::new();
-        for c in &self.clients {
-            if !clients.insert(c.name.clone()) {
-                return Err(Invalid::Rule(format!(
-                    "client name '{}' is repeated",
-                    c.name
-                )));
-            }
-            if c.kind == ClientKind::Etcdctl && (c.install_dir.is_some() || !c.endpoints.is_empty())
-            {
-                return Err(Invalid::Rule(format!(
-                    "client '{}': install-dir and endpoints are for kind = \"kube-apiserver\" only; an etcdctl client is installed under client-install-dir and dials every member",
-                    c.name
-                )));
-            }
-            if c.kind == ClientKind::KubeApiserver {
-                if c.name == "root" || c.roles.iter().any(|r| r == "root") {
-                    return Err(Invalid::Rule(format!(
-                        "client '{}' is the API server's: it gets a role for {KUBE_PREFIX} and {KUBE_COMPACT_KEY} only, never etcd's root",
-                        c.name
-                    )));
-                }
-                if self.roles.iter().any(|r| r.name == c.name) {
-                    return Err(Invalid::Rule(format!(
-                        "role name '{}' is taken by the kube-apiserver client's own role; rename the [[role]]",
-                        c.name
-                    )));
-                }
-            }
-            for r in &c.roles {
-                if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
-                    return Err(Invalid::Rule(format!(
-                        "client '{}' has role '{r}', which no [[role]] defines",
-                        c.name
-                    )));
-                }
-            }
-        }
-        if !self.roles.is_empty() && !clients.contains("root") {
-            return Err(Invalid::Rule("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into()));
-        }
-        let unique = |names: Vec<&String>, what: &str| {
-            let mut seen = BTreeSet::new();
-            match names.into_iter().find(|n| !seen.insert(*n)) {
-                Some(n) => Err(Invalid::Rule(format!("{what} name '{n}' is repeated"))),
-                None => Ok(()),
-            }
-        };
-        unique(self.proxies.iter().map(|p| &p.name).collect(), "proxy")?;
-        unique(self.roles.iter().map(|r| &r.name).collect(), "role")?;
-        Ok(())
-    }
-
-    /// Every value, against what etcd accepts and what a shell or systemd reads literally
-    /// (see `etcd_values`): this is what keeps `rbac.sh` and `etcd.env` free of injected code.
-    fn validate_values(&self) -> std::result::Result<(), Invalid> {
-        use crate::etcd::values as v;
-        check("name", &self.name, v::name)?;
-        if let Err(p) = EtcdVersion::parse(&self.etcd_version) {
-            return Err(Invalid::value("etcd-version", &self.etcd_version, p));
-        }
-        check("install-dir", &self.install_dir, v::path)?;
-        if let Some(d) = &self.client_install_dir {
-            check("client-install-dir", d, v::path)?;
-        }
-        check("data-dir", &self.data_dir, v::path)?;
-        if let Some(s) = &self.peer_san {
-            check("peer-san", s, v::hostname)?;
-        }
-        if let Some(k) = &self.key {
-            if k.parse::<KeyAlgorithm>().is_err() {
-                let p =
-                    "is not a key algorithm; use p256, p384, ed25519, rsa2048, rsa3072 or rsa4096";
-                return Err(Invalid::value("key", k, p.into()));
-            }
-        }
-        if self.days == Some(0) {
-            return Err(Invalid::value("days", "0", "must be at least 1".into()));
-        }
-        for (i, m) in self.members.iter().enumerate() {
-            let f = |k: &str| format!("member[{}].{k}", i + 1);
-            check(&f("name"), &m.name, v::name)?;
-            each(&f("dns"), &m.dns, v::hostname)?;
-            each(&f("client-urls"), &m.client_urls, v::url)?;
-            each(&f("peer-urls"), &m.peer_urls, v::url)?;
-        }
-        for (i, c) in self.clients.iter().enumerate() {
-            let f = |k: &str| format!("client[{}].{k}", i + 1);
-            check(&f("name"), &c.name, v::name)?;
-            each(&f("roles"), &c.roles, v::name)?;
-            if let Some(d) = &c.install_dir {
-                check(&f("install-dir"), d, v::path)?;
-            }
-            each(&f("endpoints"), &c.endpoints, v::url)?;
-        }
-        for (i, p) in self.proxies.iter().enumerate() {
-            check(&format!("proxy[{}].name", i + 1), &p.name, v::name)?;
-            each(&format!("proxy[{}].dns", i + 1), &p.dns, v::hostname)?;
-        }
-        for (i, r) in self.roles.iter().enumerate() {
-            let f = |k: &str| format!("role[{}].{k}", i + 1);
-            check(&f("name"), &r.name, v::name)?;
-            if r.name == "root" {
-                let p = "is etcd's built-in role; give clients `roles = [\"root\"]` instead of defining it";
-                return Err(Invalid::value(&f("name"), &r.name, p.into()));
-            }
-            each(&f("read"), &r.read, v::key_prefix)?;
-            each(&f("write"), &r.write, v::key_prefix)?;
-            each(&f("readwrite"), &r.readwrite, v::key_prefix)?;
-        }
-        Ok(())
     }
 
     pub(super) fn member_dir(&self, name: &str) -> String {

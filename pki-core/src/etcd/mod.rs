@@ -8,6 +8,7 @@ pub mod cfssl;
 pub mod check;
 mod cluster;
 mod files;
+mod rules;
 #[cfg(test)]
 mod tests;
 pub mod upkeep;
