@@ -16,6 +16,12 @@ pub enum RootError {
     #[error("ceremony file {path}: {reason}")]
     Ceremony { path: PathBuf, reason: String },
 
+    #[error("ceremony file {path}: {invalid}; correct the ceremony file and run it again")]
+    Field {
+        path: PathBuf,
+        invalid: crate::ceremony::Invalid,
+    },
+
     #[error("network interface '{iface}' is up: root-ca runs only on an air-gapped machine. Take it down, or set allow-network = true in the ceremony file for a rehearsal")]
     NetworkUp { iface: String },
 

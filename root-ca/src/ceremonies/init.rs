@@ -22,7 +22,7 @@ use pki_core::keys::pkcs11::{KeyAttributes, Token};
 pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let ceremony::Loaded { c, base, sha256 } = ceremony::load::<InitCeremony>(file)?;
     airgap::check(c.allow_network)?;
-    let alg = c.algorithm()?;
+    let alg = c.algorithm().map_err(|i| i.at(file))?;
     let dir = RootDir::new(&ceremony::resolve(&base, &c.output.dir));
     check_new_root_dir(&dir)?;
     let mut subject = Subject::cn(c.root.common_name.clone());

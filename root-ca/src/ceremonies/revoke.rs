@@ -21,7 +21,7 @@ pub fn revoke(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let dir = RootDir::new(&ceremony::resolve(&base, &c.root_dir));
     let mut index = dir.index()?;
     check_log(&dir, &index)?;
-    let serial = c.serial()?.to_hex();
+    let serial = c.serial().map_err(|i| i.at(file))?.to_hex();
     let entry = index
         .intermediates
         .iter_mut()

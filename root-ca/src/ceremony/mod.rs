@@ -14,7 +14,7 @@ use pki_core::keys::pkcs11::{default_module, TokenConfig};
 mod tests;
 mod validate;
 
-pub use validate::{parse_cidr, reason_code, RequestSource, Validate};
+pub use validate::{parse_cidr, reason_code, Invalid, RequestSource, Validate};
 
 fn default_module_path() -> PathBuf {
     default_module().to_path_buf()
@@ -192,7 +192,7 @@ pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<Loaded<T>> {
         reason: "not UTF-8 text".into(),
     })?;
     let parsed: T = parse(path, &text)?;
-    parsed.validate()?;
+    parsed.validate().map_err(|i| i.at(path))?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -26,7 +26,7 @@ token-label = "root-ca"
 key-label = "root-2026"
 [request]
 csr = "int.csr"
-key-fingerprint = "AB:CD"
+key-fingerprint = "AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01"
 [output]
 certificate = "int.crt"
 "#;
@@ -163,12 +163,12 @@ fn sign_validate_request_and_outputs() {
                 c.request.bundle = Some("request.age".into());
                 c.output.response = Some("response.age".into());
             },
-            Some("[request] needs exactly one of csr or bundle"),
+            Some("request needs exactly one of csr or bundle"),
         ),
         (
             "neither csr nor bundle",
             |c| c.request.csr = None,
-            Some("[request] needs exactly one of csr or bundle"),
+            Some("request needs exactly one of csr or bundle"),
         ),
         (
             "a missing output is named before the request's source",
@@ -199,37 +199,63 @@ fn sign_validate_certificate() {
         (
             "range without prefix",
             |c| ips(c, &["10.0.0.0"]),
-            Some("'10.0.0.0' is not a CIDR range like 10.0.0.0/8"),
+            Some("certificate.permitted-ips = \"10.0.0.0\" is not a CIDR range like 10.0.0.0/8"),
         ),
         (
             "empty range",
             |c| ips(c, &[""]),
-            Some("'' is not a CIDR range"),
+            Some("certificate.permitted-ips = \"\" is not a CIDR range"),
         ),
         (
             "short address",
             |c| ips(c, &["10.0.0/8"]),
-            Some("'10.0.0/8': bad IP address"),
+            Some("= \"10.0.0/8\" has \"10.0.0\", which is not an IP address"),
         ),
         (
             "host name for an address",
             |c| ips(c, &["etcd.example/32"]),
-            Some("'etcd.example/32': bad IP address"),
+            Some("has \"etcd.example\", which is not an IP address"),
         ),
         (
             "prefix not a number",
             |c| ips(c, &["10.0.0.0/x"]),
-            Some("'10.0.0.0/x': bad prefix length"),
+            Some("has prefix length \"x\", which is not a number"),
         ),
         (
             "prefix past 255",
             |c| ips(c, &["10.0.0.0/256"]),
-            Some("'10.0.0.0/256': bad prefix length"),
+            Some("has prefix length \"256\", which is not a number"),
         ),
+        (
+            "IPv4 prefix past 32",
+            |c| ips(c, &["10.0.0.0/40"]),
+            Some("has prefix length 40; an IPv4 range takes 0 to 32"),
+        ),
+        (
+            "IPv6 prefix past 128",
+            |c| ips(c, &["fd00::/129"]),
+            Some("has prefix length 129; an IPv6 range takes 0 to 128"),
+        ),
+        (
+            "a host inside the range, not its start",
+            |c| ips(c, &["10.1.2.3/8"]),
+            Some("has bits set past its /8 prefix"),
+        ),
+        (
+            "IPv6 host bits in the last octet of the prefix",
+            |c| ips(c, &["fd00::1/120"]),
+            Some("has bits set past its /120 prefix"),
+        ),
+        (
+            "prefix 0 is the whole space",
+            |c| ips(c, &["0.0.0.0/0"]),
+            None,
+        ),
+        ("a /31 at its start", |c| ips(c, &["10.0.0.2/31"]), None),
         (
             "bad range after a good one",
             |c| ips(c, &["10.0.0.0/8", "192.168.0.0"]),
-            Some("'192.168.0.0' is not a CIDR range"),
+            Some("= \"192.168.0.0\" is not a CIDR range"),
         ),
         (
             "no days: the profile default",
@@ -293,7 +319,7 @@ fn revoke_validate() {
         (
             "reason in the wrong case",
             |c| reason(c, "KeyCompromise"),
-            Some("'KeyCompromise' is not a revocation reason"),
+            Some("reason = \"KeyCompromise\" is not a revocation reason"),
         ),
         ("empty reason", |c| reason(c, ""), not_a_reason),
         ("reason code number", |c| reason(c, "1"), not_a_reason),
@@ -308,16 +334,26 @@ fn revoke_validate() {
             not_a_reason,
         ),
         ("serial with colons", |c| serial(c, "5a:3f"), None),
+        (
+            "empty serial",
+            |c| serial(c, ""),
+            Some("serial = \"\" is not a hex serial"),
+        ),
+        (
+            "serial of zeros only",
+            |c| serial(c, "00:00"),
+            Some("is not a hex serial"),
+        ),
         ("serial of odd length", |c| serial(c, "abc"), None),
         (
             "serial not hex",
             |c| serial(c, "zz"),
-            Some("'zz' is not a hex serial"),
+            Some("serial = \"zz\" is not a hex serial"),
         ),
         (
             "serial with 0x",
             |c| serial(c, "0x5a3f"),
-            Some("'0x5a3f' is not a hex serial"),
+            Some("serial = \"0x5a3f\" is not a hex serial"),
         ),
         (
             "the reason is checked before the serial",
@@ -325,7 +361,7 @@ fn revoke_validate() {
                 reason(c, "stolen");
                 serial(c, "zz");
             },
-            Some("'stolen' is not a revocation reason"),
+            Some("reason = \"stolen\" is not a revocation reason"),
         ),
     ];
     run_table(REVOKE, cases);
@@ -353,14 +389,24 @@ fn templates_validate() {
         .unwrap()
         .validate()
         .unwrap();
-    parse::<SignCeremony>(p, TEMPLATE_SIGN)
+    // So is the key fingerprint: the template shows its shape, not a value.
+    let sign: SignCeremony = parse(p, TEMPLATE_SIGN).unwrap();
+    let err = sign.validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("request.key-fingerprint = \"AB:CD:...\" is not a SHA-256 fingerprint"),
+        "{err}"
+    );
+    parse::<SignCeremony>(p, &TEMPLATE_SIGN.replace("AB:CD:...", "AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01:AB:CD:EF:01"))
         .unwrap()
         .validate()
         .unwrap();
     // The serial is a placeholder to fill in: as printed, it is refused.
     let revoke: RevokeCeremony = parse(p, TEMPLATE_REVOKE).unwrap();
     let err = revoke.validate().unwrap_err().to_string();
-    assert_eq!(err, "'5A3F...' is not a hex serial");
+    assert!(
+        err.starts_with("serial = \"5A3F...\" is not a hex serial"),
+        "{err}"
+    );
     parse::<RevokeCeremony>(p, &TEMPLATE_REVOKE.replace("5A3F...", "5A3F"))
         .unwrap()
         .validate()
@@ -400,7 +446,10 @@ fn load_validates_right_after_parsing() {
     };
     assert_eq!(
         err.to_string(),
-        "next-update-days must be between 1 and 366"
+        format!(
+            "ceremony file {}: next-update-days = 0 is out of range: next-update-days must be between 1 and 366; correct the ceremony file and run it again",
+            bad.0.display()
+        )
     );
 
     let good = Scratch::new(CRL);

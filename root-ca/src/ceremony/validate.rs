@@ -8,24 +8,81 @@ use std::path::Path;
 use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::x509::profile::Profile;
 use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::Validity;
-use time::OffsetDateTime;
 
 use super::{
     CertificateSection, CrlCeremony, InitCeremony, RequestSection, RevokeCeremony, SignCeremony,
 };
-use crate::error::{Result, RootError};
+use crate::error::RootError;
+
+/// A ceremony-file value refused by [`Validate`]: the field (`section.key` as written in the
+/// file), what it holds, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The field, as the ceremony file names it (`certificate.permitted-ips`).
+    pub field: &'static str,
+    /// What the file holds there, quoted for display; `None` when the field is missing.
+    pub value: Option<String>,
+    /// What is wrong, and what is accepted instead.
+    pub problem: String,
+}
+
+impl Invalid {
+    fn new(field: &'static str, value: impl std::fmt::Debug, problem: impl Into<String>) -> Self {
+        Invalid {
+            field,
+            value: Some(format!("{value:?}")),
+            problem: problem.into(),
+        }
+    }
+
+    fn missing(field: &'static str, problem: impl Into<String>) -> Self {
+        Invalid {
+            field,
+            value: None,
+            problem: problem.into(),
+        }
+    }
+
+    /// The error reported for ceremony file `path`.
+    pub fn at(self, path: &Path) -> RootError {
+        RootError::Field {
+            path: path.to_path_buf(),
+            invalid: self,
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{} = {v} {}", self.field, self.problem),
+            None => write!(f, "{} {}", self.field, self.problem),
+        }
+    }
+}
+
+type Checked<T = ()> = std::result::Result<T, Invalid>;
 
 /// A ceremony file that can check its own content.
 pub trait Validate {
     /// Checks what the file alone decides; the error names the field at fault.
-    fn validate(&self) -> Result<()>;
+    fn validate(&self) -> Checked;
 }
 
-/// A lifetime in days, checked against a profile's range with the same words as signing uses.
-fn check_days(days: u32, profile: Profile) -> Result<()> {
-    Validity::within_issuer(days, profile.max_days(), None, OffsetDateTime::now_utc())?;
-    Ok(())
+/// A lifetime in days within a profile's range.
+fn check_days(field: &'static str, days: u32, profile: Profile) -> Checked {
+    let max = profile.max_days();
+    if days == 0 {
+        Err(Invalid::new(field, days, "must be at least 1"))
+    } else if days > max {
+        Err(Invalid::new(
+            field,
+            days,
+            format!("is too long: {days} days is longer than this profile allows ({max} days)"),
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// RFC 5280 §5.3.1 reason names and codes.
@@ -43,27 +100,54 @@ pub fn reason_code(name: &str) -> Option<rcgen::RevocationReason> {
     })
 }
 
-/// A CIDR range such as "10.0.0.0/8".
-pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
+/// A CIDR range such as "10.0.0.0/8": an address, a prefix length that fits it, and no bits
+/// set past the prefix (a name constraint names a range, not a host in it).
+pub fn parse_cidr(s: &str) -> std::result::Result<(IpAddr, u8), String> {
     let (ip, len) = s
         .split_once('/')
-        .ok_or_else(|| RootError::Refused(format!("'{s}' is not a CIDR range like 10.0.0.0/8")))?;
-    let ip = ip
+        .ok_or_else(|| "is not a CIDR range like 10.0.0.0/8".to_string())?;
+    let ip: IpAddr = ip
         .parse()
-        .map_err(|_| RootError::Refused(format!("'{s}': bad IP address")))?;
-    let len = len
+        .map_err(|_| format!("has {ip:?}, which is not an IP address"))?;
+    let len: u8 = len
         .parse()
-        .map_err(|_| RootError::Refused(format!("'{s}': bad prefix length")))?;
+        .map_err(|_| format!("has prefix length {len:?}, which is not a number"))?;
+    let (bits, octets) = match ip {
+        IpAddr::V4(v4) => (32u8, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (128u8, v6.octets().to_vec()),
+    };
+    if len > bits {
+        return Err(format!(
+            "has prefix length {len}; an {} range takes 0 to {bits}",
+            if bits == 32 { "IPv4" } else { "IPv6" }
+        ));
+    }
+    let host_bits = octets.iter().enumerate().any(|(i, o)| {
+        let first = (i * 8) as u32;
+        let keep = (len as u32).saturating_sub(first).min(8);
+        let mask = if keep == 0 { 0u8 } else { 0xffu8 << (8 - keep) };
+        o & !mask != 0
+    });
+    if host_bits {
+        return Err(format!(
+            "has bits set past its /{len} prefix; write the first address of the range"
+        ));
+    }
     Ok((ip, len))
 }
 
 impl InitCeremony {
     /// The root key's algorithm: [key] algorithm, refused below the root's minimum.
-    pub fn algorithm(&self) -> Result<KeyAlgorithm> {
-        let alg: KeyAlgorithm = self.key.algorithm.parse()?;
+    pub fn algorithm(&self) -> Checked<KeyAlgorithm> {
+        let v = &self.key.algorithm;
+        let alg: KeyAlgorithm = v
+            .parse()
+            .map_err(|e: pki_core::Error| Invalid::new("key.algorithm", v, format!(": {e}")))?;
         if matches!(alg, KeyAlgorithm::Rsa(b) if b < 3072) {
-            return Err(RootError::Refused(
-                "a root key must be P-256, P-384, Ed25519 or RSA of at least 3072 bits".into(),
+            return Err(Invalid::new(
+                "key.algorithm",
+                v,
+                "is too weak: a root key must be P-256, P-384, Ed25519 or RSA of at least 3072 bits",
             ));
         }
         Ok(alg)
@@ -71,56 +155,85 @@ impl InitCeremony {
 }
 
 impl Validate for InitCeremony {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Checked {
         self.algorithm()?;
-        check_days(self.root.days, Profile::Root)
+        check_days("root.days", self.root.days, Profile::Root)
     }
 }
 
 impl CertificateSection {
     /// [certificate] permitted-ips as address and prefix length.
-    pub fn permitted_ip_ranges(&self) -> Result<Vec<(IpAddr, u8)>> {
-        self.permitted_ips.iter().map(|s| parse_cidr(s)).collect()
+    pub fn permitted_ip_ranges(&self) -> Checked<Vec<(IpAddr, u8)>> {
+        self.permitted_ips
+            .iter()
+            .map(|s| parse_cidr(s).map_err(|p| Invalid::new("certificate.permitted-ips", s, p)))
+            .collect()
     }
 }
 
 /// Where the request to sign comes from: [request] csr or bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestSource<'a> {
+    /// A PKCS#10 CSR file.
     Csr(&'a Path),
+    /// An age-encrypted request bundle from `intermediate-ca request`.
     Bundle(&'a Path),
 }
 
 impl RequestSection {
     /// The request's source; exactly one of csr and bundle must be set.
-    pub fn source(&self) -> Result<RequestSource<'_>> {
+    pub fn source(&self) -> Checked<RequestSource<'_>> {
         match (&self.csr, &self.bundle) {
             (Some(csr), None) => Ok(RequestSource::Csr(csr)),
             (None, Some(bundle)) => Ok(RequestSource::Bundle(bundle)),
-            _ => Err(RootError::Refused(
-                "[request] needs exactly one of csr or bundle".into(),
+            _ => Err(Invalid::missing(
+                "request",
+                "needs exactly one of csr or bundle",
             )),
         }
     }
 }
 
+/// A SHA-256 fingerprint as people paste it: 64 hex digits, optionally in colon-separated
+/// pairs, optionally after `sha256:`.
+fn check_fingerprint(field: &'static str, v: &str) -> Checked {
+    let t = v.trim();
+    let body = match t.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("sha256") => t[6..].trim_start_matches([':', '=', ' ']),
+        _ => t,
+    };
+    let sep = |c: char| c == ':' || c == ' ';
+    let digits = body.chars().filter(|c| !sep(*c)).count();
+    if digits != 64 || !body.chars().all(|c| sep(c) || c.is_ascii_hexdigit()) {
+        return Err(Invalid::new(
+            field,
+            v,
+            "is not a SHA-256 fingerprint: 64 hex digits (colons or spaces between pairs allowed), as `intermediate-ca request` prints it",
+        ));
+    }
+    Ok(())
+}
+
 impl Validate for SignCeremony {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Checked {
         let r = &self.request;
         if r.csr.is_some() && self.output.certificate.is_none() {
-            return Err(RootError::Refused(
-                "[output] certificate is required when signing a CSR file".into(),
+            return Err(Invalid::missing(
+                "output.certificate",
+                "is missing: [output] certificate is required when signing a CSR file",
             ));
         }
         if r.bundle.is_some() && self.output.response.is_none() {
-            return Err(RootError::Refused(
-                "[output] response is required when signing a request bundle".into(),
+            return Err(Invalid::missing(
+                "output.response",
+                "is missing: [output] response is required when signing a request bundle",
             ));
         }
         r.source()?;
+        check_fingerprint("request.key-fingerprint", &r.key_fingerprint)?;
         self.certificate.permitted_ip_ranges()?;
         match self.certificate.days {
-            Some(days) => check_days(days, Profile::Intermediate),
+            Some(days) => check_days("certificate.days", days, Profile::Intermediate),
             None => Ok(()),
         }
     }
@@ -128,19 +241,28 @@ impl Validate for SignCeremony {
 
 impl RevokeCeremony {
     /// The serial, hex as `openssl x509 -serial` prints it.
-    pub fn serial(&self) -> Result<Serial> {
-        Serial::from_hex(&self.serial)
-            .ok_or_else(|| RootError::Refused(format!("'{}' is not a hex serial", self.serial)))
+    pub fn serial(&self) -> Checked<Serial> {
+        let v = &self.serial;
+        Serial::from_hex(v)
+            .filter(|s| !s.to_hex().is_empty())
+            .ok_or_else(|| {
+                Invalid::new(
+                    "serial",
+                    v,
+                    "is not a hex serial (as `openssl x509 -serial` or `root-ca log verify` prints it)",
+                )
+            })
     }
 }
 
 impl Validate for RevokeCeremony {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Checked {
         if reason_code(&self.reason).is_none() {
-            return Err(RootError::Refused(format!(
-                "'{}' is not a revocation reason; use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation or privilegeWithdrawn",
-                self.reason
-            )));
+            return Err(Invalid::new(
+                "reason",
+                &self.reason,
+                "is not a revocation reason; use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation or privilegeWithdrawn",
+            ));
         }
         self.serial()?;
         Ok(())
@@ -148,10 +270,12 @@ impl Validate for RevokeCeremony {
 }
 
 impl Validate for CrlCeremony {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Checked {
         if self.next_update_days == 0 || self.next_update_days > 366 {
-            return Err(RootError::Refused(
-                "next-update-days must be between 1 and 366".into(),
+            return Err(Invalid::new(
+                "next-update-days",
+                self.next_update_days,
+                "is out of range: next-update-days must be between 1 and 366",
             ));
         }
         Ok(())
@@ -204,12 +328,14 @@ mod tests {
         }
         let bad: &[(&str, &str)] = &[
             ("10.0.0.0", "is not a CIDR range"),
-            ("10.0.0.0/8/8", "bad prefix length"),
-            ("10.0.0.0/-1", "bad prefix length"),
-            ("10.0.0.0/", "bad prefix length"),
-            ("/8", "bad IP address"),
-            (" 10.0.0.0/8", "bad IP address"),
-            ("10.0.0.256/8", "bad IP address"),
+            ("10.0.0.0/8/8", "which is not a number"),
+            ("10.0.0.0/-1", "which is not a number"),
+            ("10.0.0.0/", "which is not a number"),
+            ("/8", "which is not an IP address"),
+            (" 10.0.0.0/8", "which is not an IP address"),
+            ("10.0.0.256/8", "which is not an IP address"),
+            ("10.0.0.0/33", "an IPv4 range takes 0 to 32"),
+            ("10.128.0.0/8", "bits set past its /8 prefix"),
         ];
         for (s, want) in bad {
             let err = parse_cidr(s).unwrap_err().to_string();

@@ -62,11 +62,11 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let mut index = dir.index()?;
     check_log(&dir, &index)?;
     let outs = SignOutputs::check(&c, &base, &dir)?;
-    let req = read_request(&c, &base, &dir, &index, run)?;
+    let req = read_request(file, &c, &base, &dir, &index, run)?;
     let got = check_request_key(&c, &req.csr)?;
     let request_id = req.bundle.as_ref().map(|b| b.request_id.clone());
     check_resign(&c, &dir, &index, request_id.as_deref(), &got)?;
-    let plan = plan_intermediate(&c, &root, &req.csr)?;
+    let plan = plan_intermediate(file, &c, &root, &req.csr)?;
     let subject_key = req.csr.public_key()?;
     describe_sign(run, &c, &plan, &req, &root, &outs, &got);
     if run.dry_run {

@@ -1,6 +1,8 @@
 //! What a sign ceremony will sign, as the operator reviews it: the planned certificate, its
 //! name constraints, and on --dry-run the pre-issuance check of a throwaway-key signature.
 
+use std::path::Path;
+
 use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::x509::certs::CertFacts;
 use pki_core::x509::conformance;
@@ -28,6 +30,7 @@ pub(super) struct Plan {
 }
 
 pub(super) fn plan_intermediate(
+    file: &Path,
     c: &SignCeremony,
     root: &CertFacts,
     csr: &CheckedCsr,
@@ -59,7 +62,10 @@ pub(super) fn plan_intermediate(
     } else {
         Some(NameLimits {
             permitted_dns: c.certificate.permitted_dns.clone(),
-            permitted_ips: c.certificate.permitted_ip_ranges()?,
+            permitted_ips: c
+                .certificate
+                .permitted_ip_ranges()
+                .map_err(|i| i.at(file))?,
         })
     };
     let serial = Serial::random();

@@ -26,13 +26,14 @@ pub(super) struct Request {
 }
 
 pub(super) fn read_request(
+    file: &Path,
     c: &SignCeremony,
     base: &Path,
     dir: &RootDir,
     index: &RootIndex,
     run: &Run<'_>,
 ) -> Result<Request> {
-    match c.request.source()? {
+    match c.request.source().map_err(|i| i.at(file))? {
         RequestSource::Csr(csr_path) => {
             let csr_path = ceremony::resolve(base, csr_path);
             Ok(Request {
