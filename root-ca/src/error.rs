@@ -80,8 +80,29 @@ pub enum RootError {
     #[error("the root's index {path} cannot be read ({reason}); the log cannot be checked against the head it records. Restore index.toml from version control")]
     IndexUnreadable { path: PathBuf, reason: String },
 
-    #[error("{0}")]
-    Refused(String),
+    #[error("request bundle {path}: {problem}; ask the requester for a new request bundle")]
+    BadRequestBundle { path: PathBuf, problem: String },
+
+    #[error("the request's key fingerprint is {got}, but the ceremony file expects {want}: this is not the request that was read out; stop and check with the requester")]
+    FingerprintMismatch { got: String, want: String },
+
+    #[error("an intermediate key must be P-256, P-384, Ed25519 or RSA of at least 3072 bits (the request's is {alg}); ask for a new request")]
+    WeakRequestKey { alg: String },
+
+    #[error("{path} is damaged")]
+    SealedIdentityDamaged { path: PathBuf },
+
+    #[error("this root never signed an intermediate with serial {serial}; see {index}")]
+    UnknownSerial { serial: String, index: PathBuf },
+
+    #[error("intermediate {serial} is already revoked ({reason})")]
+    AlreadyRevoked { serial: String, reason: String },
+
+    #[error("{path} is missing: is root-dir the folder `root-ca init` created?")]
+    RootMissing { path: PathBuf },
+
+    #[error("the request has no common name; set [certificate] common-name")]
+    NoCommonName,
 }
 
 impl RootError {

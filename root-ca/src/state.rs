@@ -90,12 +90,7 @@ impl RootDir {
 
     pub fn cert(&self) -> Result<CertFacts> {
         let p = self.cert_path();
-        let bytes = output::read(&p).map_err(|_| {
-            RootError::Refused(format!(
-                "{} is missing: is root-dir the folder `root-ca init` created?",
-                p.display()
-            ))
-        })?;
+        let bytes = output::read(&p).map_err(|_| RootError::RootMissing { path: p.clone() })?;
         Ok(CertFacts::from_pem(&p.display().to_string(), &bytes)?)
     }
 

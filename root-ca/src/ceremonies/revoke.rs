@@ -26,17 +26,15 @@ pub fn revoke(file: &Path, run: &mut Run<'_>) -> Result<()> {
         .intermediates
         .iter_mut()
         .find(|e| e.serial == serial)
-        .ok_or_else(|| {
-            RootError::Refused(format!(
-                "this root never signed an intermediate with serial {serial}; see {}",
-                dir.index_path().display()
-            ))
+        .ok_or_else(|| RootError::UnknownSerial {
+            serial: serial.clone(),
+            index: dir.index_path(),
         })?;
     if entry.status == "revoked" {
-        return Err(RootError::Refused(format!(
-            "intermediate {serial} is already revoked ({})",
-            entry.reason.clone().unwrap_or_default()
-        )));
+        return Err(RootError::AlreadyRevoked {
+            serial,
+            reason: entry.reason.clone().unwrap_or_default(),
+        });
     }
     say(
         run,

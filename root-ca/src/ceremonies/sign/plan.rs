@@ -40,11 +40,7 @@ pub(super) fn plan_intermediate(
         .common_name
         .clone()
         .or(csr.common_name.clone())
-        .ok_or_else(|| {
-            RootError::Refused(
-                "the request has no common name; set [certificate] common-name".into(),
-            )
-        })?;
+        .ok_or_else(|| RootError::NoCommonName)?;
     let subject = Subject::cn(cn);
     let days = c
         .certificate

@@ -60,22 +60,29 @@ pub(super) fn read_request(
             )?;
             let csrs = b.blocks_tagged("CERTIFICATE REQUEST");
             if csrs.len() != 1 {
-                return Err(RootError::Refused(
-                    "the request bundle must carry exactly one CSR".into(),
-                ));
+                return Err(RootError::BadRequestBundle {
+                    path: bundle_path.to_path_buf(),
+                    problem: format!("it carries {} CSRs, not exactly one", csrs.len()),
+                });
             }
             let parsed =
                 CheckedCsr::from_der(&format!("CSR in {}", bundle_path.display()), csrs[0])?;
-            let reply_to = b.header("reply-to").ok_or_else(|| {
-                RootError::Refused("the request bundle has no reply-to recipient".into())
-            })?;
+            let reply_to = b
+                .header("reply-to")
+                .ok_or_else(|| RootError::BadRequestBundle {
+                    path: bundle_path.to_path_buf(),
+                    problem: "it has no reply-to recipient".into(),
+                })?;
             // The response is sealed after signing: a recipient that cannot be used must be
             // refused now, not after a certificate exists.
             age::x25519::Recipient::from_str(reply_to.trim()).map_err(|e| {
-                RootError::Refused(format!(
-                    "the request bundle's reply-to '{}' is not an age X25519 recipient ({e})",
-                    reply_to.trim()
-                ))
+                RootError::BadRequestBundle {
+                    path: bundle_path.to_path_buf(),
+                    problem: format!(
+                        "its reply-to '{}' is not an age X25519 recipient ({e})",
+                        reply_to.trim()
+                    ),
+                }
             })?;
             Ok(Request {
                 csr: parsed,
@@ -128,14 +135,12 @@ pub(super) fn check_request_key(c: &SignCeremony, csr: &CheckedCsr) -> Result<St
     let got = fingerprint(&csr.spki_der);
     let want = normalize_fingerprint(&c.request.key_fingerprint);
     if got != want {
-        return Err(RootError::Refused(format!(
-            "the request's key fingerprint is {got}, but the ceremony file expects {want}: this is not the request that was read out; stop and check with the requester"
-        )));
+        return Err(RootError::FingerprintMismatch { got, want });
     }
     if matches!(csr.key_alg, KeyAlgorithm::Rsa(b) if b < 3072) {
-        return Err(RootError::Refused(
-            "an intermediate key must be P-256, P-384, Ed25519 or RSA of at least 3072 bits".into(),
-        ));
+        return Err(RootError::WeakRequestKey {
+            alg: csr.key_alg.to_string(),
+        });
     }
     Ok(got)
 }
@@ -144,11 +149,8 @@ pub(super) fn check_request_key(c: &SignCeremony, csr: &CheckedCsr) -> Result<St
 fn transport_identity(token: &Token, dir: &RootDir) -> Result<age::x25519::Identity> {
     let sealed = output::read(&dir.sealed_identity_path())?;
     let secret = token.open_transport(&sealed)?;
-    let damaged = || {
-        RootError::Refused(format!(
-            "{} is damaged",
-            dir.sealed_identity_path().display()
-        ))
+    let damaged = || RootError::SealedIdentityDamaged {
+        path: dir.sealed_identity_path(),
     };
     let text = std::str::from_utf8(&secret).map_err(|_| damaged())?;
     age::x25519::Identity::from_str(text.trim()).map_err(|_| damaged())
