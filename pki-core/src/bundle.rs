@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keys::keyfile::armored_encrypt;
 
+/// The first line of every bundle's plaintext: the format and its version.
 pub const MAGIC: &str = "PKI-BUNDLE v1";
 
 /// What a bundle carries.
@@ -23,6 +24,7 @@ pub enum BundleKind {
 }
 
 impl BundleKind {
+    /// The kind as the `kind` header writes it: `intermediate-request` or `intermediate-response`.
     pub fn as_str(self) -> &'static str {
         match self {
             BundleKind::IntermediateRequest => "intermediate-request",
@@ -45,7 +47,10 @@ impl FromStr for BundleKind {
 /// A decrypted bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
+    /// What the bundle carries (the `kind` header).
     pub kind: BundleKind,
+    /// The enrolment's request ID (the `request-id` header): 32 hex digits, the same in a request
+    /// and its response.
     pub request_id: String,
     /// Other headers, in order of their names (`created`, `reply-to`, `subject`, ...).
     pub headers: BTreeMap<String, String>,
@@ -64,6 +69,7 @@ const KNOWN_HEADERS: &[&str] = &[
 ];
 
 impl Bundle {
+    /// An empty bundle of `kind` for request `request_id`: no other headers, no blocks.
     pub fn new(kind: BundleKind, request_id: &str) -> Self {
         Bundle {
             kind,
@@ -78,6 +84,7 @@ impl Bundle {
         hex::encode(rand::random::<[u8; 16]>())
     }
 
+    /// The value of header `name`, if present (`kind` and `request-id` are fields, not headers).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }

@@ -37,6 +37,9 @@ impl SecretArgs {
         )
     }
 
+    /// The secret that unlocks a key at rest: `--identity`, `--passphrase-file`, the environment,
+    /// then a terminal prompt labelled `label` (asked twice when `confirm`). Fails with
+    /// [`crate::Error::NoKeySecret`] when none of them gives one.
     pub fn resolve(&self, label: &str, confirm: bool) -> Result<KeySecret> {
         resolve(
             self.identity.as_deref(),
@@ -51,6 +54,7 @@ impl SecretArgs {
 pub mod generated_docs {
     use std::path::Path;
 
+    /// Writes the completion script of command `C` for `shell` to stdout.
     pub fn completions<C: clap::CommandFactory>(
         shell: clap_complete::Shell,
     ) -> std::io::Result<()> {
@@ -60,6 +64,8 @@ pub mod generated_docs {
         Ok(())
     }
 
+    /// Writes the man pages of command `C` and of each of its subcommands into `dir`, creating the
+    /// folder if needed.
     pub fn manpages<C: clap::CommandFactory>(dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         clap_mangen::generate_to(C::command(), dir)

@@ -6,147 +6,297 @@ use std::path::PathBuf;
 /// Errors of the PKI toolkit's library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An output file already exists and `--force` was not given (checked before any work, and
+    /// again by the final hard link of an atomic write).
     #[error("{path}: already exists; refusing to overwrite it (pass --force to replace it)")]
-    OutputExists { path: PathBuf },
+    OutputExists {
+        /// The file that is already there.
+        path: PathBuf,
+    },
 
+    /// A file system operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
+    /// Text that should hold PEM blocks does not parse as PEM, or holds no block of the
+    /// expected tag.
     #[error("{what}: not valid PEM ({detail}); expected a '-----BEGIN {expected}-----' block")]
     MalformedPem {
+        /// The file or input read, as named in the message.
         what: String,
+        /// The PEM tag looked for, such as `CERTIFICATE` or `PRIVATE KEY`.
         expected: &'static str,
+        /// The PEM parser's complaint, or that no such block was found.
         detail: String,
     },
 
+    /// DER that should be an X.509 certificate does not parse (or has trailing bytes or
+    /// unreadable extensions), or an issuing CA certificate cannot be used to sign.
     #[error("{what}: not a valid X.509 certificate ({detail})")]
-    BadCertificate { what: String, detail: String },
+    BadCertificate {
+        /// The certificate, as named in the message.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
+    /// A CSR is refused: not a single well-formed PKCS#10 request, its signature does not
+    /// verify, or it asks for CA:TRUE or for names the operator did not approve.
     #[error("{what}: the CSR is not acceptable: {reason}")]
-    CsrRejected { what: String, reason: String },
+    CsrRejected {
+        /// The CSR, as named in the message.
+        what: String,
+        /// Why it is refused.
+        reason: String,
+    },
 
+    /// A key or signature algorithm below policy or not supported: RSA under 2048 bits, an
+    /// EC curve other than P-256/P-384, SHA-1 or older hashes, RSA-PSS. Holds the details.
     #[error("weak or forbidden algorithm: {0}")]
     WeakAlgorithm(String),
 
+    /// A key algorithm name (`--key`, a batch leaf's `key`) that the toolkit does not know, or
+    /// an RSA size it cannot generate. Holds the name as given.
     #[error(
         "unknown key algorithm '{0}'; use one of p256, p384, ed25519, rsa2048, rsa3072, rsa4096"
     )]
     UnknownAlgorithm(String),
 
+    /// A certificate or CRL would end after the certificate of its issuer: the validity is
+    /// refused, never clamped.
     #[error(
         "the requested validity ends {requested}, after the issuer's certificate ends {issuer}; \
          a certificate never outlives its issuer: ask for fewer days or renew the issuer first"
     )]
-    OutlivesIssuer { requested: String, issuer: String },
+    OutlivesIssuer {
+        /// The requested end (a certificate's notAfter or a CRL's nextUpdate), RFC 3339.
+        requested: String,
+        /// The issuing certificate's notAfter, RFC 3339.
+        issuer: String,
+    },
 
+    /// The issuing CA certificate (or one being imported or installed) is not valid at the
+    /// current time.
     #[error("the issuer certificate is not valid now (valid {not_before} to {not_after}); renew or rotate it first")]
     IssuerNotCurrent {
+        /// The certificate's notBefore, RFC 3339.
         not_before: String,
+        /// The certificate's notAfter, RFC 3339.
         not_after: String,
     },
 
+    /// A lifetime that cannot be used: zero days, more than the profile's maximum, a duration
+    /// that does not parse, or a CRL whose nextUpdate is not after its thisUpdate.
     #[error("invalid validity: {0}")]
     BadValidity(String),
 
+    /// A refusal by one of the toolkit's rules that has no variant of its own (a leaf already
+    /// revoked, a response for another request, another batch running, ...); the message
+    /// says what to do.
     #[error("{0}")]
     Policy(String),
 
+    /// A private key (in a file or a token) is not the key of the certificate it goes with.
+    /// Holds which key and certificate.
     #[error("the private key does not match the certificate's public key ({0}); check that you passed the right pair")]
     KeyMismatch(String),
 
+    /// A certificate used as a CA lacks basicConstraints CA:TRUE or keyUsage keyCertSign (or,
+    /// for the root of a response, is not self-signed). Holds which certificate.
     #[error("{0}: not a CA certificate (basicConstraints CA:TRUE and keyUsage keyCertSign are required)")]
     NotCa(String),
 
+    /// A sealed (age-encrypted) key file cannot be decrypted: the wrong identity or
+    /// passphrase, the wrong kind of secret, or a damaged file.
     #[error("cannot decrypt {path}: {reason}")]
-    KeyDecrypt { path: PathBuf, reason: String },
+    KeyDecrypt {
+        /// The sealed key file.
+        path: PathBuf,
+        /// Why it could not be decrypted, and what to pass instead.
+        reason: String,
+    },
 
+    /// No identity file, passphrase file, environment variable or terminal prompt gave the
+    /// secret that unlocks a key at rest.
     #[error("no way to unlock the key at rest: pass --identity FILE, set PKI_AGE_IDENTITY, pass --passphrase-file FILE, or run on a terminal to be prompted")]
     NoKeySecret,
 
+    /// A file holding a secret (PIN, passphrase, age identity) gives the group or others some
+    /// access to it.
     #[error("{what} file {path} can be read or written by others (mode {mode:04o}); it holds a secret, so it is refused as ssh refuses an open key: run `chmod 600 {path}` (and check who has already read it)")]
     SecretFileOpen {
+        /// What the file holds (`passphrase`, `age identity`, ...).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
         mode: u32,
     },
 
+    /// Abandoning a staged request in a CA folder where no generation is waiting for its
+    /// response.
     #[error("{path}: no generation is waiting for a response, so there is nothing to abandon (`intermediate-ca status --dir {path}` shows the generations)")]
-    NothingStaged { path: PathBuf },
+    NothingStaged {
+        /// The CA folder.
+        path: PathBuf,
+    },
 
+    /// A response is opened with a passphrase, but its generation was requested with an age
+    /// identity, so no reply identity sealed with a passphrase exists for it.
     #[error("generation {generation} was requested with an age identity, not a passphrase: pass --identity FILE (the one given to `intermediate-ca request`)")]
-    ReplyNeedsIdentity { generation: u32 },
+    ReplyNeedsIdentity {
+        /// The staged generation.
+        generation: u32,
+    },
 
+    /// The request ID given to abandon a staged generation is not the one that generation
+    /// was requested with.
     #[error("{path}: the staged generation {generation} belongs to request {staged}, not {given}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)")]
     StagedRequestMismatch {
+        /// The CA folder.
         path: PathBuf,
+        /// The staged generation.
         generation: u32,
+        /// The request ID of the staged generation.
         staged: String,
+        /// The request ID given.
         given: String,
     },
 
+    /// A folder is not a usable CA folder: its `ca.toml` is missing, unreadable or invalid, or
+    /// it has no active intermediate yet.
     #[error("{path}: not a CA folder managed by this toolkit ({reason}); create one with `intermediate-ca import` or `intermediate-ca request`")]
-    NotCaDir { path: PathBuf, reason: String },
+    NotCaDir {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
 
+    /// A ledger operation failed (an SQLite error, such as a serial recorded twice), or a
+    /// serial to revoke is not in the ledger.
     #[error("ledger {path}: {reason}")]
-    Ledger { path: PathBuf, reason: String },
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// SQLite's message, or what was not found.
+        reason: String,
+    },
 
+    /// An input (a file, a flag value, a batch or cluster file, a ledger value) that is not
+    /// what it should be; built with [`Error::input`].
     #[error("{what}: {reason}")]
-    BadInput { what: String, reason: String },
+    BadInput {
+        /// The input, as named in the message.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A cluster-file value that etcd, a shell or systemd would misread; `value` is already
     /// quoted and escaped for display.
     #[error("{file}: {field} = {value} {problem}; correct the cluster file and run again")]
     ClusterValue {
+        /// The cluster file.
         file: String,
+        /// The field that holds the value.
         field: String,
+        /// The value, quoted and escaped for display.
         value: String,
+        /// How it would be misread.
         problem: String,
     },
 
+    /// A cryptographic operation failed: signing a certificate, CRL or CSR, generating a key,
+    /// age encryption, or a signature that does not verify.
     #[error("signing failed: {0}")]
     Signing(String),
 
+    /// A PKCS#11 token operation failed; see [`TokenError`].
     #[error(transparent)]
     Token(#[from] TokenError),
 
+    /// A folder that files are to be written into may be written by the group or others.
     #[error("{path}: group or others may write to this folder (mode {mode:04o}), so anyone could plant or swap the files written into it; run `chmod go-w {path}` or choose a private folder")]
-    UnsafeFolder { path: PathBuf, mode: u32 },
+    UnsafeFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
 
+    /// Another command kept the CA folder's lock for the whole wait (two minutes).
     #[error("another command is changing the CA folder {path} (it holds the folder's lock); wait for it to finish, then run this one again")]
-    CaBusy { path: PathBuf },
+    CaBusy {
+        /// The CA folder.
+        path: PathBuf,
+    },
 
+    /// Publishing a CRL would replace a file that holds a higher-numbered CRL of the same
+    /// issuer.
     #[error("{path} already holds CRL number {on_disk} of this issuer, newer than the {new} just signed; nothing was replaced: run the command again to publish a newer one")]
     CrlNotNewer {
+        /// The CRL file.
         path: PathBuf,
+        /// The CRL number of the CRL in the file.
         on_disk: u64,
+        /// The CRL number of the CRL just signed.
         new: u64,
     },
 
+    /// A batch re-run found leaves recorded active (by a finished run or another command)
+    /// whose files are missing or incomplete, or files that are no leaf of the ledger at a
+    /// leaf's path; nothing was issued.
     #[error("{count} leaf/leaves of this batch cannot be skipped or issued again in {out}; nothing was issued or changed:\n{list}\nA certificate recorded active is never replaced silently: if it was deployed, leave it out of the batch file; if it is lost, revoke it (`issuer revoke SERIAL`) and run the batch again")]
     BatchConflict {
+        /// The batch's output folder.
         out: PathBuf,
+        /// How many conflicts were found.
         count: usize,
+        /// One indented line per conflict.
         list: String,
     },
 
+    /// A leaf was recorded and its certificate reached its final name, but a later step
+    /// failed: the certificate exists and stays in the ledger.
     #[error("{path}: the certificate (serial {serial}) was written and is recorded in the ledger, but a later step failed: {source}; check the folder, and if this certificate will not be used, revoke it (`issuer revoke {serial}`)")]
     IssuedButFailed {
+        /// The certificate file.
         path: PathBuf,
+        /// The leaf's serial, hex.
         serial: String,
+        /// The step that failed.
         #[source]
         source: Box<Error>,
     },
 
+    /// A failure injected by a test at a failure point listed in `PKI_FAILPOINTS` (debug
+    /// builds only; see [`crate::failpoint`]).
     #[error("injected failure at {point} ({path}); set only by tests through PKI_FAILPOINTS")]
-    Injected { point: String, path: PathBuf },
+    Injected {
+        /// The failure point's name.
+        point: String,
+        /// The file the failing step was acting on (empty for a crash point).
+        path: PathBuf,
+    },
 
+    /// An age identity file has no `AGE-SECRET-KEY-1` line, or an invalid one.
     #[error("age identity {path}: {reason}")]
-    Identity { path: PathBuf, reason: String },
+    Identity {
+        /// The identity file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A name of a leaf (a SAN, or a CN that looks like a host name) is excluded or not
+    /// permitted by the name constraints of the issuing intermediate or the pinned root.
     #[error(
         "{name} is outside the name constraints of the issuing CA '{issuer}' ({rule}): etcd, \
          openssl and every other validator would reject the certificate, so it was not issued. \
@@ -154,18 +304,29 @@ pub enum Error {
          (docs/enrolment.md, section on name constraints)"
     )]
     NameNotPermitted {
+        /// The name, as `DNS:<name>` or `IP:<address>`.
         name: String,
+        /// The subject of the CA certificate that carries the constraint.
         issuer: String,
+        /// The subtree that excludes the name, or the subtrees that alone are permitted.
         rule: String,
     },
 
+    /// A CA certificate of the chain carries a name constraint the gate cannot evaluate (a
+    /// directoryName, a malformed iPAddress), so nothing is issued.
     #[error(
         "the issuing CA '{issuer}' carries a name constraint this toolkit cannot check \
          ({constraint}); refusing to issue rather than sign a certificate validators may reject. \
          Use an intermediate constrained to DNS names and IP ranges only"
     )]
-    UncheckableConstraint { issuer: String, constraint: String },
+    UncheckableConstraint {
+        /// The subject of the CA certificate that carries the constraint.
+        issuer: String,
+        /// The constraint, such as `directoryName ...` or `iPAddress of 6 bytes`.
+        constraint: String,
+    },
 
+    /// The active intermediate is listed on the root CRL held in the CA folder.
     #[error(
         "the active intermediate '{issuer}' (serial {serial}) is revoked by the root CRL {crl} \
          (revoked {revoked_at}): nothing is issued from a revoked CA. Enrol a new intermediate \
@@ -173,65 +334,103 @@ pub enum Error {
          `issuer reissue` the leaves of this generation"
     )]
     IssuerRevoked {
+        /// The intermediate's subject.
         issuer: String,
+        /// The intermediate's serial, hex.
         serial: String,
+        /// The root CRL file that lists it.
         crl: PathBuf,
+        /// When the root revoked it, RFC 3339.
         revoked_at: String,
     },
 
+    /// The intermediate in a response bundle is listed on the response's root CRL or on the
+    /// one the folder holds.
     #[error(
         "the intermediate in the response '{issuer}' (serial {serial}) is revoked by the root CRL \
          {crl} (revoked {revoked_at}): do not install it. Nothing was changed; the root must \
          sign a new request"
     )]
     InstallingRevoked {
+        /// The intermediate's subject.
         issuer: String,
+        /// The intermediate's serial, hex.
         serial: String,
+        /// The root CRL file that lists it, or `root CRL in the response`.
         crl: PathBuf,
+        /// When the root revoked it, RFC 3339.
         revoked_at: String,
     },
 
+    /// The root CRL held in the CA folder cannot be trusted: unreadable, not issued or not
+    /// signed by the pinned root, or there is no pinned root to check it against.
     #[error(
         "root CRL {crl}: {reason}; refusing to issue without a root CRL that verifies. Install \
          a good one with `intermediate-ca root-crl --dir CA_DIR FILE`"
     )]
-    RootCrlUnusable { crl: PathBuf, reason: String },
+    RootCrlUnusable {
+        /// The root CRL file.
+        crl: PathBuf,
+        /// Why it cannot be trusted.
+        reason: String,
+    },
 
+    /// A root CRL being installed is not the installed one and its CRL number is not greater.
     #[error(
         "{file}: CRL number {number} is not newer than the installed root CRL's ({installed}); \
          refusing to replace a root CRL with an older or different one of the same number. \
          Bring the latest CRL from the root ceremony"
     )]
     RootCrlNotNewer {
+        /// The root CRL file being installed.
         file: PathBuf,
+        /// Its CRL number, decimal (`none` when absent).
         number: String,
+        /// The installed root CRL's number, decimal (`none` when absent).
         installed: String,
     },
 
+    /// A CSR or cfssl request proposes a CN and the operator gave no `--cn`.
     #[error(
         "{what}: the request asks for CN={requested}, and no --cn was given; the CN is the \
          etcd user the certificate logs in as, so the operator must type it: pass --cn \
          {requested} if that is right"
     )]
-    CnRequired { what: String, requested: String },
+    CnRequired {
+        /// The request, as named in the message.
+        what: String,
+        /// The CN the request proposes.
+        requested: String,
+    },
 
+    /// The CN a CSR or cfssl request proposes differs from the operator's `--cn`.
     #[error(
         "{what}: the request asks for CN={requested}, but --cn is {approved}; the CN is the etcd \
          user the certificate logs in as and is never taken from a request. Ask the requester \
          for a request with CN={approved}, or pass --cn {requested} if that user is right"
     )]
     CnMismatch {
+        /// The request, as named in the message.
         what: String,
+        /// The CN the request proposes.
         requested: String,
+        /// The CN the operator gave.
         approved: String,
     },
 
+    /// A certificate or CRL just signed does not verify with the issuing certificate's public
+    /// key: the signing key is not that certificate's key.
     #[error(
         "the {what} just signed does not verify with the public key of the issuing certificate \
          '{issuer}': the signing key is not that certificate's key (a wrong or substituted token \
          key?). Nothing was recorded or written; check the key with `intermediate-ca status`"
     )]
-    SignatureCheckFailed { what: String, issuer: String },
+    SignatureCheckFailed {
+        /// What was signed: `CRL`, or the role and CN of a leaf.
+        what: String,
+        /// The issuing certificate's subject.
+        issuer: String,
+    },
 }
 
 impl Error {
@@ -242,6 +441,7 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::BadInput`] about `what`.
     pub fn input(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::BadInput {
             what: what.into(),
@@ -256,67 +456,125 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Errors of a PKCS#11 token. Each says what to check next; none carries the PIN.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The PKCS#11 module is missing, cannot be loaded, or fails to initialise.
     #[error("cannot load the PKCS#11 module {module}: {reason}. Check the path in [token] module / --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)")]
-    Module { module: PathBuf, reason: String },
+    Module {
+        /// The module's path.
+        module: PathBuf,
+        /// Why it could not be used.
+        reason: String,
+    },
 
+    /// No initialised token carries the configured label.
     #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label, and SOFTHSM2_CONF for SoftHSM2")]
     NoToken {
+        /// The token label looked for.
         label: String,
+        /// The module's path.
         module: PathBuf,
+        /// The labels of the tokens found, quoted and comma-separated, or `none`.
         found: String,
     },
 
+    /// The token refused the PIN (incorrect, or of a length it does not accept).
     #[error("token '{label}' refused the PIN (wrong PIN). Check the PIN source; repeated failures lock the token")]
-    WrongPin { label: String },
+    WrongPin {
+        /// The token's label.
+        label: String,
+    },
 
+    /// The user PIN is locked after too many wrong attempts.
     #[error(
         "token '{label}' is locked after too many wrong PINs; the security officer must unblock it"
     )]
-    PinLocked { label: String },
+    PinLocked {
+        /// The token's label.
+        label: String,
+    },
 
+    /// No key object with the label (and the recorded CKA_ID, if any) is in the token.
     #[error("no private key labelled '{key}' in token '{token}'. Check the key label, or generate the key first")]
-    NoKey { key: String, token: String },
+    NoKey {
+        /// The key label (with `-transport` for the transport key).
+        key: String,
+        /// The token's label.
+        token: String,
+    },
 
+    /// More than one object of one class matches the key label (and CKA_ID).
     #[error("token '{token}' holds {count} {class} objects labelled '{key}'{id}; refusing to guess which one signs. Remove the objects not generated for this CA (pkcs11-tool --list-objects shows them)")]
     AmbiguousKey {
+        /// The key label.
         key: String,
+        /// The token's label.
         token: String,
+        /// The object class: `private-key`, `public-key` or `secret-key`.
         class: &'static str,
+        /// How many objects matched.
         count: usize,
         /// ` with CKA_ID <hex>` when the lookup used the recorded ID, else empty.
         id: String,
     },
 
+    /// The private and public objects of a key do not form a pair: different or empty
+    /// CKA_IDs, or a test signature that the public key does not verify.
     #[error("the private and public objects labelled '{key}' in token '{token}' do not belong together ({reason}); refusing to sign. Check the token's objects with pkcs11-tool --list-objects")]
     KeyPairMismatch {
+        /// The key label.
         key: String,
+        /// The token's label.
         token: String,
+        /// The CKA_IDs found, or why the test signature failed.
         reason: String,
     },
 
+    /// A key attribute read back from the token shows the key could leave it or be misused
+    /// (not sensitive, extractable, usable without login, ...).
     #[error("key '{key}' in token '{token}' has {attribute}={value}: {why}; refusing to use it. Use a key generated inside the token by this toolkit")]
     WeakKey {
+        /// The key label.
         key: String,
+        /// The token's label.
         token: String,
+        /// The attribute, such as `CKA_EXTRACTABLE`.
         attribute: &'static str,
+        /// The value the token reports for it.
         value: bool,
+        /// Why that value is refused.
         why: &'static str,
     },
 
+    /// Generating a key whose label an object in the token already carries.
     #[error("token '{token}' already holds a key labelled '{key}'; refusing to create a second one. Choose a new key label")]
-    KeyExists { key: String, token: String },
+    KeyExists {
+        /// The key label.
+        key: String,
+        /// The token's label.
+        token: String,
+    },
 
+    /// A PKCS#11 call failed.
     #[error("PKCS#11 {op} failed: {reason}")]
-    Pkcs11 { op: &'static str, reason: String },
+    Pkcs11 {
+        /// The operation, such as `sign` or `open session`.
+        op: &'static str,
+        /// The PKCS#11 library's error.
+        reason: String,
+    },
 
+    /// The token returned a signature of the wrong shape (an ECDSA signature of the wrong
+    /// length).
     #[error("the token's signature is malformed: {0}")]
     BadSignature(String),
 
+    /// The toolkit refuses what the token holds or returns: a key of an unsupported type, a
+    /// recorded CKA_ID that is not hex, a truncated sealed transport identity.
     #[error("{0}")]
     Refused(String),
 }
 
 impl TokenError {
+    /// A [`TokenError::Pkcs11`] for operation `op`, with the library's error as the reason.
     pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
         TokenError::Pkcs11 {
             op,

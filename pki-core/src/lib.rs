@@ -2,12 +2,14 @@
 //! algorithms, signers, keys at rest, the ledger and verification. It never prints or exits;
 //! the binaries do.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bundle;
 pub mod ca;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
+#[allow(missing_docs)]
 pub mod etcd;
 pub mod failpoint;
 pub mod keys;

@@ -226,10 +226,12 @@ pub fn remove_quietly(path: &Path) {
     let _ = sync_dir(&parent_of(path));
 }
 
+/// Reads a whole file; errors name it.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io(path, e))
 }
 
+/// Reads a whole file as text; fails when it is not UTF-8.
 pub fn read_to_string(path: &Path) -> Result<String> {
     let bytes = read(path)?;
     String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))

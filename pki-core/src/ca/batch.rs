@@ -31,21 +31,30 @@ use crate::x509::profile::{LeafRole, Subject, SubjectNames};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchFile {
+    /// The leaves, in file order.
     #[serde(rename = "leaf", default)]
     pub leaves: Vec<BatchLeaf>,
 }
 
+/// One `[[leaf]]` table of a batch file: a leaf whose key is generated here, written to
+/// `<role>.crt` and `<role>.key` in the folder `<cn>` of the output folder.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchLeaf {
+    /// The role: `server`, `peer` or `client`.
     pub profile: String,
+    /// The CN, also the name of the leaf's folder (not empty, no `/`, no leading `.`).
     pub cn: String,
+    /// DNS subject alternative names.
     #[serde(default)]
     pub dns: Vec<String>,
+    /// IP subject alternative names.
     #[serde(default)]
     pub ip: Vec<IpAddr>,
+    /// The key algorithm (`p256`, `rsa2048`, ...); the profile's default when absent.
     #[serde(default)]
     pub key: Option<String>,
+    /// Lifetime in days; the profile's default when absent.
     #[serde(default)]
     pub days: Option<u32>,
 }
@@ -63,8 +72,12 @@ struct Planned {
 /// What a batch run did.
 #[derive(Debug, Default)]
 pub struct BatchReport {
+    /// Leaves signed, recorded and written by this run.
     pub issued: usize,
+    /// Leaves already complete on disk, left as they were.
     pub skipped: usize,
+    /// Ledger rows marked void: an interrupted run's leaves without a complete file, which never
+    /// left the machine.
     pub voided: usize,
     /// Files at a final name that were not a complete leaf (a power cut before the final sync)
     /// and were issued again.
@@ -76,6 +89,7 @@ pub struct BatchReport {
 }
 
 impl BatchFile {
+    /// Parses the TOML text of a batch file named `what`; unknown fields are refused.
     pub fn parse(what: &str, text: &str) -> Result<Self> {
         toml::from_str(text)
             .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))

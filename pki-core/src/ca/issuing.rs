@@ -22,21 +22,31 @@ pub use crate::ca::request::{LeafKey, LeafRequest};
 
 /// A signed leaf, not yet recorded or written.
 pub struct IssuedLeaf {
+    /// The leaf's role.
     pub role: LeafRole,
+    /// The leaf's serial number.
     pub serial: Serial,
+    /// The leaf certificate, DER.
     pub cert_der: Vec<u8>,
     /// Leaf then intermediate, the chain file etcd's flags expect.
     pub chain_pem: String,
+    /// The private key, PKCS#8 PEM, when it was generated here; None when the requester keeps it.
     pub key_pem: Option<Zeroizing<String>>,
+    /// The algorithm of the certified key.
     pub key_alg: KeyAlgorithm,
+    /// The validity signed.
     pub validity: Validity,
+    /// The subject signed.
     pub subject: Subject,
+    /// The subject alternative names signed.
     pub names: SubjectNames,
 }
 
 /// The active intermediate of a CA folder, unlocked and ready to sign.
 pub struct IssuingCa<S: Signer> {
+    /// The generation of the CA folder this intermediate is.
     pub generation: u32,
+    /// The intermediate's certificate.
     pub cert: CertFacts,
     issuer: Issuer<'static, S>,
     /// The issuance policy every leaf passes before it is signed.
@@ -78,6 +88,9 @@ impl IssuingCa<crate::keys::CaKey> {
 }
 
 impl<S: Signer> IssuingCa<S> {
+    /// Wraps `key` and `cert`, the intermediate certificate of `generation`. Its gate holds the
+    /// certificate's own name constraints only (see [`IssuingCa::with_gate`]). Fails with
+    /// [`Error::BadCertificate`] when the certificate cannot be used to sign.
     pub fn new(generation: u32, cert: CertFacts, key: S) -> Result<Self> {
         let issuer = Issuer::from_ca_cert_der(&cert.der.clone().into(), key).map_err(|e| {
             Error::BadCertificate {
@@ -220,11 +233,14 @@ impl<S: Signer> IssuingCa<S> {
 
 /// The two files of one leaf inside an output folder.
 pub struct LeafPaths {
+    /// The certificate file: the leaf then the intermediate, PEM.
     pub cert: PathBuf,
+    /// The private key file, PKCS#8 PEM.
     pub key: PathBuf,
 }
 
 impl LeafPaths {
+    /// `<role>.crt` and `<role>.key` in `out_dir`.
     pub fn new(out_dir: &Path, role: LeafRole) -> Self {
         LeafPaths {
             cert: out_dir.join(format!("{}.crt", role.as_str())),
@@ -243,6 +259,8 @@ impl LeafPaths {
 }
 
 impl IssuedLeaf {
+    /// The ledger row of this leaf, issued by `generation` with its certificate at `cert_path`:
+    /// status `active`, key source `generated` or `csr`.
     pub fn record(&self, generation: u32, cert_path: &Path) -> LeafRecord {
         LeafRecord {
             serial: self.serial.to_hex(),

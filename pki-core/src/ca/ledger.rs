@@ -14,34 +14,50 @@ use crate::error::{Error, Result};
 /// One issued leaf.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct LeafRecord {
+    /// The serial, lower-case hex: the ledger's key.
     pub serial: String,
+    /// The CA folder generation that issued it.
     pub generation: u32,
+    /// The leaf role: `server`, `peer` or `client`.
     pub profile: String,
+    /// The subject CN.
     pub subject: String,
+    /// DNS subject alternative names.
     pub dns: Vec<String>,
+    /// IP subject alternative names, as text.
     pub ips: Vec<String>,
+    /// The key algorithm, as `p256`, `rsa2048`, ...
     pub key_alg: String,
     /// `generated` or `csr`
     pub key_source: String,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     pub not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
     /// `active`, `revoked` or `superseded`
     pub status: String,
+    /// The RFC 5280 reason name given when it was revoked.
     pub revocation_reason: Option<String>,
     /// Where the certificate file was written.
     pub cert_path: String,
+    /// SHA-256 of the certificate's DER, upper-case hex with colons.
     pub fingerprint: String,
 }
 
 /// A revoked leaf, as the CRLs need it.
 #[derive(Clone, Debug)]
 pub struct RevokedLeaf {
+    /// The serial, lower-case hex.
     pub serial: String,
+    /// The generation that issued it.
     pub generation: u32,
+    /// The RFC 5280 reason name given when it was revoked.
     pub reason: Option<String>,
+    /// When it was revoked (its issue time for a row that recorded none).
     pub revoked_at: OffsetDateTime,
+    /// End of the leaf's validity.
     pub not_after: OffsetDateTime,
     /// Number of the first direct CRL published after the leaf expired (it still listed it).
     pub direct_listed_expired: Option<u64>,
@@ -64,7 +80,9 @@ impl RevokedLeaf {
 /// apart, and a validator of one never sees the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrlKind {
+    /// The active intermediate's own CRL: the leaves it issued.
     Direct,
+    /// The indirect etcd CRL: revoked leaves of every generation, and the root's revocations.
     Etcd,
 }
 
@@ -80,10 +98,15 @@ impl CrlKind {
 /// An active leaf recorded under a folder, as a batch re-run needs it.
 #[derive(Clone, Debug)]
 pub struct RowUnder {
+    /// The serial, lower-case hex.
     pub serial: String,
+    /// The subject CN.
     pub subject: String,
+    /// The leaf role.
     pub profile: String,
+    /// Where the certificate file was recorded to be written.
     pub cert_path: String,
+    /// SHA-256 of the certificate's DER, upper-case hex with colons.
     pub fingerprint: String,
     /// Made by a batch run into that same folder that never finished: the leaf may be voided
     /// when its file is missing or incomplete, because it never left the machine.
@@ -101,6 +124,7 @@ pub struct ListFilter {
     pub generation: Option<u32>,
 }
 
+/// The issuance ledger of a CA folder (`ledger.sqlite`), open.
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
@@ -496,6 +520,7 @@ impl Ledger {
         Ok(())
     }
 
+    /// The leaf with this serial (lower-case hex); None when the ledger does not know it.
     pub fn get(&self, serial: &str) -> Result<Option<LeafRecord>> {
         self.conn
             .query_row(
@@ -507,6 +532,7 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// How many leaves the ledger holds, whatever their status.
     pub fn count(&self) -> Result<u64> {
         self.conn
             .query_row("SELECT COUNT(*) FROM leaves", [], |r| r.get::<_, i64>(0))

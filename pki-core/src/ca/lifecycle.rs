@@ -32,8 +32,11 @@ fn entry(
 /// What goes into one CRL: its entries, and the expired revoked leaves it lists for the last
 /// time. Once that CRL is published, record them with [`Selection::published`].
 pub struct Selection {
+    /// The CRL's entries, in the order they are written.
     pub entries: Vec<CrlEntry>,
+    /// The CRL they are for.
     pub kind: CrlKind,
+    /// Serials (hex) of the expired revoked leaves this CRL lists for the last time.
     pub listed_expired: Vec<String>,
 }
 

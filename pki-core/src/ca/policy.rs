@@ -29,10 +29,13 @@ use crate::x509::profile::{LeafRole, Subject, SubjectNames};
 /// One subtree of a nameConstraints extension, of a type our leaves can carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subtree {
+    /// A dNSName subtree; the empty string matches every DNS name.
     Dns(String),
     /// Network address and mask, both 4 or both 16 bytes.
     Ip {
+        /// The network address.
         addr: Vec<u8>,
+        /// The network mask.
         mask: Vec<u8>,
     },
 }
@@ -40,7 +43,9 @@ pub enum Subtree {
 /// A name in a leaf, as the constraints see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeafName {
+    /// A DNS subject alternative name, or a CN that looks like a host name.
     Dns(String),
+    /// An IP subject alternative name.
     Ip(IpAddr),
 }
 
@@ -139,7 +144,9 @@ impl Subtree {
 pub struct Constraints {
     /// Subject of the certificate that carries them.
     pub holder: String,
+    /// Permitted subtrees of the name types our leaves carry.
     pub permitted: Vec<Subtree>,
+    /// Excluded subtrees of the name types our leaves carry.
     pub excluded: Vec<Subtree>,
     /// Subtrees that bind what our leaves carry but that we cannot evaluate (directoryName,
     /// malformed iPAddress): their presence stops issuance.
@@ -453,6 +460,7 @@ fn unapproved_names(what: &str, csr: &CheckedCsr, names: &SubjectNames) -> Resul
 pub struct Approval<'a> {
     /// `--cn`: required whenever a request proposes a CN, and it must equal it.
     pub cn: Option<&'a str>,
+    /// `--dns`/`--ip`: the names to certify; every name a request asks for must be among them.
     pub names: &'a SubjectNames,
     /// `--ignore-requested-ca`: issue a plain leaf for a CSR that asks for CA:TRUE.
     pub ignore_requested_ca: bool,

@@ -13,16 +13,23 @@ pub enum LeafKey {
     Csr(Box<CheckedCsr>),
     /// Re-certify a public key we certified before (renewal of a CSR-based leaf).
     Spki {
+        /// The DER SubjectPublicKeyInfo.
         spki_der: Vec<u8>,
+        /// Its algorithm.
         alg: KeyAlgorithm,
     },
 }
 
 /// Everything the operator asked for.
 pub struct LeafRequest {
+    /// The leaf's role, which picks its profile.
     pub role: LeafRole,
+    /// The subject to certify.
     pub subject: Subject,
+    /// The subject alternative names to certify.
     pub names: SubjectNames,
+    /// Lifetime in days; None for the profile's default.
     pub days: Option<u32>,
+    /// Where the key comes from.
     pub key: LeafKey,
 }

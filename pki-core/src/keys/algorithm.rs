@@ -11,8 +11,11 @@ use crate::error::{Error, Result};
 /// SHA-384 for P-384, RSA PKCS#1 v1.5 with SHA-256 (etcd cannot load RSA-PSS keys), Ed25519.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
+    /// ECDSA on P-256, signing with SHA-256.
     P256,
+    /// ECDSA on P-384, signing with SHA-384.
     P384,
+    /// Ed25519.
     Ed25519,
     /// RSA with the modulus size in bits (2048 at least).
     Rsa(u32),
@@ -42,6 +45,7 @@ impl KeyAlgorithm {
         }
     }
 
+    /// Whether this is an RSA key.
     pub fn is_rsa(self) -> bool {
         matches!(self, KeyAlgorithm::Rsa(_))
     }

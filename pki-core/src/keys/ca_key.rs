@@ -8,7 +8,9 @@ use crate::keys::signer::{FileKey, Signer};
 
 /// The intermediate's key wherever it lives: an age-encrypted file or a PKCS#11 token.
 pub enum CaKey {
+    /// A key decrypted from its age-encrypted file, held in memory.
     File(FileKey),
+    /// A key in a PKCS#11 token: every signature is made by the token.
     Token(TokenKey),
 }
 
@@ -52,6 +54,7 @@ impl Signer for CaKey {
 }
 
 impl CaKey {
+    /// The DER SubjectPublicKeyInfo of the key.
     pub fn spki_der(&self) -> Vec<u8> {
         self.subject_public_key_info()
     }

@@ -16,7 +16,9 @@ use crate::output::{self, Mode};
 pub enum KeySecret {
     /// An age X25519 identity read from a file (never from a flag value).
     Identity {
+        /// The identity file it was read from (named in messages).
         path: PathBuf,
+        /// The identity.
         identity: age::x25519::Identity,
     },
     /// A passphrase from a file, an environment variable or a prompt.
@@ -45,6 +47,7 @@ impl KeySecret {
         })
     }
 
+    /// A passphrase secret; fails with [`Error::Policy`] when it has fewer than 12 characters.
     pub fn passphrase(p: Zeroizing<String>) -> Result<Self> {
         if p.chars().count() < 12 {
             return Err(Error::Policy(

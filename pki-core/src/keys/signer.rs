@@ -23,6 +23,8 @@ pub struct FileKey {
 }
 
 impl FileKey {
+    /// Generates a fresh key of `alg` in memory; fails for an RSA size other than 2048, 3072 or
+    /// 4096.
     pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
         Ok(FileKey {
             pair: alg.generate()?,

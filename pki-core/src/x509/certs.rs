@@ -95,25 +95,40 @@ pub fn san_names(cert: &X509Certificate) -> crate::x509::profile::SubjectNames {
 /// What the tools need to know about a certificate.
 #[derive(Clone, Debug)]
 pub struct CertFacts {
+    /// The certificate, DER.
     pub der: Vec<u8>,
+    /// The subject name as text.
     pub subject: String,
     /// DER Name of the subject (the issuer name of what this certificate signs).
     pub subject_der: Vec<u8>,
+    /// The subject's first CN; empty when it has none.
     pub subject_cn: String,
+    /// The issuer name as text.
     pub issuer: String,
+    /// The serial number.
     pub serial: Serial,
+    /// Start of validity.
     pub not_before: OffsetDateTime,
+    /// End of validity.
     pub not_after: OffsetDateTime,
+    /// The DER SubjectPublicKeyInfo of the certified key.
     pub spki_der: Vec<u8>,
+    /// basicConstraints says CA:TRUE (false when the extension is absent).
     pub is_ca: bool,
+    /// keyUsage has keyCertSign (false when the extension is absent).
     pub key_cert_sign: bool,
+    /// Subject and issuer names are equal (the signature is not checked).
     pub self_signed: bool,
+    /// SHA-256 of the DER, upper-case hex with colons, as [`crate::x509::certs::fingerprint`]
+    /// makes it.
     pub fingerprint: String,
     /// subjectKeyIdentifier, when present.
     pub ski: Option<Vec<u8>>,
 }
 
 impl CertFacts {
+    /// Reads the facts of a DER certificate. Fails with [`Error::BadCertificate`] when it does not
+    /// parse, has trailing bytes, or has an unreadable basicConstraints or keyUsage.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
         let bad = |detail: String| Error::BadCertificate {
             what: what.into(),
@@ -164,6 +179,7 @@ impl CertFacts {
         Self::from_der(what, &blocks[0])
     }
 
+    /// The certificate as one `CERTIFICATE` PEM block.
     pub fn pem(&self) -> String {
         to_pem("CERTIFICATE", &self.der)
     }

@@ -22,16 +22,22 @@ const EKU_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    /// The check passed.
     Ok,
+    /// Worth attention but not a failure (the leaf expires soon, the chain file carries the root).
     Warn,
+    /// The check failed: the certificate does not pass.
     Fail,
 }
 
 /// One line of a verification report.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Finding {
+    /// How bad it is.
     pub level: Level,
+    /// The check's short name: `root`, `parse`, `chain`, `profile`, `key` or `expiry`.
     pub check: &'static str,
+    /// What was found.
     pub detail: String,
 }
 
@@ -58,13 +64,18 @@ impl std::fmt::Display for Finding {
 
 /// What to verify.
 pub struct VerifyRequest<'a> {
+    /// The root certificate, PEM: exactly one block.
     pub root_pem: &'a [u8],
     /// The chain file: leaf first, then intermediates.
     pub chain_pem: &'a [u8],
+    /// The etcd role the leaf must conform to. None skips the profile check, and the chain then
+    /// passes when it verifies for serverAuth or clientAuth.
     pub role: Option<LeafRole>,
+    /// The leaf's private key, PKCS#8 PEM, checked against the certificate; None skips the check.
     pub key_pem: Option<&'a str>,
     /// Warn when the leaf expires within this many days.
     pub warn_days: i64,
+    /// The time the checks are made at.
     pub now: OffsetDateTime,
 }
 

@@ -23,18 +23,28 @@ use crate::keys::signer::Signer;
 /// RFC 5280 §5.3.1 reason codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// `unspecified` (0); written as no reasonCode extension at all, as RFC 5280 recommends.
     Unspecified = 0,
+    /// `keyCompromise` (1).
     KeyCompromise = 1,
+    /// `cACompromise` (2).
     CaCompromise = 2,
+    /// `affiliationChanged` (3).
     AffiliationChanged = 3,
+    /// `superseded` (4).
     Superseded = 4,
+    /// `cessationOfOperation` (5).
     CessationOfOperation = 5,
+    /// `privilegeWithdrawn` (9).
     PrivilegeWithdrawn = 9,
 }
 
 impl Reason {
+    /// The names [`Reason::parse`] accepts, comma-separated, for messages.
     pub const NAMES: &'static str = "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn";
 
+    /// The reason of an RFC 5280 name such as `keyCompromise` (case-sensitive); fails for any
+    /// other name.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "unspecified" => Reason::Unspecified,
@@ -75,7 +85,9 @@ impl Reason {
 pub struct CrlEntry {
     /// Big-endian magnitude of the serial.
     pub serial: Vec<u8>,
+    /// When it was revoked (the entry's revocationDate).
     pub revoked_at: OffsetDateTime,
+    /// The reason code; None or `Unspecified` writes no reasonCode extension.
     pub reason: Option<Reason>,
     /// DER Name of the certificate's issuer when it is not the CRL's issuer (indirect CRL).
     pub certificate_issuer: Option<Vec<u8>>,
@@ -85,9 +97,13 @@ pub struct CrlEntry {
 pub struct CrlParams<'a> {
     /// DER Name of the CRL issuer (the signer's certificate subject).
     pub issuer_name: &'a [u8],
+    /// The issuer's subjectKeyIdentifier, written as the CRL's authorityKeyIdentifier.
     pub issuer_key_id: &'a [u8],
+    /// The CRL number.
     pub number: u64,
+    /// thisUpdate: when the CRL is issued.
     pub this_update: OffsetDateTime,
+    /// nextUpdate: when the next CRL is due; must be after `this_update`.
     pub next_update: OffsetDateTime,
     /// Emit issuingDistributionPoint { indirectCRL TRUE }.
     pub indirect: bool,

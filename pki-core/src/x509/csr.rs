@@ -15,11 +15,16 @@ use crate::x509::profile::SubjectNames;
 /// A CSR whose signature verified and whose key passed policy.
 #[derive(Clone, Debug)]
 pub struct CheckedCsr {
+    /// The CSR as received, DER.
     pub der: Vec<u8>,
     /// DER SubjectPublicKeyInfo, exactly as the requester sent it.
     pub spki_der: Vec<u8>,
+    /// The algorithm of the requester's key, accepted by policy.
     pub key_alg: KeyAlgorithm,
+    /// The requested subject name as text (informational).
     pub subject: String,
+    /// The first CN of the requested subject, if any: certified only when the operator passes the
+    /// same `--cn`.
     pub common_name: Option<String>,
     /// The names the requester asked for (informational: the CA decides).
     pub requested_names: SubjectNames,
@@ -43,6 +48,9 @@ impl CheckedCsr {
         Self::from_der(what, &blocks[0])
     }
 
+    /// Parses and checks a DER CSR: fails with [`Error::CsrRejected`] when it is not a single
+    /// well-formed PKCS#10 request or its signature does not verify, and with
+    /// [`Error::WeakAlgorithm`] for a refused key or hash.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
         let (rest, csr) =
             x509_parser::certification_request::X509CertificationRequest::from_der(der)

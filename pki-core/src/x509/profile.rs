@@ -17,24 +17,36 @@ use crate::x509::validity::Validity;
 /// The five certificate profiles of the PKI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
+    /// The offline root: a CA with path length 1, keyCertSign and cRLSign.
     Root,
+    /// The online intermediate: a CA with path length 0, no extended key usage, optional name
+    /// constraints.
     Intermediate,
+    /// An etcd server leaf ([`LeafRole::Server`]).
     EtcdServer,
+    /// An etcd peer leaf ([`LeafRole::Peer`]).
     EtcdPeer,
+    /// An etcd client leaf ([`LeafRole::Client`]).
     EtcdClient,
 }
 
 /// The three kinds of etcd leaf; the name is also the file stem etcd's flags use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LeafRole {
+    /// The certificate etcd serves to its clients: serverAuth and clientAuth, at least one SAN.
     Server,
+    /// The certificate etcd members present to each other: serverAuth and clientAuth, at least one
+    /// SAN.
     Peer,
+    /// A client of etcd: clientAuth only; its CN is the etcd user it logs in as.
     Client,
 }
 
 impl LeafRole {
+    /// Every role: server, peer, client.
     pub const ALL: [LeafRole; 3] = [LeafRole::Server, LeafRole::Peer, LeafRole::Client];
 
+    /// The certificate profile of this role.
     pub fn profile(self) -> Profile {
         match self {
             LeafRole::Server => Profile::EtcdServer,
@@ -89,22 +101,31 @@ impl std::fmt::Display for LeafRole {
     }
 }
 
+/// The serverAuth extended key usage (id-kp-serverAuth), dotted.
 pub const OID_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+/// The clientAuth extended key usage (id-kp-clientAuth), dotted.
 pub const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 
 /// The subject of a certificate: a CN and, from migration inputs such as cfssl's `names`,
 /// optional organisational attributes. Nothing else reaches a subject.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Subject {
+    /// The CN: not empty, at most 64 characters, no control characters.
     pub common_name: String,
+    /// Organisation (O) attributes.
     pub organization: Vec<String>,
+    /// Organisational unit (OU) attributes.
     pub organizational_unit: Vec<String>,
+    /// Country (C) attributes.
     pub country: Vec<String>,
+    /// State or province (ST) attributes.
     pub state: Vec<String>,
+    /// Locality (L) attributes.
     pub locality: Vec<String>,
 }
 
 impl Subject {
+    /// A subject with the CN `cn` and nothing else.
     pub fn cn(cn: impl Into<String>) -> Self {
         Subject {
             common_name: cn.into(),
@@ -151,11 +172,14 @@ impl Subject {
 /// The subject alternative names of a leaf.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SubjectNames {
+    /// DNS names (a leading `*.` wildcard allowed).
     pub dns: Vec<String>,
+    /// IP addresses.
     pub ips: Vec<IpAddr>,
 }
 
 impl SubjectNames {
+    /// Whether there is neither a DNS name nor an IP address.
     pub fn is_empty(&self) -> bool {
         self.dns.is_empty() && self.ips.is_empty()
     }
@@ -218,6 +242,7 @@ impl SubjectNames {
 /// Optional name constraints for an intermediate: what a stolen intermediate could still sign.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NameLimits {
+    /// Permitted DNS subtrees: each covers the name itself and every name below it.
     pub permitted_dns: Vec<String>,
     /// (network address, prefix length)
     pub permitted_ips: Vec<(IpAddr, u8)>,
@@ -229,6 +254,8 @@ pub struct ExcludedNames {
     /// `""` excludes every DNS name (RFC 5280 §4.2.1.10: every name matches the empty
     /// constraint; OpenSSL, Go and rustls-webpki agree).
     pub dns: Vec<String>,
+    /// Excluded IP ranges as (network address, prefix length): every IPv4 and IPv6 address when
+    /// only DNS names are permitted.
     pub ips: Vec<(IpAddr, u8)>,
 }
 
@@ -252,6 +279,8 @@ impl NameLimits {
 }
 
 impl Profile {
+    /// The profile's name: `root`, `intermediate`, or the leaf role's (`server`, `peer`,
+    /// `client`), as the ledger records it.
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::Root => "root",
@@ -262,6 +291,7 @@ impl Profile {
         }
     }
 
+    /// The etcd role of a leaf profile; None for the root and the intermediate.
     pub fn leaf_role(self) -> Option<LeafRole> {
         match self {
             Profile::EtcdServer => Some(LeafRole::Server),

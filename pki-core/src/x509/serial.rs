@@ -20,6 +20,8 @@ impl Serial {
         Serial(bytes.to_vec())
     }
 
+    /// A serial from big-endian bytes, leading zero octets dropped (such as the sign octet of a
+    /// DER INTEGER).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
         Serial(trimmed)
@@ -36,6 +38,7 @@ impl Serial {
         hex::decode(clean).ok().map(|b| Serial::from_bytes(&b))
     }
 
+    /// The big-endian magnitude, without leading zero octets.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -45,6 +48,7 @@ impl Serial {
         hex::encode(&self.0)
     }
 
+    /// The serial as rcgen writes it into a certificate.
     pub fn to_rcgen(&self) -> rcgen::SerialNumber {
         rcgen::SerialNumber::from_slice(&self.0)
     }

@@ -11,7 +11,9 @@ const BACKDATE: Duration = Duration::minutes(5);
 /// A not-before / not-after pair, whole seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Validity {
+    /// Start of validity.
     pub not_before: OffsetDateTime,
+    /// End of validity.
     pub not_after: OffsetDateTime,
 }
 

@@ -34,18 +34,24 @@ const STATE_FILE: &str = "ca.toml";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaState {
+    /// Version of the state file's format (1).
     pub format: u32,
+    /// The generation that issues; None until one is installed.
     pub active: Option<u32>,
+    /// Every generation, in order of creation (the `[[generation]]` tables).
     #[serde(default, rename = "generation")]
     pub generations: Vec<GenerationState>,
 }
 
+/// One generation of the intermediate: a key and, once installed, its certificate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationState {
+    /// The generation number, counting from 1; names its folder under `generations/`.
     pub id: u32,
     /// `import` or `request`
     pub source: String,
+    /// When the generation was created, RFC 3339.
     pub created: String,
     /// `x25519:<recipient>` or `passphrase`
     pub key_protection: String,
@@ -61,8 +67,11 @@ pub struct GenerationState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenLocation {
+    /// Path of the PKCS#11 module.
     pub module: PathBuf,
+    /// The token's label.
     pub token: String,
+    /// The key pair's label in the token.
     pub key_label: String,
     /// The key's CKA_ID (hex), recorded when `request` generated it: the key is found by label
     /// and ID, so a second key planted under the same label is never picked.
@@ -71,6 +80,7 @@ pub struct TokenLocation {
 }
 
 impl TokenLocation {
+    /// The [`crate::keys::pkcs11::TokenConfig`] that opens this key.
     pub fn config(&self) -> crate::keys::pkcs11::TokenConfig {
         crate::keys::pkcs11::TokenConfig {
             module: self.module.clone(),
@@ -94,11 +104,15 @@ pub enum NewKey<'a> {
 
 /// A managed CA folder.
 pub struct CaDir {
+    /// The folder.
     pub path: PathBuf,
+    /// Its `ca.toml`, as read (or as it will be written).
     pub state: CaState,
 }
 
 impl CaDir {
+    /// Opens a managed CA folder; fails with [`Error::NotCaDir`] when its `ca.toml` is missing,
+    /// unreadable or invalid.
     pub fn open(path: &Path) -> Result<Self> {
         let file = path.join(STATE_FILE);
         let text = output::read_to_string(&file).map_err(|_| Error::NotCaDir {
@@ -115,18 +129,22 @@ impl CaDir {
         })
     }
 
+    /// `generations/<id>`: the folder of generation `id`.
     pub fn generation_dir(&self, id: u32) -> PathBuf {
         self.path.join("generations").join(id.to_string())
     }
 
+    /// The certificate of generation `id` (PEM), present once the generation is installed.
     pub fn cert_path(&self, id: u32) -> PathBuf {
         self.generation_dir(id).join("intermediate.crt")
     }
 
+    /// The age-encrypted private key of generation `id` (absent when the key is in a token).
     pub fn key_path(&self, id: u32) -> PathBuf {
         self.generation_dir(id).join("intermediate.key.age")
     }
 
+    /// The CSR of generation `id`, PEM (generations made by `request`).
     pub fn csr_path(&self, id: u32) -> PathBuf {
         self.generation_dir(id).join("request.csr")
     }
@@ -141,14 +159,17 @@ impl CaDir {
         self.path.join("root-crl.pem")
     }
 
+    /// The ledger database, `ledger.sqlite`.
     pub fn ledger_path(&self) -> PathBuf {
         self.path.join("ledger.sqlite")
     }
 
+    /// Opens the folder's ledger, creating it if needed.
     pub fn ledger(&self) -> Result<Ledger> {
         Ledger::open(&self.ledger_path())
     }
 
+    /// The active generation; fails with [`Error::NotCaDir`] before one is installed.
     pub fn active(&self) -> Result<u32> {
         self.state.active.ok_or_else(|| Error::NotCaDir {
             path: self.path.clone(),
@@ -156,6 +177,7 @@ impl CaDir {
         })
     }
 
+    /// The certificate of generation `id`, read from its file.
     pub fn cert(&self, id: u32) -> Result<CertFacts> {
         let p = self.cert_path(id);
         CertFacts::from_pem(&p.display().to_string(), &output::read(&p)?)
@@ -318,7 +340,9 @@ impl CaDir {
 
 /// What `intermediate-ca request` produced.
 pub struct StagedRequest {
+    /// The new generation's number.
     pub generation: u32,
+    /// The request bundle to carry to the root, not yet sealed.
     pub bundle: Bundle,
     /// SHA-256 of the CSR's SubjectPublicKeyInfo, read out at the root ceremony.
     pub key_fingerprint: String,

@@ -16,9 +16,11 @@ use crate::x509::serial::Serial;
 /// A root CRL whose signature verified against the root certificate.
 #[derive(Clone, Debug)]
 pub struct RootCrl {
+    /// The CRL, DER.
     pub der: Vec<u8>,
     /// The CRL number's big-endian magnitude, without leading zeros.
     pub number: Option<Vec<u8>>,
+    /// Its nextUpdate, when present.
     pub next_update: Option<OffsetDateTime>,
     issuer: String,
     /// (serial, revocation time)
@@ -111,7 +113,9 @@ impl RootCrl {
 /// What [`install`] did.
 #[derive(Debug)]
 pub struct Installed {
+    /// Where the folder keeps its root CRL.
     pub path: PathBuf,
+    /// The CRL given, checked against the pinned root.
     pub crl: RootCrl,
     /// False when the same CRL was already installed.
     pub replaced: bool,

@@ -1,7 +1,7 @@
 //! The root key in a PKCS#11 token. The private key is generated inside the token
 //! (sensitive, never extractable) and every signature is a `C_Sign` call; this module is the
-//! only place that talks to the token, and [`TokenKey`] is the same [`Signer`] the file-backed
-//! intermediate key is.
+//! only place that talks to the token, and [`TokenKey`] is the same
+//! [`Signer`](crate::keys::signer::Signer) the file-backed intermediate key is.
 
 mod der;
 mod error;
@@ -36,8 +36,11 @@ const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// Which module, token and key a ceremony uses.
 #[derive(Clone, Debug)]
 pub struct TokenConfig {
+    /// Path of the PKCS#11 module (a shared library).
     pub module: PathBuf,
+    /// The token's label; the token is found in whichever slot holds it.
     pub token_label: String,
+    /// The key pair's label (CKA_LABEL).
     pub key_label: String,
     /// The key's CKA_ID (hex) recorded when it was generated; None for state written before
     /// IDs were recorded, when the label alone must then match exactly one key pair.
@@ -48,21 +51,32 @@ pub struct TokenConfig {
 pub struct Token {
     _ctx: Pkcs11,
     session: Mutex<Session>,
+    /// The configuration the session was opened with.
     pub config: TokenConfig,
 }
 
 /// The attributes of a generated key, read back from the token and recorded in the log.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyAttributes {
+    /// The key's CKA_LABEL.
     pub label: String,
+    /// The key's CKA_ID, hex.
     pub id: String,
+    /// The key algorithm, as `p256`, `rsa3072`, ...
     pub algorithm: String,
+    /// CKA_TOKEN: the key is stored in the token, not only in the session (must be true).
     pub token: bool,
+    /// CKA_PRIVATE: the key is usable only after login (must be true).
     pub private: bool,
+    /// CKA_SENSITIVE: the token never reveals the key's value (must be true).
     pub sensitive: bool,
+    /// CKA_EXTRACTABLE: the key can be wrapped out of the token (must be false).
     pub extractable: bool,
+    /// CKA_NEVER_EXTRACTABLE: the key was never extractable (must be true).
     pub never_extractable: bool,
+    /// CKA_ALWAYS_SENSITIVE: the key was always sensitive (must be true).
     pub always_sensitive: bool,
+    /// CKA_SIGN: the key can sign (must be true).
     pub sign: bool,
 }
 
