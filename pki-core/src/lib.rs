@@ -9,7 +9,6 @@ pub mod ca;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
-#[allow(missing_docs)]
 pub mod etcd;
 pub mod failpoint;
 pub mod keys;

@@ -104,7 +104,7 @@ pub struct Client {
     #[serde(default)]
     pub kind: ClientKind,
     /// kube-apiserver only: where its files are installed on each control-plane node
-    /// (default [`KUBE_PKI_DIR`]).
+    /// (default [`super::KUBE_PKI_DIR`]).
     #[serde(default)]
     pub install_dir: Option<String>,
     /// kube-apiserver only: the etcd URLs it dials (default: every member's client URLs). A

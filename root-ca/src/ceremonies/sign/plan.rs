@@ -40,7 +40,7 @@ pub(super) fn plan_intermediate(
         .common_name
         .clone()
         .or(csr.common_name.clone())
-        .ok_or_else(|| RootError::NoCommonName)?;
+        .ok_or(RootError::NoCommonName)?;
     let subject = Subject::cn(cn);
     let days = c
         .certificate
