@@ -178,7 +178,10 @@ impl Bundle {
             )
         })?;
         let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-            .map_err(|e| Error::Signing(format!("age: {e}")))?;
+            .map_err(|e| Error::Age {
+                op: "encryption",
+                reason: e.to_string(),
+            })?;
         armored_encrypt(enc, self.to_text().as_bytes())
     }
 

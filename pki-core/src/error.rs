@@ -127,6 +127,22 @@ pub enum Error {
     #[error("no way to unlock the key at rest: pass --identity FILE, set PKI_AGE_IDENTITY, pass --passphrase-file FILE, or run on a terminal to be prompted")]
     NoKeySecret,
 
+    /// A secret typed twice on the terminal differed between the two entries.
+    #[error("the two entries of the {what} differ; nothing was changed: run the command again and type the same {what} twice")]
+    EntriesDiffer {
+        /// What was asked for (the prompt's label).
+        what: String,
+    },
+
+    /// age could not encrypt or decrypt a bundle or a key at rest.
+    #[error("age {op} failed: {reason}")]
+    Age {
+        /// `encryption` or `decryption`.
+        op: &'static str,
+        /// What age reported.
+        reason: String,
+    },
+
     /// A file holding a secret (PIN, passphrase, age identity) gives the group or others some
     /// access to it.
     #[error("{what} file {path} can be read or written by others (mode {mode:04o}); it holds a secret, so it is refused as ssh refuses an open key: run `chmod 600 {path}` (and check who has already read it)")]
@@ -474,6 +490,17 @@ pub enum TokenError {
         module: PathBuf,
         /// The labels of the tokens found, quoted and comma-separated, or `none`.
         found: String,
+    },
+
+    /// More than one token carries the configured label.
+    #[error("{count} tokens in {module} are labelled '{label}'; refusing to guess which one holds the key. Give each token its own label (softhsm2-util --show-slots lists them)")]
+    AmbiguousToken {
+        /// The token label from the configuration.
+        label: String,
+        /// The PKCS#11 module.
+        module: PathBuf,
+        /// How many tokens carry it.
+        count: usize,
     },
 
     /// The token refused the PIN (incorrect, or of a length it does not accept).

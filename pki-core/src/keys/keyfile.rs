@@ -73,7 +73,10 @@ impl KeySecret {
             KeySecret::Identity { identity, .. } => {
                 let r = identity.to_public();
                 age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-                    .map_err(|e| Error::Signing(format!("age: {e}")))?
+                    .map_err(|e| Error::Age {
+                        op: "encryption",
+                        reason: e.to_string(),
+                    })?
             }
             KeySecret::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
         };
@@ -126,7 +129,10 @@ fn is_passphrase_file(data: &[u8]) -> bool {
 
 /// Encrypts with ASCII armour, finishing both the stream and the armour.
 pub fn armored_encrypt(encryptor: age::Encryptor, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let err = |e: std::io::Error| Error::Signing(format!("age encryption failed: {e}"));
+    let err = |e: std::io::Error| Error::Age {
+        op: "encryption",
+        reason: e.to_string(),
+    };
     let mut out = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(err)?;

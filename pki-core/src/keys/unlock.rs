@@ -19,7 +19,7 @@ pub const ENV_PASSPHRASE_FILE: &str = "PKI_PASSPHRASE_FILE";
 pub fn resolve(
     identity: Option<&Path>,
     passphrase_file: Option<&Path>,
-    prompt: impl FnOnce() -> Option<Zeroizing<String>>,
+    prompt: impl FnOnce() -> Result<Option<Zeroizing<String>>>,
 ) -> Result<KeySecret> {
     if let Some(p) = identity {
         return KeySecret::from_identity_file(p);
@@ -33,7 +33,7 @@ pub fn resolve(
     if let Some(p) = std::env::var_os(ENV_PASSPHRASE_FILE).filter(|v| !v.is_empty()) {
         return passphrase_from_file(&PathBuf::from(p));
     }
-    match prompt() {
+    match prompt()? {
         Some(p) => KeySecret::passphrase(p),
         None => Err(Error::NoKeySecret),
     }
@@ -47,19 +47,26 @@ fn passphrase_from_file(path: &Path) -> Result<KeySecret> {
 
 /// Asks for a passphrase on the controlling terminal (not stdout, never echoed). Returns None
 /// when there is no terminal, so scripts get [`Error::NoKeySecret`] instead of a hang.
-pub fn prompt_on_tty(label: &str, confirm: bool) -> Option<Zeroizing<String>> {
+pub fn prompt_on_tty(label: &str, confirm: bool) -> Result<Option<Zeroizing<String>>> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
-        return None;
+        return Ok(None);
     }
-    let first = Zeroizing::new(rpassword::prompt_password(format!("{label}: ")).ok()?);
+    let Ok(first) = rpassword::prompt_password(format!("{label}: ")) else {
+        return Ok(None);
+    };
+    let first = Zeroizing::new(first);
     if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password(format!("{label} (again): ")).ok()?);
-        if *again != *first {
-            return None;
+        let Ok(again) = rpassword::prompt_password(format!("{label} (again): ")) else {
+            return Ok(None);
+        };
+        if *Zeroizing::new(again) != *first {
+            return Err(Error::EntriesDiffer {
+                what: label.to_string(),
+            });
         }
     }
-    Some(first)
+    Ok(Some(first))
 }
 
 /// Environment variable naming a file that holds the token PIN of a token-held CA key.
@@ -79,7 +86,7 @@ pub fn token_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = std::env::var_os(ENV_TOKEN_PIN_FILE).filter(|v| !v.is_empty()) {
         return from_file(Path::new(&p));
     }
-    prompt_on_tty("Token user PIN", false).ok_or_else(|| {
+    prompt_on_tty("Token user PIN", false)?.ok_or_else(|| {
         Error::Policy("no token PIN: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE".into())
     })
 }

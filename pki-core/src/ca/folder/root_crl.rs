@@ -248,11 +248,17 @@ pub fn check_for_install(
             });
         }
     }
-    Ok(match (incoming, current) {
-        (Some(new), Some(old)) if old.cmp_number(&new).is_gt() => None,
-        (Some(new), _) => Some(new),
-        (None, _) => None,
-    })
+    Ok(to_install(incoming, current))
+}
+
+/// The root CRL a response installs: its own, only when it is strictly newer than the one
+/// installed (as with `install`); an older one, or another CRL under the same number, leaves
+/// the installed one in place.
+fn to_install(incoming: Option<RootCrl>, current: Option<RootCrl>) -> Option<RootCrl> {
+    match (incoming, current) {
+        (Some(new), Some(old)) if !new.cmp_number(&old).is_gt() => None,
+        (new, _) => new,
+    }
 }
 
 #[cfg(test)]
@@ -335,5 +341,34 @@ mod tests {
         let foreign = crl(&other, &other_key, 300, &[]);
         let e = RootCrl::parse("c", &foreign, &root).unwrap_err();
         assert!(e.to_string().contains("not by the pinned root"), "{e}");
+    }
+
+    #[test]
+    fn a_response_installs_its_root_crl_only_when_strictly_newer() {
+        let (root, key) = make_root("crl root");
+        let parsed = |n: u64, revoked: &[&Serial]| {
+            RootCrl::parse("c", &crl(&root, &key, n, revoked), &root).unwrap()
+        };
+        let number = |c: Option<RootCrl>| c.map(|c| c.number_text());
+        assert_eq!(
+            number(to_install(Some(parsed(5, &[])), None)),
+            Some("5".into())
+        );
+        assert_eq!(
+            number(to_install(Some(parsed(6, &[])), Some(parsed(5, &[])))),
+            Some("6".into())
+        );
+        assert_eq!(
+            number(to_install(Some(parsed(4, &[])), Some(parsed(5, &[])))),
+            None
+        );
+        // Another CRL under the installed number (here: one that lists nothing more) is not
+        // a reason to replace what is installed.
+        let s = Serial::random();
+        assert_eq!(
+            number(to_install(Some(parsed(5, &[])), Some(parsed(5, &[&s])))),
+            None
+        );
+        assert_eq!(number(to_install(None, Some(parsed(5, &[])))), None);
     }
 }

@@ -476,13 +476,27 @@ fn find_slot(ctx: &Pkcs11, config: &TokenConfig) -> Result<Slot> {
         .get_slots_with_initialized_token()
         .map_err(|e| TokenError::pkcs11("list slots", e))?;
     let mut found = Vec::new();
+    let mut matching = Vec::new();
     for s in slots {
         if let Ok(info) = ctx.get_token_info(s) {
             let label = info.label().trim_end().to_string();
             if label == config.token_label {
-                return Ok(s);
+                matching.push(s);
             }
             found.push(format!("'{label}'"));
+        }
+    }
+    // Two tokens under one label: picking one would sign with whichever the module lists
+    // first, as key lookup refuses to guess between two keys.
+    match matching.as_slice() {
+        [one] => return Ok(*one),
+        [] => {}
+        many => {
+            return Err(TokenError::AmbiguousToken {
+                label: config.token_label.clone(),
+                module: config.module.clone(),
+                count: many.len(),
+            })
         }
     }
     Err(TokenError::NoToken {
