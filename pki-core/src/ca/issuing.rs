@@ -88,6 +88,15 @@ impl IssuingCa<crate::keys::CaKey> {
 }
 
 impl<S: Signer> IssuingCa<S> {
+    /// A failed signature, with the key's own reason when it has one (a token's error).
+    fn signing_error(&self, e: rcgen::Error) -> Error {
+        let key = self.issuer.key();
+        Error::Signing(match key.take_sign_error() {
+            Some(reason) => format!("{}: {reason}", key.describe()),
+            None => e.to_string(),
+        })
+    }
+
     /// Wraps `key` and `cert`, the intermediate certificate of `generation`. Its gate holds the
     /// certificate's own name constraints only (see [`IssuingCa::with_gate`]). Fails with
     /// [`Error::BadCertificate`] when the certificate cannot be used to sign.
@@ -179,7 +188,7 @@ impl<S: Signer> IssuingCa<S> {
                     profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
                 let cert = params
                     .signed_by(&key, &self.issuer)
-                    .map_err(|e| Error::Signing(e.to_string()))?;
+                    .map_err(|e| self.signing_error(e))?;
                 (*alg, Some(key.to_pkcs8_pem()), cert)
             }
             LeafKey::Spki { spki_der, alg } => {
@@ -189,7 +198,7 @@ impl<S: Signer> IssuingCa<S> {
                     profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
                 let cert = params
                     .signed_by(&pk, &self.issuer)
-                    .map_err(|e| Error::Signing(e.to_string()))?;
+                    .map_err(|e| self.signing_error(e))?;
                 (*alg, None, cert)
             }
             LeafKey::Csr(csr) => {
@@ -204,7 +213,7 @@ impl<S: Signer> IssuingCa<S> {
                 )?;
                 let cert = params
                     .signed_by(&pk, &self.issuer)
-                    .map_err(|e| Error::Signing(e.to_string()))?;
+                    .map_err(|e| self.signing_error(e))?;
                 (csr.key_alg, None, cert)
             }
         };

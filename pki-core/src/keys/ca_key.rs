@@ -51,6 +51,12 @@ impl Signer for CaKey {
             CaKey::Token(k) => k.describe(),
         }
     }
+    fn take_sign_error(&self) -> Option<String> {
+        match self {
+            CaKey::File(k) => k.take_sign_error(),
+            CaKey::Token(k) => k.take_sign_error(),
+        }
+    }
 }
 
 impl CaKey {

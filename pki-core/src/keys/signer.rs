@@ -13,6 +13,12 @@ pub trait Signer: SigningKey {
     fn key_algorithm(&self) -> KeyAlgorithm;
     /// A short human description for messages, never key material ("file key p384").
     fn describe(&self) -> String;
+    /// Why the last signature with this key failed, when the key knows more than the error
+    /// rcgen passes on (a token's error: rcgen reports only `RemoteKeyError`). Taking it
+    /// clears it.
+    fn take_sign_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A private key held in memory, loaded from (or about to be written to) a file.

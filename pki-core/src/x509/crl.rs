@@ -231,9 +231,10 @@ pub fn sign_crl(
             });
         });
     });
-    let sig = signer
-        .sign(&tbs)
-        .map_err(|e| Error::Signing(format!("CRL signature by {}: {e}", signer.describe())))?;
+    let sig = signer.sign(&tbs).map_err(|e| {
+        let reason = signer.take_sign_error().unwrap_or_else(|| e.to_string());
+        Error::Signing(format!("CRL signature by {}: {reason}", signer.describe()))
+    })?;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&tbs);

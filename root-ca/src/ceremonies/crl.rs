@@ -20,7 +20,8 @@ use crate::airgap;
 use crate::ceremony::{self, reason_code, CrlCeremony};
 use crate::error::{Result, RootError};
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::{self, TokenKey};
+use pki_core::keys::pkcs11::TokenKey;
+use pki_core::keys::signer::Signer as _;
 
 pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let ceremony::Loaded { c, base, sha256 } = ceremony::load::<CrlCeremony>(file)?;
@@ -155,7 +156,7 @@ fn sign_crl(
     let crl = params.signed_by(&issuer).map_err(|e| {
         RootError::pkcs11(
             "sign CRL",
-            pkcs11::take_sign_error().unwrap_or_else(|| e.to_string()),
+            key.take_sign_error().unwrap_or_else(|| e.to_string()),
         )
     })?;
     let der = crl.der().to_vec();

@@ -21,7 +21,8 @@ use crate::ceremony;
 use crate::error::{Result, RootError};
 use crate::pin;
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::{self, Token, TokenKey};
+use pki_core::keys::pkcs11::{Token, TokenKey};
+use pki_core::keys::signer::Signer as _;
 
 mod crl;
 mod init;
@@ -101,7 +102,7 @@ fn sign_checked(
     .map_err(|e| {
         RootError::pkcs11(
             "sign",
-            pkcs11::take_sign_error().unwrap_or_else(|| e.to_string()),
+            key.take_sign_error().unwrap_or_else(|| e.to_string()),
         )
     })?;
     let der = signed.der().to_vec();

@@ -20,6 +20,8 @@ pub struct TokenKey {
     pub(super) private: ObjectHandle,
     pub(super) alg: KeyAlgorithm,
     pub(super) public_raw: Vec<u8>,
+    /// The token's error for the last failed signature (see [`Signer::take_sign_error`]).
+    pub(super) last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl TokenKey {
@@ -89,11 +91,6 @@ impl TokenKey {
     }
 }
 
-thread_local! {
-    /// rcgen's RemoteKeyError carries no detail; the last token error is kept here for the message.
-    pub static LAST_SIGN_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
 impl PublicKeyData for TokenKey {
     fn der_bytes(&self) -> &[u8] {
         &self.public_raw
@@ -106,7 +103,10 @@ impl PublicKeyData for TokenKey {
 impl SigningKey for TokenKey {
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
         self.sign_checked(msg).map_err(|e| {
-            LAST_SIGN_ERROR.with(|l| *l.borrow_mut() = Some(e.to_string()));
+            // rcgen's RemoteKeyError carries no detail: the key keeps the token's error.
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
             rcgen::Error::RemoteKeyError
         })
     }
@@ -122,9 +122,7 @@ impl Signer for TokenKey {
             self.token.config.key_label, self.alg, self.token.config.token_label
         )
     }
-}
-
-/// The message of the last failed token signature, if any.
-pub fn take_sign_error() -> Option<String> {
-    LAST_SIGN_ERROR.with(|l| l.borrow_mut().take())
+    fn take_sign_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|mut l| l.take())
+    }
 }

@@ -10,7 +10,7 @@ mod transport;
 
 pub use der::ecdsa_raw_to_der;
 pub use error::TokenError;
-pub use key::{take_sign_error, TokenKey};
+pub use key::TokenKey;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -434,6 +434,7 @@ impl Token {
             private,
             alg,
             public_raw: raw,
+            last_error: std::sync::Mutex::new(None),
         };
         key.prove_pair(label)?;
         Ok(key)
