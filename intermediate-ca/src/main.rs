@@ -16,6 +16,7 @@ const TOOL: &str = "intermediate-ca";
 
 mod cli;
 mod commands;
+mod error;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -86,7 +87,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("intermediate-ca: error: {e}");
+            eprintln!("intermediate-ca: error: {}", error::message(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -16,6 +16,7 @@ const TOOL: &str = "issuer";
 
 mod cli;
 mod commands;
+mod error;
 mod probe;
 
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("issuer: error: {e}");
+            eprintln!("issuer: error: {}", error::message(&e));
             ExitCode::FAILURE
         }
     }

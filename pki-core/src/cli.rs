@@ -71,3 +71,20 @@ pub mod generated_docs {
         clap_mangen::generate_to(C::command(), dir)
     }
 }
+
+/// The message for an error about the secrets [`SecretArgs`] supplies, with the next step in
+/// these flags' names; `None` for any other error (each tool words those itself).
+pub fn secret_message(e: &crate::Error) -> Option<String> {
+    use crate::Error;
+    Some(match e {
+        Error::NoKeySecret => format!(
+            "{e}; pass --identity FILE or --passphrase-file FILE (or set PKI_AGE_IDENTITY or PKI_PASSPHRASE_FILE), or run on a terminal to be prompted"
+        ),
+        Error::KeyNeedsPassphrase { .. } => {
+            format!("{e}; pass --passphrase-file FILE (or run on a terminal to be prompted)")
+        }
+        Error::KeyNeedsIdentity { .. } => format!("{e}; pass --identity FILE"),
+        Error::NoTokenPin => format!("{e}: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE"),
+        _ => return None,
+    })
+}

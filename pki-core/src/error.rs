@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// An output file already exists and `--force` was not given (checked before any work, and
     /// again by the final hard link of an atomic write).
-    #[error("{path}: already exists; refusing to overwrite it (pass --force to replace it)")]
+    #[error("{path}: already exists; refusing to overwrite it")]
     OutputExists {
         /// The file that is already there.
         path: PathBuf,
@@ -124,8 +124,46 @@ pub enum Error {
 
     /// No identity file, passphrase file, environment variable or terminal prompt gave the
     /// secret that unlocks a key at rest.
-    #[error("no way to unlock the key at rest: pass --identity FILE, set PKI_AGE_IDENTITY, pass --passphrase-file FILE, or run on a terminal to be prompted")]
+    #[error("no way to unlock the key at rest: no identity or passphrase file was given, PKI_AGE_IDENTITY and PKI_PASSPHRASE_FILE are unset, and there is no terminal to prompt on")]
     NoKeySecret,
+
+    /// No PIN file was given, `PKI_TOKEN_PIN_FILE` is unset and there is no terminal.
+    #[error("no token PIN")]
+    NoTokenPin,
+
+    /// A CSR asks for CA:TRUE (issuing goes on only when the operator says to ignore it).
+    #[error("{what}: the CSR is not acceptable: it asks for CA:TRUE; leaves are never CAs")]
+    RequestsCa {
+        /// The request, as named in the message.
+        what: String,
+    },
+
+    /// A CSR asks for names the operator did not approve.
+    #[error("{what}: the CSR is not acceptable: it asks for names you did not approve ({names}); the CA decides the names")]
+    UnapprovedNames {
+        /// The request, as named in the message.
+        what: String,
+        /// The names not approved, `DNS:…`/`IP:…`, comma-separated.
+        names: String,
+    },
+
+    /// A lifetime of zero days.
+    #[error("invalid validity: a lifetime must be at least 1 day")]
+    ZeroDays,
+
+    /// A key at rest was given an identity, but it is protected by a passphrase.
+    #[error("cannot decrypt {path}: this key is protected by a passphrase, not an age identity")]
+    KeyNeedsPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+
+    /// A key at rest was given a passphrase, but it is encrypted to an age identity.
+    #[error("cannot decrypt {path}: this key is encrypted to an age identity, not a passphrase")]
+    KeyNeedsIdentity {
+        /// The key file.
+        path: PathBuf,
+    },
 
     /// A secret typed twice on the terminal differed between the two entries.
     #[error("the two entries of the {what} differ; nothing was changed: run the command again and type the same {what} twice")]
@@ -157,7 +195,7 @@ pub enum Error {
 
     /// Abandoning a staged request in a CA folder where no generation is waiting for its
     /// response.
-    #[error("{path}: no generation is waiting for a response, so there is nothing to abandon (`intermediate-ca status --dir {path}` shows the generations)")]
+    #[error("{path}: no generation is waiting for a response, so there is nothing to abandon")]
     NothingStaged {
         /// The CA folder.
         path: PathBuf,
@@ -165,7 +203,7 @@ pub enum Error {
 
     /// A response is opened with a passphrase, but its generation was requested with an age
     /// identity, so no reply identity sealed with a passphrase exists for it.
-    #[error("generation {generation} was requested with an age identity, not a passphrase: pass --identity FILE (the one given to `intermediate-ca request`)")]
+    #[error("generation {generation} was requested with an age identity, not a passphrase: its response opens only with that identity")]
     ReplyNeedsIdentity {
         /// The staged generation.
         generation: u32,
@@ -173,7 +211,7 @@ pub enum Error {
 
     /// The request ID given to abandon a staged generation is not the one that generation
     /// was requested with.
-    #[error("{path}: the staged generation {generation} belongs to request {staged}, not {given}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)")]
+    #[error("{path}: the staged generation {generation} belongs to request {staged}, not {given}")]
     StagedRequestMismatch {
         /// The CA folder.
         path: PathBuf,
@@ -380,10 +418,7 @@ pub enum Error {
 
     /// The root CRL held in the CA folder cannot be trusted: unreadable, not issued or not
     /// signed by the pinned root, or there is no pinned root to check it against.
-    #[error(
-        "root CRL {crl}: {reason}; refusing to issue without a root CRL that verifies. Install \
-         a good one with `intermediate-ca root-crl --dir CA_DIR FILE`"
-    )]
+    #[error("root CRL {crl}: {reason}; refusing to issue without a root CRL that verifies")]
     RootCrlUnusable {
         /// The root CRL file.
         crl: PathBuf,
@@ -408,9 +443,8 @@ pub enum Error {
 
     /// A CSR or cfssl request proposes a CN and the operator gave no `--cn`.
     #[error(
-        "{what}: the request asks for CN={requested}, and no --cn was given; the CN is the \
-         etcd user the certificate logs in as, so the operator must type it: pass --cn \
-         {requested} if that is right"
+        "{what}: the request asks for CN={requested}, and no CN was approved; the CN is the \
+         etcd user the certificate logs in as, so the operator must give it"
     )]
     CnRequired {
         /// The request, as named in the message.
@@ -421,9 +455,9 @@ pub enum Error {
 
     /// The CN a CSR or cfssl request proposes differs from the operator's `--cn`.
     #[error(
-        "{what}: the request asks for CN={requested}, but --cn is {approved}; the CN is the etcd \
-         user the certificate logs in as and is never taken from a request. Ask the requester \
-         for a request with CN={approved}, or pass --cn {requested} if that user is right"
+        "{what}: the request asks for CN={requested}, but the approved CN is {approved}; the CN \
+         is the etcd user the certificate logs in as and is never taken from a request. Ask the \
+         requester for a request with CN={approved}"
     )]
     CnMismatch {
         /// The request, as named in the message.

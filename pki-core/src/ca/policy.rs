@@ -445,12 +445,9 @@ fn unapproved_names(what: &str, csr: &CheckedCsr, names: &SubjectNames) -> Resul
         )
         .collect();
     if !unapproved.is_empty() {
-        return Err(Error::CsrRejected {
+        return Err(Error::UnapprovedNames {
             what: what.into(),
-            reason: format!(
-                "it asks for names you did not approve ({}); the CA decides the names: pass each one with --dns/--ip if it is right",
-                unapproved.join(", ")
-            ),
+            names: unapproved.join(", "),
         });
     }
     Ok(())
@@ -471,10 +468,7 @@ pub struct Approval<'a> {
 /// each name it asks for must be passed with --dns/--ip. Returns the CN to certify, if any.
 pub fn approve_csr(what: &str, csr: &CheckedCsr, a: &Approval<'_>) -> Result<Option<String>> {
     if csr.requested_ca && !a.ignore_requested_ca {
-        return Err(Error::CsrRejected {
-            what: what.into(),
-            reason: "it asks for CA:TRUE; leaves are never CAs. If this is expected, pass --ignore-requested-ca to issue a plain leaf".into(),
-        });
+        return Err(Error::RequestsCa { what: what.into() });
     }
     unapproved_names(what, csr, a.names)?;
     approve_cn(what, csr.common_name.as_deref(), a.cn)

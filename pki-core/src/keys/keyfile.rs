@@ -98,16 +98,20 @@ impl KeySecret {
             (age::DecryptError::NoMatchingKeys, KeySecret::Identity { .. })
                 if is_passphrase_file(&data) =>
             {
-                fail("this key is protected by a passphrase, not an age identity; pass --passphrase-file FILE (or run on a terminal to be prompted)".into())
+                Error::KeyNeedsPassphrase {
+                    path: path.to_path_buf(),
+                }
             }
             (age::DecryptError::NoMatchingKeys, KeySecret::Identity { path: ip, identity }) => fail(format!(
                 "the identity {} (recipient {}) is not the one this key was encrypted to; use the identity file chosen when the key was created",
                 ip.display(),
                 identity.to_public()
             )),
-            (age::DecryptError::NoMatchingKeys, KeySecret::Passphrase(_)) => fail(
-                "this key is encrypted to an age identity, not a passphrase; pass --identity FILE".into(),
-            ),
+            (age::DecryptError::NoMatchingKeys, KeySecret::Passphrase(_)) => {
+                Error::KeyNeedsIdentity {
+                    path: path.to_path_buf(),
+                }
+            }
             (age::DecryptError::DecryptionFailed, KeySecret::Passphrase(_)) => {
                 fail("wrong passphrase (or the file is damaged)".into())
             }

@@ -86,7 +86,5 @@ pub fn token_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = std::env::var_os(ENV_TOKEN_PIN_FILE).filter(|v| !v.is_empty()) {
         return from_file(Path::new(&p));
     }
-    prompt_on_tty("Token user PIN", false)?.ok_or_else(|| {
-        Error::Policy("no token PIN: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE".into())
-    })
+    prompt_on_tty("Token user PIN", false)?.ok_or(Error::NoTokenPin)
 }

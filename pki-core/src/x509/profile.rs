@@ -136,7 +136,10 @@ impl Subject {
     fn validate(&self) -> Result<()> {
         let cn = &self.common_name;
         if cn.trim().is_empty() {
-            return Err(Error::input("subject", "the common name (--cn) is empty"));
+            return Err(Error::input(
+                "subject",
+                "the common name is empty; a certificate needs one",
+            ));
         }
         if cn.len() > 64 || cn.chars().any(|c| c.is_control()) {
             return Err(Error::input(
@@ -216,7 +219,7 @@ impl SubjectNames {
             if !ok {
                 return Err(Error::input(
                     "DNS name",
-                    format!("'{name}' is not a valid DNS name (letters, digits, '-', dots; an IP goes in --ip)"),
+                    format!("'{name}' is not a valid DNS name (letters, digits, '-', dots; an IP address is not a DNS name)"),
                 ));
             }
         }
@@ -377,7 +380,7 @@ impl Profile {
                 }
                 if role.requires_san() && names.is_empty() {
                     return Err(Error::Policy(format!(
-                        "a {role} certificate needs at least one --dns or --ip: etcd and its clients check the names"
+                        "a {role} certificate needs at least one DNS name or IP address: etcd and its clients check the names"
                     )));
                 }
                 // ExplicitNoCa writes basicConstraints CA:FALSE (critical) and the SKI.

@@ -26,7 +26,7 @@ impl Validity {
         now: OffsetDateTime,
     ) -> Result<Self> {
         if days == 0 {
-            return Err(Error::BadValidity("--days must be at least 1".into()));
+            return Err(Error::ZeroDays);
         }
         if days > max_days {
             return Err(Error::BadValidity(format!(
