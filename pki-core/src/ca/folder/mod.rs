@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::bundle::{Bundle, BundleKind};
 use crate::ca::ledger::Ledger;
-use crate::error::{Error, Result};
+use crate::error::{Error, ResponseProblem, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::keyfile::KeySecret;
 use crate::keys::signer::FileKey;
@@ -198,10 +198,9 @@ impl CaDir {
     /// `secret`; nothing is written unless the pair is a usable CA.
     pub fn import(dir: &Path, cert_pem: &[u8], key_pem: &str, secret: &KeySecret) -> Result<Self> {
         if dir.join(STATE_FILE).exists() {
-            return Err(Error::Policy(format!(
-                "{} is already a managed CA folder; import into a new, empty folder",
-                dir.display()
-            )));
+            return Err(Error::AlreadyManaged {
+                path: dir.to_path_buf(),
+            });
         }
         let facts = CertFacts::from_pem("CA certificate", cert_pem)?;
         if !facts.is_ca || !facts.key_cert_sign {
@@ -431,11 +430,10 @@ impl CaDir {
         now: OffsetDateTime,
     ) -> Result<StagedRequest> {
         if let Some(g) = self.staged() {
-            return Err(Error::Policy(format!(
-                "generation {} is already waiting for its certificate (request {}); install its response first",
-                g.id,
-                g.request_id.clone().unwrap_or_default()
-            )));
+            return Err(Error::AlreadyStaged {
+                generation: g.id,
+                request: g.request_id.clone().unwrap_or_default(),
+            });
         }
         let id = self
             .state
@@ -521,16 +519,16 @@ impl CaDir {
         root_fingerprint: &str,
         now: OffsetDateTime,
     ) -> Result<u32> {
-        let staged = self.staged().ok_or_else(|| {
-            Error::Policy("no request is waiting for a response in this folder; run `intermediate-ca request` first".into())
-        })?;
+        let staged = self
+            .staged()
+            .ok_or_else(|| Error::Response(ResponseProblem::NothingWaiting))?;
         let id = staged.id;
         let staged_id = staged.request_id.clone().unwrap_or_default();
         if response.request_id != staged_id {
-            return Err(Error::Policy(format!(
-                "the response answers request {}, but the staged request is {staged_id}: it belongs to another request",
-                response.request_id
-            )));
+            return Err(Error::Response(ResponseProblem::OtherRequest {
+                answered: response.request_id.clone(),
+                staged: staged_id,
+            }));
         }
         let certs = response.blocks_tagged("CERTIFICATE");
         if certs.len() != 2 {
@@ -543,20 +541,18 @@ impl CaDir {
         let root = CertFacts::from_der("root certificate in the response", certs[1])?;
         let pinned = normalize_fingerprint(root_fingerprint);
         if root.fingerprint != pinned {
-            return Err(Error::Policy(format!(
-                "the response's root has fingerprint {}, not the pinned {pinned}: it chains to another root; do not install it",
-                root.fingerprint
-            )));
+            return Err(Error::Response(ResponseProblem::OtherRoot {
+                got: root.fingerprint.clone(),
+                pinned,
+            }));
         }
         if !root.self_signed || !root.is_ca {
             return Err(Error::NotCa("root certificate in the response".into()));
         }
-        crate::keys::sigcheck::verify_certificate(&root.der, &root.spki_der).map_err(|_| {
-            Error::Policy("the root certificate's self-signature does not verify".into())
-        })?;
-        crate::keys::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
-            Error::Policy("the intermediate certificate is not signed by the pinned root".into())
-        })?;
+        crate::keys::sigcheck::verify_certificate(&root.der, &root.spki_der)
+            .map_err(|_| Error::Response(ResponseProblem::RootSelfSignature))?;
+        crate::keys::sigcheck::verify_certificate(&int.der, &root.spki_der)
+            .map_err(|_| Error::Response(ResponseProblem::NotSignedByRoot))?;
         if !int.is_ca || !int.key_cert_sign {
             return Err(Error::NotCa(
                 "intermediate certificate in the response".into(),
@@ -571,9 +567,9 @@ impl CaDir {
         let csr_path = self.csr_path(id);
         let csr = CheckedCsr::from_pem(&csr_path.display().to_string(), &output::read(&csr_path)?)?;
         if csr.spki_der != int.spki_der {
-            return Err(Error::Policy(format!(
-                "the certificate in the response is for another key than the one staged in generation {id}: the root signed a different request; do not install it"
-            )));
+            return Err(Error::Response(ResponseProblem::OtherKey {
+                generation: id,
+            }));
         }
         let crls = response.blocks_tagged("X509 CRL");
         // The root CRL is trusted only once it verifies against the root; one that lists the
@@ -587,10 +583,10 @@ impl CaDir {
         if self.root_path().exists() {
             let existing = CertFacts::from_pem("root.crt", &output::read(&self.root_path())?)?;
             if existing.fingerprint != root.fingerprint {
-                return Err(Error::Policy(format!(
-                    "this folder is pinned to root {}; the response is from root {}",
-                    existing.fingerprint, root.fingerprint
-                )));
+                return Err(Error::Response(ResponseProblem::FolderPinnedElsewhere {
+                    pinned: existing.fingerprint,
+                    got: root.fingerprint.clone(),
+                }));
             }
         }
         output::write_atomic(
