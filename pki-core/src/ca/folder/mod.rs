@@ -521,7 +521,7 @@ impl CaDir {
     ) -> Result<u32> {
         let staged = self
             .staged()
-            .ok_or_else(|| Error::Response(ResponseProblem::NothingWaiting))?;
+            .ok_or(Error::Response(ResponseProblem::NothingWaiting))?;
         let id = staged.id;
         let staged_id = staged.request_id.clone().unwrap_or_default();
         if response.request_id != staged_id {
