@@ -36,7 +36,8 @@ pub struct LeafRecord {
     /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
-    /// `active`, `revoked` or `superseded`
+    /// `active`, `revoked`, `superseded`, or `void` (recorded, but its files were never
+    /// written: an interrupted issuance)
     pub status: String,
     /// The RFC 5280 reason name given when it was revoked.
     pub revocation_reason: Option<String>,
@@ -306,7 +307,9 @@ impl Ledger {
         tx.commit().map_err(err)
     }
 
-    /// Marks an active leaf revoked. Errors when it is unknown or not active.
+    /// Marks a leaf revoked: an active one, or a superseded one (renewed or re-issued, and
+    /// still valid until it expires). Errors when it is unknown or already revoked; the
+    /// update itself skips a revoked row, so two revocations cannot both succeed.
     pub fn revoke(&mut self, serial: &str, reason: &str) -> Result<LeafRecord> {
         let rec = self.get(serial)?.ok_or_else(|| Error::Ledger {
             path: self.path.clone(),
@@ -320,12 +323,18 @@ impl Ledger {
                 rec.revocation_reason.clone().unwrap_or_default()
             )));
         }
-        self.conn
+        let changed = self
+            .conn
             .execute(
-                "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?1",
+                "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?1 AND status != 'revoked'",
                 params![serial, reason, OffsetDateTime::now_utc().unix_timestamp()],
             )
             .map_err(|e| self.err(e))?;
+        if changed != 1 {
+            return Err(Error::Policy(format!(
+                "leaf {serial} was revoked meanwhile by another command"
+            )));
+        }
         Ok(rec)
     }
 

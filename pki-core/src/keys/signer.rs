@@ -1,5 +1,6 @@
-//! The one signing abstraction. A file-backed key (here) and a PKCS#11 token key (root-ca)
-//! both implement [`Signer`], so profiles and issuance never know where the key lives.
+//! The one signing abstraction. A file-backed key (here) and a PKCS#11 token key
+//! (`keys::pkcs11`) both implement [`Signer`], so profiles and issuance never know where the
+//! key lives.
 
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;

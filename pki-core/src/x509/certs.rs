@@ -29,7 +29,7 @@ pub fn pem_blocks(what: &str, text: &[u8], tag: &'static str) -> Result<Vec<Vec<
     Ok(found)
 }
 
-/// One certificate as PEM.
+/// One DER object as PEM under `tag` (a certificate, a CRL, a CSR).
 pub fn to_pem(tag: &str, der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new(tag, der.to_vec()),

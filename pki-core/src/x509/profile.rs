@@ -201,7 +201,8 @@ impl SubjectNames {
         Ok(names)
     }
 
-    /// DNS names must be plain LDH names (a leading `*.` wildcard allowed), lower-cased.
+    /// DNS names must be plain LDH names (a leading `*.` wildcard allowed); any case is
+    /// accepted here and written lower-cased into the certificate.
     pub fn validate(&self) -> Result<()> {
         for name in &self.dns {
             let body = name.strip_prefix("*.").unwrap_or(name);

@@ -53,7 +53,7 @@ pub struct GenerationState {
     pub source: String,
     /// When the generation was created, RFC 3339.
     pub created: String,
-    /// `x25519:<recipient>` or `passphrase`
+    /// `x25519:<recipient>`, `passphrase`, or `pkcs11` (the key is in a token)
     pub key_protection: String,
     /// The request ID of the enrolment that created this generation (`request` only).
     #[serde(default)]
