@@ -2,6 +2,9 @@
 //! so no certificate can exist that the ledger does not know about. SQLite in WAL mode with a
 //! busy timeout, so several issuer processes can share one CA folder.
 
+mod revocation;
+mod runs;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -200,144 +203,16 @@ impl Ledger {
             path: path.to_path_buf(),
         })
     }
-
     fn err(&self, e: rusqlite::Error) -> Error {
         Error::Ledger {
             path: self.path.clone(),
             reason: e.to_string(),
         }
     }
-
     /// Commits a leaf. Fails if the serial is already known (serials are unique PKI-wide).
     pub fn record(&mut self, rec: &LeafRecord, cert_der: &[u8]) -> Result<()> {
         self.record_many(&[(rec.clone(), cert_der)])
     }
-
-    /// The next CRL number: strictly increasing, shared by every process using this ledger.
-    pub fn next_crl_number(&mut self) -> Result<u64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| Error::Ledger {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('crl_number', 1)
-             ON CONFLICT(name) DO UPDATE SET value = value + 1",
-            [],
-        )
-        .map_err(|e| Error::Ledger {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let n: i64 = tx
-            .query_row(
-                "SELECT value FROM counters WHERE name = 'crl_number'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| Error::Ledger {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        tx.commit().map_err(|e| Error::Ledger {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(n as u64)
-    }
-
-    /// Every revoked leaf.
-    pub fn revoked(&self) -> Result<Vec<RevokedLeaf>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at), not_after, direct_listed_expired, etcd_listed_expired FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let t: i64 = r.get(3)?;
-                let not_after: i64 = r.get(4)?;
-                Ok(RevokedLeaf {
-                    serial: r.get(0)?,
-                    generation: r.get(1)?,
-                    reason: r.get(2)?,
-                    revoked_at: OffsetDateTime::from_unix_timestamp(t)
-                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                    // An unreadable notAfter counts as unexpired: the entry then stays listed.
-                    not_after: OffsetDateTime::from_unix_timestamp(not_after)
-                        .unwrap_or(OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)),
-                    direct_listed_expired: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
-                    etcd_listed_expired: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// Records that CRL `number` of `kind`, now published, listed these expired revoked leaves:
-    /// the next CRL of that kind leaves them out. A leaf already recorded keeps its first number.
-    pub fn mark_listed_expired(
-        &mut self,
-        kind: CrlKind,
-        serials: &[String],
-        number: u64,
-    ) -> Result<()> {
-        if serials.is_empty() {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::Ledger {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
-        let col = kind.column();
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "UPDATE leaves SET {col} = ?2 WHERE serial = ?1 AND {col} IS NULL"
-                ))
-                .map_err(err)?;
-            for s in serials {
-                stmt.execute(params![s, number as i64]).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    /// Marks a leaf revoked: an active one, or a superseded one (renewed or re-issued, and
-    /// still valid until it expires). Errors when it is unknown or already revoked; the
-    /// update itself skips a revoked row, so two revocations cannot both succeed.
-    pub fn revoke(&mut self, serial: &str, reason: &str) -> Result<LeafRecord> {
-        let rec = self.get(serial)?.ok_or_else(|| Error::Ledger {
-            path: self.path.clone(),
-            reason: format!(
-                "no leaf with serial {serial} was issued from this CA folder (see `issuer list`)"
-            ),
-        })?;
-        if rec.status == "revoked" {
-            return Err(Error::Policy(format!(
-                "leaf {serial} is already revoked ({})",
-                rec.revocation_reason.clone().unwrap_or_default()
-            )));
-        }
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?1 AND status != 'revoked'",
-                params![serial, reason, OffsetDateTime::now_utc().unix_timestamp()],
-            )
-            .map_err(|e| self.err(e))?;
-        if changed != 1 {
-            return Err(Error::Policy(format!(
-                "leaf {serial} was revoked meanwhile by another command"
-            )));
-        }
-        Ok(rec)
-    }
-
     /// Marks a leaf superseded by a renewal or re-issue.
     pub fn supersede(&mut self, serial: &str) -> Result<()> {
         self.conn
@@ -348,7 +223,6 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
-
     /// Records where a leaf's certificate file lives.
     pub fn set_cert_path(&mut self, serial: &str, path: &Path) -> Result<()> {
         self.conn
@@ -359,7 +233,6 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
-
     /// The DER certificate of a leaf.
     pub fn cert_der(&self, serial: &str) -> Result<Vec<u8>> {
         self.conn
@@ -370,165 +243,10 @@ impl Ledger {
             )
             .map_err(|e| self.err(e))
     }
-
     /// Commits many leaves in one transaction (all or none).
     pub fn record_many(&mut self, recs: &[(LeafRecord, &[u8])]) -> Result<()> {
         self.record_many_in_run(recs, None)
     }
-
-    /// Commits many leaves of batch run `run_id` in one transaction (all or none).
-    pub fn record_many_in_run(
-        &mut self,
-        recs: &[(LeafRecord, &[u8])],
-        run_id: Option<&str>,
-    ) -> Result<()> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::Ledger {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
-                       key_source, not_before, not_after, status, issued_at, cert_path, fingerprint,
-                       run_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
-                .map_err(err)?;
-            let mut certs = tx
-                .prepare_cached("INSERT INTO certs (serial, der) VALUES (?1, ?2)")
-                .map_err(err)?;
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            for (rec, der) in recs {
-                stmt.execute(params![
-                    rec.serial,
-                    rec.generation,
-                    rec.profile,
-                    rec.subject,
-                    serde_json::to_string(&rec.dns).expect("json"),
-                    serde_json::to_string(&rec.ips).expect("json"),
-                    rec.key_alg,
-                    rec.key_source,
-                    rec.not_before.unix_timestamp(),
-                    rec.not_after.unix_timestamp(),
-                    rec.status,
-                    now,
-                    rec.cert_path,
-                    rec.fingerprint,
-                    run_id,
-                ])
-                .map_err(err)?;
-                certs.execute(params![rec.serial, der]).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    /// The active leaves recorded under `dir`, with the batch run that made each one.
-    pub fn active_under(&self, dir: &Path) -> Result<Vec<RowUnder>> {
-        // One trailing '/', however `dir` ends (a prefix of "/x/out//" would match nothing).
-        let prefix = format!("{}/", dir.display().to_string().trim_end_matches('/'));
-        let out_dir = dir.display().to_string();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT l.serial, l.subject, l.profile, l.cert_path, l.fingerprint,
-                        r.run_id IS NOT NULL AND r.finished_at IS NULL AND r.out_dir = ?2
-                 FROM leaves l LEFT JOIN batch_runs r ON l.run_id = r.run_id
-                 WHERE l.status = 'active' AND substr(l.cert_path, 1, length(?1)) = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![prefix, out_dir], |r| {
-                Ok(RowUnder {
-                    serial: r.get(0)?,
-                    subject: r.get(1)?,
-                    profile: r.get(2)?,
-                    cert_path: r.get(3)?,
-                    fingerprint: r.get(4)?,
-                    interrupted: r.get(5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// Marks `void` leaves that never left this machine (an interrupted batch run's rows
-    /// without a complete file). Only active rows change.
-    pub fn void(&mut self, serials: &[String]) -> Result<usize> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::Ledger {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        let mut n = 0;
-        for serial in serials {
-            n += tx
-                .execute(
-                    "UPDATE leaves SET status = 'void' WHERE serial = ?1 AND status = 'active'",
-                    params![serial],
-                )
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(n)
-    }
-
-    /// Starts a batch run writing into `out_dir`; returns its id. Until
-    /// [`Ledger::finish_batch_run`] the run counts as interrupted.
-    pub fn start_batch_run(&mut self, out_dir: &Path) -> Result<String> {
-        let run_id = format!("{:032x}", rand::random::<u128>());
-        self.conn
-            .execute(
-                "INSERT INTO batch_runs (run_id, out_dir, started_at) VALUES (?1, ?2, ?3)",
-                params![
-                    run_id,
-                    out_dir.display().to_string(),
-                    OffsetDateTime::now_utc().unix_timestamp()
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(run_id)
-    }
-
-    /// Marks a batch run finished once its files are durable, and with it every earlier
-    /// interrupted run into the same folder: this run checked what they left (voided the rows
-    /// without a complete file, kept the complete ones) and made it durable.
-    pub fn finish_batch_run(&mut self, run_id: &str, out_dir: &Path) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE batch_runs SET finished_at = ?3
-                 WHERE finished_at IS NULL AND (run_id = ?1 OR out_dir = ?2)",
-                params![
-                    run_id,
-                    out_dir.display().to_string(),
-                    OffsetDateTime::now_utc().unix_timestamp()
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Forgets a leaf whose file could not be written: it never left this machine.
-    pub fn forget_unwritten(&mut self, serial: &str) -> Result<()> {
-        for sql in [
-            "DELETE FROM certs WHERE serial = ?1",
-            "DELETE FROM leaves WHERE serial = ?1",
-        ] {
-            self.conn
-                .execute(sql, params![serial])
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
-    }
-
     /// The leaf with this serial (lower-case hex); None when the ledger does not know it.
     pub fn get(&self, serial: &str) -> Result<Option<LeafRecord>> {
         self.conn
@@ -540,7 +258,6 @@ impl Ledger {
             .optional()
             .map_err(|e| self.err(e))
     }
-
     /// How many leaves the ledger holds, whatever their status.
     pub fn count(&self) -> Result<u64> {
         self.conn
@@ -548,7 +265,6 @@ impl Ledger {
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
-
     /// Leaves in issuance order, filtered.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<LeafRecord>> {
         let mut sql = format!("SELECT {COLUMNS} FROM leaves WHERE 1=1");
