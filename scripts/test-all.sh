@@ -17,5 +17,6 @@ cargo test -p e2e-tests --locked --test cli_help
 echo "test-all: fast tier passed in $((SECONDS - t0)) s" >&2
 t1=$SECONDS
 cargo build --workspace --bins --locked
+cargo test -p pki-core --locked --test token_labels
 cargo test -p e2e-tests --locked --no-fail-fast --test "*"
 echo "test-all: slow tier passed in $((SECONDS - t1)) s (both tiers: $((SECONDS - t0)) s)" >&2
