@@ -1,5 +1,5 @@
 //! A real etcd cluster started from a bundle made by `issuer etcd`, and etcdctl against it.
-//! Added for `tests/tests/lifecycle.rs`; usable by any test that needs running members.
+//! Added for the lifecycle tests (`tests/tests/e2e/lifecycle.rs`); usable by any test that needs running members.
 //!
 //! Every member runs with exactly its `etcd.env` (a clean environment, as systemd's
 //! `EnvironmentFile=` would give it); the members are killed when the [`EtcdCluster`] is dropped,

@@ -272,7 +272,7 @@ impl Default for InitSpec<'_> {
 impl InitSpec<'_> {
     fn toml(&self) -> String {
         format!(
-            r#"# written by tests/tests/root_ca.rs
+            r#"# written by tests/tests/e2e/root_ca.rs
 allow-network = {}
 
 [token]
@@ -364,7 +364,7 @@ impl SignSpec<'_> {
         }
         cert.push_str(self.extra_certificate);
         format!(
-            r#"# written by tests/tests/root_ca.rs
+            r#"# written by tests/tests/e2e/root_ca.rs
 allow-network = {}
 root-dir = "{}"
 

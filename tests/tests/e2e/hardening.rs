@@ -14,18 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use e2e_tests::fixture::{ok, tool, OpensslCa};
-
-/// The three tests run one after the other: the crash test times a full batch first, and the
-/// kill moments are only meaningful if nothing else competes for the two cores meanwhile.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
+use e2e_tests::serial::exclusive;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers of this file
@@ -368,7 +360,9 @@ fn intermediate_der(ca: &OpensslCa) -> Vec<u8> {
 
 #[test]
 fn batch_survives_kill_nine_at_twenty_random_moments() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     const N: usize = 10_000;
     const KILLS: usize = 20;
     let tmp = tempfile::tempdir().unwrap();
@@ -569,7 +563,9 @@ fn batch_survives_kill_nine_at_twenty_random_moments() {
 
 #[test]
 fn four_issuer_processes_at_once_on_one_ca_folder() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");
@@ -712,7 +708,9 @@ fn four_issuer_processes_at_once_on_one_ca_folder() {
 /// in the ledger once.
 #[test]
 fn two_batches_into_one_out_at_once() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");
@@ -836,7 +834,9 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_disk_fails_cleanly() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");

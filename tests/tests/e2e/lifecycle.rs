@@ -18,15 +18,8 @@ use e2e_tests::etcd_cluster::{
     etcd_crl_name, etcd_log_serial, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
 };
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
+use e2e_tests::serial::exclusive;
 use serde_json::Value;
-
-/// The two cluster tests run one at a time: the drill's error window should measure the
-/// toolkit, not two clusters and their writers fighting over two cores.
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-fn cluster_lock() -> std::sync::MutexGuard<'static, ()> {
-    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const TOKEN: &str = "[token]\n\
 module = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
@@ -457,7 +450,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_5() {
 }
 
 fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u16) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let started = Instant::now();
     let p = Pki::new("drill");
 
@@ -778,7 +771,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     v: EtcdVersion,
     ports: u16,
 ) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let started = Instant::now();
     let p = Pki::new("revoke");
     p.enrol("A", "Drill Intermediate A");

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use e2e_tests::etcd_cluster::{etcd_log_serial, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{ok, sh, OpensslCa};
+use e2e_tests::serial::exclusive;
 use e2e_tests::trust_pki::{Limits, TrustPki};
 use tempfile::TempDir;
 use x509_parser::prelude::FromDer;
@@ -440,6 +441,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
 /// refuses the revoked client too, and the other client still works.
 #[test]
 fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pem() {
+    let _serial = exclusive();
     let t = TempDir::new().unwrap();
     let ports = [free_ports()];
     let (ca, b) = openssl_bundle(&t, "3.4", &ports);

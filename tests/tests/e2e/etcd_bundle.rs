@@ -16,10 +16,11 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use e2e_tests::etcd_cluster::EtcdVersion;
+use e2e_tests::serial::exclusive;
 use tempfile::TempDir;
 
 /// The repository's scripts: the reference CA and the acceptance checks.
@@ -86,12 +87,6 @@ fn sh(script: &str) -> Command {
     let mut c = Command::new("bash");
     c.arg("-c").arg(script);
     c
-}
-
-/// One lock for every test that starts etcd processes.
-fn cluster_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// True when 127.0.0.1:base+1..=base+n can all be bound.
@@ -551,7 +546,7 @@ fn real_cluster_from_generated_env_files_etcd_3_5() {
 fn real_cluster_from_generated_env_files(v: EtcdVersion) {
     let fx = &shared().fx;
     let t = TempDir::new().unwrap();
-    let _guard = cluster_lock();
+    let _guard = exclusive();
     let base = free_port_base(41100, 3);
     let (cbase, pbase) = (base, base + 10);
     // Kubernetes' API server as a client: its folder is installed in place, and it dials one
@@ -846,7 +841,7 @@ fn kube_apiserver_client_with_auth(v: EtcdVersion, dir: &Path) {
 
 /// scripts/etcd-acceptance.sh on `bundle` with etcd `v` (ETCD_BIN / ETCDCTL_BIN).
 fn run_harness(bundle: &Path, client_start: u16, peer_start: u16, v: EtcdVersion) {
-    let _guard = cluster_lock();
+    let _guard = exclusive();
     // The script puts member i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i.
     let client_base = free_port_base(client_start, 3);
     let peer_base = free_port_base(peer_start, 3);

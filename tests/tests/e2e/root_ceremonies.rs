@@ -208,7 +208,7 @@ fn sign_revoke_crl_and_the_chain_down_to_a_leaf() {
     );
     assert!(good, "{v}{e}");
     // The intermediate's name constraints bind: the issuer refuses a name outside them before
-    // signing (openssl would reject the certificate; tests/tests/trust/gate.rs compares the two).
+    // signing (openssl would reject the certificate; tests/tests/e2e/trust/gate.rs compares the two).
     fails_with(
         run(
             &c.dir,

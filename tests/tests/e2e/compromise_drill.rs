@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{etcd_crl_name, EtcdVersion};
 use e2e_tests::fixture::{ok, run, sh, softhsm_token};
+use e2e_tests::serial::exclusive;
 
 struct Pki {
     d: PathBuf,
@@ -244,15 +245,8 @@ fn compromise_drill_on_a_running_cluster_etcd_3_5() {
     compromise_drill_on_a_running_cluster(EtcdVersion::V3_5, 48000);
 }
 
-/// One cluster test at a time: two 3-member clusters at once make a 2-core machine's health
-/// checks and error windows measure each other.
-fn cluster_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn compromise_drill_on_a_running_cluster(v: EtcdVersion, ports: u16) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let p = Pki::new();
     let d = p.d.clone();
     p.enrol(1);
@@ -415,7 +409,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_etcd_3_5() {
 }
 
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated(v: EtcdVersion, ports: u16) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let p = Pki::new();
     let d = p.d.clone();
     p.enrol(1);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use e2e_tests::etcd_cluster::{EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{self, ok, OpensslCa};
+use e2e_tests::serial::exclusive;
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use tempfile::TempDir;
 
@@ -227,6 +228,7 @@ fn run_rbac(bundle: &Path) -> (bool, String) {
 
 #[test]
 fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
+    let _serial = exclusive();
     let t = TempDir::new().unwrap();
     let ca = OpensslCa::new(t.path());
     let b = t.path().join("bundle");
