@@ -89,11 +89,14 @@ pub fn fails_with(o: Output, needle: &str) -> String {
     err
 }
 
-/// Runs an external program in `dir`; returns (success, stdout, stderr).
+/// Runs an external program in `dir` without the test environment's age identity or SoftHSM2
+/// configuration; returns (success, stdout, stderr).
 pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(prog)
         .args(args)
         .current_dir(dir)
+        .env_remove("PKI_AGE_IDENTITY")
+        .env_remove("SOFTHSM2_CONF")
         .output()
         .unwrap_or_else(|e| panic!("{prog}: {e}"));
     (
@@ -101,6 +104,44 @@ pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+// ---- Command-style helpers (a `Command` built by the caller) ----
+
+/// Runs `cmd` and returns its output, whatever the status.
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Status, stdout and stderr of `o`, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stdout of `o` as text.
+pub fn stdout_text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `cmd`, asserts success and returns its output.
+#[track_caller]
+pub fn ok_cmd(cmd: &mut Command) -> Output {
+    let o = run_cmd(cmd);
+    assert!(o.status.success(), "{cmd:?} failed:\n{}", output_text(&o));
+    o
+}
+
+/// `bash -c script`, to be run by [`run_cmd`] or [`ok_cmd`].
+pub fn bash(script: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(script);
+    c
 }
 
 /// An OpenSSL two-tier PKI (the seed's flow) with its intermediate imported as `ca/`.
@@ -164,6 +205,28 @@ impl OpensslCa {
             "issuer",
             args,
             &[("PKI_AGE_IDENTITY", &self.identity)],
+        )
+    }
+
+    /// `issuer` with the identity in the environment, as a [`Command`] (to add variables or to
+    /// spawn); no passphrase, PIN or failpoint variable comes from the test environment.
+    pub fn issuer_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(tool("issuer"));
+        c.args(args)
+            .current_dir(&self.dir)
+            .env_remove("PKI_PASSPHRASE_FILE")
+            .env_remove("PKI_TOKEN_PIN_FILE")
+            .env_remove("PKI_FAILPOINTS")
+            .env("PKI_AGE_IDENTITY", &self.identity);
+        c
+    }
+
+    /// `issuer check-etcd DIR`: (passed, stdout).
+    pub fn check_etcd(&self, dir: &Path) -> (bool, String) {
+        let o = self.issuer(&["check-etcd", dir.to_str().unwrap()]);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
         )
     }
 

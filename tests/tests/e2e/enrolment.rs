@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use e2e_tests::fixture::{fails_with, ok, run, softhsm_token, workspace};
-use e2e_tests::openssl::{base64_decode, openssl, path_str, pem_blocks, rfc3339, try_openssl};
+use e2e_tests::fixture::{fails_with, ok, run, sh, softhsm_token, workspace};
+use e2e_tests::openssl::{
+    base64_decode, cert_ders, cert_ders_of, openssl, path_str, rfc3339, try_openssl,
+};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
 use x509_parser::extensions::ParsedExtension;
@@ -324,22 +326,6 @@ impl Root {
 
 // ------------------------------------------------------------------------------ helpers
 
-/// Runs `prog ARGS` in `dir` with a clean secret environment; (success, stdout, stderr).
-fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PKI_AGE_IDENTITY")
-        .env_remove("SOFTHSM2_CONF")
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"));
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 fn parse_request(stdout: &str) -> Request {
     let line = stdout
         .lines()
@@ -425,19 +411,6 @@ fn spki_fingerprint(dir: &Path, kind: &str, file: &Path) -> String {
     let hex = out.split_whitespace().next().expect("a digest");
     assert_eq!(hex.len(), 64, "{out}");
     colon_hex(hex)
-}
-
-/// The DER of each CERTIFICATE block of a PEM text.
-fn cert_ders_of(text: &str) -> Vec<Vec<u8>> {
-    pem_blocks(text)
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect()
-}
-
-fn cert_ders(p: &Path) -> Vec<Vec<u8>> {
-    cert_ders_of(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
 }
 
 fn one_cert(p: &Path) -> Vec<u8> {

@@ -1,10 +1,11 @@
 //! Issue 4: enrolment across the air gap with age bundles, on a real SoftHSM2 root; interop with
 //! the stock `age` CLI both ways; every bad bundle refused with its message and no state change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use e2e_tests::fixture::{changed_files, fails_with, ok, run, sh, snapshot_files, softhsm_token};
+use e2e_tests::openssl::cert_ders;
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
@@ -121,32 +122,6 @@ impl Pki {
     }
 }
 
-fn pem_der(path: &Path) -> Vec<Vec<u8>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.split("-----END CERTIFICATE-----")
-        .filter(|b| b.contains("-----BEGIN CERTIFICATE-----"))
-        .map(|b| {
-            let body: String = b
-                .lines()
-                .filter(|l| !l.starts_with("-----") && !l.trim().is_empty())
-                .collect();
-            let o = Command::new("base64")
-                .arg("-d")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            o.stdin
-                .as_ref()
-                .unwrap()
-                .write_all(body.as_bytes())
-                .unwrap();
-            o.wait_with_output().unwrap().stdout
-        })
-        .collect()
-}
-
 #[test]
 fn request_sign_install_issue_and_rotate() {
     let p = Pki::new();
@@ -183,8 +158,8 @@ fn request_sign_install_issue_and_rotate() {
     );
     assert!(good, "{out}{err}");
     // rustls-webpki with the root as the only anchor.
-    let root = pem_der(&p.d.join("root/root.crt")).remove(0);
-    let chain = pem_der(&p.d.join("n1/server.crt"));
+    let root = cert_ders(&p.d.join("root/root.crt")).remove(0);
+    let chain = cert_ders(&p.d.join("n1/server.crt"));
     assert_eq!(chain.len(), 2);
     let root_der = CertificateDer::from(root.as_slice());
     let anchors = [webpki::anchor_from_trusted_cert(&root_der).unwrap()];

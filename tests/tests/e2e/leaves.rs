@@ -6,45 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use e2e_tests::fixture::{fails_with, ok, sh, snapshot_files, OpensslCa};
+use e2e_tests::openssl::cert_ders;
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 const ALGS: [&str; 6] = ["p256", "p384", "ed25519", "rsa2048", "rsa3072", "rsa4096"];
-
-fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut inside = false;
-    for l in text.lines() {
-        if l == "-----BEGIN CERTIFICATE-----" {
-            inside = true;
-            cur.clear();
-        } else if l == "-----END CERTIFICATE-----" {
-            inside = false;
-            out.push(decode_b64(&cur));
-        } else if inside {
-            cur.push_str(l.trim());
-        }
-    }
-    out
-}
-
-fn decode_b64(s: &str) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = T.iter().position(|x| *x == c).expect("base64") as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
 
 /// The extensions `openssl x509 -text` shows: name -> (critical, value lines joined).
 fn openssl_extensions(cert: &Path) -> BTreeMap<String, (bool, String)> {
@@ -139,11 +105,11 @@ fn check_leaf(ca: &OpensslCa, role: &str, alg: &str) {
     );
 
     // The chain file: leaf, then the intermediate exactly as the CA holds it.
-    let chain = pem_certs(&crt);
+    let chain = cert_ders(&crt);
     assert_eq!(chain.len(), 2, "{role}/{alg}: leaf then intermediate");
     assert_eq!(
         chain[1],
-        pem_certs(&ca.reference.join("intermediate.crt"))[0]
+        cert_ders(&ca.reference.join("intermediate.crt"))[0]
     );
 
     // OpenSSL, for each purpose of the role.
@@ -172,7 +138,7 @@ fn check_leaf(ca: &OpensslCa, role: &str, alg: &str) {
         );
     }
     // rustls-webpki, independently.
-    let root = pem_certs(&ca.root).remove(0);
+    let root = cert_ders(&ca.root).remove(0);
     let ekus: &[&'static [u8]] = if role == "client" {
         &[CLIENT_AUTH]
     } else {
