@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -293,4 +293,56 @@ pub fn changed_files(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]
         }
     }
     out
+}
+
+/// Runs `softhsm/rehearse.sh OUT` (a root in its own SoftHSM2 token, an intermediate enrolled
+/// through bundles, an etcd bundle, OUT/env) with no secret from the test environment; panics
+/// with its output when it fails.
+pub fn rehearse(out: &Path) {
+    let o = Command::new("timeout")
+        .arg("1500")
+        .arg("bash")
+        .arg(workspace().join("softhsm/rehearse.sh"))
+        .arg(out)
+        .current_dir(out.parent().expect("OUT has a parent folder"))
+        .env_remove("PKI_AGE_IDENTITY")
+        .env_remove("PKI_PASSPHRASE_FILE")
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("ROOT_CA_PIN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("rehearse.sh");
+    assert!(
+        o.status.success(),
+        "rehearse.sh {} failed\n--- stdout\n{}\n--- stderr\n{}",
+        out.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// One rehearsal ([`rehearse`]) per test process, shared read-only by the tests that only look
+/// at it or run a harness on its etcd bundle (a rehearsal takes minutes on this machine). Kept
+/// under the system temp folder, one folder per process; folders of processes that are gone
+/// are removed on the next run.
+pub fn rehearsal() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let base = std::env::temp_dir().join("e2e-rehearsal");
+        std::fs::create_dir_all(&base).unwrap();
+        for e in std::fs::read_dir(&base).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("run-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(format!("run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("rehearsal");
+        rehearse(&out);
+        out
+    })
 }

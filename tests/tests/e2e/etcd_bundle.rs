@@ -812,19 +812,8 @@ fn harness_passes_on_issuer_etcd_bundle_etcd_3_5() {
 
 #[test]
 fn harness_passes_on_rehearse_bundle() {
-    let t = TempDir::new().unwrap();
-    let out = t.path().join("rehearsal");
-    let script = workspace().join("softhsm/rehearse.sh");
-    let o = run(Command::new("timeout")
-        .arg("1500")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .env_remove("PKI_AGE_IDENTITY")
-        .env_remove("PKI_PASSPHRASE_FILE")
-        .env_remove("SOFTHSM2_CONF")
-        .stdin(Stdio::null()));
-    assert!(o.status.success(), "rehearse.sh: {}", text(&o));
+    // The process's shared rehearsal: the harness only reads the bundle.
+    let out = e2e_tests::fixture::rehearsal();
     let bundle = out.join("etcd");
     for m in ["etcd-1", "etcd-2", "etcd-3"] {
         assert!(bundle.join("nodes").join(m).join("etcd.env").is_file());

@@ -794,6 +794,39 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     root.assert_release(3);
     let (good, out) = app.try_run(&["put", "/app/k", "v"]);
     assert!(good, "app-user before: {out}");
+    // check-etcd --endpoint: the seed's `openssl s_client` step against the running member.
+    let m1 = cluster.members.iter().find(|m| m.name == "etcd-1").unwrap();
+    let probe = |url: &str, client: &str| {
+        p.issuer(&[
+            "check-etcd",
+            "etcd/nodes/etcd-1",
+            "--endpoint",
+            url,
+            "--cacert",
+            "etcd/ca.crt",
+            "--cert",
+            &format!("etcd/clients/{client}/client.crt"),
+            "--key",
+            &format!("etcd/clients/{client}/client.key"),
+        ])
+    };
+    let good = ok(probe(&m1.client_url, "root"));
+    for line in [
+        "ok   handshake",
+        "sends 2 certificates",
+        "SANs cover 127.0.0.1",
+        "asks for a client certificate",
+        "without a client certificate the member refuses",
+    ] {
+        assert!(good.contains(line), "'{line}' in\n{good}");
+    }
+    // A client certificate on the peer port is refused (the shared peer SAN restriction).
+    let peer = probe(&m1.peer_url, "app-user");
+    let text = String::from_utf8_lossy(&peer.stdout);
+    assert!(
+        !peer.status.success() && text.contains("FAIL handshake"),
+        "{text}"
+    );
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
@@ -955,6 +988,20 @@ fn renew_replaces_exactly_the_expiring_leaves() {
     // The real run.
     let out = ok(p.issuer(&["renew", "--ca", "intermediate", "--expiring-within", "30d"]));
     assert!(out.contains("6 leaf/leaves replaced"), "{out}");
+    // The renewed server leaf keeps its names and its server EKU.
+    let text = p.openssl(&[
+        "x509",
+        "-in",
+        "leaves/short-server/server.crt",
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        text.contains("DNS:short.test")
+            && text.contains("IP Address:127.0.0.2")
+            && text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
     assert!(p.expiring("30d").is_empty(), "nothing expiring is left");
 
     // Exactly the files of the expiring leaves changed (the CSR leaf has no key file here).

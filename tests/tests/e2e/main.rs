@@ -8,17 +8,13 @@
 //! Run one feature with a filter, e.g. `cargo test -p e2e-tests --test e2e cli_help`.
 
 mod cli_help;
-mod compromise_drill;
 mod crl_expiry;
 mod enrolment;
-mod enrolment_bundles;
 mod etcd_bundle;
 mod etcd_versions;
 mod hardening;
-mod issuer_leaves;
-mod leaves;
+mod issuance;
 mod lifecycle;
-mod root_ca;
 mod root_ceremonies;
 mod token_intermediate;
 mod trust;
