@@ -1,5 +1,5 @@
 //! A real etcd cluster started from a bundle made by `issuer etcd`, and etcdctl against it.
-//! Added for `tests/tests/lifecycle.rs`; usable by any test that needs running members.
+//! Added for the lifecycle tests (`tests/tests/e2e/lifecycle.rs`); usable by any test that needs running members.
 //!
 //! Every member runs with exactly its `etcd.env` (a clean environment, as systemd's
 //! `EnvironmentFile=` would give it); the members are killed when the [`EtcdCluster`] is dropped,
@@ -410,4 +410,29 @@ pub fn presented_issuer(hostport: &str, client: Option<&Path>) -> String {
         .find_map(|l| l.trim().strip_prefix("i:"))
         .map(str::to_string)
         .unwrap_or_else(|| format!("<no certificate: {text}>"))
+}
+
+/// Two free loopback ports for one member (client, peer), as the kernel hands them out. Free
+/// when asked, not reserved: hold `crate::serial::exclusive()` until the member is up.
+pub fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+/// True when 127.0.0.1:base+1..=base+n can all be bound.
+pub fn ports_free(base: u16, n: u16) -> bool {
+    (1..=n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+}
+
+/// A port base such that base+1..=base+n (client) and base+10+1..=base+10+n (peer) are free on
+/// 127.0.0.1, starting at `start` and moving up in steps of 20.
+pub fn free_port_base(start: u16, n: u16) -> u16 {
+    (0..100u16)
+        .map(|k| start + 20 * k)
+        .find(|&b| ports_free(b, n) && ports_free(b + 10, n))
+        .unwrap_or_else(|| panic!("no free loopback ports from {start} on"))
 }

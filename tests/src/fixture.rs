@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -89,11 +89,14 @@ pub fn fails_with(o: Output, needle: &str) -> String {
     err
 }
 
-/// Runs an external program in `dir`; returns (success, stdout, stderr).
+/// Runs an external program in `dir` without the test environment's age identity or SoftHSM2
+/// configuration; returns (success, stdout, stderr).
 pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(prog)
         .args(args)
         .current_dir(dir)
+        .env_remove("PKI_AGE_IDENTITY")
+        .env_remove("SOFTHSM2_CONF")
         .output()
         .unwrap_or_else(|e| panic!("{prog}: {e}"));
     (
@@ -101,6 +104,44 @@ pub fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+// ---- Command-style helpers (a `Command` built by the caller) ----
+
+/// Runs `cmd` and returns its output, whatever the status.
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Status, stdout and stderr of `o`, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stdout of `o` as text.
+pub fn stdout_text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `cmd`, asserts success and returns its output.
+#[track_caller]
+pub fn ok_cmd(cmd: &mut Command) -> Output {
+    let o = run_cmd(cmd);
+    assert!(o.status.success(), "{cmd:?} failed:\n{}", output_text(&o));
+    o
+}
+
+/// `bash -c script`, to be run by [`run_cmd`] or [`ok_cmd`].
+pub fn bash(script: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(script);
+    c
 }
 
 /// An OpenSSL two-tier PKI (the seed's flow) with its intermediate imported as `ca/`.
@@ -167,6 +208,28 @@ impl OpensslCa {
         )
     }
 
+    /// `issuer` with the identity in the environment, as a [`Command`] (to add variables or to
+    /// spawn); no passphrase, PIN or failpoint variable comes from the test environment.
+    pub fn issuer_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(tool("issuer"));
+        c.args(args)
+            .current_dir(&self.dir)
+            .env_remove("PKI_PASSPHRASE_FILE")
+            .env_remove("PKI_TOKEN_PIN_FILE")
+            .env_remove("PKI_FAILPOINTS")
+            .env("PKI_AGE_IDENTITY", &self.identity);
+        c
+    }
+
+    /// `issuer check-etcd DIR`: (passed, stdout).
+    pub fn check_etcd(&self, dir: &Path) -> (bool, String) {
+        let o = self.issuer(&["check-etcd", dir.to_str().unwrap()]);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
     /// The ledger as JSON text (`issuer list --json`).
     pub fn ledger(&self) -> String {
         ok(self.issuer(&["list", "--ca", self.ca.to_str().unwrap(), "--json"]))
@@ -230,4 +293,56 @@ pub fn changed_files(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]
         }
     }
     out
+}
+
+/// Runs `softhsm/rehearse.sh OUT` (a root in its own SoftHSM2 token, an intermediate enrolled
+/// through bundles, an etcd bundle, OUT/env) with no secret from the test environment; panics
+/// with its output when it fails.
+pub fn rehearse(out: &Path) {
+    let o = Command::new("timeout")
+        .arg("1500")
+        .arg("bash")
+        .arg(workspace().join("softhsm/rehearse.sh"))
+        .arg(out)
+        .current_dir(out.parent().expect("OUT has a parent folder"))
+        .env_remove("PKI_AGE_IDENTITY")
+        .env_remove("PKI_PASSPHRASE_FILE")
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("ROOT_CA_PIN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("rehearse.sh");
+    assert!(
+        o.status.success(),
+        "rehearse.sh {} failed\n--- stdout\n{}\n--- stderr\n{}",
+        out.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// One rehearsal ([`rehearse`]) per test process, shared read-only by the tests that only look
+/// at it or run a harness on its etcd bundle (a rehearsal takes minutes on this machine). Kept
+/// under the system temp folder, one folder per process; folders of processes that are gone
+/// are removed on the next run.
+pub fn rehearsal() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let base = std::env::temp_dir().join("e2e-rehearsal");
+        std::fs::create_dir_all(&base).unwrap();
+        for e in std::fs::read_dir(&base).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("run-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(format!("run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("rehearsal");
+        rehearse(&out);
+        out
+    })
 }

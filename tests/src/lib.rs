@@ -2,11 +2,12 @@
 pub mod fixture;
 pub mod openssl;
 pub mod secret;
+pub mod serial;
 pub mod snapshot;
 pub mod state;
 
-// ---- lifecycle tests (tests/tests/lifecycle.rs): a running etcd cluster and etcdctl ----
+// ---- lifecycle tests (tests/tests/e2e/): a running etcd cluster and etcdctl ----
 pub mod etcd_cluster;
 
-// ---- trust tests (tests/tests/trust/): a SoftHSM2-rooted PKI with constraints and root CRLs ----
+// ---- trust tests (tests/tests/e2e/trust/): a SoftHSM2-rooted PKI with constraints and root CRLs ----
 pub mod trust_pki;

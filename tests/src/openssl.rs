@@ -117,6 +117,20 @@ pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The DER of each CERTIFICATE block of `text` (other blocks are skipped).
+pub fn cert_ders_of(text: &str) -> Vec<Vec<u8>> {
+    pem_blocks(text)
+        .into_iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .map(|(_, der)| der)
+        .collect()
+}
+
+/// The DER of each CERTIFICATE block of the PEM file `p` (other blocks are skipped).
+pub fn cert_ders(p: &Path) -> Vec<Vec<u8>> {
+    cert_ders_of(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+}
+
 /// A PEM block of `der` with `label`, 64 columns.
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = base64_encode(der);

@@ -7,13 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use e2e_tests::fixture::{ok, tool, OpensslCa};
-use e2e_tests::openssl::openssl;
+use e2e_tests::openssl::{openssl, path_str as s};
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use e2e_tests::state::State;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn new_ca() -> (tempfile::TempDir, OpensslCa) {
     let tmp = tempfile::tempdir().unwrap();
@@ -21,25 +17,13 @@ fn new_ca() -> (tempfile::TempDir, OpensslCa) {
     (tmp, ca)
 }
 
-/// `issuer` with the CA's identity, as a Command (to add variables or to spawn).
-fn issuer(ca: &OpensslCa, args: &[&str]) -> Command {
-    let mut c = Command::new(tool("issuer"));
-    c.args(args)
-        .current_dir(&ca.dir)
-        .env_remove("PKI_PASSPHRASE_FILE")
-        .env_remove("PKI_TOKEN_PIN_FILE")
-        .env_remove("PKI_FAILPOINTS")
-        .env("PKI_AGE_IDENTITY", &ca.identity);
-    c
-}
-
 fn run(ca: &OpensslCa, args: &[&str]) -> Output {
-    issuer(ca, args).output().unwrap()
+    OpensslCa::issuer_command(ca, args).output().unwrap()
 }
 
 /// Runs with the injected failures `points` (debug builds only; see pki-core's failpoint).
 fn run_failing(ca: &OpensslCa, points: &str, args: &[&str]) -> Output {
-    issuer(ca, args)
+    OpensslCa::issuer_command(ca, args)
         .env("PKI_FAILPOINTS", points)
         .output()
         .unwrap()
@@ -455,7 +439,7 @@ fn item9_two_renewals_at_once_leave_one_active_row_per_file() {
     let args = ["renew", "--ca", s(&ca.ca), "--expiring-within", "30d"];
     let kids: Vec<_> = (0..2)
         .map(|_| {
-            issuer(&ca, &args)
+            OpensslCa::issuer_command(&ca, &args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -499,7 +483,7 @@ fn item9_parallel_crls_leave_the_highest_number_on_disk() {
     for round in 0..8 {
         let kids: Vec<_> = (0..2)
             .map(|_| {
-                issuer(&ca, &["crl", "--ca", s(&ca.ca), "--out", s(&crl)])
+                OpensslCa::issuer_command(&ca, &["crl", "--ca", s(&ca.ca), "--out", s(&crl)])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -731,7 +715,7 @@ fn item19_a_closed_stdout_is_not_an_error() {
         vec!["list", "--ca", s(&ca.ca), "--json"],
         vec!["verify", "--root", s(&ca.root), s(&crt)],
     ] {
-        let mut child = issuer(&ca, &args)
+        let mut child = OpensslCa::issuer_command(&ca, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -7,13 +7,13 @@
 //! etcd 3.4 shows the same file refusing a revoked client.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::etcd_cluster::{etcd_log_serial, EtcdCluster, EtcdVersion, Etcdctl};
+use e2e_tests::etcd_cluster::{etcd_log_serial, free_ports, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{ok, sh, OpensslCa};
+use e2e_tests::serial::exclusive;
 use e2e_tests::trust_pki::{Limits, TrustPki};
 use tempfile::TempDir;
 use x509_parser::prelude::FromDer;
@@ -104,15 +104,6 @@ fn cluster_toml(version: &str, bundle: &Path, data: &Path, ports: &[(u16, u16)])
     s
 }
 
-fn free_ports() -> (u16, u16) {
-    let a = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = TcpListener::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
-}
-
 /// An OpenSSL-rooted CA and a bundle for `version` (ports never listened on unless `ports`).
 fn openssl_bundle(t: &TempDir, version: &str, ports: &[(u16, u16)]) -> (OpensslCa, PathBuf) {
     let ca = OpensslCa::new(t.path());
@@ -135,15 +126,6 @@ fn openssl_bundle(t: &TempDir, version: &str, ports: &[(u16, u16)]) -> (OpensslC
         ca.root.to_str().unwrap(),
     ]));
     (ca, b)
-}
-
-/// `issuer check-etcd DIR`: (passed, stdout).
-fn check_etcd(ca: &OpensslCa, dir: &Path) -> (bool, String) {
-    let o = ca.issuer(&["check-etcd", dir.to_str().unwrap()]);
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
 }
 
 /// The `LEVEL check` lines of a check-etcd report that contain `needle`.
@@ -280,7 +262,7 @@ fn etcd_crl_file_is_strict_der_empty_and_with_revoked_leaves_and_intermediate() 
 fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     let t = TempDir::new().unwrap();
     let (ca, b) = openssl_bundle(&t, "3.6", &[(41961, 41962), (41963, 41964)]);
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(passed, "{out}");
 
     // A PEM CRL named by a 3.6 member's etcd.env: every mTLS connection would fail.
@@ -294,7 +276,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     edit(&m1.join("etcd.env"), |s| {
         s.replace("/crl.der\n", "/crl.pem\n")
     });
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(!passed, "{out}");
     assert_eq!(
         lines_with(
@@ -311,7 +293,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     edit(&m1.join("etcd.env"), |s| {
         s.replace("# etcd 3.6 configuration", "# etcd 3.4 configuration")
     });
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert_eq!(
         lines_with(&out, "WARN", "crl", "PEM: etcd 3.4 reads it, 3.6 does not"),
         1,
@@ -345,7 +327,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     // Empty and unparsable CRL files: etcd refuses every connection.
     let m2 = b.join("nodes/etcd-2");
     fs::write(m2.join("crl.der"), b"").unwrap();
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(!passed);
     assert_eq!(
         lines_with(&out, "FAIL", "crl", "crl.der: empty"),
@@ -353,7 +335,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
         "{out}"
     );
     fs::write(m2.join("crl.der"), b"\x30\x03\x02\x01\x01").unwrap();
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert_eq!(
         lines_with(&out, "FAIL", "crl", "crl.der: not one DER CRL"),
         1,
@@ -362,7 +344,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     let mut trailing = der.clone();
     trailing.push(b'\n');
     fs::write(m2.join("crl.der"), &trailing).unwrap();
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert_eq!(
         lines_with(&out, "FAIL", "crl", "1 bytes follow the CertificateList"),
         1,
@@ -380,7 +362,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
             "ETCD_PEER_CERT_ALLOWED_HOSTNAME=peers.ver.etcd,localhost\n",
         )
     });
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(!passed);
     assert_eq!(
         lines_with(
@@ -395,7 +377,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     edit(&env, |s| {
         s.replace("# etcd 3.5.1 configuration", "# etcd 3.5.15 configuration")
     });
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert_eq!(
         lines_with(&out, "FAIL", "peer-restriction", "takes one value"),
         0,
@@ -417,7 +399,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
             let (_, rest) = s.split_once(" configuration").unwrap();
             format!("# etcd {version} configuration{rest}")
         });
-        let (_, out) = check_etcd(&ca, &b);
+        let (_, out) = ca.check_etcd(&b);
         assert_eq!(
             lines_with(&out, level, "etcd-version", needle),
             1,
@@ -429,7 +411,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
             let (_, rest) = s.split_once(" configuration").unwrap();
             format!("# etcd {fixed} configuration{rest}")
         });
-        let (_, out) = check_etcd(&ca, &b);
+        let (_, out) = ca.check_etcd(&b);
         assert_eq!(lines_with(&out, "WARN", "etcd-version", ""), 0, "{out}");
         assert_eq!(lines_with(&out, "FAIL", "etcd-version", ""), 0, "{out}");
     }
@@ -440,6 +422,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
 /// refuses the revoked client too, and the other client still works.
 #[test]
 fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pem() {
+    let _serial = exclusive();
     let t = TempDir::new().unwrap();
     let ports = [free_ports()];
     let (ca, b) = openssl_bundle(&t, "3.4", &ports);
@@ -514,7 +497,7 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
     let (good, out) = app.try_run(&["get", "/k"]);
     assert!(!good, "refused through the legacy crl.pem: {out}");
     assert!(cluster.log_count(&needle) > 0, "{}", cluster.log_tails(10));
-    let (_, report) = check_etcd(&ca, &b);
+    let (_, report) = ca.check_etcd(&b);
     assert_eq!(
         lines_with(&report, "WARN", "crl", "names crl.pem, made before crl.der"),
         1,
@@ -535,7 +518,7 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
     let (good, out) = app.try_run(&["get", "/k"]);
     assert!(!good, "refused through crl.der: {out}");
     assert!(cluster.log_count(&needle) > 0, "{}", cluster.log_tails(10));
-    let (passed, report) = check_etcd(&ca, &b);
+    let (passed, report) = ca.check_etcd(&b);
     assert!(passed, "{report}");
     assert_eq!(lines_with(&report, "WARN", "crl", "PEM"), 0, "{report}");
 }
@@ -562,7 +545,7 @@ fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
     let envs_before: Vec<String> = ["etcd-1", "etcd-2"]
         .map(|m| fs::read_to_string(b.join(format!("nodes/{m}/etcd.env"))).unwrap())
         .to_vec();
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(!passed);
     assert_eq!(
         lines_with(
@@ -604,7 +587,7 @@ fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
             before
         );
     }
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(!passed, "still PEM on a 3.6 target: {out}");
     assert_eq!(
         lines_with(&out, "WARN", "crl", "names crl.pem, made before crl.der"),

@@ -18,15 +18,8 @@ use e2e_tests::etcd_cluster::{
     etcd_crl_name, etcd_log_serial, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
 };
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
+use e2e_tests::serial::exclusive;
 use serde_json::Value;
-
-/// The two cluster tests run one at a time: the drill's error window should measure the
-/// toolkit, not two clusters and their writers fighting over two cores.
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-fn cluster_lock() -> std::sync::MutexGuard<'static, ()> {
-    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const TOKEN: &str = "[token]\n\
 module = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
@@ -457,7 +450,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_5() {
 }
 
 fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u16) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let started = Instant::now();
     let p = Pki::new("drill");
 
@@ -778,7 +771,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     v: EtcdVersion,
     ports: u16,
 ) {
-    let _serial = cluster_lock();
+    let _serial = exclusive();
     let started = Instant::now();
     let p = Pki::new("revoke");
     p.enrol("A", "Drill Intermediate A");
@@ -801,6 +794,39 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
     root.assert_release(3);
     let (good, out) = app.try_run(&["put", "/app/k", "v"]);
     assert!(good, "app-user before: {out}");
+    // check-etcd --endpoint: the seed's `openssl s_client` step against the running member.
+    let m1 = cluster.members.iter().find(|m| m.name == "etcd-1").unwrap();
+    let probe = |url: &str, client: &str| {
+        p.issuer(&[
+            "check-etcd",
+            "etcd/nodes/etcd-1",
+            "--endpoint",
+            url,
+            "--cacert",
+            "etcd/ca.crt",
+            "--cert",
+            &format!("etcd/clients/{client}/client.crt"),
+            "--key",
+            &format!("etcd/clients/{client}/client.key"),
+        ])
+    };
+    let good = ok(probe(&m1.client_url, "root"));
+    for line in [
+        "ok   handshake",
+        "sends 2 certificates",
+        "SANs cover 127.0.0.1",
+        "asks for a client certificate",
+        "without a client certificate the member refuses",
+    ] {
+        assert!(good.contains(line), "'{line}' in\n{good}");
+    }
+    // A client certificate on the peer port is refused (the shared peer SAN restriction).
+    let peer = probe(&m1.peer_url, "app-user");
+    let text = String::from_utf8_lossy(&peer.stdout);
+    assert!(
+        !peer.status.success() && text.contains("FAIL handshake"),
+        "{text}"
+    );
 
     let serial = p.serial_of("etcd/clients/app-user/client.crt");
     let needle = format!("certificate serial {} revoked", etcd_log_serial(&serial));
@@ -962,6 +988,20 @@ fn renew_replaces_exactly_the_expiring_leaves() {
     // The real run.
     let out = ok(p.issuer(&["renew", "--ca", "intermediate", "--expiring-within", "30d"]));
     assert!(out.contains("6 leaf/leaves replaced"), "{out}");
+    // The renewed server leaf keeps its names and its server EKU.
+    let text = p.openssl(&[
+        "x509",
+        "-in",
+        "leaves/short-server/server.crt",
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        text.contains("DNS:short.test")
+            && text.contains("IP Address:127.0.0.2")
+            && text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
     assert!(p.expiring("30d").is_empty(), "nothing expiring is left");
 
     // Exactly the files of the expiring leaves changed (the CSR leaf has no key file here).

@@ -1,7 +1,8 @@
 //! `issuer issue` end to end, as an operator would check it: every role with every key
 //! algorithm, judged by OpenSSL and by rustls-webpki against docs/profiles.md (exact extension set,
 //! criticality, signature, key, serial, ledger row); CSR and cfssl JSON input; every bad input
-//! refused with its own message and nothing changed on disk or in the ledger; `issuer verify`
+//! refused with its own message (the main ones pinned as snapshots in tests/snapshots) and
+//! nothing changed on disk or in the ledger; `issuer import` refusals; `issuer verify`
 //! failing each broken leaf.
 //!
 //! The fixture is the OpenSSL flow of scripts/openssl-reference-ca.sh (P-384 root and intermediate),
@@ -16,6 +17,7 @@ use e2e_tests::fixture::{fails_with, ok, run, OpensslCa};
 use e2e_tests::openssl::{
     extensions, openssl, path_str, pem_blocks, pem_encode, rfc3339, try_openssl, x509_text, Ext,
 };
+use e2e_tests::snapshot::{assert_snapshot, normalize};
 use e2e_tests::state::State;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -804,6 +806,11 @@ fn refuses(
     err
 }
 
+/// Pins a refusal's message as the snapshot `name` (tests/snapshots/NAME.txt).
+fn pin_message(name: &str, err: &str, dir: &Path) {
+    assert_snapshot(name, &normalize(err, &[dir]));
+}
+
 fn issue_csr_args(csr: &Path) -> Vec<String> {
     [
         "issue",
@@ -913,13 +920,14 @@ fn bad_csrs_are_refused_and_change_nothing() {
         &[],
     );
 
-    refuses(
+    let err = refuses(
         &ca,
         cas,
         &strs(&issue_csr_args(&d.join("malformed.csr"))),
         &[],
         "not valid PEM",
     );
+    pin_message("error-issuer-malformed-pem", &err, d);
     refuses(
         &ca,
         cas,
@@ -927,18 +935,20 @@ fn bad_csrs_are_refused_and_change_nothing() {
         &[],
         "CERTIFICATE REQUEST",
     );
-    refuses(
+    let err = refuses(
         &ca,
         cas,
         &strs(&issue_csr_args(&d.join("broken.csr"))),
         &[],
         "its signature does not verify",
     );
+    pin_message("error-issuer-csr-bad-signature", &err, d);
     let err = refuses(&ca, cas, &strs(&issue_csr_args(&sha1)), &[], "SHA-1");
     assert!(
         err.contains("ecdsa-with-SHA1"),
         "names the algorithm: {err}"
     );
+    pin_message("error-issuer-csr-sha1", &err, d);
     let err = refuses(&ca, cas, &strs(&issue_csr_args(&sha1_rsa)), &[], "SHA-1");
     assert!(err.contains("sha1WithRSA"), "names the algorithm: {err}");
     let err = refuses(
@@ -949,6 +959,7 @@ fn bad_csrs_are_refused_and_change_nothing() {
         "at least 2048 bits",
     );
     assert!(err.contains("1024"), "names the size: {err}");
+    pin_message("error-issuer-csr-rsa1024", &err, d);
     refuses(
         &ca,
         cas,
@@ -967,6 +978,7 @@ fn bad_csrs_are_refused_and_change_nothing() {
         err.contains("--ignore-requested-ca"),
         "says how to proceed: {err}"
     );
+    pin_message("error-issuer-csr-ca-true", &err, d);
     let err = refuses(
         &ca,
         cas,
@@ -1199,6 +1211,7 @@ fn existing_outputs_are_never_replaced() {
         err.contains("server.crt") && err.contains("--force"),
         "{err}"
     );
+    pin_message("error-issuer-output-exists", &err, d);
     assert_eq!(read(&d.join("o1/server.crt")), "operator's certificate\n");
     assert!(!d.join("o1/server.key").exists(), "no key beside it");
 
@@ -1394,7 +1407,10 @@ fn import_refuses_mismatched_keys_and_non_ca_certificates() {
     for (i, (what, cert, key, needle)) in cases.iter().enumerate() {
         let dir = format!("refused-{i}");
         let before = State::capture(d, &[&ca.ca]);
-        fails_with(import(cert, key, &dir), needle);
+        let err = fails_with(import(cert, key, &dir), needle);
+        if i == 0 {
+            pin_message("error-intermediate-ca-import-mismatch", &err, d);
+        }
         assert!(!d.join(&dir).exists(), "{what}: a CA folder was created");
         before.assert_unchanged(&State::capture(d, &[&ca.ca]), what);
     }

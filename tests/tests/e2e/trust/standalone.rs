@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e_tests::fixture::workspace;
+use e2e_tests::openssl::path_str as s;
 
 /// Paths to the team's reference material outside the product. Spelled in pieces so that this
 /// file does not match itself.
@@ -203,10 +204,6 @@ use e2e_tests::state::State;
 fn chmod(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

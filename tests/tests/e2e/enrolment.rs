@@ -2,7 +2,8 @@
 //! 4, §3 `intermediate-ca`, §6 bundles): a root whose key lives in a real SoftHSM2 token, the
 //! online side's `request` / `install` / `status`, leaves from `issuer` checked with the OpenSSL
 //! CLI and rustls-webpki against the root alone, a rotation to a second generation, interop with
-//! the stock `age` CLI in both directions, every bad bundle refused with its own message and
+//! the stock `age` CLI in both directions, every bad bundle refused with its own message (the
+//! main ones pinned as snapshots in tests/snapshots) and
 //! without any change, and `softhsm/rehearse.sh` run twice.
 //!
 //! Each test has its own temp folder and its own token(s) (`softhsm/new-token.sh`);
@@ -11,11 +12,14 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use e2e_tests::fixture::{fails_with, ok, run, softhsm_token, workspace};
-use e2e_tests::openssl::{base64_decode, openssl, path_str, pem_blocks, rfc3339, try_openssl};
+use e2e_tests::fixture::{fails_with, ok, rehearsal, rehearse, run, sh, softhsm_token};
+use e2e_tests::openssl::{
+    base64_decode, cert_ders, cert_ders_of, openssl, path_str, rfc3339, try_openssl,
+};
+use e2e_tests::snapshot::{assert_snapshot, normalize};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
 use x509_parser::extensions::ParsedExtension;
@@ -324,22 +328,6 @@ impl Root {
 
 // ------------------------------------------------------------------------------ helpers
 
-/// Runs `prog ARGS` in `dir` with a clean secret environment; (success, stdout, stderr).
-fn sh(dir: &Path, prog: &str, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PKI_AGE_IDENTITY")
-        .env_remove("SOFTHSM2_CONF")
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"));
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 fn parse_request(stdout: &str) -> Request {
     let line = stdout
         .lines()
@@ -425,19 +413,6 @@ fn spki_fingerprint(dir: &Path, kind: &str, file: &Path) -> String {
     let hex = out.split_whitespace().next().expect("a digest");
     assert_eq!(hex.len(), 64, "{out}");
     colon_hex(hex)
-}
-
-/// The DER of each CERTIFICATE block of a PEM text.
-fn cert_ders_of(text: &str) -> Vec<Vec<u8>> {
-    pem_blocks(text)
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect()
-}
-
-fn cert_ders(p: &Path) -> Vec<Vec<u8>> {
-    cert_ders_of(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
 }
 
 fn one_cert(p: &Path) -> Vec<u8> {
@@ -615,7 +590,13 @@ fn differences(
 /// Runs a command that must be refused: non-zero exit, stderr naming the problem (one of
 /// `any_of`, plus every one of `all_of`), and no change at all under the test folder or in
 /// `intermediate-ca status`.
-fn refused(w: &World, what: &str, any_of: &[&str], all_of: &[&str], cmd: impl FnOnce() -> Output) {
+fn refused(
+    w: &World,
+    what: &str,
+    any_of: &[&str],
+    all_of: &[&str],
+    cmd: impl FnOnce() -> Output,
+) -> String {
     let before = snapshot(&w.d);
     let status_before = w.status();
     let o = cmd();
@@ -643,6 +624,12 @@ fn refused(w: &World, what: &str, any_of: &[&str], all_of: &[&str], cmd: impl Fn
         w.status(),
         "{what}: intermediate-ca status changed"
     );
+    err
+}
+
+/// Pins a refusal's message as the snapshot `name` (tests/snapshots/NAME.txt).
+fn pin_message(w: &World, name: &str, err: &str) {
+    assert_snapshot(name, &normalize(err, &[&w.d]));
 }
 
 /// An armoured age file with one base64 character of its payload (past the header and the
@@ -1024,9 +1011,10 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
     // Addressed to another recipient: install with a different identity.
     ok(w.ica(&["new-identity", "stranger-identity.txt"]));
     let stranger = w.path("stranger-identity.txt");
-    refused(&w, "other recipient", &["another recipient"], &[], || {
+    let err = refused(&w, "other recipient", &["another recipient"], &[], || {
         w.install_with("response-2.age", &root_fp, &stranger)
     });
+    pin_message(&w, "error-intermediate-ca-install-other-recipient", &err);
 
     // Truncated: cut in half, cut at a line boundary, the end marker lost, and a binary
     // (unarmoured) age file cut in half.
@@ -1038,7 +1026,10 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
     );
     w.write("no-end.age", &(lines[..lines.len() - 1].join("\n") + "\n"));
     for f in ["half.age", "half-lines.age", "no-end.age"] {
-        refused(&w, f, &["truncated", "damaged"], &[], install(f, &root_fp));
+        let err = refused(&w, f, &["truncated", "damaged"], &[], install(f, &root_fp));
+        if f == "half-lines.age" {
+            pin_message(&w, "error-intermediate-ca-install-truncated", &err);
+        }
     }
     w.write("plain-2.txt", &plain);
     let (good, _, err) = sh(
@@ -1083,6 +1074,9 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
             "{f}: a flipped payload byte is neither mis-addressed nor truncated: {err}"
         );
         assert!(differences(&before, &snapshot(&w.d)).is_empty(), "{f}");
+        if i == 2 {
+            pin_message(&w, "error-intermediate-ca-install-flipped-byte", &err);
+        }
     }
     // Data appended after the end marker: damaged, not truncated.
     w.write(
@@ -1103,13 +1097,16 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
     // Not age at all: a certificate, a text file.
     w.write("notes.txt", "the response will follow by post\n");
     for f in ["root/root.crt", "notes.txt"] {
-        refused(
+        let err = refused(
             &w,
             f,
             &["not an age-encrypted bundle"],
             &[],
             install(f, &root_fp),
         );
+        if f == "notes.txt" {
+            pin_message(&w, "error-intermediate-ca-install-not-age", &err);
+        }
     }
 
     // A response fed to the root's sign ceremony (encrypted to the root by the age CLI, so
@@ -1128,13 +1125,14 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         ),
         "response = \"never-written.age\"",
     );
-    refused(
+    let err = refused(
         &w,
         "response fed to root-ca sign",
         &["this is an intermediate-response bundle, but an intermediate-request bundle is needed"],
         &[],
         || root.ceremony("sign", &sign_wrong),
     );
+    pin_message(&w, "error-root-ca-sign-response-fed", &err);
     assert!(!w.path("never-written.age").exists());
 
     // A request fed to install (encrypted to the online identity by the age CLI).
@@ -1144,13 +1142,14 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         "req-for-ica.txt",
         "req-for-ica.age",
     );
-    refused(
+    let err = refused(
         &w,
         "request fed to install",
         &["this is an intermediate-request bundle, but an intermediate-response bundle is needed"],
         &[],
         install("req-for-ica.age", &root_fp),
     );
+    pin_message(&w, "error-intermediate-ca-install-wrong-kind", &err);
 
     // A certificate for another key: the root signs an unrelated CSR, and it comes back in a
     // response carrying the staged request's ID.
@@ -1168,13 +1167,14 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         "another-key.txt",
         "another-key.age",
     );
-    refused(
+    let err = refused(
         &w,
         "certificate for another key",
         &["another key"],
         &[],
         install("another-key.age", &root_fp),
     );
+    pin_message(&w, "error-intermediate-ca-install-another-key", &err);
 
     // Another root: a second root (own token, own folder) signs the staged CSR itself.
     ok(other.sign_csr(
@@ -1205,13 +1205,14 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         install("other-root.age", &other_fp),
     );
     // The genuine response with a wrong pin.
-    refused(
+    let err = refused(
         &w,
         "genuine response, wrong pin",
         &["not the pinned"],
         &[],
         install("response-2.age", &other_fp),
     );
+    pin_message(&w, "error-intermediate-ca-install-other-root", &err);
 
     // A response to another request: the previous generation's response replayed, and the
     // current one with its request ID changed.
@@ -1229,13 +1230,14 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
         "foreign-id.txt",
         "foreign-id.age",
     );
-    refused(
+    let err = refused(
         &w,
         "response with another request ID",
         &["another request"],
         &["staged request", &foreign_id],
         install("foreign-id.age", &root_fp),
     );
+    pin_message(&w, "error-intermediate-ca-install-request-id", &err);
 
     // None of that disturbed the staged request: the genuine response installs.
     let out = w.install("response-2.age", &root_fp);
@@ -1263,33 +1265,20 @@ fn bad_bundles_are_refused_with_their_reason_and_change_nothing() {
 fn rehearse_twice_gives_two_independent_pkis() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let d = tmp.path();
-    let script = workspace().join("softhsm/rehearse.sh");
-    for name in ["first", "second"] {
-        let o = Command::new("bash")
-            .arg(&script)
-            .arg(d.join(name))
-            .current_dir(d)
-            .env_remove("PKI_AGE_IDENTITY")
-            .env_remove("SOFTHSM2_CONF")
-            .env_remove("ROOT_CA_PIN")
-            .output()
-            .expect("rehearse.sh");
-        assert!(
-            o.status.success(),
-            "rehearse.sh {name} failed\n--- stdout\n{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    // The first is the process's shared rehearsal (read only here), the second a fresh one.
+    let first = rehearsal().to_str().unwrap().to_string();
+    let second = d.join("second").to_str().unwrap().to_string();
+    rehearse(Path::new(&second));
+    let (first, second) = (first.as_str(), second.as_str());
     let root = |n: &str| d.join(n).join("root/root.crt");
     assert_ne!(
-        openssl_fingerprint(d, &root("first")),
-        openssl_fingerprint(d, &root("second")),
+        openssl_fingerprint(d, &root(first)),
+        openssl_fingerprint(d, &root(second)),
         "two rehearsals, two roots"
     );
     let recipient =
         |n: &str| std::fs::read_to_string(d.join(n).join("root/transport.recipient")).unwrap();
-    assert_ne!(recipient("first"), recipient("second"));
+    assert_ne!(recipient(first), recipient(second));
 
     let leaves = |n: &str| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(d.join(n).join("etcd/nodes"))
@@ -1300,7 +1289,7 @@ fn rehearse_twice_gives_two_independent_pkis() {
         v.sort();
         v
     };
-    for (own, foreign) in [("first", "second"), ("second", "first")] {
+    for (own, foreign) in [(first, second), (second, first)] {
         let mine = leaves(own);
         assert_eq!(mine.len(), 3, "{mine:?}");
         for leaf in &mine {

@@ -5,13 +5,13 @@
 //! `issuer etcd`, are judged by `issuer check-etcd`, and `rbac.sh` runs against a real etcd.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::etcd_cluster::{EtcdCluster, EtcdVersion, Etcdctl};
+use e2e_tests::etcd_cluster::{free_ports, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{self, ok, OpensslCa};
+use e2e_tests::serial::exclusive;
 use e2e_tests::snapshot::{assert_snapshot, normalize};
 use tempfile::TempDir;
 
@@ -38,16 +38,6 @@ fn cluster_toml(bundle: &Path, data: &Path, ports: &[(u16, u16)], extra: &str) -
     );
     s.push_str(extra);
     s
-}
-
-/// Two free loopback ports for one member (client, peer).
-fn free_ports() -> (u16, u16) {
-    let a = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = TcpListener::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
 }
 
 fn etcd_args<'a>(ca: &'a OpensslCa, cluster: &'a Path, out: &'a Path) -> Vec<&'a str> {
@@ -80,20 +70,11 @@ fn bundle(extra: &str) -> (TempDir, OpensslCa, PathBuf) {
     (t, ca, b)
 }
 
-/// `issuer check-etcd DIR`: (passed, stdout).
-fn check_etcd(ca: &OpensslCa, dir: &Path) -> (bool, String) {
-    let o = ca.issuer(&["check-etcd", dir.to_str().unwrap()]);
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
-}
-
 /// check-etcd must fail with a `FAIL <check>` line containing `needle`; the FAIL lines are
 /// pinned as snapshot `name`.
 #[track_caller]
 fn assert_finding(ca: &OpensslCa, dir: &Path, check: &str, needle: &str, name: &str) {
-    let (passed, out) = check_etcd(ca, dir);
+    let (passed, out) = ca.check_etcd(dir);
     assert!(!passed, "check-etcd must fail:\n{out}");
     assert_eq!(out.lines().last(), Some("FAILED"), "{out}");
     let fails: Vec<&str> = out
@@ -227,6 +208,7 @@ fn run_rbac(bundle: &Path) -> (bool, String) {
 
 #[test]
 fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
+    let _serial = exclusive();
     let t = TempDir::new().unwrap();
     let ca = OpensslCa::new(t.path());
     let b = t.path().join("bundle");
@@ -282,7 +264,7 @@ fn rbac_sh_runs_twice_against_a_real_etcd_and_the_second_run_changes_nothing() {
 #[test]
 fn check_etcd_fails_an_env_file_with_an_injected_variable() {
     let (_t, ca, b) = bundle("");
-    let (passed, out) = check_etcd(&ca, &b);
+    let (passed, out) = ca.check_etcd(&b);
     assert!(passed, "{out}");
     // The review's reproduction: a data-dir with a newline adds ETCD_CLIENT_CERT_AUTH=false.
     edit(&b.join("nodes/etcd-1/etcd.env"), |t| {
@@ -314,7 +296,7 @@ fn check_etcd_fails_shell_syntax_and_unknown_variables_in_etcd_env() {
         ) + "ETCD_CLIENT_CRL_FIEL=/tmp/crl.pem\n"
     });
     assert_finding(&ca, &b, "env", "ETCD_NAME has '$'", "trust-12-env-shell");
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert!(
         out.contains("ETCD_CLIENT_CRL_FIEL is not an etcd 3.4-3.6 setting"),
         "{out}"
@@ -408,7 +390,7 @@ fn check_etcd_finds_a_config_file_variable() {
 #[test]
 fn check_etcd_checks_proxies() {
     let (_t, ca, b) = bundle("\n[[proxy]]\nname = \"proxy-1\"\nips = [\"127.0.0.1\"]\n");
-    let (passed, summary) = check_etcd(&ca, &b);
+    let (passed, summary) = ca.check_etcd(&b);
     assert!(passed, "{summary}");
     // A proxy certificate without its intermediate: clients cannot build the chain (D1).
     let crt = b.join("proxies/proxy-1/server.crt");
@@ -669,7 +651,7 @@ fn check_etcd_finds_a_member_name_outside_the_intermediates_constraints() {
         "DNS:etcd-1.etcd.example.internal,IP:127.0.0.1",
     );
     install_leaf(&node, &int, &leaf, &key);
-    let (_, out) = check_etcd(&ca, &b);
+    let (_, out) = ca.check_etcd(&b);
     assert!(!out.contains("name-constraints"), "{out}");
     assert!(out.contains("FAIL chain"), "{out}");
 }

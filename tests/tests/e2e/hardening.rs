@@ -8,24 +8,17 @@
 //! crash and the next run, which voids them.
 //!
 //! The crash test's randomness comes from a printed seed; replay a run with
-//! `HARDENING_SEED=<seed> cargo test -p e2e-tests --test hardening -- --nocapture`.
+//! `HARDENING_SEED=<seed> cargo test -p e2e-tests --test e2e hardening:: -- --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use e2e_tests::fixture::{ok, tool, OpensslCa};
-
-/// The three tests run one after the other: the crash test times a full batch first, and the
-/// kill moments are only meaningful if nothing else competes for the two cores meanwhile.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
+use e2e_tests::fixture::{ok, OpensslCa};
+use e2e_tests::openssl::path_str as s;
+use e2e_tests::serial::exclusive;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers of this file
@@ -69,21 +62,6 @@ fn write_batch_file(path: &Path, prefix: &str, n: usize) {
         ));
     }
     std::fs::write(path, s).unwrap();
-}
-
-/// `issuer` with the CA's identity in the environment, as a Command (for spawning).
-fn issuer_cmd(ca: &OpensslCa, args: &[&str]) -> Command {
-    let mut c = Command::new(tool("issuer"));
-    c.args(args)
-        .current_dir(&ca.dir)
-        .env_remove("PKI_PASSPHRASE_FILE")
-        .env_remove("PKI_TOKEN_PIN_FILE")
-        .env("PKI_AGE_IDENTITY", &ca.identity);
-    c
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// One row of `issuer list --json`.
@@ -368,7 +346,9 @@ fn intermediate_der(ca: &OpensslCa) -> Vec<u8> {
 
 #[test]
 fn batch_survives_kill_nine_at_twenty_random_moments() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     const N: usize = 10_000;
     const KILLS: usize = 20;
     let tmp = tempfile::tempdir().unwrap();
@@ -383,7 +363,7 @@ fn batch_survives_kill_nine_at_twenty_random_moments() {
     let tout = base.join("timing-out");
     let run_timed = || {
         let t = Instant::now();
-        let o = ok(issuer_cmd(
+        let o = ok(OpensslCa::issuer_command(
             &timing,
             &["batch", "--ca", s(&timing.ca), "--out", s(&tout), s(&batch)],
         )
@@ -455,7 +435,7 @@ fn batch_survives_kill_nine_at_twenty_random_moments() {
         let ahead = target.saturating_sub(last_disk as u64);
         let sleep = rng.below(idle_ms + 1) + (ahead as f64 / rate) as u64;
         let spelled = &spellings[round % spellings.len()];
-        let mut child = issuer_cmd(
+        let mut child = OpensslCa::issuer_command(
             &ca,
             &["batch", "--ca", s(&ca.ca), "--out", spelled, s(&batch)],
         )
@@ -520,7 +500,7 @@ fn batch_survives_kill_nine_at_twenty_random_moments() {
     // The re-run, not killed, finishes the batch: it skips exactly what is complete on disk and
     // voids exactly the rows a kill left without a file.
     let spelled = &spellings[KILLS % spellings.len()];
-    let o = ok(issuer_cmd(
+    let o = ok(OpensslCa::issuer_command(
         &ca,
         &["batch", "--ca", s(&ca.ca), "--out", spelled, s(&batch)],
     )
@@ -569,7 +549,9 @@ fn batch_survives_kill_nine_at_twenty_random_moments() {
 
 #[test]
 fn four_issuer_processes_at_once_on_one_ca_folder() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");
@@ -585,7 +567,7 @@ fn four_issuer_processes_at_once_on_one_ca_folder() {
             let file = base.join(format!("{p}.toml"));
             write_batch_file(&file, p, PER);
             let out = base.join(format!("out-{p}"));
-            issuer_cmd(
+            OpensslCa::issuer_command(
                 &ca,
                 &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&file)],
             )
@@ -639,7 +621,7 @@ fn four_issuer_processes_at_once_on_one_ca_folder() {
             let cmds: Vec<Command> = (0..SINGLES)
                 .map(|i| {
                     let out = base.join(format!("single/{w}-{i}"));
-                    issuer_cmd(
+                    OpensslCa::issuer_command(
                         &ca,
                         &[
                             "issue",
@@ -712,7 +694,9 @@ fn four_issuer_processes_at_once_on_one_ca_folder() {
 /// in the ledger once.
 #[test]
 fn two_batches_into_one_out_at_once() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");
@@ -723,7 +707,7 @@ fn two_batches_into_one_out_at_once() {
     let out = base.join("out");
     let kids: Vec<_> = (0..2)
         .map(|_| {
-            issuer_cmd(
+            OpensslCa::issuer_command(
                 &ca,
                 &["batch", "--ca", s(&ca.ca), "--out", s(&out), s(&file)],
             )
@@ -836,7 +820,9 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_disk_fails_cleanly() {
-    let _serial = one_at_a_time();
+    // The crash test times a full batch first and the kill moments are only meaningful if no
+    // other heavy test competes for the two cores: one heavy test at a time.
+    let _serial = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let ca = new_ca(base, "ca");

@@ -1,54 +1,21 @@
 //! The intermediate's key in a PKCS#11 token (SoftHSM2): request → root sign → install →
 //! issue, with the key never on disk; a wrong token PIN is refused with a clear message.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use e2e_tests::fixture::{self, ok, softhsm_token};
 
-fn tool(name: &str) -> PathBuf {
-    e2e_tests::fixture::tool(name)
-}
-
+/// One of our tools with the test's SoftHSM2 configuration.
 fn run(dir: &Path, conf: &Path, bin: &str, args: &[&str]) -> Output {
-    Command::new(tool(bin))
-        .args(args)
-        .current_dir(dir)
-        .env("SOFTHSM2_CONF", conf)
-        .env_remove("PKI_AGE_IDENTITY")
-        .env_remove("PKI_TOKEN_PIN_FILE")
-        .output()
-        .expect("run")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    fixture::run(dir, bin, args, &[("SOFTHSM2_CONF", conf)])
 }
 
 #[test]
 fn intermediate_key_in_a_token_signs_leaves_and_never_touches_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let st = Command::new("bash")
-        .arg(workspace().join("softhsm/new-token.sh"))
-        .arg(d.join("tok"))
-        .arg("root-ca")
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let conf = d.join("tok/softhsm2.conf");
+    let conf = softhsm_token(&d.join("tok"));
     let init = Command::new("softhsm2-util")
         .args([
             "--init-token",

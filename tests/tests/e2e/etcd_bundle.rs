@@ -12,101 +12,25 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use e2e_tests::etcd_cluster::EtcdVersion;
+use e2e_tests::etcd_cluster::{free_port_base, EtcdVersion};
+use e2e_tests::fixture::{
+    bash as sh, ok_cmd as ok, output_text as text, run_cmd as run, stdout_text as stdout,
+    tool as bin, workspace,
+};
+use e2e_tests::serial::exclusive;
 use tempfile::TempDir;
 
 /// The repository's scripts: the reference CA and the acceptance checks.
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts")
-        .join(name)
+    workspace().join("scripts").join(name)
 }
 const CLUSTER_NAME: &str = "e2e";
-
-// ------------------------------------------------------------------------------------------
-// Process helpers
-// ------------------------------------------------------------------------------------------
-
-/// The workspace's debug binaries, built once per test process.
-fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "issuer", "-p", "intermediate-ca"])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build of issuer/intermediate-ca failed");
-        // The test executable lives in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .to_path_buf()
-    });
-    dir.join(name)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ok(cmd: &mut Command) -> Output {
-    let o = run(cmd);
-    assert!(o.status.success(), "{cmd:?} failed:\n{}", text(&o));
-    o
-}
-
-fn sh(script: &str) -> Command {
-    let mut c = Command::new("bash");
-    c.arg("-c").arg(script);
-    c
-}
-
-/// One lock for every test that starts etcd processes.
-fn cluster_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// True when 127.0.0.1:base+1..=base+n can all be bound.
-fn ports_free(base: u16, n: u16) -> bool {
-    (1..=n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-}
-
-/// A port base such that base+1..=base+n (client) and base+10+1..=base+10+n (peer) are free on
-/// 127.0.0.1, starting at `start` and moving up in steps of 20.
-fn free_port_base(start: u16, n: u16) -> u16 {
-    (0..100u16)
-        .map(|k| start + 20 * k)
-        .find(|&b| ports_free(b, n) && ports_free(b + 10, n))
-        .unwrap_or_else(|| panic!("no free loopback ports from {start} on"))
-}
 
 // ------------------------------------------------------------------------------------------
 // CA fixture (OpenSSL reference CA + intermediate-ca import) and bundles
@@ -551,7 +475,7 @@ fn real_cluster_from_generated_env_files_etcd_3_5() {
 fn real_cluster_from_generated_env_files(v: EtcdVersion) {
     let fx = &shared().fx;
     let t = TempDir::new().unwrap();
-    let _guard = cluster_lock();
+    let _guard = exclusive();
     let base = free_port_base(41100, 3);
     let (cbase, pbase) = (base, base + 10);
     // Kubernetes' API server as a client: its folder is installed in place, and it dials one
@@ -846,7 +770,7 @@ fn kube_apiserver_client_with_auth(v: EtcdVersion, dir: &Path) {
 
 /// scripts/etcd-acceptance.sh on `bundle` with etcd `v` (ETCD_BIN / ETCDCTL_BIN).
 fn run_harness(bundle: &Path, client_start: u16, peer_start: u16, v: EtcdVersion) {
-    let _guard = cluster_lock();
+    let _guard = exclusive();
     // The script puts member i on CLIENT_PORT_BASE+i and PEER_PORT_BASE+i.
     let client_base = free_port_base(client_start, 3);
     let peer_base = free_port_base(peer_start, 3);
@@ -888,19 +812,8 @@ fn harness_passes_on_issuer_etcd_bundle_etcd_3_5() {
 
 #[test]
 fn harness_passes_on_rehearse_bundle() {
-    let t = TempDir::new().unwrap();
-    let out = t.path().join("rehearsal");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../softhsm/rehearse.sh");
-    let o = run(Command::new("timeout")
-        .arg("1500")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .env_remove("PKI_AGE_IDENTITY")
-        .env_remove("PKI_PASSPHRASE_FILE")
-        .env_remove("SOFTHSM2_CONF")
-        .stdin(Stdio::null()));
-    assert!(o.status.success(), "rehearse.sh: {}", text(&o));
+    // The process's shared rehearsal: the harness only reads the bundle.
+    let out = e2e_tests::fixture::rehearsal();
     let bundle = out.join("etcd");
     for m in ["etcd-1", "etcd-2", "etcd-3"] {
         assert!(bundle.join("nodes").join(m).join("etcd.env").is_file());

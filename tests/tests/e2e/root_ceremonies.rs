@@ -1,6 +1,8 @@
 //! `root-ca` end to end on a real SoftHSM2 token: every ceremony (init, sign, revoke, crl, log
 //! verify) checked from outside with the OpenSSL CLI, pkcs11-tool and rustls-webpki, and every
-//! bad input refused with its message and without a change to the token or the files.
+//! bad input refused with its message (pinned as a snapshot in tests/snapshots) and without a
+//! change to the token or the files; and the chain from the root down to a leaf, with name
+//! constraints that bind and a revoked intermediate.
 //!
 //! Each test has its own temp folder and its own token (`softhsm/new-token.sh`); SOFTHSM2_CONF
 //! is passed to the child processes only, never set in this process (tests run in parallel).
@@ -9,7 +11,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use e2e_tests::fixture::{changed_files, fails_with, ok, run, snapshot_files, softhsm_token};
+use e2e_tests::fixture::{changed_files, fails_with, ok, run, sh, snapshot_files, softhsm_token};
+use e2e_tests::snapshot::{assert_snapshot, normalize};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
 
@@ -272,7 +275,7 @@ impl Default for InitSpec<'_> {
 impl InitSpec<'_> {
     fn toml(&self) -> String {
         format!(
-            r#"# written by tests/tests/root_ca.rs
+            r#"# written by tests/tests/e2e/root_ceremonies.rs
 allow-network = {}
 
 [token]
@@ -364,7 +367,7 @@ impl SignSpec<'_> {
         }
         cert.push_str(self.extra_certificate);
         format!(
-            r#"# written by tests/tests/root_ca.rs
+            r#"# written by tests/tests/e2e/root_ceremonies.rs
 allow-network = {}
 root-dir = "{}"
 
@@ -1263,9 +1266,15 @@ fn ceremony_log_has_one_record_per_operation_and_tampering_is_detected() {
     let same = tampered_copy(&b, "t-same", |_| {});
     ok(b.root_ca(&["log", "verify", &same]));
 
+    // Each message is pinned as a snapshot `error-root-ca-log-<kind>` too.
     let verify_fails = |dir: &str, needle: &str| {
         let err = fails_with(b.root_ca(&["log", "verify", dir]), needle);
         assert!(err.contains("ceremony log"), "{err}");
+        let kind = dir.trim_start_matches("t-");
+        assert_snapshot(
+            &format!("error-root-ca-log-{kind}"),
+            &normalize(&err, &[&b.dir]),
+        );
     };
     let edited = tampered_copy(&b, "t-edited", |l| {
         let mid = l.len() / 2;
@@ -1348,10 +1357,11 @@ fn wrong_pin_is_refused() {
         .toml(),
     );
     let (files, objects) = (b.files(), b.object_summary());
-    fails_with(
+    let err = fails_with(
         b.ceremony("sign", &f, &b.wrong_pin_file()),
         "refused the PIN",
     );
+    assert_snapshot("error-root-ca-wrong-pin", &normalize(&err, &[&b.dir]));
     assert_unchanged(&b, &files, &objects, "sign with a wrong PIN");
 }
 
@@ -1385,6 +1395,7 @@ fn unknown_field_in_a_ceremony_file_is_refused() {
     let (files, objects) = (b.files(), b.object_summary());
     let err = fails_with(b.ceremony("sign", &f, &b.pin_file()), "unknown field");
     assert!(err.contains("path-length"), "{err}");
+    assert_snapshot("error-root-ca-unknown-field", &normalize(&err, &[&b.dir]));
     assert_unchanged(&b, &files, &objects, "a sign file with an unknown field");
 }
 
@@ -1402,10 +1413,11 @@ fn existing_key_label_is_refused() {
         .toml(),
     );
     let (files, objects) = (b.files(), b.object_summary());
-    fails_with(
+    let err = fails_with(
         b.ceremony("init", &f, &b.pin_file()),
         "already holds a key labelled 'root-key'",
     );
+    assert_snapshot("error-root-ca-existing-label", &normalize(&err, &[&b.dir]));
     assert!(!b.path("root2").exists());
     assert_unchanged(
         &b,
@@ -1437,6 +1449,7 @@ fn existing_output_certificate_is_refused_before_the_token_is_opened() {
         "taken.crt: already exists; a ceremony never overwrites a file",
     );
     assert!(!err.contains("PIN"), "{err}");
+    assert_snapshot("error-root-ca-existing-output", &normalize(&err, &[&b.dir]));
     assert_unchanged(&b, &files, &objects, "sign onto an existing certificate");
     assert_eq!(b.read("taken.crt"), "precious\n");
     assert_eq!(b.object_summary(), objects);
@@ -1453,6 +1466,10 @@ fn existing_output_folder_is_refused_before_the_token_is_opened() {
         "root: already exists; a ceremony never overwrites a file",
     );
     assert!(!err.contains("PIN"), "{err}");
+    assert_snapshot(
+        "error-root-ca-existing-root-dir",
+        &normalize(&err, &[&b.dir]),
+    );
     assert_eq!(
         std::fs::read_dir(b.path("root")).unwrap().count(),
         1,
@@ -1483,6 +1500,10 @@ fn csr_fingerprint_mismatch_is_refused() {
     );
     assert!(err.contains(&colon_upper(&fp)), "{err}");
     assert!(err.contains(&colon_upper(&other_fp)), "{err}");
+    assert_snapshot(
+        "error-root-ca-fingerprint-mismatch",
+        &normalize(&err, &[&b.dir]),
+    );
     assert_unchanged(&b, &files, &objects, "a fingerprint mismatch");
 }
 
@@ -1509,9 +1530,13 @@ fn csr_with_a_bad_signature_is_refused() {
         .toml(),
     );
     let (files, objects) = (b.files(), b.object_summary());
-    fails_with(
+    let err = fails_with(
         b.ceremony("sign", &f, &b.pin_file()),
         "signature does not verify",
+    );
+    assert_snapshot(
+        "error-root-ca-csr-bad-signature",
+        &normalize(&err, &[&b.dir]),
     );
     assert_unchanged(&b, &files, &objects, "a CSR with a bad signature");
 }
@@ -1585,9 +1610,13 @@ fn token_key_that_is_not_the_root_certificate_key_is_refused() {
         .toml(),
     );
     let (files, objects) = (b.files(), b.object_summary());
-    fails_with(
+    let err = fails_with(
         b.ceremony("sign", &f, &b.pin_file()),
         "the key 'other-key' in the token is not the key of the root certificate",
+    );
+    assert_snapshot(
+        "error-root-ca-token-key-mismatch",
+        &normalize(&err, &[&b.dir]),
     );
     assert_unchanged(&b, &files, &objects, "a token key that is not the root's");
 }
@@ -1724,10 +1753,11 @@ fn missing_module_is_refused() {
         }
         .toml(),
     );
-    fails_with(
+    let err = fails_with(
         b.ceremony("init", &f, &b.pin_file()),
         "cannot load the PKCS#11 module /nonexistent/libpkcs11.so",
     );
+    assert_snapshot("error-root-ca-missing-module", &normalize(&err, &[&b.dir]));
     assert_no_root_created(&b, "root");
 }
 
@@ -1750,6 +1780,7 @@ fn missing_token_label_is_refused() {
         err.contains("'root-ca'"),
         "the tokens found are named: {err}"
     );
+    assert_snapshot("error-root-ca-missing-token", &normalize(&err, &[&b.dir]));
     assert_no_root_created(&b, "root");
 }
 
@@ -1767,10 +1798,11 @@ fn missing_key_label_on_sign_is_refused() {
         .toml(),
     );
     let (files, objects) = (b.files(), b.object_summary());
-    fails_with(
+    let err = fails_with(
         b.ceremony("sign", &f, &b.pin_file()),
         "no private key labelled 'absent' in token 'root-ca'",
     );
+    assert_snapshot("error-root-ca-missing-key", &normalize(&err, &[&b.dir]));
     assert_unchanged(&b, &files, &objects, "sign with a missing key label");
 }
 
@@ -1878,4 +1910,365 @@ fn root_ca_links_no_networking_or_tls_crate() {
         .filter(|f| crates.contains(*f))
         .collect();
     assert!(found.is_empty(), "root-ca depends on {found:?}:\n{tree}");
+}
+
+// ------------------------------------------------------------------------------ 6. root to leaf
+
+/// A throwaway token and a folder to hold ceremony files.
+struct Ceremony {
+    dir: PathBuf,
+    conf: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Ceremony {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = softhsm_token(&tmp.path().join("tok"));
+        Ceremony {
+            dir: tmp.path().to_path_buf(),
+            conf,
+            _tmp: tmp,
+        }
+    }
+    fn root_ca(&self, args: &[&str]) -> Output {
+        run(&self.dir, "root-ca", args, &[("SOFTHSM2_CONF", &self.conf)])
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    fn init_file(&self, name: &str, label: &str, alg: &str, out: &str, days: u32) -> PathBuf {
+        self.write(
+            name,
+            &format!(
+                "allow-network = true\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"{label}\"\n[key]\nalgorithm = \"{alg}\"\n[root]\ncommon-name = \"Test Root {label}\"\ndays = {days}\n[output]\ndir = \"{out}\"\n"
+            ),
+        )
+    }
+    fn init(&self, label: &str, alg: &str, out: &str) -> String {
+        let f = self.init_file(&format!("init-{label}.toml"), label, alg, out, 3653);
+        ok(self.root_ca(&["init", f.to_str().unwrap(), "--pin-file", "tok/user.pin"]))
+    }
+    // One parameter per line of the ceremony file it writes: clearer here than a struct.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_file(
+        &self,
+        name: &str,
+        label: &str,
+        root: &str,
+        csr: &str,
+        fp: &str,
+        out: &str,
+        extra: &str,
+    ) -> PathBuf {
+        self.write(
+            name,
+            &format!(
+                "allow-network = true\nroot-dir = \"{root}\"\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"{label}\"\n[request]\ncsr = \"{csr}\"\nkey-fingerprint = \"{fp}\"\n[certificate]\n{extra}\n[output]\ncertificate = \"{out}\"\n"
+            ),
+        )
+    }
+}
+
+fn openssl_csr(dir: &Path, name: &str, keyargs: &[&str]) -> (PathBuf, String) {
+    let mut a = vec!["genpkey"];
+    a.extend(keyargs);
+    let key = format!("{name}.key");
+    a.extend(["-out", &key]);
+    let (good, _, e) = sh(dir, "openssl", &a);
+    assert!(good, "{e}");
+    let csr = format!("{name}.csr");
+    let (good, _, e) = sh(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={name}"),
+            "-out",
+            &csr,
+        ],
+    );
+    assert!(good, "{e}");
+    // The key fingerprint as the runbook tells the requester to compute it.
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "openssl req -in {csr} -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum"
+        ))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (dir.join(csr), fp)
+}
+
+#[test]
+fn sign_revoke_crl_and_the_chain_down_to_a_leaf() {
+    let c = Ceremony::new();
+    c.init("root-1", "p384", "root");
+    let (csr, fp) = openssl_csr(
+        &c.dir,
+        "int",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    );
+    let f = c.sign_file("sign.toml", "root-1", "root", csr.to_str().unwrap(), &fp, "int.crt", "days = 1000\npermitted-dns = [\"etcd.test\", \"localhost\"]\npermitted-ips = [\"127.0.0.0/8\"]");
+    let dry = ok(c.root_ca(&["sign", f.to_str().unwrap(), "--dry-run"]));
+    assert!(
+        dry.contains("conforms to the intermediate profile") && !c.dir.join("int.crt").exists()
+    );
+    ok(c.root_ca(&["sign", f.to_str().unwrap(), "--pin-file", "tok/user.pin"]));
+    let (good, v, e) = sh(
+        &c.dir,
+        "openssl",
+        &[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "root/root.crt",
+            "int.crt",
+        ],
+    );
+    assert!(good, "{v}{e}");
+    let (_, text, _) = sh(
+        &c.dir,
+        "openssl",
+        &["x509", "-in", "int.crt", "-noout", "-text"],
+    );
+    assert!(text.contains("CA:TRUE, pathlen:0") && text.contains("Certificate Sign, CRL Sign"));
+    assert!(
+        text.contains("X509v3 Authority Key Identifier") && !text.contains("Extended Key Usage")
+    );
+    assert!(
+        text.contains("X509v3 Name Constraints: critical")
+            && text.contains("DNS:etcd.test")
+            && text.contains("IP:127.0.0.0/255.0.0.0"),
+        "{text}"
+    );
+
+    // A leaf issued under it by `issuer` verifies through to the root.
+    ok(run(
+        &c.dir,
+        "intermediate-ca",
+        &["new-identity", "id.txt"],
+        &[],
+    ));
+    ok(run(
+        &c.dir,
+        "intermediate-ca",
+        &[
+            "import",
+            "--cert",
+            "int.crt",
+            "--key",
+            "int.key",
+            "--dir",
+            "ica",
+            "--identity",
+            "id.txt",
+        ],
+        &[],
+    ));
+    ok(run(
+        &c.dir,
+        "issuer",
+        &[
+            "issue",
+            "server",
+            "--ca",
+            "ica",
+            "--out",
+            "n1",
+            "--cn",
+            "etcd-1",
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--identity",
+            "id.txt",
+        ],
+        &[],
+    ));
+    let (good, v, e) = sh(
+        &c.dir,
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "root/root.crt",
+            "-untrusted",
+            "n1/server.crt",
+            "-purpose",
+            "sslserver",
+            "n1/server.crt",
+        ],
+    );
+    assert!(good, "{v}{e}");
+    // The intermediate's name constraints bind: the issuer refuses a name outside them before
+    // signing (openssl would reject the certificate; trust/gate.rs compares the two).
+    fails_with(
+        run(
+            &c.dir,
+            "issuer",
+            &[
+                "issue",
+                "server",
+                "--ca",
+                "ica",
+                "--out",
+                "n2",
+                "--cn",
+                "etcd-2",
+                "--dns",
+                "evil.example",
+                "--identity",
+                "id.txt",
+            ],
+            &[],
+        ),
+        "DNS:evil.example is outside the name constraints",
+    );
+    assert!(!c.dir.join("n2/server.crt").exists());
+
+    // Revoke the intermediate and sign two CRLs.
+    let (_, serial, _) = sh(
+        &c.dir,
+        "openssl",
+        &["x509", "-in", "int.crt", "-noout", "-serial"],
+    );
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let rv = c.write("revoke.toml", &format!("allow-network = true\nroot-dir = \"root\"\nserial = \"{serial}\"\nreason = \"keyCompromise\"\n"));
+    ok(c.root_ca(&["revoke", rv.to_str().unwrap()]));
+    let crl_toml = |out: &str, days: u32| {
+        format!("allow-network = true\nroot-dir = \"root\"\nnext-update-days = {days}\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root-1\"\n[output]\ncrl = \"{out}\"\n")
+    };
+    let c1 = c.write("crl1.toml", &crl_toml("crl1.pem", 30));
+    ok(c.root_ca(&["crl", c1.to_str().unwrap(), "--pin-file", "tok/user.pin"]));
+    let c2 = c.write("crl2.toml", &crl_toml("crl2.pem", 180));
+    ok(c.root_ca(&["crl", c2.to_str().unwrap(), "--pin-file", "tok/user.pin"]));
+    for (f, n) in [("crl1.pem", "1"), ("crl2.pem", "2")] {
+        let (good, out, err) = sh(
+            &c.dir,
+            "openssl",
+            &[
+                "crl",
+                "-in",
+                f,
+                "-CAfile",
+                "root/root.crt",
+                "-verify",
+                "-noout",
+                "-text",
+            ],
+        );
+        assert!(good && err.contains("verify OK"), "{out}{err}");
+        assert!(
+            out.contains(&serial.to_ascii_uppercase()) && out.contains("Key Compromise"),
+            "{out}"
+        );
+        assert!(
+            out.contains("X509v3 CRL Number") && out.contains(&format!("                {n}\n")),
+            "{out}"
+        );
+        assert!(out.contains("X509v3 Authority Key Identifier"));
+    }
+    // rustls-webpki: the leaf under the revoked intermediate is revoked (root CRL, chain depth).
+    let der = |p: &str| -> Vec<u8> {
+        let (_, _, _) = sh(
+            &c.dir,
+            "openssl",
+            &[
+                "crl",
+                "-in",
+                p,
+                "-outform",
+                "DER",
+                "-out",
+                &format!("{p}.der"),
+            ],
+        );
+        std::fs::read(c.dir.join(format!("{p}.der"))).unwrap()
+    };
+    let crl_der = der("crl2.pem");
+    let certs = |p: &str| -> Vec<Vec<u8>> {
+        let text = std::fs::read_to_string(c.dir.join(p)).unwrap();
+        text.split("-----END CERTIFICATE-----")
+            .filter(|b| b.contains("BEGIN"))
+            .map(|b| {
+                let b64: String = b
+                    .lines()
+                    .filter(|l| !l.starts_with("-----") && !l.is_empty())
+                    .collect();
+                let (_, out, _) = {
+                    std::fs::write(c.dir.join("tmp.b64"), &b64).unwrap();
+                    sh(&c.dir, "bash", &["-c", "base64 -d tmp.b64 > tmp.der"])
+                };
+                let _ = out;
+                std::fs::read(c.dir.join("tmp.der")).unwrap()
+            })
+            .collect()
+    };
+    let chain = certs("n1/server.crt");
+    let root = certs("root/root.crt").remove(0);
+    let crl = webpki::BorrowedCertRevocationList::from_der(&crl_der).unwrap();
+    let crls = [&webpki::CertRevocationList::Borrowed(crl)];
+    let opts = webpki::RevocationOptionsBuilder::new(&crls)
+        .unwrap()
+        .with_depth(webpki::RevocationCheckDepth::Chain)
+        .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+        .build();
+    let root_der = rustls_pki_types::CertificateDer::from(root.as_slice());
+    let anchors = [webpki::anchor_from_trusted_cert(&root_der).unwrap()];
+    let leaf = rustls_pki_types::CertificateDer::from(chain[0].as_slice());
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    let inter = [rustls_pki_types::CertificateDer::from(chain[1].as_slice())];
+    let r = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &inter,
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        Some(opts),
+        None,
+    );
+    assert!(
+        matches!(r, Err(webpki::Error::CertRevoked)),
+        "{:?}",
+        r.err()
+    );
+
+    // One record per operation: 3 (init) + sign + revoke + 2 CRLs; the chain verifies.
+    let log = std::fs::read_to_string(c.dir.join("root/ceremony.log")).unwrap();
+    let ops: Vec<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["op"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "key-generated",
+            "root-signed",
+            "transport-identity-created",
+            "intermediate-signed",
+            "intermediate-revoked",
+            "crl-signed",
+            "crl-signed"
+        ]
+    );
+    ok(c.root_ca(&["log", "verify", "root"]));
 }

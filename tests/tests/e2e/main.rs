@@ -1,0 +1,20 @@
+//! The end-to-end tests: one binary, one module per feature. The binaries run as their users
+//! would run them (SoftHSM2 tokens, real etcd 3.4 and 3.5 clusters, openssl, age); the shared
+//! fixtures live in the `e2e_tests` library (tests/src).
+//!
+//! The harness runs the tests of every module on parallel threads: a test that starts etcd,
+//! uses loopback ports or loads the machine takes `e2e_tests::serial::exclusive()` first.
+//!
+//! Run one feature with a filter, e.g. `cargo test -p e2e-tests --test e2e cli_help`.
+
+mod cli_help;
+mod crl_expiry;
+mod enrolment;
+mod etcd_bundle;
+mod etcd_versions;
+mod hardening;
+mod issuance;
+mod lifecycle;
+mod root_ceremonies;
+mod token_intermediate;
+mod trust;
