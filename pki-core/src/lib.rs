@@ -12,6 +12,7 @@ pub mod error;
 pub mod etcd;
 pub mod failpoint;
 pub mod keys;
+pub mod oid;
 pub mod output;
 pub mod x509;
 

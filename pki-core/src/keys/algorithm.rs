@@ -88,8 +88,8 @@ impl KeyAlgorithm {
                     .map(|o| o.to_id_string())
                     .unwrap_or_default();
                 match curve.as_str() {
-                    "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::P256),
-                    "1.3.132.0.34" => Ok(KeyAlgorithm::P384),
+                    crate::oid::P256 => Ok(KeyAlgorithm::P256),
+                    crate::oid::P384 => Ok(KeyAlgorithm::P384),
                     other => Err(Error::WeakAlgorithm(format!(
                         "EC curve {other} is not supported; use P-256 or P-384"
                     ))),
@@ -105,7 +105,7 @@ impl KeyAlgorithm {
                 }
                 Ok(KeyAlgorithm::Rsa(bits))
             }
-            _ if info.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            _ if info.algorithm.algorithm.to_id_string() == crate::oid::ED25519 => {
                 Ok(KeyAlgorithm::Ed25519)
             }
             _ => Err(Error::WeakAlgorithm(format!(

@@ -8,19 +8,11 @@ use x509_parser::prelude::FromDer;
 
 use crate::error::{Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
-
-const SHA1_OR_WORSE: &[(&str, &str)] = &[
-    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
-    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
-    ("1.2.840.113549.1.1.2", "md2WithRSAEncryption"),
-    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
-    ("1.2.840.10040.4.3", "dsa-with-SHA1"),
-    ("1.3.14.3.2.29", "sha1WithRSASignature"),
-];
+use crate::oid;
 
 /// Refuses SHA-1 (and older) signature algorithms, naming them.
 pub fn refuse_weak_signature(oid: &str) -> Result<()> {
-    if let Some((_, name)) = SHA1_OR_WORSE.iter().find(|(o, _)| *o == oid) {
+    if let Some((_, name)) = oid::WEAK_SIGNATURES.iter().find(|(o, _)| *o == oid) {
         return Err(Error::WeakAlgorithm(format!(
             "{name} signature: SHA-1 and older hashes are refused; sign with SHA-256 or better"
         )));
@@ -33,17 +25,17 @@ pub fn verify(sig_oid: &str, spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<
     refuse_weak_signature(sig_oid)?;
     let key_alg = KeyAlgorithm::from_spki_der(spki_der)?;
     let alg: &'static dyn VerificationAlgorithm = match (sig_oid, key_alg) {
-        ("1.2.840.10045.4.3.2", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA256_ASN1,
-        ("1.2.840.10045.4.3.2", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA384_ASN1,
-        ("1.2.840.10045.4.3.3", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA384_ASN1,
-        ("1.2.840.10045.4.3.4", KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA512_ASN1,
-        ("1.2.840.10045.4.3.4", KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA512_ASN1,
-        ("1.2.840.113549.1.1.11", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        ("1.2.840.113549.1.1.13", KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        ("1.3.101.112", KeyAlgorithm::Ed25519) => &signature::ED25519,
-        ("1.2.840.113549.1.1.10", _) => {
+        (oid::ECDSA_SHA256, KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (oid::ECDSA_SHA256, KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA256_ASN1,
+        (oid::ECDSA_SHA384, KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA384_ASN1,
+        (oid::ECDSA_SHA384, KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (oid::ECDSA_SHA512, KeyAlgorithm::P256) => &signature::ECDSA_P256_SHA512_ASN1,
+        (oid::ECDSA_SHA512, KeyAlgorithm::P384) => &signature::ECDSA_P384_SHA512_ASN1,
+        (oid::RSA_SHA256, KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (oid::RSA_SHA384, KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (oid::RSA_SHA512, KeyAlgorithm::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (oid::ED25519, KeyAlgorithm::Ed25519) => &signature::ED25519,
+        (oid::RSA_PSS, _) => {
             return Err(Error::WeakAlgorithm(
                 "RSA-PSS signatures are not supported: etcd cannot load RSA-PSS keys".into(),
             ))

@@ -11,8 +11,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::FileKey;
+use crate::oid;
 use crate::x509::certs::pem_blocks;
-use crate::x509::profile::{LeafRole, OID_CLIENT_AUTH, OID_SERVER_AUTH};
+use crate::x509::profile::LeafRole;
 use crate::x509::validity::fmt_time;
 
 const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
@@ -268,10 +269,10 @@ fn eku_difference(
 ) -> Option<String> {
     let mut got: Vec<String> = Vec::new();
     if e.server_auth {
-        got.push(OID_SERVER_AUTH.into());
+        got.push(oid::SERVER_AUTH.into());
     }
     if e.client_auth {
-        got.push(OID_CLIENT_AUTH.into());
+        got.push(oid::CLIENT_AUTH.into());
     }
     if e.any {
         got.push("anyExtendedKeyUsage".into());
@@ -387,8 +388,8 @@ pub fn conformance(role: LeafRole, cert: &X509Certificate<'_>) -> Vec<String> {
 fn eku_names(oids: &[String]) -> String {
     oids.iter()
         .map(|o| match o.as_str() {
-            OID_SERVER_AUTH => "serverAuth".to_string(),
-            OID_CLIENT_AUTH => "clientAuth".to_string(),
+            oid::SERVER_AUTH => "serverAuth".to_string(),
+            oid::CLIENT_AUTH => "clientAuth".to_string(),
             other => other.to_string(),
         })
         .collect::<Vec<_>>()

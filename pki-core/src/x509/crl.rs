@@ -13,12 +13,13 @@
 //! The encoder streams entries, so a CRL of a million entries stays small in memory.
 
 use time::OffsetDateTime;
-use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::models::{GeneralizedTime, UTCTime};
 use yasna::{DERWriter, Tag};
 
 use crate::error::{Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
+use crate::oid;
 
 /// RFC 5280 §5.3.1 reason codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,16 +110,6 @@ pub struct CrlParams<'a> {
     pub indirect: bool,
 }
 
-fn oid(arcs: &[u64]) -> ObjectIdentifier {
-    ObjectIdentifier::from_slice(arcs)
-}
-
-const OID_AKI: &[u64] = &[2, 5, 29, 35];
-const OID_CRL_NUMBER: &[u64] = &[2, 5, 29, 20];
-const OID_IDP: &[u64] = &[2, 5, 29, 28];
-const OID_REASON: &[u64] = &[2, 5, 29, 21];
-const OID_CERT_ISSUER: &[u64] = &[2, 5, 29, 29];
-
 fn write_time(w: DERWriter<'_>, t: OffsetDateTime) {
     // RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050.
     if t.year() < 2050 {
@@ -128,9 +119,9 @@ fn write_time(w: DERWriter<'_>, t: OffsetDateTime) {
     }
 }
 
-fn write_ext(w: DERWriter<'_>, id: &[u64], critical: bool, value: impl FnOnce(DERWriter<'_>)) {
+fn write_ext(w: DERWriter<'_>, id: &str, critical: bool, value: impl FnOnce(DERWriter<'_>)) {
     w.write_sequence(|w| {
-        w.next().write_oid(&oid(id));
+        w.next().write_oid(&oid::object_identifier(id));
         if critical {
             w.next().write_bool(true);
         }
@@ -140,20 +131,13 @@ fn write_ext(w: DERWriter<'_>, id: &[u64], critical: bool, value: impl FnOnce(DE
 }
 
 /// The DER AlgorithmIdentifier of the signature a key of this kind makes.
-fn signature_algorithm_der(alg: KeyAlgorithm) -> &'static [u8] {
-    match alg {
-        KeyAlgorithm::P256 => &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
-        ],
-        KeyAlgorithm::P384 => &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
-        ],
-        KeyAlgorithm::Ed25519 => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
-        KeyAlgorithm::Rsa(_) => &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
-            0x00,
-        ],
-    }
+fn signature_algorithm_der(alg: KeyAlgorithm) -> Vec<u8> {
+    oid::signature_algorithm_der(match alg {
+        KeyAlgorithm::P256 => oid::ECDSA_SHA256,
+        KeyAlgorithm::P384 => oid::ECDSA_SHA384,
+        KeyAlgorithm::Ed25519 => oid::ED25519,
+        KeyAlgorithm::Rsa(_) => oid::RSA_SHA256,
+    })
 }
 
 /// Encodes and signs a CRL; returns its DER.
@@ -171,7 +155,7 @@ pub fn sign_crl(
     let tbs = yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_u8(1); // v2
-            w.next().write_der(alg_der);
+            w.next().write_der(&alg_der);
             w.next().write_der(params.issuer_name);
             write_time(w.next(), params.this_update);
             write_time(w.next(), params.next_update);
@@ -187,12 +171,12 @@ pub fn sign_crl(
                             if reason.is_some() || e.certificate_issuer.is_some() {
                                 w.next().write_sequence(|w| {
                                     if let Some(r) = reason {
-                                        write_ext(w.next(), OID_REASON, false, |w| {
+                                        write_ext(w.next(), oid::CRL_REASON, false, |w| {
                                             w.write_enum(r as i64)
                                         });
                                     }
                                     if let Some(name) = &e.certificate_issuer {
-                                        write_ext(w.next(), OID_CERT_ISSUER, true, |w| {
+                                        write_ext(w.next(), oid::CERTIFICATE_ISSUER, true, |w| {
                                             // GeneralNames { directoryName [4] EXPLICIT Name }
                                             w.write_sequence(|w| {
                                                 w.next().write_tagged(Tag::context(4), |w| {
@@ -209,18 +193,18 @@ pub fn sign_crl(
             }
             w.next().write_tagged(Tag::context(0), |w| {
                 w.write_sequence(|w| {
-                    write_ext(w.next(), OID_AKI, false, |w| {
+                    write_ext(w.next(), oid::AUTHORITY_KEY_ID, false, |w| {
                         w.write_sequence(|w| {
                             w.next().write_tagged_implicit(Tag::context(0), |w| {
                                 w.write_bytes(params.issuer_key_id)
                             })
                         })
                     });
-                    write_ext(w.next(), OID_CRL_NUMBER, false, |w| {
+                    write_ext(w.next(), oid::CRL_NUMBER, false, |w| {
                         w.write_u64(params.number)
                     });
                     if params.indirect {
-                        write_ext(w.next(), OID_IDP, true, |w| {
+                        write_ext(w.next(), oid::ISSUING_DISTRIBUTION_POINT, true, |w| {
                             w.write_sequence(|w| {
                                 w.next()
                                     .write_tagged_implicit(Tag::context(4), |w| w.write_bool(true))
@@ -238,7 +222,7 @@ pub fn sign_crl(
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&tbs);
-            w.next().write_der(alg_der);
+            w.next().write_der(&alg_der);
             w.next().write_bitvec_bytes(&sig, sig.len() * 8);
         })
     }))

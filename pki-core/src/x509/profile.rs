@@ -11,6 +11,7 @@ use rcgen::{
 
 use crate::error::{Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
+use crate::oid;
 use crate::x509::serial::Serial;
 use crate::x509::validity::Validity;
 
@@ -69,8 +70,8 @@ impl LeafRole {
         match self {
             // etcd's grpc-gateway dials its own client port presenting server.crt as a client
             // certificate, so a server certificate needs clientAuth too (etcd facts I1).
-            LeafRole::Server | LeafRole::Peer => &[OID_SERVER_AUTH, OID_CLIENT_AUTH],
-            LeafRole::Client => &[OID_CLIENT_AUTH],
+            LeafRole::Server | LeafRole::Peer => &[oid::SERVER_AUTH, oid::CLIENT_AUTH],
+            LeafRole::Client => &[oid::CLIENT_AUTH],
         }
     }
 
@@ -100,11 +101,6 @@ impl std::fmt::Display for LeafRole {
         f.write_str(self.as_str())
     }
 }
-
-/// The serverAuth extended key usage (id-kp-serverAuth), dotted.
-pub const OID_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
-/// The clientAuth extended key usage (id-kp-clientAuth), dotted.
-pub const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 
 /// The subject of a certificate: a CN and, from migration inputs such as cfssl's `names`,
 /// optional organisational attributes. Nothing else reaches a subject.

@@ -13,6 +13,7 @@ use super::error::{Result, TokenError};
 use super::Token;
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
+use crate::oid;
 
 /// A key pair in the token, usable wherever pki-core wants a [`Signer`].
 pub struct TokenKey {
@@ -42,10 +43,10 @@ impl TokenKey {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut challenge);
         let sig = self.sign_checked(&challenge)?;
         let oid = match self.alg {
-            KeyAlgorithm::P256 => "1.2.840.10045.4.3.2",
-            KeyAlgorithm::P384 => "1.2.840.10045.4.3.3",
-            KeyAlgorithm::Ed25519 => "1.3.101.112",
-            KeyAlgorithm::Rsa(_) => "1.2.840.113549.1.1.11",
+            KeyAlgorithm::P256 => oid::ECDSA_SHA256,
+            KeyAlgorithm::P384 => oid::ECDSA_SHA384,
+            KeyAlgorithm::Ed25519 => oid::ED25519,
+            KeyAlgorithm::Rsa(_) => oid::RSA_SHA256,
         };
         crate::keys::sigcheck::verify(oid, &self.spki_der(), &challenge, &sig).map_err(|e| {
             TokenError::KeyPairMismatch {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::keys::algorithm::KeyAlgorithm;
+use crate::oid;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -28,10 +29,6 @@ use zeroize::Zeroizing;
 
 use der::{der_rsa_public_key, strip_zeros, unwrap_point};
 use error::Result;
-
-const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 
 /// Which module, token and key a ceremony uses.
 #[derive(Clone, Debug)]
@@ -238,16 +235,16 @@ impl Token {
         ]);
         let mechanism = match alg {
             KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
-                let oid = if alg == KeyAlgorithm::P256 {
-                    OID_P256
+                let curve = if alg == KeyAlgorithm::P256 {
+                    oid::P256
                 } else {
-                    OID_P384
+                    oid::P384
                 };
-                public.push(Attribute::EcParams(oid.to_vec()));
+                public.push(Attribute::EcParams(oid::der(curve)));
                 Mechanism::EccKeyPairGen
             }
             KeyAlgorithm::Ed25519 => {
-                public.push(Attribute::EcParams(OID_ED25519.to_vec()));
+                public.push(Attribute::EcParams(oid::der(oid::ED25519)));
                 Mechanism::EccEdwardsKeyPairGen
             }
             KeyAlgorithm::Rsa(bits) => {
@@ -414,9 +411,9 @@ impl Token {
                 let params = params.ok_or_else(unsupported)?;
                 let point = point.ok_or_else(unsupported)?;
                 let (alg, len) = match params.as_slice() {
-                    p if p == OID_P256 => (KeyAlgorithm::P256, 65),
-                    p if p == OID_P384 => (KeyAlgorithm::P384, 97),
-                    p if p == OID_ED25519 => (KeyAlgorithm::Ed25519, 32),
+                    p if p == oid::der(oid::P256) => (KeyAlgorithm::P256, 65),
+                    p if p == oid::der(oid::P384) => (KeyAlgorithm::P384, 97),
+                    p if p == oid::der(oid::ED25519) => (KeyAlgorithm::Ed25519, 32),
                     _ => return Err(unsupported()),
                 };
                 (alg, unwrap_point(&point, len).ok_or_else(unsupported)?)
