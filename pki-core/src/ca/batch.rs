@@ -376,10 +376,9 @@ fn lock_out(out: &Path, out_abs: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io(&lock_path, e))?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Policy(format!(
-            "another `issuer batch` is writing into {}; wait for it to finish, then re-run this one (it will skip what is done)",
-            out.display()
-        ))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::BatchBusy {
+            out: out.to_path_buf(),
+        }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
     }
 }

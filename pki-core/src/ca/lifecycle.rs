@@ -128,11 +128,8 @@ pub fn etcd_entries(
     // entries that follow it (RFC 5280 §5.3.3).
     own.extend(others);
     if let Some((root_cert, crl_der)) = root {
-        crate::x509::crl::verify_signature(crl_der, &root_cert.spki_der).map_err(|_| {
-            Error::Policy(
-                "the root CRL is not signed by the root certificate; refusing to use it".into(),
-            )
-        })?;
+        crate::x509::crl::verify_signature(crl_der, &root_cert.spki_der)
+            .map_err(|_| Error::RootCrlNotByRoot)?;
         for mut e in crate::x509::crl::parse_entries("root CRL", crl_der)? {
             e.certificate_issuer = Some(root_cert.subject_der.clone());
             own.push(e);

@@ -171,6 +171,81 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A bundle leaf with only its certificate or only its key on disk.
+    #[error(
+        "{label}: only one of the certificate and key exists; move the leftover away and re-run"
+    )]
+    HalfLeaf {
+        /// The leaf, as `FOLDER/ROLE`.
+        label: String,
+    },
+
+    /// A bundle whose `ca.crt` is another root than the CA's.
+    #[error("{path} holds another root than this CA's; a bundle has exactly one trust anchor")]
+    BundleOtherRoot {
+        /// The bundle's trust file.
+        path: PathBuf,
+    },
+
+    /// Another batch holds the output folder's lock.
+    #[error("another `issuer batch` is writing into {out}; wait for it to finish, then re-run this one (it will skip what is done)")]
+    BatchBusy {
+        /// The batch's output folder.
+        out: PathBuf,
+    },
+
+    /// A leaf that is revoked already.
+    #[error("leaf {serial} is already revoked ({reason})")]
+    AlreadyRevoked {
+        /// Its serial.
+        serial: String,
+        /// The recorded reason.
+        reason: String,
+    },
+
+    /// A CA folder without the pinned root a root CRL is checked against.
+    #[error("{folder} has no pinned root certificate ({root}): a root CRL cannot be checked without it. Folders enrolled with `intermediate-ca install` have one; an imported CA has none")]
+    NoPinnedRoot {
+        /// The CA folder.
+        folder: PathBuf,
+        /// Where the pinned root would be.
+        root: PathBuf,
+    },
+
+    /// A root CRL whose signature does not verify with the root's key.
+    #[error("the root CRL is not signed by the root certificate; refusing to use it")]
+    RootCrlNotByRoot,
+
+    /// A request that does not fit the certificate profile it asks for.
+    #[error("{problem}")]
+    ProfileMismatch {
+        /// What does not fit.
+        problem: String,
+    },
+
+    /// A server or peer certificate without any DNS name or IP address.
+    #[error("a {role} certificate needs at least one DNS name or IP address: etcd and its clients check the names")]
+    NoNames {
+        /// The leaf's role.
+        role: crate::x509::profile::LeafRole,
+    },
+
+    /// An IP range whose prefix is longer than the address.
+    #[error("{ip}/{prefix}: prefix too long")]
+    PrefixTooLong {
+        /// The range's address.
+        ip: std::net::IpAddr,
+        /// Its prefix length.
+        prefix: u8,
+    },
+
+    /// A new passphrase below the minimum length.
+    #[error("the passphrase must be at least {min} characters")]
+    ShortPassphrase {
+        /// The minimum length.
+        min: usize,
+    },
+
     /// `import` into a folder that is already a managed CA folder.
     #[error("{path} is already a managed CA folder; import into a new, empty folder")]
     AlreadyManaged {

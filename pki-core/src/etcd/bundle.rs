@@ -107,9 +107,7 @@ fn issue_into<S: Signer>(
     let label = format!("{}/{}", dir.display(), role);
     if paths.cert.exists() || paths.key.exists() {
         if !(paths.cert.exists() && paths.key.exists()) {
-            return Err(Error::Policy(format!(
-                "{label}: only one of the certificate and key exists; move the leftover away and re-run"
-            )));
+            return Err(Error::HalfLeaf { label });
         }
         let missing = missing_names(&paths.cert, &names);
         if !missing.is_empty() {
@@ -226,10 +224,7 @@ fn write_shared_files<S: Signer>(
     let root_path = out.join("ca.crt");
     write_if_absent(&root_path, inputs.root_pem.as_bytes(), Mode::Public, report)?;
     if output::read_to_string(&root_path)?.trim() != inputs.root_pem.trim() {
-        return Err(Error::Policy(format!(
-            "{} holds another root than this CA's; a bundle has exactly one trust anchor",
-            root_path.display()
-        )));
+        return Err(Error::BundleOtherRoot { path: root_path });
     }
     let int_pem = inputs.ca.cert.pem();
     write_if_changed(&out.join("intermediate.crt"), int_pem.as_bytes(), report)?;

@@ -50,9 +50,7 @@ impl KeySecret {
     /// A passphrase secret; fails with [`Error::Policy`] when it has fewer than 12 characters.
     pub fn passphrase(p: Zeroizing<String>) -> Result<Self> {
         if p.chars().count() < 12 {
-            return Err(Error::Policy(
-                "the passphrase must be at least 12 characters".into(),
-            ));
+            return Err(Error::ShortPassphrase { min: 12 });
         }
         Ok(KeySecret::Passphrase(SecretString::from(p.to_string())))
     }

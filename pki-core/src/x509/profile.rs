@@ -351,9 +351,9 @@ impl Profile {
         match self {
             Profile::Root | Profile::Intermediate => {
                 if !names.is_empty() {
-                    return Err(Error::Policy(
-                        "CA certificates carry no subject alternative names".into(),
-                    ));
+                    return Err(Error::ProfileMismatch {
+                        problem: "CA certificates carry no subject alternative names".into(),
+                    });
                 }
                 let pathlen = if self == Profile::Root { 1 } else { 0 };
                 p.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
@@ -363,9 +363,10 @@ impl Profile {
                 p.use_authority_key_identifier_extension = self == Profile::Intermediate;
                 if let Some(l) = limits {
                     if self == Profile::Root {
-                        return Err(Error::Policy(
-                            "name constraints belong on the intermediate, not the root".into(),
-                        ));
+                        return Err(Error::ProfileMismatch {
+                            problem: "name constraints belong on the intermediate, not the root"
+                                .into(),
+                        });
                     }
                     p.name_constraints = Some(name_constraints(l)?);
                 }
@@ -373,12 +374,12 @@ impl Profile {
             leaf => {
                 let role = leaf.leaf_role().expect("leaf profile");
                 if limits.is_some() {
-                    return Err(Error::Policy("leaves carry no name constraints".into()));
+                    return Err(Error::ProfileMismatch {
+                        problem: "leaves carry no name constraints".into(),
+                    });
                 }
                 if role.requires_san() && names.is_empty() {
-                    return Err(Error::Policy(format!(
-                        "a {role} certificate needs at least one DNS name or IP address: etcd and its clients check the names"
-                    )));
+                    return Err(Error::NoNames { role });
                 }
                 // ExplicitNoCa writes basicConstraints CA:FALSE (critical) and the SKI.
                 p.is_ca = IsCa::ExplicitNoCa;
@@ -411,7 +412,10 @@ fn name_constraints(l: &NameLimits) -> Result<NameConstraints> {
     for (ip, prefix) in &l.permitted_ips {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if *prefix > max {
-            return Err(Error::Policy(format!("{ip}/{prefix}: prefix too long")));
+            return Err(Error::PrefixTooLong {
+                ip: *ip,
+                prefix: *prefix,
+            });
         }
         permitted.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
             *ip, *prefix,

@@ -128,12 +128,10 @@ pub struct Installed {
 pub fn pinned_root(ca: &CaDir) -> Result<CertFacts> {
     let p = ca.root_path();
     if !p.exists() {
-        return Err(Error::Policy(format!(
-            "{} has no pinned root certificate ({}): a root CRL cannot be checked without it. \
-             Folders enrolled with `intermediate-ca install` have one; an imported CA has none",
-            ca.path.display(),
-            p.display()
-        )));
+        return Err(Error::NoPinnedRoot {
+            folder: ca.path.clone(),
+            root: p,
+        });
     }
     CertFacts::from_pem(&p.display().to_string(), &output::read(&p)?)
 }

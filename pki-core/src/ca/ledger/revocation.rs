@@ -106,10 +106,10 @@ impl Ledger {
             ),
         })?;
         if rec.status == "revoked" {
-            return Err(Error::Policy(format!(
-                "leaf {serial} is already revoked ({})",
-                rec.revocation_reason.clone().unwrap_or_default()
-            )));
+            return Err(Error::AlreadyRevoked {
+                serial: serial.to_string(),
+                reason: rec.revocation_reason.clone().unwrap_or_default(),
+            });
         }
         let changed = self
             .conn
@@ -119,9 +119,10 @@ impl Ledger {
             )
             .map_err(|e| self.err(e))?;
         if changed != 1 {
-            return Err(Error::Policy(format!(
-                "leaf {serial} was revoked meanwhile by another command"
-            )));
+            return Err(Error::AlreadyRevoked {
+                serial: serial.to_string(),
+                reason: "by another command, meanwhile".into(),
+            });
         }
         Ok(rec)
     }
