@@ -102,9 +102,8 @@ pub enum Error {
     #[error("invalid validity: {0}")]
     BadValidity(String),
 
-    /// A refusal by one of the toolkit's rules that has no variant of its own (a leaf already
-    /// revoked, a response for another request, another batch running, ...); the message
-    /// says what to do.
+    /// A tool's own refusal of how it was called (a missing or conflicting flag); the library
+    /// itself raises typed variants only. The message says what to do.
     #[error("{0}")]
     Policy(String),
 
