@@ -20,6 +20,9 @@ pub fn message(e: &Error) -> String {
         Error::StagedRequestMismatch { staged, .. } => format!(
             "{e}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)"
         ),
+        Error::Token(pki_core::error::TokenError::Module { .. }) => format!(
+            "{e}. Check --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)"
+        ),
         Error::RootCrlUnusable { .. } => {
             format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")
         }

@@ -106,6 +106,19 @@ pub enum RootError {
 }
 
 impl RootError {
+    /// The message `root-ca` prints: where the fix is in the ceremony file, it says where.
+    pub fn message(&self) -> String {
+        use pki_core::error::TokenError;
+        let module = |e: &TokenError| {
+            format!("{e}. Check the path in [token] module of the ceremony file ({SOFTHSM_HINT})")
+        };
+        match self {
+            RootError::Token(e @ TokenError::Module { .. }) => module(e),
+            RootError::Core(pki_core::Error::Token(e @ TokenError::Module { .. })) => module(e),
+            other => other.to_string(),
+        }
+    }
+
     /// Ceremonies have no --force: an existing output gets the ceremony's own next step.
     pub fn from_output(e: pki_core::Error) -> Self {
         match e {
@@ -118,5 +131,9 @@ impl RootError {
         RootError::Token(pki_core::keys::pkcs11::TokenError::pkcs11(op, e))
     }
 }
+
+/// Where Debian's softhsm2 package puts the module, for the message about a wrong module path.
+pub const SOFTHSM_HINT: &str =
+    "SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package";
 
 pub type Result<T, E = RootError> = std::result::Result<T, E>;

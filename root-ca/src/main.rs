@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("root-ca: error: {e}");
+            eprintln!("root-ca: error: {}", e.message());
             ExitCode::FAILURE
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The PKCS#11 module is missing, cannot be loaded, or fails to initialise.
-    #[error("cannot load the PKCS#11 module {module}: {reason}. Check the path in [token] module / --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)")]
+    #[error("cannot load the PKCS#11 module {module}: {reason}")]
     Module {
         /// The module's path.
         module: PathBuf,
