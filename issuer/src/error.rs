@@ -35,6 +35,9 @@ pub fn message(e: &Error) -> String {
             format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")
         }
         Error::ZeroDays => format!("{e} (--days, or days in the batch or cluster file)"),
+        Error::NoNames { .. } => {
+            format!("{e}: pass --dns or --ip, or list them in the batch or cluster file")
+        }
         _ => e.to_string(),
     }
 }

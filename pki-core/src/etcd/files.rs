@@ -12,7 +12,11 @@ impl ClusterFile {
     /// `etcd.external` names the files where kubeadm expects them. Every value was validated
     /// (no quote, backslash or control character), so double quotes keep it literal YAML.
     pub fn kubeadm_snippet(&self, c: &Client) -> String {
-        let dir = c.install_dir.as_deref().unwrap_or(KUBE_PKI_DIR);
+        let dir = c
+            .install_dir
+            .as_deref()
+            .unwrap_or(KUBE_PKI_DIR)
+            .replace("{name}", &c.name);
         let dir = dir.trim_end_matches('/');
         let mut s = format!(
             "# kubeadm configuration for Kubernetes on external etcd cluster {cluster}, made by `issuer etcd`.\n\

@@ -278,6 +278,25 @@ fn kube_apiserver_client_files_snippet_role_and_sans() {
         y.contains("keyFile: \"/srv/k8s/pki/apiserver-etcd-client.key\""),
         "{y}"
     );
+    // `{name}` in install-dir is the client's name, as in client-install-dir.
+    let named = ClusterFile::parse(
+        "c",
+        &format!("{CLUSTER}{KUBE}").replace(
+            "endpoints = [\"https://etcd.lb.example:2379\", \"https://10.0.0.1:2379\"]",
+            "install-dir = \"/srv/{name}/pki\"",
+        ),
+    )
+    .unwrap();
+    let k = named
+        .clients
+        .iter()
+        .find(|c| c.kind == ClientKind::KubeApiserver)
+        .unwrap();
+    let y = named.kubeadm_snippet(k);
+    assert!(
+        y.contains("caFile: \"/srv/kube-apiserver-etcd-client/pki/etcd/ca.crt\""),
+        "{y}"
+    );
 }
 
 #[test]

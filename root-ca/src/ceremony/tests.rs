@@ -288,6 +288,43 @@ fn sign_validate_certificate() {
 }
 
 #[test]
+fn sign_validate_key_fingerprint() {
+    fn fp(c: &mut SignCeremony, v: &str) {
+        c.request.key_fingerprint = v.into();
+    }
+    const HEX: &str = "abcdef01abcdef01abcdef01abcdef01abcdef01abcdef01abcdef01abcdef01";
+    let bad = Some("is not a SHA-256 fingerprint");
+    let cases: &[Case<SignCeremony>] = &[
+        ("as intermediate-ca prints it", |_| {}, None),
+        ("lower case, no colons", |c| fp(c, HEX), None),
+        ("sha256: prefix", |c| fp(c, &format!("sha256:{HEX}")), None),
+        (
+            "SHA256 and a space",
+            |c| fp(c, &format!("SHA256 {HEX}")),
+            None,
+        ),
+        (
+            "as sha256sum prints it",
+            |c| fp(c, &format!("{HEX}  -")),
+            None,
+        ),
+        (
+            "pairs with spaces",
+            |c| {
+                fp(c, "AB CD EF 01 AB CD EF 01 AB CD EF 01 AB CD EF 01 AB CD EF 01 AB CD EF 01 AB CD EF 01 AB CD EF 01")
+            },
+            None,
+        ),
+        ("one digit short", |c| fp(c, &HEX[1..]), bad),
+        ("one digit long", |c| fp(c, &format!("{HEX}0")), bad),
+        ("a letter past f", |c| fp(c, &HEX.replace('a', "g")), bad),
+        ("SHA-1 length", |c| fp(c, &HEX[..40]), bad),
+        ("empty", |c| fp(c, ""), bad),
+    ];
+    run_table(SIGN, cases);
+}
+
+#[test]
 fn revoke_validate() {
     fn reason(c: &mut RevokeCeremony, r: &str) {
         c.reason = r.into();

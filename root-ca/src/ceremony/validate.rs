@@ -197,7 +197,9 @@ impl RequestSection {
 /// A SHA-256 fingerprint as people paste it: 64 hex digits, optionally in colon-separated
 /// pairs, optionally after `sha256:`.
 fn check_fingerprint(field: &'static str, v: &str) -> Checked {
+    // `sha256sum` prints "<hex>  -" for standard input: the dash is not part of it.
     let t = v.trim();
+    let t = t.strip_suffix('-').map(str::trim_end).unwrap_or(t);
     let body = match t.get(..6) {
         Some(p) if p.eq_ignore_ascii_case("sha256") => t[6..].trim_start_matches([':', '=', ' ']),
         _ => t,

@@ -8,9 +8,16 @@ pub(super) fn unwrap_point(v: &[u8], len: usize) -> Option<Vec<u8>> {
     if v.len() == len {
         return Some(v.to_vec());
     }
-    yasna::parse_der(v, |r| r.read_bytes())
-        .ok()
-        .filter(|p| p.len() == len)
+    match v {
+        // Some tokens use the long length form even below 128 bytes, which strict DER
+        // refuses: accept it here, as the point's length is checked anyway.
+        [0x04, 0x81, l, rest @ ..] if *l as usize == len && rest.len() == len => {
+            Some(rest.to_vec())
+        }
+        _ => yasna::parse_der(v, |r| r.read_bytes())
+            .ok()
+            .filter(|p| p.len() == len),
+    }
 }
 
 /// The magnitude without leading zero octets (a token may pad `CKA_MODULUS`).
@@ -80,5 +87,9 @@ mod tests {
         wrapped.extend_from_slice(&point);
         assert_eq!(unwrap_point(&wrapped, 65).as_deref(), Some(&point[..]));
         assert_eq!(unwrap_point(&wrapped[..60], 65), None);
+        let mut long_form = vec![0x04, 0x81, 65];
+        long_form.extend_from_slice(&point);
+        assert_eq!(unwrap_point(&long_form, 65).as_deref(), Some(&point[..]));
+        assert_eq!(unwrap_point(&long_form, 97), None);
     }
 }
