@@ -5,11 +5,10 @@ use pki_core::Error;
 
 /// The message `intermediate-ca` prints for `e`.
 pub fn message(e: &Error) -> String {
-    if let Some(m) = pki_core::cli::secret_message(e) {
+    if let Some(m) = pki_core::cli::common_message(e) {
         return m;
     }
     match e {
-        Error::OutputExists { .. } => format!("{e} (pass --force to replace it)"),
         Error::NothingStaged { path } => format!(
             "{e} (`intermediate-ca status --dir {}` shows the generations)",
             path.display()
@@ -23,9 +22,6 @@ pub fn message(e: &Error) -> String {
         Error::Token(pki_core::error::TokenError::Module { .. }) => format!(
             "{e}. Check --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so from the softhsm2 package)"
         ),
-        Error::RootCrlUnusable { .. } => {
-            format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")
-        }
         _ => e.to_string(),
     }
 }

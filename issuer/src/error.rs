@@ -5,11 +5,10 @@ use pki_core::Error;
 
 /// The message `issuer` prints for `e`.
 pub fn message(e: &Error) -> String {
-    if let Some(m) = pki_core::cli::secret_message(e) {
+    if let Some(m) = pki_core::cli::common_message(e) {
         return m;
     }
     match e {
-        Error::OutputExists { .. } => format!("{e} (pass --force to replace it)"),
         Error::RequestsCa { .. } => {
             format!("{e}. If this is expected, pass --ignore-requested-ca to issue a plain leaf")
         }
@@ -31,9 +30,6 @@ pub fn message(e: &Error) -> String {
              requester for a request with CN={approved}, or pass --cn {requested} if that user \
              is right"
         ),
-        Error::RootCrlUnusable { .. } => {
-            format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")
-        }
         Error::ZeroDays => format!("{e} (--days, or days in the batch or cluster file)"),
         Error::NoNames { .. } => {
             format!("{e}: pass --dns or --ip, or list them in the batch or cluster file")

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> pki_core::Result<bool> {
     let done = |r: pki_core::Result<()>| r.map(|()| true);
     match command {
-        Command::Issue(a) => done(commands::issue(&a.request(), &a.secret)),
+        Command::Issue(a) => done(commands::issue(&a)),
         Command::Batch(a) => done(commands::batch(
             &a.ca, &a.out, &a.file, a.threads, &a.secret,
         )),
@@ -62,7 +62,7 @@ fn run(command: Command) -> pki_core::Result<bool> {
             &a.secret,
         )),
         Command::Revoke(a) => done(commands::revoke(&a.ca, &a.serial, &a.reason)),
-        Command::Crl(a) => done(commands::crl(&a.request(), &a.secret)),
+        Command::Crl(a) => done(commands::crl(&a)),
         Command::Renew(a) => done(commands::renew(
             &a.ca,
             &a.expiring_within,
@@ -91,40 +91,6 @@ fn run(command: Command) -> pki_core::Result<bool> {
         ),
         // Handled by cli::generate_docs before any command runs.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
-    }
-}
-
-impl cli::IssueArgs {
-    /// What `commands::issue` needs, the role as the library's.
-    fn request(&self) -> commands::IssueArgs {
-        commands::IssueArgs {
-            role: self.role.into(),
-            ca: self.ca.clone(),
-            out: self.out.clone(),
-            cn: self.cn.clone(),
-            dns: self.dns.clone(),
-            ip: self.ip.clone(),
-            days: self.days,
-            key: self.key.clone(),
-            csr: self.csr.clone(),
-            cfssl_json: self.cfssl_json.clone(),
-            ignore_requested_ca: self.ignore_requested_ca,
-            force: self.force,
-        }
-    }
-}
-
-impl cli::CrlArgs {
-    fn request(&self) -> commands::CrlArgs {
-        commands::CrlArgs {
-            ca: self.ca.clone(),
-            out: self.out.clone(),
-            etcd_out: self.etcd_out.clone(),
-            etcd_bundle: self.etcd_bundle.clone(),
-            root_crl: self.root_crl.clone(),
-            root: self.root.clone(),
-            days: self.days,
-        }
     }
 }
 

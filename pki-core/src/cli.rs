@@ -72,9 +72,10 @@ pub mod generated_docs {
     }
 }
 
-/// The message for an error about the secrets [`SecretArgs`] supplies, with the next step in
-/// these flags' names; `None` for any other error (each tool words those itself).
-pub fn secret_message(e: &crate::Error) -> Option<String> {
+/// The message for an error whose next step is the same in every tool that unlocks a CA key:
+/// the secrets [`SecretArgs`] supplies, `--force` for an existing output, installing a root
+/// CRL. `None` for any other error (each tool words those itself).
+pub fn common_message(e: &crate::Error) -> Option<String> {
     use crate::Error;
     Some(match e {
         Error::NoKeySecret => format!(
@@ -85,6 +86,10 @@ pub fn secret_message(e: &crate::Error) -> Option<String> {
         }
         Error::KeyNeedsIdentity { .. } => format!("{e}; pass --identity FILE"),
         Error::NoTokenPin => format!("{e}: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE"),
+        Error::OutputExists { .. } => format!("{e} (pass --force to replace it)"),
+        Error::RootCrlUnusable { .. } => {
+            format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")
+        }
         _ => return None,
     })
 }

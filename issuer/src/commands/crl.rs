@@ -21,17 +21,9 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
     Ok(())
 }
 
-pub struct CrlArgs {
-    pub ca: PathBuf,
-    pub out: Option<PathBuf>,
-    pub etcd_out: Option<PathBuf>,
-    pub etcd_bundle: Option<PathBuf>,
-    pub root_crl: Option<PathBuf>,
-    pub root: Option<PathBuf>,
-    pub days: u32,
-}
-
-pub fn crl(a: &CrlArgs, secret: &SecretArgs) -> Result<()> {
+/// `issuer crl`: sign and publish the CRLs the command line names.
+pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
+    let secret = &a.secret;
     if a.out.is_none() && a.etcd_out.is_none() && a.etcd_bundle.is_none() {
         return Err(Error::Policy(
             "nothing to write: pass --out, --etcd-out or --etcd-bundle".into(),

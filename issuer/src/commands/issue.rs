@@ -2,24 +2,10 @@
 
 use super::*;
 
-/// The options of `issuer issue`, as parsed.
-pub struct IssueArgs {
-    pub role: LeafRole,
-    pub ca: PathBuf,
-    pub out: PathBuf,
-    pub cn: Option<String>,
-    pub dns: Vec<String>,
-    pub ip: Vec<std::net::IpAddr>,
-    pub days: Option<u32>,
-    pub key: Option<String>,
-    pub csr: Option<PathBuf>,
-    pub cfssl_json: Option<PathBuf>,
-    pub ignore_requested_ca: bool,
-    pub force: bool,
-}
-
-pub fn issue(a: &IssueArgs, secret: &SecretArgs) -> Result<()> {
-    let role = a.role;
+/// `issuer issue`: one leaf, as the command line asks for it.
+pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
+    let secret = &a.secret;
+    let role = LeafRole::from(a.role);
     let mut subject = None;
     let mut names = SubjectNames {
         dns: a.dns.clone(),

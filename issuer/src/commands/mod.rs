@@ -22,10 +22,10 @@ use pki_core::{output, Error, Result};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-pub use crl::{crl, revoke, CrlArgs};
+pub use crl::{crl, revoke};
 pub use etcd::{check_etcd, etcd};
 pub use inspect::{list, verify};
-pub use issue::{batch, issue, IssueArgs};
+pub use issue::{batch, issue};
 pub use replace::{reissue, renew};
 // Helpers one command file shares with another.
 use etcd::{crl_size, etcd_crl, root_and_crl};

@@ -49,13 +49,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 /// Normalises a fingerprint the user typed (any case, with or without colons, `sha256:` prefix).
 pub fn normalize_fingerprint(s: &str) -> String {
-    let s = s.trim();
-    // Accept what people paste: "sha256:…", "SHA256 …" (as root-ca prints it), "SHA256=…".
-    let s = match s.get(..6) {
-        Some(p) if p.eq_ignore_ascii_case("sha256") => s[6..].trim_start_matches([':', '=', ' ']),
-        _ => s,
-    };
-    let hexs: String = s
+    let hexs: String = fingerprint_body(s)
         .chars()
         .filter(|c| c.is_ascii_hexdigit())
         .collect::<String>()
@@ -65,6 +59,28 @@ pub fn normalize_fingerprint(s: &str) -> String {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// A SHA-256 fingerprint as people paste it, checked strictly: 64 hex digits, optionally in
+/// pairs separated by colons or spaces; `None` for anything else. Returns the normalised form.
+pub fn parse_sha256_fingerprint(s: &str) -> Option<String> {
+    let body = fingerprint_body(s);
+    let sep = |c: char| c == ':' || c == ' ';
+    let digits = body.chars().filter(|c| !sep(*c)).count();
+    (digits == 64 && body.chars().all(|c| sep(c) || c.is_ascii_hexdigit()))
+        .then(|| normalize_fingerprint(s))
+}
+
+/// What people paste, without its wrapping: surrounding space, a `sha256:`/`SHA256 `/`SHA256=`
+/// prefix (root-ca prints `SHA256 …`), and the `  -` that `sha256sum` prints after the hash
+/// of standard input.
+fn fingerprint_body(s: &str) -> &str {
+    let s = s.trim();
+    let s = s.strip_suffix('-').map(str::trim_end).unwrap_or(s);
+    match s.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("sha256") => s[6..].trim_start_matches([':', '=', ' ']),
+        _ => s,
+    }
 }
 
 /// The DNS and IP subject alternative names of a parsed certificate (other name forms are

@@ -197,23 +197,14 @@ impl RequestSection {
 /// A SHA-256 fingerprint as people paste it: 64 hex digits, optionally in colon-separated
 /// pairs, optionally after `sha256:`.
 fn check_fingerprint(field: &'static str, v: &str) -> Checked {
-    // `sha256sum` prints "<hex>  -" for standard input: the dash is not part of it.
-    let t = v.trim();
-    let t = t.strip_suffix('-').map(str::trim_end).unwrap_or(t);
-    let body = match t.get(..6) {
-        Some(p) if p.eq_ignore_ascii_case("sha256") => t[6..].trim_start_matches([':', '=', ' ']),
-        _ => t,
-    };
-    let sep = |c: char| c == ':' || c == ' ';
-    let digits = body.chars().filter(|c| !sep(*c)).count();
-    if digits != 64 || !body.chars().all(|c| sep(c) || c.is_ascii_hexdigit()) {
-        return Err(Invalid::new(
+    match pki_core::x509::certs::parse_sha256_fingerprint(v) {
+        Some(_) => Ok(()),
+        None => Err(Invalid::new(
             field,
             v,
             "is not a SHA-256 fingerprint: 64 hex digits (colons or spaces between pairs allowed), as `intermediate-ca request` prints it",
-        ));
+        )),
     }
-    Ok(())
 }
 
 impl Validate for SignCeremony {

@@ -108,15 +108,13 @@ pub fn check_dir(dir: &Path, opts: CheckOptions) -> Vec<Finding> {
     }
     for c in &clients {
         // A kube-apiserver client folder holds kubeadm's names (docs/kubernetes.md).
-        let (cert, key, ca) = if c.join(crate::etcd::KUBE_CERT_FILE).exists() {
-            let e = crate::etcd::ClientKind::KubeApiserver;
-            (e.cert_file(), e.key_file(), e.ca_file())
-        } else {
-            let e = crate::etcd::ClientKind::Etcdctl;
-            (e.cert_file(), e.key_file(), e.ca_file())
+        let kind = match c.join(crate::etcd::KUBE_CERT_FILE).exists() {
+            true => crate::etcd::ClientKind::KubeApiserver,
+            false => crate::etcd::ClientKind::Etcdctl,
         };
-        check_trust_file(&mut cx, &c.join(ca));
-        check_leaf(&mut cx, &c.join(cert), &c.join(key), Role::Client);
+        check_trust_file(&mut cx, &c.join(kind.ca_file()));
+        let (cert, key) = (c.join(kind.cert_file()), c.join(kind.key_file()));
+        check_leaf(&mut cx, &cert, &key, Role::Client);
     }
     // A proxy (`etcd grpc-proxy`) serves clients and dials members with one server
     // certificate: the same mistakes break it as a member's client side.

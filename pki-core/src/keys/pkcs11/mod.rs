@@ -410,12 +410,16 @@ impl Token {
             Some(k) if k == KeyType::EC || k == KeyType::EC_EDWARDS => {
                 let params = params.ok_or_else(unsupported)?;
                 let point = point.ok_or_else(unsupported)?;
-                let (alg, len) = match params.as_slice() {
-                    p if p == oid::der(oid::P256) => (KeyAlgorithm::P256, 65),
-                    p if p == oid::der(oid::P384) => (KeyAlgorithm::P384, 97),
-                    p if p == oid::der(oid::ED25519) => (KeyAlgorithm::Ed25519, 32),
-                    _ => return Err(unsupported()),
-                };
+                let curves = [
+                    (oid::P256, KeyAlgorithm::P256, 65),
+                    (oid::P384, KeyAlgorithm::P384, 97),
+                    (oid::ED25519, KeyAlgorithm::Ed25519, 32),
+                ];
+                let (alg, len) = curves
+                    .into_iter()
+                    .find(|(curve, _, _)| oid::der(curve) == params)
+                    .map(|(_, alg, len)| (alg, len))
+                    .ok_or_else(unsupported)?;
                 (alg, unwrap_point(&point, len).ok_or_else(unsupported)?)
             }
             Some(k) if k == KeyType::RSA => {
