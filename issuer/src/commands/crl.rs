@@ -46,17 +46,9 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     if let Some(out) = &a.out {
-        let t = now.replace_nanosecond(0).expect("ns");
-        let sel = lifecycle::direct_entries(&ledger, signer.generation, t)?;
-        let number = ledger.next_crl_number()?;
-        let der = signer.sign_crl(
-            &sel.entries,
-            number,
-            t,
-            t + time::Duration::days(a.days as i64),
-            false,
-        )?;
-        lifecycle::publish_crl(out, &der, lifecycle::CrlFormat::Pem)?;
+        let c = lifecycle::sign_direct_crl(&signer, &mut ledger, now, a.days)?;
+        let (sel, number) = (c.selection, c.number);
+        lifecycle::publish_crl(out, &c.der, lifecycle::CrlFormat::Pem)?;
         sel.published(&mut ledger, number)?;
         println!(
             "CRL {number} of the intermediate: {} ({} revoked; {})",

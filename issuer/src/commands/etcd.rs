@@ -80,38 +80,7 @@ pub fn etcd(
     Ok(())
 }
 
-/// A signed etcd CRL, not yet published.
-pub(super) struct EtcdCrl {
-    pub(super) der: Vec<u8>,
-    pub(super) number: u64,
-    pub(super) selection: lifecycle::Selection,
-}
-
-/// The etcd CRL (indirect, see pki-core's crl module).
-pub(super) fn etcd_crl<S: pki_core::keys::signer::Signer>(
-    ca: &CaDir,
-    signer: &IssuingCa<S>,
-    ledger: &mut pki_core::ca::ledger::Ledger,
-    root: Option<(&CertFacts, &[u8])>,
-    now: OffsetDateTime,
-    days: u32,
-) -> Result<EtcdCrl> {
-    let now = now.replace_nanosecond(0).expect("ns");
-    let selection = lifecycle::etcd_entries(ca, ledger, signer.generation, root, now)?;
-    let number = ledger.next_crl_number()?;
-    let der = signer.sign_crl(
-        &selection.entries,
-        number,
-        now,
-        now + time::Duration::days(days as i64),
-        true,
-    )?;
-    Ok(EtcdCrl {
-        der,
-        number,
-        selection,
-    })
-}
+pub(super) use lifecycle::sign_etcd_crl as etcd_crl;
 
 /// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
 pub(super) fn crl_size(entries: usize, bytes: usize) -> String {

@@ -8,7 +8,7 @@ mod replace;
 
 use crate::cli::SecretArgs;
 use pki_core::ca::folder::CaDir;
-use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafPaths, LeafRequest};
+use pki_core::ca::issuing::{LeafKey, LeafPaths, LeafRequest};
 use pki_core::ca::ledger::ListFilter;
 use pki_core::ca::lifecycle;
 use pki_core::ca::policy;

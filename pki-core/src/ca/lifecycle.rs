@@ -210,6 +210,59 @@ fn crl_number(der: &[u8]) -> Option<(Vec<u8>, u64)> {
     Some((crl.issuer().as_raw().to_vec(), n))
 }
 
+/// A signed CRL, not yet published: once every copy is written, call
+/// [`Selection::published`] on its selection so expired entries listed for the last time
+/// leave the next one.
+pub struct SignedCrl {
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// Its CRL number.
+    pub number: u64,
+    /// The entries it lists.
+    pub selection: Selection,
+}
+
+/// Signs the etcd CRL (indirect: every generation's revoked leaves, and the root's
+/// revocations when `root` gives the root and its CRL), valid for `days` from `now`.
+pub fn sign_etcd_crl<S: Signer>(
+    ca: &CaDir,
+    signer: &IssuingCa<S>,
+    ledger: &mut Ledger,
+    root: Option<(&CertFacts, &[u8])>,
+    now: OffsetDateTime,
+    days: u32,
+) -> Result<SignedCrl> {
+    let now = now.replace_nanosecond(0).expect("ns");
+    let selection = etcd_entries(ca, ledger, signer.generation, root, now)?;
+    let number = ledger.next_crl_number()?;
+    let next = now + time::Duration::days(days as i64);
+    let der = signer.sign_crl(&selection.entries, number, now, next, true)?;
+    Ok(SignedCrl {
+        der,
+        number,
+        selection,
+    })
+}
+
+/// Signs the active intermediate's own CRL (its revoked leaves), valid for `days` from `now`.
+pub fn sign_direct_crl<S: Signer>(
+    signer: &IssuingCa<S>,
+    ledger: &mut Ledger,
+    now: OffsetDateTime,
+    days: u32,
+) -> Result<SignedCrl> {
+    let now = now.replace_nanosecond(0).expect("ns");
+    let selection = direct_entries(ledger, signer.generation, now)?;
+    let number = ledger.next_crl_number()?;
+    let next = now + time::Duration::days(days as i64);
+    let der = signer.sign_crl(&selection.entries, number, now, next, false)?;
+    Ok(SignedCrl {
+        der,
+        number,
+        selection,
+    })
+}
+
 /// Issues the successor of `old` (same names and profile; a new key when we generated the old
 /// one) and swaps it into place: the new key and certificate are written beside the old files
 /// as `*.new`, then renamed over them, key first. The old leaf is marked superseded.

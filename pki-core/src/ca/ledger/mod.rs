@@ -4,6 +4,9 @@
 
 mod revocation;
 mod runs;
+mod service;
+
+pub use service::{EnrolGrant, EnrolLeaf, RevocationMark};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -175,6 +178,23 @@ CREATE TABLE IF NOT EXISTS batch_runs (
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+-- One-time enrolment tokens of the online service, by the SHA-256 of the token (the token
+-- itself is shown once to the operator and never stored); `leaves` is what it may obtain.
+CREATE TABLE IF NOT EXISTS enrol_tokens (
+    hash       TEXT PRIMARY KEY,
+    entry      TEXT NOT NULL,
+    leaves     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+-- A leaf renewed through the service and the leaf it replaces: the old one stays active until
+-- the agent confirms it installed the new one (or until the old one expires).
+CREATE TABLE IF NOT EXISTS renewals (
+    new_serial   TEXT PRIMARY KEY REFERENCES leaves(serial),
+    old_serial   TEXT NOT NULL REFERENCES leaves(serial),
+    confirmed_at INTEGER
 );
 ";
 

@@ -19,41 +19,7 @@ impl Ledger {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
-                       key_source, not_before, not_after, status, issued_at, cert_path, fingerprint,
-                       run_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
-                .map_err(err)?;
-            let mut certs = tx
-                .prepare_cached("INSERT INTO certs (serial, der) VALUES (?1, ?2)")
-                .map_err(err)?;
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            for (rec, der) in recs {
-                stmt.execute(params![
-                    rec.serial,
-                    rec.generation,
-                    rec.profile,
-                    rec.subject,
-                    serde_json::to_string(&rec.dns).expect("json"),
-                    serde_json::to_string(&rec.ips).expect("json"),
-                    rec.key_alg,
-                    rec.key_source,
-                    rec.not_before.unix_timestamp(),
-                    rec.not_after.unix_timestamp(),
-                    rec.status,
-                    now,
-                    rec.cert_path,
-                    rec.fingerprint,
-                    run_id,
-                ])
-                .map_err(err)?;
-                certs.execute(params![rec.serial, der]).map_err(err)?;
-            }
-        }
+        insert_rows(&tx, recs, run_id).map_err(err)?;
         tx.commit().map_err(err)
     }
     /// The active leaves recorded under `dir`, with the batch run that made each one.
@@ -151,4 +117,41 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// Inserts leaves and their certificates inside an open transaction.
+pub(super) fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    recs: &[(LeafRecord, &[u8])],
+    run_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
+           key_source, not_before, not_after, status, issued_at, cert_path, fingerprint,
+           run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    let mut certs = tx.prepare_cached("INSERT INTO certs (serial, der) VALUES (?1, ?2)")?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    for (rec, der) in recs {
+        stmt.execute(params![
+            rec.serial,
+            rec.generation,
+            rec.profile,
+            rec.subject,
+            serde_json::to_string(&rec.dns).expect("json"),
+            serde_json::to_string(&rec.ips).expect("json"),
+            rec.key_alg,
+            rec.key_source,
+            rec.not_before.unix_timestamp(),
+            rec.not_after.unix_timestamp(),
+            rec.status,
+            now,
+            rec.cert_path,
+            rec.fingerprint,
+            run_id,
+        ])?;
+        certs.execute(params![rec.serial, der])?;
+    }
+    Ok(())
 }
