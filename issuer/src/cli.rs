@@ -51,6 +51,13 @@ pub enum Command {
     List(ListArgs),
     /// Verify a certificate file: chain to ROOT, profile conformance, key match, expiry.
     Verify(VerifyArgs),
+    /// Run the online issuing service: agents renew their leaves over mutual TLS, enrol with
+    /// one-time tokens and fetch CRLs; CRLs are re-signed on a schedule and after every
+    /// revocation. SIGHUP reloads the CA folder, SIGTERM drains and stops.
+    Serve(ServeArgs),
+    /// One-time enrolment tokens for the online service.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -165,6 +172,76 @@ pub struct CheckEtcdArgs {
     pub key: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+// The arguments of `issuer serve` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The intermediate-ca folder to sign with.
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Address to listen on, as IP:PORT (port 0 picks a free one and prints it).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The service's own certificate chain (a server leaf of this CA for the service's host
+    /// name or address, then the intermediate), e.g. from `issuer issue server`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// The service certificate's private key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// The root certificate, when the CA folder has none pinned (an imported CA).
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+    /// Validity of each CRL the service signs, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub crl_days: u32,
+    /// Re-sign the CRLs at least this often (e.g. 1h, 30m), besides after every revocation.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub crl_refresh: String,
+    /// Requests one identity (a leaf, a token, an anonymous address) may make at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rate_burst: u32,
+    /// Requests one identity may make per minute, sustained.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub rate_per_minute: u32,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a one-time enrolment token for one member or client of a cluster file: it
+    /// obtains exactly that entry's leaves (a member: server and peer; a client: its client
+    /// leaf) once, before it expires. The token is printed once and stored only as a hash.
+    Create(TokenCreateArgs),
+}
+
+// The arguments of `issuer token create` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The cluster file that names the member or client.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The member ([[member]] name) the token enrols.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "client",
+        required_unless_present = "client"
+    )]
+    pub member: Option<String>,
+    /// The client ([[client]] name) the token enrols.
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
+    /// How long the token works (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+    /// Write the token to this new file (0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 // The arguments of `issuer revoke` (a plain comment: the variant's doc is its help).

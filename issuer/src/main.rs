@@ -89,6 +89,8 @@ fn run(command: Command) -> pki_core::Result<bool> {
             a.warn_days,
             a.json,
         ),
+        Command::Serve(a) => commands::serve(&a),
+        Command::Token(cli::TokenCommand::Create(a)) => done(commands::token_create(&a)),
         // Handled by cli::generate_docs before any command runs.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
     }

@@ -34,6 +34,8 @@ pub fn tool(name: &str) -> PathBuf {
                 "intermediate-ca",
                 "-p",
                 "issuer",
+                "-p",
+                "pki-agent",
             ])
             .current_dir(workspace())
             .status()

@@ -3,6 +3,7 @@ pub mod fixture;
 pub mod openssl;
 pub mod secret;
 pub mod serial;
+pub mod service;
 pub mod snapshot;
 pub mod state;
 

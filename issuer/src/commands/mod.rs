@@ -5,6 +5,7 @@ mod etcd;
 mod inspect;
 mod issue;
 mod replace;
+mod service;
 
 use crate::cli::SecretArgs;
 use pki_core::ca::folder::CaDir;
@@ -27,6 +28,7 @@ pub use etcd::{check_etcd, etcd};
 pub use inspect::{list, verify};
 pub use issue::{batch, issue};
 pub use replace::{reissue, renew};
+pub use service::{serve, token_create};
 // Helpers one command file shares with another.
 use etcd::{crl_size, etcd_crl, root_and_crl};
 use replace::after;

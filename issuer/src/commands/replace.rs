@@ -9,6 +9,22 @@ pub(super) fn replace_all(
     secret: &SecretArgs,
     what: &str,
 ) -> Result<()> {
+    // Leaves issued or renewed through `issuer serve` live on their hosts; their agents
+    // renew them (under the active generation), this command cannot reach their files.
+    let (agent, recs): (Vec<_>, Vec<_>) = recs
+        .into_iter()
+        .partition(|r| r.cert_path.starts_with("agent:"));
+    if !agent.is_empty() {
+        println!(
+            "{} leaf/leaves kept by pki-agent left to their agents: {}",
+            agent.len(),
+            agent
+                .iter()
+                .map(|r| format!("{} {}", r.profile, r.subject))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if recs.is_empty() {
         println!("nothing to {what}");
         return Ok(());

@@ -67,7 +67,7 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-/// Parses durations such as `30d`, `12h`, `90` (days).
+/// Parses durations such as `30d`, `12h`, `2w`, `15m`, `30s`, `90` (days).
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -81,9 +81,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         "d" => 86_400,
         "h" => 3_600,
         "w" => 604_800,
+        "m" => 60,
+        "s" => 1,
         _ => {
             return Err(Error::BadValidity(format!(
-                "'{s}': unknown unit '{unit}'; use d, h or w"
+                "'{s}': unknown unit '{unit}'; use w, d, h, m or s"
             )))
         }
     };

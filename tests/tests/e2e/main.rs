@@ -16,5 +16,6 @@ mod hardening;
 mod issuance;
 mod lifecycle;
 mod root_ceremonies;
+mod service;
 mod token_intermediate;
 mod trust;

@@ -20,6 +20,36 @@ pub struct EnrolLeaf {
     pub ips: Vec<String>,
 }
 
+impl EnrolLeaf {
+    /// The request this grant stands for: role, subject and names, parsed.
+    pub fn request(
+        &self,
+    ) -> Result<(
+        crate::x509::profile::LeafRole,
+        crate::x509::profile::Subject,
+        crate::x509::profile::SubjectNames,
+    )> {
+        let ips = self
+            .ips
+            .iter()
+            .map(|i| {
+                i.parse().map_err(|_| Error::Ledger {
+                    path: PathBuf::from("enrol_tokens"),
+                    reason: format!("'{i}' is not an IP address"),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok((
+            self.role.parse()?,
+            crate::x509::profile::Subject::cn(self.subject.clone()),
+            crate::x509::profile::SubjectNames {
+                dns: self.dns.clone(),
+                ips,
+            },
+        ))
+    }
+}
+
 /// An unused, unexpired enrolment token's grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrolGrant {

@@ -1,0 +1,139 @@
+//! `issuer serve` and `issuer token create`: the online service and its enrolment tokens.
+
+use super::*;
+use crate::cli::{ServeArgs, TokenCreateArgs};
+use pki_core::ca::ledger::EnrolLeaf;
+use pki_core::etcd::ClusterFile;
+
+/// Longest an enrolment token may live.
+const MAX_TOKEN_TTL: time::Duration = time::Duration::hours(24);
+
+/// Runs the service until SIGTERM; `Ok(false)` when it could not start for a reason of its
+/// own (printed here), not a CA-folder error.
+pub fn serve(a: &ServeArgs) -> Result<bool> {
+    let refresh = parse_duration(&a.crl_refresh)?;
+    let mut config = pki_service::server::Config::new(
+        a.ca.clone(),
+        a.listen,
+        a.tls_cert.clone(),
+        a.tls_key.clone(),
+    );
+    config.crl_days = a.crl_days;
+    config.root = a.root.clone();
+    config.crl_refresh = std::time::Duration::from_secs(refresh.whole_seconds().max(60) as u64);
+    config.rate = pki_service::server::RateLimit {
+        burst: a.rate_burst,
+        per_minute: a.rate_per_minute,
+    };
+    // The same files (or prompt) unlock the key at start and at every SIGHUP reload; the key
+    // itself is zeroized when the service stops.
+    let secret = SecretArgs {
+        identity: a.secret.identity.clone(),
+        passphrase_file: a.secret.passphrase_file.clone(),
+        pin_file: a.secret.pin_file.clone(),
+    };
+    open_ca(&a.ca)?;
+    match pki_service::server::run(config, Box::new(move |ca| secret.unlock_ca(ca))) {
+        Ok(()) => Ok(true),
+        Err(pki_service::ServiceError::Core(e)) => Err(e),
+        Err(e) => {
+            eprintln!("issuer: error: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// The leaves one cluster-file entry gets: a member its server and peer leaves, a client its
+/// client leaf; each checked against the issuance policy now, so a token never promises
+/// what the CA would refuse.
+fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<EnrolLeaf>)> {
+    let leaf = |role: LeafRole, cn: &str, names: SubjectNames| EnrolLeaf {
+        role: role.as_str().into(),
+        subject: cn.into(),
+        dns: names.dns.clone(),
+        ips: names.ips.iter().map(|i| i.to_string()).collect(),
+    };
+    if let Some(name) = &a.member {
+        let m = cluster
+            .members
+            .iter()
+            .find(|m| &m.name == name)
+            .ok_or_else(|| {
+                Error::Policy(format!("the cluster file has no [[member]] named '{name}'"))
+            })?;
+        return Ok((
+            format!("member {name}"),
+            vec![
+                leaf(LeafRole::Server, name, cluster.server_names(m)),
+                leaf(LeafRole::Peer, name, cluster.peer_names(m)),
+            ],
+        ));
+    }
+    let name = a.client.as_deref().unwrap_or_default();
+    cluster
+        .clients
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            Error::Policy(format!("the cluster file has no [[client]] named '{name}'"))
+        })?;
+    Ok((
+        format!("client {name}"),
+        vec![leaf(LeafRole::Client, name, SubjectNames::default())],
+    ))
+}
+
+pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
+    let ttl = parse_duration(&a.ttl)?;
+    if ttl <= time::Duration::ZERO || ttl > MAX_TOKEN_TTL {
+        return Err(Error::Policy(format!(
+            "--ttl {} is outside 1s..24h: an enrolment token is short-lived",
+            a.ttl
+        )));
+    }
+    let cluster = ClusterFile::load(&a.cluster)?;
+    let ca = open_ca(&a.ca)?;
+    let (entry, leaves) = grant_for(&cluster, a)?;
+    let gate = policy::Gate::for_ca(&ca)?;
+    for l in &leaves {
+        let (role, subject, names) = l.request()?;
+        gate.check(role, &subject, &names)?;
+    }
+    if let Some(out) = &a.out {
+        output::ensure_absent(out, false)?;
+    }
+    let token = zeroize::Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
+    let expires = OffsetDateTime::now_utc() + ttl;
+    ca.ledger()?.add_enrol_token(
+        &pki_service::server::token_hash(&token),
+        &entry,
+        &leaves,
+        expires,
+    )?;
+    let roles: Vec<&str> = leaves.iter().map(|l| l.role.as_str()).collect();
+    match &a.out {
+        Some(out) => {
+            output::write_atomic(
+                out,
+                format!("{}\n", *token).as_bytes(),
+                output::Mode::Secret,
+                false,
+            )?;
+            println!(
+                "enrolment token for {entry} ({}) written to {}; it works once, until {}",
+                roles.join(" + "),
+                out.display(),
+                fmt_time(expires)
+            );
+        }
+        None => {
+            eprintln!(
+                "issuer: enrolment token for {entry} ({}); it works once, until {}; it is not shown again:",
+                roles.join(" + "),
+                fmt_time(expires)
+            );
+            println!("{}", *token);
+        }
+    }
+    Ok(())
+}

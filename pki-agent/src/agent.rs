@@ -1,0 +1,361 @@
+//! What the agent does: enrol once, renew each leaf at about 2/3 of its life, confirm, keep
+//! the CRL current. Every certificate and CRL received is checked against the local root
+//! before it is installed; nothing working is removed.
+
+use std::sync::Arc;
+
+use pki_core::keys::algorithm::KeyAlgorithm;
+use pki_core::x509::certs::{san_names, CertFacts};
+use pki_core::x509::conformance::{self, VerifyRequest};
+use pki_core::x509::csr::CheckedCsr;
+use pki_service::client::{self, Endpoint};
+use pki_service::protocol::{self, EnrolRequest, EnrolResponse, Issued, RenewRequest, RoleCsr};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::config::{Config, LeafConfig};
+use crate::error::{AgentError, AgentResult};
+use crate::install::install_pair;
+use crate::state::State;
+
+/// A configured agent.
+pub struct Agent {
+    /// Its configuration.
+    pub config: Config,
+    root: CertFacts,
+    root_pem: Vec<u8>,
+    endpoint: Endpoint,
+    rt: tokio::runtime::Runtime,
+}
+
+/// What a leaf looks like on disk.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeafView {
+    /// The role.
+    pub role: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// When the agent renews it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub renew_after: OffsetDateTime,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn key_pem_of(pair: &rcgen::KeyPair) -> Zeroizing<String> {
+    Zeroizing::new(pair.serialize_pem())
+}
+
+/// A fresh key and a CSR for it, with `cn` as its subject (none for an enrolment: the grant
+/// decides). The service takes names from its ledger, never from the CSR, and refuses a CSR
+/// whose CN differs from the leaf's.
+fn key_and_csr(alg: KeyAlgorithm, cn: Option<&str>) -> AgentResult<(Zeroizing<String>, String)> {
+    let pair = alg.generate()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(cn) = cn {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+    }
+    let csr = params
+        .serialize_request(&pair)
+        .and_then(|c| c.pem())
+        .map_err(|e| AgentError::Csr(e.to_string()))?;
+    Ok((key_pem_of(&pair), csr))
+}
+
+impl Agent {
+    /// Loads the configuration's root; nothing is contacted yet.
+    pub fn new(config: Config) -> AgentResult<Self> {
+        let root_pem = pki_core::output::read(&config.root)?;
+        let root = CertFacts::from_pem("root certificate", &root_pem)?;
+        let endpoint = Endpoint::parse(&config.service)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| pki_core::Error::io("tokio runtime", e))?;
+        Ok(Agent {
+            config,
+            root,
+            root_pem,
+            endpoint,
+            rt,
+        })
+    }
+
+    fn tls(&self, identity: Option<(&[u8], &[u8])>) -> AgentResult<Arc<rustls::ClientConfig>> {
+        let root = CertificateDer::from(self.root.der.clone());
+        let identity = match identity {
+            Some((chain, key)) => {
+                use rustls::pki_types::pem::PemObject;
+                let chain = CertificateDer::pem_slice_iter(chain)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| pki_service::ServiceError::TlsSetup(e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| pki_service::ServiceError::TlsSetup(e.to_string()))?;
+                Some((chain, key))
+            }
+            None => None,
+        };
+        Ok(Arc::new(pki_service::tls::client_config(&root, identity)?))
+    }
+
+    fn call(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> AgentResult<client::Answer> {
+        Ok(self.rt.block_on(client::request(
+            &self.endpoint,
+            tls,
+            method,
+            path,
+            bearer,
+            body,
+        ))?)
+    }
+
+    /// Checks a leaf the service sent: it chains to our root, conforms to its role, certifies
+    /// `key_pem`, and (for a renewal) names exactly what `old` named.
+    fn check_issued(
+        &self,
+        role: &str,
+        issued: &Issued,
+        key_pem: &str,
+        old: Option<&[u8]>,
+    ) -> AgentResult<()> {
+        let bad = |reason: String| AgentError::BadCertificate {
+            role: role.into(),
+            reason,
+        };
+        if issued.role != role {
+            return Err(bad(format!("it is a {} leaf", issued.role)));
+        }
+        let findings = conformance::verify_leaf(&VerifyRequest {
+            root_pem: &self.root_pem,
+            chain_pem: issued.chain_pem.as_bytes(),
+            role: Some(role.parse()?),
+            key_pem: Some(key_pem),
+            warn_days: 0,
+            now: OffsetDateTime::now_utc(),
+        });
+        if !conformance::passed(&findings) {
+            let failed: Vec<String> = findings
+                .iter()
+                .filter(|f| f.level == conformance::Level::Fail)
+                .map(|f| f.to_string())
+                .collect();
+            return Err(bad(failed.join("; ")));
+        }
+        if let Some(old) = old {
+            let names = |pem: &[u8]| -> AgentResult<(String, Vec<String>, Vec<String>)> {
+                let facts = CertFacts::from_pem("certificate", pem)?;
+                let (_, c) = x509_parser::parse_x509_certificate(&facts.der)
+                    .map_err(|e| bad(e.to_string()))?;
+                let n = san_names(&c);
+                let mut ips: Vec<String> = n.ips.iter().map(|i| i.to_string()).collect();
+                let mut dns = n.dns;
+                dns.sort();
+                ips.sort();
+                Ok((facts.subject_cn, dns, ips))
+            };
+            if names(old)? != names(issued.chain_pem.as_bytes())? {
+                return Err(bad(
+                    "its CN or names differ from the certificate it renews".into()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The leaf files of `l` as they are now.
+    pub fn view(&self, l: &LeafConfig) -> AgentResult<LeafView> {
+        let pem = std::fs::read(&l.cert).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AgentError::NotEnrolled {
+                path: l.cert.clone(),
+            },
+            _ => pki_core::Error::io(&l.cert, e).into(),
+        })?;
+        let c = CertFacts::from_pem(&l.cert.display().to_string(), &pem)?;
+        let life = (c.not_after - c.not_before).as_seconds_f64();
+        // A fixed offset per certificate (from its serial), so every run agrees on the time.
+        let spread = c
+            .serial
+            .as_bytes()
+            .iter()
+            .fold(0u64, |a, b| a.wrapping_mul(31) ^ *b as u64);
+        let unit = (spread % 2001) as f64 / 1000.0 - 1.0;
+        let at = (self.config.renew_at + unit * self.config.jitter).clamp(0.05, 0.95);
+        Ok(LeafView {
+            role: l.role.clone(),
+            serial: c.serial.to_hex(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            renew_after: c.not_before + time::Duration::seconds_f64(life * at),
+        })
+    }
+
+    /// First leaves of this host with a one-time token. Refuses when a leaf file exists.
+    pub fn enrol(&self, token: &str) -> AgentResult<Vec<Issued>> {
+        for l in &self.config.leaves {
+            for p in [&l.cert, &l.key] {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    return Err(AgentError::AlreadyEnrolled { path: p.clone() });
+                }
+            }
+        }
+        let alg: KeyAlgorithm = self.config.key.parse()?;
+        let mut keys = Vec::new();
+        let mut csrs = Vec::new();
+        for l in &self.config.leaves {
+            let (key, csr) = key_and_csr(alg, None)?;
+            keys.push(key);
+            csrs.push(RoleCsr {
+                role: l.role.clone(),
+                csr_pem: csr,
+            });
+        }
+        let body = serde_json::to_vec(&EnrolRequest { csrs }).expect("json");
+        let answer: EnrolResponse = self
+            .call(
+                self.tls(None)?,
+                "POST",
+                protocol::ENROL,
+                Some(token),
+                Some(body),
+            )?
+            .json()?;
+        let mut out = Vec::new();
+        // Every leaf is checked before the first is installed.
+        for (l, key) in self.config.leaves.iter().zip(&keys) {
+            let issued = answer
+                .leaves
+                .iter()
+                .find(|i| i.role == l.role)
+                .ok_or_else(|| AgentError::BadCertificate {
+                    role: l.role.clone(),
+                    reason: "the answer holds no leaf of this role".into(),
+                })?;
+            self.check_issued(&l.role, issued, key, None)?;
+            out.push(issued.clone());
+        }
+        for ((l, key), issued) in self.config.leaves.iter().zip(&keys).zip(&out) {
+            for p in [&l.cert, &l.key] {
+                if let Some(d) = p.parent() {
+                    pki_core::output::create_dir(d, 0o750)?;
+                }
+            }
+            install_pair(
+                &l.cert,
+                &l.key,
+                &issued.serial,
+                issued.chain_pem.as_bytes(),
+                key.as_bytes(),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Renews leaf `l` now: a new key, the service's successor checked, both installed in one
+    /// step, then the renewal confirmed (or remembered for the next run).
+    pub fn renew(&self, l: &LeafConfig, state: &mut State) -> AgentResult<Issued> {
+        let old_chain = pki_core::output::read(&l.cert)?;
+        let old_key = Zeroizing::new(pki_core::output::read(&l.key)?);
+        let tls = self.tls(Some((&old_chain, &old_key)))?;
+        let cn = CertFacts::from_pem("certificate", &old_chain)?.subject_cn;
+        let (key, csr) = key_and_csr(self.config.key.parse()?, Some(&cn))?;
+        CheckedCsr::from_pem("our CSR", csr.as_bytes())?;
+        let body = serde_json::to_vec(&RenewRequest { csr_pem: csr }).expect("json");
+        let issued: Issued = self
+            .call(tls, "POST", protocol::RENEW, None, Some(body))?
+            .json()?;
+        self.check_issued(&l.role, &issued, &key, Some(&old_chain))?;
+        install_pair(
+            &l.cert,
+            &l.key,
+            &issued.serial,
+            issued.chain_pem.as_bytes(),
+            key.as_bytes(),
+        )?;
+        let entry = state.leaves.entry(l.role.clone()).or_default();
+        entry.last_renewal = Some(rfc3339(OffsetDateTime::now_utc()));
+        entry.unconfirmed = Some(issued.serial.clone());
+        state.save(&self.config.state)?;
+        self.confirm(l, state)?;
+        Ok(issued)
+    }
+
+    /// Confirms an installed renewal of `l` to the service, with the new certificate.
+    pub fn confirm(&self, l: &LeafConfig, state: &mut State) -> AgentResult<()> {
+        if state
+            .leaves
+            .get(&l.role)
+            .and_then(|s| s.unconfirmed.as_ref())
+            .is_none()
+        {
+            return Ok(());
+        }
+        let chain = pki_core::output::read(&l.cert)?;
+        let key = Zeroizing::new(pki_core::output::read(&l.key)?);
+        self.call(
+            self.tls(Some((&chain, &key)))?,
+            "POST",
+            protocol::CONFIRM,
+            None,
+            None,
+        )?
+        .success()?;
+        if let Some(s) = state.leaves.get_mut(&l.role) {
+            s.unconfirmed = None;
+        }
+        state.save(&self.config.state)
+    }
+
+    /// Fetches the etcd CRL and installs it when it is newer than the one installed and
+    /// signed by the active intermediate, which must chain to our root. Returns its number.
+    pub fn fetch_crl(&self, state: &mut State) -> AgentResult<Option<u64>> {
+        let Some(c) = &self.config.crl else {
+            return Ok(None);
+        };
+        let tls = self.tls(None)?;
+        let info: protocol::CaInfo = self
+            .call(tls.clone(), "GET", protocol::CA, None, None)?
+            .json()?;
+        let answer = self.call(tls, "GET", protocol::CRL_ETCD, None, None)?;
+        answer.success()?;
+        let crl = crate::crl::check(
+            &answer.body,
+            &info.intermediate_pem,
+            &self.root,
+            state.crl.as_ref().map(|s| s.number),
+        )?;
+        let bytes = match c.format.as_str() {
+            "pem" => pki_core::x509::certs::to_pem("X509 CRL", &answer.body).into_bytes(),
+            _ => answer.body.clone(),
+        };
+        if state.crl.as_ref().map(|s| s.number) != Some(crl.number) {
+            pki_core::output::write_atomic(&c.path, &bytes, pki_core::output::Mode::Public, true)?;
+        }
+        state.crl = Some(crate::state::CrlState {
+            number: crl.number,
+            fetched_at: rfc3339(OffsetDateTime::now_utc()),
+            next_update: rfc3339(crl.next_update),
+        });
+        state.save(&self.config.state)?;
+        Ok(Some(crl.number))
+    }
+}

@@ -1,0 +1,106 @@
+//! One pass (`run --once`, for a timer) and the daemon loop around it.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::agent::Agent;
+use crate::error::AgentResult;
+use crate::state::State;
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// `role: old -> new` per renewal.
+    pub renewed: Vec<String>,
+    /// The CRL number installed, when fetched.
+    pub crl_number: Option<u64>,
+    /// Failures, one line each; the pass went on past them.
+    pub failures: Vec<String>,
+    /// Whether any failure may pass if tried again (the service unreachable or busy).
+    pub transient: bool,
+}
+
+/// Renews every leaf that is due, confirms unconfirmed renewals, fetches the CRL when
+/// `fetch_crl`; `renew_now` renews every leaf. A failure of one leaf does not stop the others.
+pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<PassReport> {
+    let mut state = State::load(&agent.config.state)?;
+    let mut report = PassReport::default();
+    let now = OffsetDateTime::now_utc();
+    let fail = |report: &mut PassReport, what: String, e: crate::error::AgentError| {
+        if let crate::error::AgentError::Service(s) = &e {
+            report.transient |= s.is_transient();
+        }
+        report.failures.push(format!("{what}: {e}"));
+    };
+    for l in &agent.config.leaves {
+        if let Err(e) = agent.confirm(l, &mut state) {
+            fail(&mut report, format!("{} confirmation", l.role), e);
+        }
+        let view = match agent.view(l) {
+            Ok(v) => v,
+            Err(e) => {
+                fail(&mut report, l.role.clone(), e);
+                continue;
+            }
+        };
+        if view.renew_after > now && !renew_now {
+            continue;
+        }
+        match agent.renew(l, &mut state) {
+            Ok(new) => report
+                .renewed
+                .push(format!("{}: {} -> {}", l.role, view.serial, new.serial)),
+            Err(e) => fail(&mut report, format!("{} renewal", l.role), e),
+        }
+    }
+    if fetch_crl && agent.config.crl.is_some() {
+        match agent.fetch_crl(&mut state) {
+            Ok(n) => report.crl_number = n,
+            Err(e) => fail(&mut report, "CRL".into(), e),
+        }
+    }
+    Ok(report)
+}
+
+/// Runs passes for ever: the next one when a leaf is due or the CRL interval has passed;
+/// after a failure, again after a backoff that doubles from 30 s up to 15 minutes.
+pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<()> {
+    let crl_every = agent
+        .config
+        .crl_interval()
+        .unwrap_or(Duration::from_secs(600));
+    let mut backoff = Duration::from_secs(30);
+    let mut last_crl: Option<std::time::Instant> = None;
+    loop {
+        let fetch = last_crl.is_none_or(|t| t.elapsed() >= crl_every);
+        let report = pass(agent, fetch, false)?;
+        print(&report);
+        if fetch && report.crl_number.is_some() {
+            last_crl = Some(std::time::Instant::now());
+        }
+        let wait = if report.failures.is_empty() {
+            backoff = Duration::from_secs(30);
+            next_wake(agent, crl_every)
+        } else {
+            let w = backoff;
+            backoff = (backoff * 2).min(Duration::from_secs(900));
+            // A little spread so a fleet does not retry in step.
+            w + Duration::from_millis(rand::random::<u64>() % 5000)
+        };
+        std::thread::sleep(wait);
+    }
+}
+
+/// Until the earliest renewal or CRL fetch, at most the CRL interval.
+fn next_wake(agent: &Agent, crl_every: Duration) -> Duration {
+    let now = OffsetDateTime::now_utc();
+    let mut wait = crl_every;
+    for l in &agent.config.leaves {
+        if let Ok(v) = agent.view(l) {
+            let until = (v.renew_after - now).max(time::Duration::seconds(1));
+            wait = wait.min(Duration::from_secs(until.whole_seconds() as u64));
+        }
+    }
+    wait
+}

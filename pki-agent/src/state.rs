@@ -1,0 +1,67 @@
+//! What the agent remembers between runs: when each leaf was last renewed, a renewal not yet
+//! confirmed to the service, and the CRL installed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AgentResult;
+
+/// The state file (JSON).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Per role.
+    #[serde(default)]
+    pub leaves: BTreeMap<String, LeafState>,
+    /// The CRL installed.
+    #[serde(default)]
+    pub crl: Option<CrlState>,
+}
+
+/// One leaf's memory.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct LeafState {
+    /// When it was last renewed, RFC 3339.
+    pub last_renewal: Option<String>,
+    /// A renewed serial installed but not yet confirmed to the service.
+    pub unconfirmed: Option<String>,
+}
+
+/// The CRL installed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrlState {
+    /// Its number.
+    pub number: u64,
+    /// When it was fetched, RFC 3339.
+    pub fetched_at: String,
+    /// Its nextUpdate, RFC 3339.
+    pub next_update: String,
+}
+
+impl State {
+    /// Reads the state; a missing file is an empty state.
+    pub fn load(path: &Path) -> AgentResult<Self> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                pki_core::Error::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+                .into()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(pki_core::Error::io(path, e).into()),
+        }
+    }
+
+    /// Writes the state atomically.
+    pub fn save(&self, path: &Path) -> AgentResult<()> {
+        if let Some(dir) = path.parent() {
+            pki_core::output::create_dir(dir, 0o750)?;
+        }
+        let bytes = serde_json::to_vec_pretty(self).expect("json");
+        pki_core::output::write_atomic(path, &bytes, pki_core::output::Mode::Public, true)?;
+        Ok(())
+    }
+}

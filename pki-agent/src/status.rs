@@ -1,0 +1,97 @@
+//! `pki-agent status`: each leaf's expiry and renewal time, the last renewal, the CRL's number
+//! and age, and whether anything is inside the danger window.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::agent::{Agent, LeafView};
+use crate::state::{CrlState, State};
+
+/// The status of a host.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Per leaf.
+    pub leaves: Vec<LeafStatus>,
+    /// The CRL installed, when the agent installs one.
+    pub crl: Option<CrlStatus>,
+    /// A leaf has fewer than `danger_days` left (or is missing or expired), or the CRL is
+    /// past its nextUpdate.
+    pub danger: bool,
+}
+
+/// One leaf.
+#[derive(Debug, Serialize)]
+pub struct LeafStatus {
+    /// The role.
+    pub role: String,
+    /// What is on disk, when it can be read.
+    #[serde(flatten)]
+    pub view: Option<LeafView>,
+    /// Days until it expires.
+    pub days_left: Option<i64>,
+    /// Why it could not be read.
+    pub error: Option<String>,
+    /// When the agent last renewed it.
+    pub last_renewal: Option<String>,
+    /// A renewal installed but not yet confirmed.
+    pub unconfirmed: Option<String>,
+}
+
+/// The CRL.
+#[derive(Debug, Serialize)]
+pub struct CrlStatus {
+    /// What the state file says about it.
+    #[serde(flatten)]
+    pub installed: Option<CrlState>,
+    /// Seconds since it was fetched.
+    pub age_seconds: Option<i64>,
+}
+
+/// Reads the status of `agent`'s host at `now`.
+pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
+    let state = State::load(&agent.config.state).unwrap_or_default();
+    let danger_after = now + time::Duration::days(agent.config.danger_days as i64);
+    let mut danger = false;
+    let leaves = agent
+        .config
+        .leaves
+        .iter()
+        .map(|l| {
+            let s = state.leaves.get(&l.role).cloned().unwrap_or_default();
+            let (view, error) = match agent.view(l) {
+                Ok(v) => (Some(v), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            danger |= view.as_ref().is_none_or(|v| v.not_after <= danger_after);
+            LeafStatus {
+                role: l.role.clone(),
+                days_left: view.as_ref().map(|v| (v.not_after - now).whole_days()),
+                view,
+                error,
+                last_renewal: s.last_renewal,
+                unconfirmed: s.unconfirmed,
+            }
+        })
+        .collect();
+    let parse =
+        |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
+    let crl = agent.config.crl.as_ref().map(|_| {
+        let installed = state.crl.clone();
+        danger |= installed
+            .as_ref()
+            .and_then(|c| parse(&c.next_update))
+            .is_none_or(|next| next <= now);
+        CrlStatus {
+            age_seconds: installed
+                .as_ref()
+                .and_then(|c| parse(&c.fetched_at))
+                .map(|t| (now - t).whole_seconds()),
+            installed,
+        }
+    });
+    Status {
+        leaves,
+        crl,
+        danger,
+    }
+}

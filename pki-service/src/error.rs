@@ -1,0 +1,77 @@
+//! Errors of the service's set-up and of the agent's client. Refusals of single requests are
+//! answers ([`crate::protocol::Refusal`]), not errors of the process.
+
+use std::path::PathBuf;
+
+/// What stops the service from starting, or an agent's request from getting an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A failure of the CA folder, a key or a certificate.
+    #[error(transparent)]
+    Core(#[from] pki_core::Error),
+    /// A certificate or key file rustls cannot use.
+    #[error("{path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A TLS configuration rustls refused.
+    #[error("TLS set-up: {0}")]
+    TlsSetup(String),
+    /// The service's own certificate does not chain to the CA folder's root.
+    #[error(
+        "the service certificate {path} does not chain to this CA's root for serverAuth: {reason}"
+    )]
+    ServiceCertNotOurs {
+        /// The certificate file.
+        path: PathBuf,
+        /// The path-building error.
+        reason: String,
+    },
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The service could not be reached, or the connection broke.
+    #[error("cannot reach the service at {url}: {reason}")]
+    Unreachable {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The service answered with a refusal.
+    #[error("the service refused ({status} {error}): {reason}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The refusal's code.
+        error: String,
+        /// The refusal's sentence.
+        reason: String,
+    },
+    /// The service's answer was not what the protocol says.
+    #[error("unexpected answer from the service: {0}")]
+    BadAnswer(String),
+}
+
+impl ServiceError {
+    /// Whether trying again later may succeed (the service unreachable, busy or failing),
+    /// rather than a refusal that will repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ServiceError::Unreachable { .. } => true,
+            ServiceError::Refused { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Result of the service crate.
+pub type ServiceResult<T> = std::result::Result<T, ServiceError>;

@@ -1,0 +1,305 @@
+//! The CA behind the service: the unlocked intermediate, the ledger, and the three things a
+//! request can change (renew, confirm, enrol) plus the CRLs. Everything here blocks (SQLite,
+//! signing, the CA folder's lock) and runs on tokio's blocking threads, one at a time.
+
+use pki_core::ca::folder::CaDir;
+use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
+use pki_core::ca::ledger::{LeafRecord, Ledger, RevocationMark};
+use pki_core::ca::lifecycle;
+use pki_core::ca::policy;
+use pki_core::keys::CaKey;
+use pki_core::x509::certs::{fingerprint, CertFacts};
+use pki_core::x509::csr::CheckedCsr;
+use pki_core::x509::profile::{LeafRole, Subject, SubjectNames};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::refusal::Refused;
+use crate::protocol::{ConfirmResponse, EnrolRequest, EnrolResponse, Issued};
+
+/// How the service unlocks the active intermediate, at start and on every reload.
+pub type Unlock = dyn Fn(&CaDir) -> pki_core::Result<IssuingCa<CaKey>> + Send + Sync;
+
+/// The signed CRLs the service hands out.
+#[derive(Clone, Debug)]
+pub struct CrlSet {
+    /// The etcd CRL, DER.
+    pub etcd_der: Vec<u8>,
+    /// Its number.
+    pub etcd_number: u64,
+    /// The intermediate's own CRL, DER.
+    pub direct_der: Vec<u8>,
+    /// Its number.
+    pub direct_number: u64,
+    /// thisUpdate of both.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate of both.
+    pub next_update: OffsetDateTime,
+    /// The ledger's revocations when they were signed.
+    pub mark: RevocationMark,
+}
+
+/// The unlocked CA folder.
+pub struct Core {
+    ca: CaDir,
+    signer: IssuingCa<CaKey>,
+    ledger: Ledger,
+    root: CertFacts,
+    root_crl: Option<Vec<u8>>,
+}
+
+/// The hash under which an enrolment token is stored (lower-case hex SHA-256).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Core {
+    /// Opens `dir` and unlocks its active intermediate; `root` overrides the pinned root.
+    pub fn open(
+        dir: &std::path::Path,
+        root: Option<&std::path::Path>,
+        unlock: &Unlock,
+    ) -> pki_core::Result<Self> {
+        let ca = CaDir::open(dir)?;
+        let root_path = root
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| ca.root_path());
+        let root = CertFacts::from_pem(
+            "root certificate",
+            pki_core::output::read(&root_path)?.as_slice(),
+        )?;
+        let root_crl = match std::fs::read(ca.root_crl_path()) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(pki_core::Error::io(ca.root_crl_path(), e)),
+        };
+        let signer = unlock(&ca)?;
+        let ledger = ca.ledger()?;
+        Ok(Core {
+            ca,
+            signer,
+            ledger,
+            root,
+            root_crl,
+        })
+    }
+
+    /// The active generation.
+    pub fn generation(&self) -> u32 {
+        self.signer.generation
+    }
+
+    /// The active intermediate's end of validity.
+    pub fn intermediate_not_after(&self) -> OffsetDateTime {
+        self.signer.cert.not_after
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> &[u8] {
+        &self.root.der
+    }
+
+    /// The leaf `der` presented, as the ledger knows it: refused unless it is the ledger's own
+    /// certificate for that serial, active and unexpired.
+    fn identify(&self, der: &[u8], now: OffsetDateTime) -> Result<LeafRecord, Refused> {
+        let facts = CertFacts::from_der("client certificate", der)
+            .map_err(|e| Refused::unauthenticated(e.to_string()))?;
+        let serial = facts.serial.to_hex();
+        let rec = self
+            .ledger
+            .get(&serial)
+            .map_err(Refused::internal)?
+            .filter(|r| r.fingerprint == fingerprint(der))
+            .ok_or_else(|| Refused::unknown_leaf(&serial))?;
+        match rec.status.as_str() {
+            "active" if rec.not_after > now => Ok(rec),
+            "active" => Err(Refused::expired(&serial)),
+            "revoked" => Err(Refused::revoked(&serial)),
+            "superseded" => Err(Refused::superseded(&serial)),
+            _ => Err(Refused::unknown_leaf(&serial)),
+        }
+    }
+
+    /// Renewal: a successor of the presented leaf for the CSR's (new) key, with the ledger
+    /// row's profile, CN and names and the profile's lifetime; recorded before it is returned.
+    pub fn renew(
+        &mut self,
+        presented: &[u8],
+        csr_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Issued, String), Refused> {
+        let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
+        let old = self.identify(presented, now)?;
+        let csr = CheckedCsr::from_pem("CSR", csr_pem.as_bytes()).map_err(Refused::bad_csr)?;
+        let old_facts = CertFacts::from_der("client certificate", presented)
+            .map_err(|e| Refused::unauthenticated(e.to_string()))?;
+        if csr.spki_der == old_facts.spki_der {
+            return Err(Refused::key_reused());
+        }
+        let (role, subject, names) = policy::ledger_request(&old).map_err(Refused::internal)?;
+        let cert_path = match old.cert_path.strip_prefix("agent:") {
+            Some(_) => old.cert_path.clone(),
+            None => format!("agent:{}", old.cert_path),
+        };
+        let (issued, rec, der) = self.sign(role, subject, names, csr, &cert_path, now)?;
+        self.ledger
+            .record_renewal(&old.serial, &rec, &der)
+            .map_err(Refused::internal)?;
+        Ok((issued, old.serial))
+    }
+
+    /// The presented (renewed) leaf is installed: its predecessor becomes superseded.
+    pub fn confirm(
+        &mut self,
+        presented: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<ConfirmResponse, Refused> {
+        let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
+        let rec = self.identify(presented, now)?;
+        let superseded = self
+            .ledger
+            .confirm_renewal(&rec.serial, now)
+            .map_err(Refused::internal)?;
+        Ok(ConfirmResponse { superseded })
+    }
+
+    /// Enrolment: the leaves a one-time token grants, for the CSRs' keys; the token is used
+    /// and the leaves recorded in one transaction, before they are returned.
+    pub fn enrol(
+        &mut self,
+        token: &str,
+        req: &EnrolRequest,
+        now: OffsetDateTime,
+    ) -> Result<EnrolResponse, Refused> {
+        let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
+        let hash = token_hash(token);
+        let grant = self
+            .ledger
+            .enrol_grant(&hash, now)
+            .map_err(Refused::internal)?
+            .ok_or_else(Refused::bad_token)?;
+        let mut wanted: Vec<&str> = grant.leaves.iter().map(|l| l.role.as_str()).collect();
+        let mut sent: Vec<&str> = req.csrs.iter().map(|c| c.role.as_str()).collect();
+        wanted.sort_unstable();
+        sent.sort_unstable();
+        if wanted != sent {
+            return Err(Refused::bad_request(format!(
+                "this token grants one CSR for each of: {}; the request sent: {}",
+                wanted.join(", "),
+                sent.join(", ")
+            )));
+        }
+        let mut out = Vec::new();
+        let mut rows = Vec::new();
+        for leaf in &grant.leaves {
+            let csr_pem = &req
+                .csrs
+                .iter()
+                .find(|c| c.role == leaf.role)
+                .expect("roles compared above")
+                .csr_pem;
+            let csr = CheckedCsr::from_pem("CSR", csr_pem.as_bytes()).map_err(Refused::bad_csr)?;
+            let (role, subject, names) = leaf.request().map_err(Refused::internal)?;
+            let path = format!("agent:{}/{}", grant.entry, leaf.role);
+            let (issued, rec, der) = self.sign(role, subject, names, csr, &path, now)?;
+            out.push(issued);
+            rows.push((rec, der));
+        }
+        let refs: Vec<_> = rows
+            .iter()
+            .map(|(r, d)| (r.clone(), d.as_slice()))
+            .collect();
+        if !self
+            .ledger
+            .record_enrolment(&hash, now, &refs)
+            .map_err(Refused::internal)?
+        {
+            return Err(Refused::bad_token());
+        }
+        Ok(EnrolResponse {
+            entry: grant.entry,
+            leaves: out,
+            root_pem: self.root_pem(),
+        })
+    }
+
+    /// The active intermediate, for agents that check CRLs.
+    pub fn ca_info(&self) -> crate::protocol::CaInfo {
+        crate::protocol::CaInfo {
+            generation: self.signer.generation,
+            intermediate_pem: self.signer.cert.pem(),
+        }
+    }
+
+    fn root_pem(&self) -> String {
+        pem::encode(&pem::Pem::new("CERTIFICATE", self.root.der.clone()))
+    }
+
+    /// Signs one leaf through the issuance gate; nothing is recorded here.
+    fn sign(
+        &self,
+        role: LeafRole,
+        subject: Subject,
+        names: SubjectNames,
+        csr: CheckedCsr,
+        cert_path: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Issued, LeafRecord, Vec<u8>), Refused> {
+        let leaf = self
+            .signer
+            .sign_leaf(
+                LeafRequest {
+                    role,
+                    subject,
+                    names,
+                    days: None,
+                    key: LeafKey::Csr(Box::new(csr)),
+                },
+                now,
+            )
+            .map_err(Refused::from_issuance)?;
+        let rec = leaf.record(self.signer.generation, std::path::Path::new(cert_path));
+        let issued = Issued {
+            serial: rec.serial.clone(),
+            role: rec.profile.clone(),
+            subject: rec.subject.clone(),
+            chain_pem: leaf.chain_pem.clone(),
+            not_after: rec
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        };
+        Ok((issued, rec, leaf.cert_der))
+    }
+
+    /// What the ledger's revocations look like now.
+    pub fn revocation_mark(&self) -> pki_core::Result<RevocationMark> {
+        self.ledger.revocation_mark()
+    }
+
+    /// Signs both CRLs, valid for `days`, and supersedes renewed leaves that expired without
+    /// a confirmation.
+    pub fn sign_crls(&mut self, now: OffsetDateTime, days: u32) -> pki_core::Result<CrlSet> {
+        let _lock = self.ca.lock_exclusive()?;
+        self.ledger.sweep_renewed(now)?;
+        let mark = self.ledger.revocation_mark()?;
+        let root = self.root_crl.as_deref().map(|c| (&self.root, c));
+        let etcd =
+            lifecycle::sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
+        etcd.selection.published(&mut self.ledger, etcd.number)?;
+        let direct = lifecycle::sign_direct_crl(&self.signer, &mut self.ledger, now, days)?;
+        direct
+            .selection
+            .published(&mut self.ledger, direct.number)?;
+        let this_update = now.replace_nanosecond(0).expect("ns");
+        Ok(CrlSet {
+            etcd_der: etcd.der,
+            etcd_number: etcd.number,
+            direct_der: direct.der,
+            direct_number: direct.number,
+            this_update,
+            next_update: this_update + time::Duration::days(days as i64),
+            mark,
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Counters and gauges, in the Prometheus text format at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+/// What the service counts.
+#[derive(Default)]
+pub struct Metrics {
+    /// Leaves issued by enrolment.
+    pub enrolled: AtomicU64,
+    /// Leaves issued by renewal.
+    pub renewed: AtomicU64,
+    /// Renewals confirmed.
+    pub confirmed: AtomicU64,
+    /// CRLs signed.
+    pub crls_signed: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The gauges read at scrape time.
+pub struct Gauges {
+    /// thisUpdate of the CRLs served.
+    pub crl_this_update: OffsetDateTime,
+    /// nextUpdate of the CRLs served.
+    pub crl_next_update: OffsetDateTime,
+    /// The etcd CRL's number.
+    pub crl_number: u64,
+    /// End of the active intermediate.
+    pub intermediate_not_after: OffsetDateTime,
+    /// The active generation.
+    pub generation: u32,
+}
+
+impl Metrics {
+    /// Counts a refusal under its code.
+    pub fn refused(&self, code: &'static str) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(code)
+            .or_default() += 1;
+    }
+
+    /// The exposition text at `now`.
+    pub fn render(&self, g: &Gauges, now: OffsetDateTime) -> String {
+        let mut s = String::new();
+        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let gauge = |s: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        counter(
+            &mut s,
+            "pki_enrolled_total",
+            "Leaves issued by enrolment.",
+            self.enrolled.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "pki_renewed_total",
+            "Leaves issued by renewal.",
+            self.renewed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "pki_confirmed_total",
+            "Renewals confirmed installed.",
+            self.confirmed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "pki_crls_signed_total",
+            "CRL sets signed.",
+            self.crls_signed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(s, "# HELP pki_refused_total Requests refused, by reason.\n# TYPE pki_refused_total counter");
+        for (code, n) in self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(s, "pki_refused_total{{reason=\"{code}\"}} {n}");
+        }
+        gauge(
+            &mut s,
+            "pki_crl_number",
+            "Number of the etcd CRL served.",
+            g.crl_number as i64,
+        );
+        gauge(
+            &mut s,
+            "pki_crl_age_seconds",
+            "Seconds since the CRLs served were signed.",
+            (now - g.crl_this_update).whole_seconds(),
+        );
+        gauge(
+            &mut s,
+            "pki_crl_next_update_seconds",
+            "Seconds until the CRLs served reach nextUpdate.",
+            (g.crl_next_update - now).whole_seconds(),
+        );
+        gauge(
+            &mut s,
+            "pki_intermediate_expiry_seconds",
+            "Seconds until the active intermediate expires.",
+            (g.intermediate_not_after - now).whole_seconds(),
+        );
+        gauge(
+            &mut s,
+            "pki_generation",
+            "The active generation of the CA folder.",
+            g.generation as i64,
+        );
+        s
+    }
+}

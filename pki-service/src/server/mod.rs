@@ -1,0 +1,328 @@
+//! `issuer serve`: the online issuing service of one CA folder.
+//!
+//! One process holds the unlocked intermediate. Connections are TLS 1.3; a client may present
+//! a certificate of this PKI (renew, confirm) or none (enrol with a token, CRLs, health,
+//! metrics). Every request is rate-limited per identity and written to the audit log before
+//! its answer leaves. The CRLs are re-signed on a schedule and as soon as the ledger gains a
+//! revocation (`issuer revoke` from the command line included). SIGHUP reloads the CA folder
+//! (after an intermediate rotation) and the service certificate; SIGTERM or SIGINT stops
+//! accepting, lets requests in flight finish, and exits.
+
+mod audit;
+mod core;
+mod limit;
+mod metrics;
+mod refusal;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use self::core::Core;
+pub use self::core::{token_hash, CrlSet, Unlock};
+pub use self::limit::RateLimit;
+use crate::error::{ServiceError, ServiceResult};
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The CA folder.
+    pub ca_dir: PathBuf,
+    /// Where to listen (port 0: any free port, printed at start).
+    pub listen: SocketAddr,
+    /// The service's certificate chain (leaf then intermediate), PEM.
+    pub tls_cert: PathBuf,
+    /// The service's private key, PEM.
+    pub tls_key: PathBuf,
+    /// The root certificate; None for the one pinned in the CA folder.
+    pub root: Option<PathBuf>,
+    /// Validity of each CRL signed, in days.
+    pub crl_days: u32,
+    /// The CRLs are re-signed at least this often.
+    pub crl_refresh: Duration,
+    /// How often the ledger is looked at for new revocations.
+    pub revocation_poll: Duration,
+    /// Per-identity rate limit.
+    pub rate: RateLimit,
+    /// How long requests in flight may take to finish at shutdown.
+    pub drain: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the folder, address and certificate.
+    pub fn new(ca_dir: PathBuf, listen: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
+        Config {
+            ca_dir,
+            listen,
+            tls_cert,
+            tls_key,
+            root: None,
+            crl_days: 7,
+            crl_refresh: Duration::from_secs(3600),
+            revocation_poll: Duration::from_secs(2),
+            rate: RateLimit::default(),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    config: Config,
+    core: Mutex<Core>,
+    crls: RwLock<CrlSet>,
+    tls: RwLock<Arc<rustls::ServerConfig>>,
+    metrics: metrics::Metrics,
+    limiter: Mutex<limit::Limiter>,
+    audit: audit::AuditLog,
+    unlock: Box<Unlock>,
+    degraded: AtomicBool,
+    draining: AtomicBool,
+}
+
+/// A line on the service's log (stderr), with the time.
+fn log(msg: impl std::fmt::Display) {
+    let t = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    eprintln!("{t} issuer serve: {msg}");
+}
+
+/// The service's TLS configuration from its files, checked against the CA's root.
+fn load_tls(config: &Config, root_der: &[u8]) -> ServiceResult<Arc<rustls::ServerConfig>> {
+    let root = rustls::pki_types::CertificateDer::from(root_der.to_vec());
+    let chain = crate::tls::load_chain(&config.tls_cert)?;
+    crate::tls::check_service_chain(&config.tls_cert, &chain, &root)?;
+    let key = crate::tls::load_key(&config.tls_key)?;
+    Ok(Arc::new(crate::tls::server_config(chain, key, &root)?))
+}
+
+/// Runs the service until SIGTERM or SIGINT. `unlock` unlocks the active intermediate at start
+/// and on every SIGHUP. `bound`, when given, receives the listening address.
+pub async fn serve(
+    config: Config,
+    unlock: Box<Unlock>,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> ServiceResult<()> {
+    let dir = config.ca_dir.clone();
+    let root = config.root.clone();
+    let (core, unlock) = tokio::task::spawn_blocking(move || {
+        let core = Core::open(&dir, root.as_deref(), &unlock);
+        (core, unlock)
+    })
+    .await
+    .expect("join");
+    let mut core = core?;
+    let tls = load_tls(&config, core.root_der())?;
+    let crls = core.sign_crls(OffsetDateTime::now_utc(), config.crl_days)?;
+    let audit = audit::AuditLog::open(&config.ca_dir.join("audit.log"))?;
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServiceError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServiceError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    log(format_args!(
+        "listening on {local}: generation {}, etcd CRL {}",
+        core.generation(),
+        crls.etcd_number
+    ));
+    let shared = Arc::new(Shared {
+        limiter: Mutex::new(limit::Limiter::new(config.rate)),
+        config,
+        core: Mutex::new(core),
+        crls: RwLock::new(crls),
+        tls: RwLock::new(tls),
+        metrics: metrics::Metrics::default(),
+        audit,
+        unlock,
+        degraded: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+    });
+    if let Some(tx) = bound {
+        let _ = tx.send(local);
+    }
+    let crl_task = tokio::spawn(crl_loop(shared.clone()));
+    let result = accept_loop(&shared, listener).await;
+    crl_task.abort();
+    log("stopped");
+    result
+}
+
+async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResult<()> {
+    let sig = |k| signal(k).map_err(|e| ServiceError::TlsSetup(format!("signal handler: {e}")));
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    conns.spawn(connection(shared.clone(), tcp, peer, stop_rx.clone()));
+                }
+                Err(e) => {
+                    log(format_args!("accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(shared.clone()).await,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    shared.draining.store(true, Ordering::SeqCst);
+    drop(listener);
+    let _ = stop_tx.send(true);
+    log(format_args!("draining {} connection(s)", conns.len()));
+    let drained = tokio::time::timeout(shared.config.drain, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log(format_args!(
+            "{} connection(s) cut after the drain time",
+            conns.len()
+        ));
+    }
+    Ok(())
+}
+
+/// SIGHUP: the CA folder again (a rotation makes a new generation active) and the service's
+/// certificate files. A failed reload keeps everything as it was.
+async fn reload(shared: Arc<Shared>) {
+    let s = shared.clone();
+    let done = tokio::task::spawn_blocking(move || -> ServiceResult<u32> {
+        let mut core = Core::open(&s.config.ca_dir, s.config.root.as_deref(), &s.unlock)?;
+        let tls = load_tls(&s.config, core.root_der())?;
+        let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
+        let generation = core.generation();
+        *s.core.lock().unwrap_or_else(|p| p.into_inner()) = core;
+        *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
+        *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+        Ok(generation)
+    })
+    .await
+    .expect("join");
+    match done {
+        Ok(g) => log(format_args!("reloaded: generation {g} active")),
+        Err(e) => log(format_args!("reload failed, still serving as before: {e}")),
+    }
+}
+
+/// Re-signs the CRLs when the ledger gained a revocation or the last ones are older than the
+/// refresh interval; a failure marks the service degraded and is retried at the next poll.
+async fn crl_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.revocation_poll);
+    loop {
+        tick.tick().await;
+        let s = shared.clone();
+        let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
+            let now = OffsetDateTime::now_utc();
+            let (mark, signed_at) = {
+                let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
+                (c.mark, c.this_update)
+            };
+            let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = now - signed_at >= s.config.crl_refresh;
+            if !stale && core.revocation_mark()? == mark {
+                return Ok(None);
+            }
+            let crls = core.sign_crls(now, s.config.crl_days)?;
+            let n = crls.etcd_number;
+            *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+            Ok(Some(n))
+        })
+        .await
+        .expect("join");
+        match res {
+            Ok(Some(n)) => {
+                shared.degraded.store(false, Ordering::SeqCst);
+                shared.metrics.crls_signed.fetch_add(1, Ordering::Relaxed);
+                log(format_args!("signed etcd CRL {n}"));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                shared.degraded.store(true, Ordering::SeqCst);
+                log(format_args!("CRL signing failed, retrying: {e}"));
+            }
+        }
+    }
+}
+
+/// One client connection: the TLS handshake, then HTTP/1.1 requests until the client closes
+/// or the service drains.
+async fn connection(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = shared.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        // A failed handshake (a certificate of another PKI, a port scan) answers nothing.
+        _ => return,
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let ctx = Arc::new(routes::Ctx {
+        shared,
+        peer,
+        client_cert,
+    });
+    let service = hyper::service::service_fn(move |req| routes::route(ctx.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// The CA folder's audit log path.
+pub fn audit_log_path(ca_dir: &Path) -> PathBuf {
+    ca_dir.join("audit.log")
+}
+
+/// [`serve`] on a runtime of its own, for a command-line tool.
+pub fn run(config: Config, unlock: Box<Unlock>) -> ServiceResult<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ServiceError::TlsSetup(format!("runtime: {e}")))?;
+    rt.block_on(serve(config, unlock, None))
+}

@@ -1,0 +1,162 @@
+//! A refused request: its HTTP status, a stable code and a sentence for the caller. A refusal
+//! changes nothing; internal failures say so without their details (those go to the log).
+
+use crate::protocol::Refusal;
+
+/// A request the service will not (or cannot) fulfil.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable code, also the `reason` label of the refusal metric.
+    pub code: &'static str,
+    /// What happened and what to do next.
+    pub reason: String,
+    /// Detail for the service's own log only (an internal error's cause).
+    pub log_detail: Option<String>,
+}
+
+impl Refused {
+    fn new(status: u16, code: &'static str, reason: impl Into<String>) -> Self {
+        Refused {
+            status,
+            code,
+            reason: reason.into(),
+            log_detail: None,
+        }
+    }
+
+    /// The answer's body.
+    pub fn body(&self) -> Refusal {
+        Refusal {
+            error: self.code.into(),
+            reason: self.reason.clone(),
+        }
+    }
+
+    /// No (usable) client certificate.
+    pub fn unauthenticated(reason: impl Into<String>) -> Self {
+        Self::new(401, "unauthenticated", reason)
+    }
+
+    /// A certificate that chains to the root but is not this ledger's leaf.
+    pub fn unknown_leaf(serial: &str) -> Self {
+        Self::new(
+            403,
+            "unknown-leaf",
+            format!("the ledger has no active leaf with serial {serial} and this certificate; enrol with a new token"),
+        )
+    }
+
+    /// The presented leaf expired.
+    pub fn expired(serial: &str) -> Self {
+        Self::new(
+            403,
+            "expired",
+            format!("leaf {serial} has expired; an expired leaf is not renewed: enrol again with a new token"),
+        )
+    }
+
+    /// The presented leaf was revoked.
+    pub fn revoked(serial: &str) -> Self {
+        Self::new(
+            403,
+            "revoked",
+            format!("leaf {serial} is revoked; it can obtain nothing. Enrol again with a new token once the cause is dealt with"),
+        )
+    }
+
+    /// The presented leaf was replaced.
+    pub fn superseded(serial: &str) -> Self {
+        Self::new(
+            403,
+            "superseded",
+            format!("leaf {serial} was replaced by a renewal; present the newest certificate"),
+        )
+    }
+
+    /// A CSR that failed its checks.
+    pub fn bad_csr(e: pki_core::Error) -> Self {
+        Self::new(400, "bad-csr", e.to_string())
+    }
+
+    /// The CSR certifies the key of the presented leaf.
+    pub fn key_reused() -> Self {
+        Self::new(
+            400,
+            "key-reused",
+            "the CSR is for the key of the certificate being renewed; a renewal needs a new key",
+        )
+    }
+
+    /// The token is unknown, used or expired (never told apart).
+    pub fn bad_token() -> Self {
+        Self::new(
+            403,
+            "bad-token",
+            "the enrolment token is unknown, already used or expired; ask the operator for a new one (issuer token create)",
+        )
+    }
+
+    /// A malformed request.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(400, "bad-request", reason)
+    }
+
+    /// Too many requests from one identity.
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        Self::new(
+            429,
+            "rate-limited",
+            format!("too many requests from this identity; try again in {retry_after_s} s"),
+        )
+    }
+
+    /// An unknown path or method.
+    pub fn not_found() -> Self {
+        Self::new(
+            404,
+            "not-found",
+            "no such path; see the protocol in docs/service.md",
+        )
+    }
+
+    /// The service is shutting down.
+    pub fn draining() -> Self {
+        Self::new(
+            503,
+            "unavailable",
+            "the service is shutting down; try again shortly",
+        )
+    }
+
+    /// A failure of the service itself (ledger, lock, key): nothing was issued.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        let mut r = Self::new(
+            503,
+            "unavailable",
+            "the service could not complete the request and issued nothing; try again later",
+        );
+        r.log_detail = Some(e.to_string());
+        r
+    }
+
+    /// A failure of signing a leaf: policy refusals are the caller's, the rest the service's.
+    pub fn from_issuance(e: pki_core::Error) -> Self {
+        use pki_core::Error as E;
+        match e {
+            E::NameNotPermitted { .. }
+            | E::UncheckableConstraint { .. }
+            | E::IssuerRevoked { .. }
+            | E::NoNames { .. }
+            | E::CnRequired { .. }
+            | E::CnMismatch { .. }
+            | E::OutlivesIssuer { .. }
+            | E::IssuerNotCurrent { .. } => Self::new(403, "policy", e.to_string()),
+            E::CsrRejected { .. } | E::WeakAlgorithm(_) | E::UnknownAlgorithm(_) => {
+                Self::bad_csr(e)
+            }
+            other => Self::internal(other),
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Requests to answers: who is asking, whether they may, what they get, and the audit line.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::audit::AuditEntry;
+use super::metrics::Gauges;
+use super::refusal::Refused;
+use super::{log, Shared};
+use crate::protocol::{self, EnrolRequest, Health, RenewRequest};
+
+/// A connection's context: the service, the peer, and the certificate it presented.
+pub(super) struct Ctx {
+    pub(super) shared: Arc<Shared>,
+    pub(super) peer: SocketAddr,
+    pub(super) client_cert: Option<Vec<u8>>,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+/// What a request produced, for the answer and the audit line.
+struct Outcome {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+    crl_number: Option<u64>,
+    refused: Option<Refused>,
+    issued: Vec<String>,
+    superseded: Option<String>,
+}
+
+impl Outcome {
+    fn json<T: serde::Serialize>(v: &T) -> Self {
+        Outcome {
+            status: 200,
+            content_type: "application/json",
+            body: serde_json::to_vec(v).expect("json"),
+            crl_number: None,
+            refused: None,
+            issued: Vec::new(),
+            superseded: None,
+        }
+    }
+
+    fn bytes(content_type: &'static str, body: Vec<u8>) -> Self {
+        Outcome {
+            content_type,
+            body,
+            ..Outcome::json(&())
+        }
+    }
+
+    fn refused(r: Refused) -> Self {
+        Outcome {
+            status: r.status,
+            body: serde_json::to_vec(&r.body()).expect("json"),
+            refused: Some(r),
+            ..Outcome::json(&())
+        }
+    }
+}
+
+/// The identity a request is limited and audited under.
+fn identity(ctx: &Ctx, req: &Request<Incoming>) -> String {
+    if let Some(der) = &ctx.client_cert {
+        if let Ok((_, c)) = x509_parser::parse_x509_certificate(der) {
+            return format!(
+                "leaf:{}",
+                hex::encode(c.raw_serial()).trim_start_matches("00")
+            );
+        }
+    }
+    if let Some(token) = bearer(req) {
+        return format!("token:{}", &super::token_hash(token)[..16]);
+    }
+    format!("anonymous:{}", ctx.peer.ip())
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    req.headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Answers one request; never fails (a failure is an answer).
+pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+    let who = identity(&ctx, &req);
+    let action = format!("{} {}", req.method(), req.uri().path());
+    let outcome = if ctx.shared.draining.load(Ordering::SeqCst) {
+        Outcome::refused(Refused::draining())
+    } else {
+        let limited = ctx
+            .shared
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&who, Instant::now());
+        match limited {
+            Err(wait) => Outcome::refused(Refused::rate_limited(wait)),
+            Ok(()) => dispatch(&ctx, req).await,
+        }
+    };
+    let shared = ctx.shared.clone();
+    let peer = ctx.peer.to_string();
+    let status = outcome.status;
+    let (code, issued, superseded) = (
+        outcome.refused.as_ref().map(|r| r.code),
+        outcome.issued.clone(),
+        outcome.superseded.clone(),
+    );
+    if let Some(r) = &outcome.refused {
+        shared.metrics.refused(r.code);
+        if let Some(detail) = &r.log_detail {
+            log(format_args!("{action} from {who}: {detail}"));
+        }
+    }
+    let audited = tokio::task::spawn_blocking(move || {
+        shared.audit.append(&AuditEntry {
+            time: OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            peer,
+            identity: &who,
+            action,
+            status,
+            refused: code,
+            issued,
+            superseded,
+        })
+    })
+    .await
+    .expect("join");
+    if let Err(e) = audited {
+        // Issued leaves are in the ledger already; the answer still goes out, loudly.
+        log(format_args!("AUDIT LOG WRITE FAILED: {e}"));
+    }
+    let mut res = Response::builder()
+        .status(outcome.status)
+        .header(hyper::header::CONTENT_TYPE, outcome.content_type);
+    if let Some(n) = outcome.crl_number {
+        res = res.header(protocol::CRL_NUMBER_HEADER, n.to_string());
+    }
+    if outcome.status == 429 {
+        res = res.header(hyper::header::RETRY_AFTER, "60");
+    }
+    Ok(res
+        .body(Full::new(Bytes::from(outcome.body)))
+        .expect("response"))
+}
+
+async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
+    let path = req.uri().path().to_string();
+    let pem = req.uri().query() == Some("format=pem");
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, protocol::HEALTH) => Outcome::json(&health(&ctx.shared)),
+        (Method::GET, protocol::CA) => {
+            let core = ctx.shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            Outcome::json(&core.ca_info())
+        }
+        (Method::GET, protocol::METRICS) => {
+            let text = ctx
+                .shared
+                .metrics
+                .render(&gauges(&ctx.shared), OffsetDateTime::now_utc());
+            Outcome::bytes("text/plain; version=0.0.4", text.into_bytes())
+        }
+        (Method::GET, protocol::CRL_ETCD) => crl(&ctx.shared, true, pem),
+        (Method::GET, protocol::CRL_DIRECT) => crl(&ctx.shared, false, true),
+        (Method::POST, protocol::RENEW) => renew(ctx, req).await,
+        (Method::POST, protocol::CONFIRM) => confirm(ctx).await,
+        (Method::POST, protocol::ENROL) => enrol(ctx, req).await,
+        _ => Outcome::refused(Refused::not_found()),
+    }
+}
+
+fn gauges(s: &Shared) -> Gauges {
+    let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
+    let core = s.core.lock().unwrap_or_else(|p| p.into_inner());
+    Gauges {
+        crl_this_update: c.this_update,
+        crl_next_update: c.next_update,
+        crl_number: c.etcd_number,
+        intermediate_not_after: core.intermediate_not_after(),
+        generation: core.generation(),
+    }
+}
+
+fn health(s: &Shared) -> Health {
+    let g = gauges(s);
+    let rfc = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    Health {
+        status: if s.degraded.load(Ordering::SeqCst) {
+            "degraded".into()
+        } else {
+            "ok".into()
+        },
+        generation: g.generation,
+        intermediate_not_after: rfc(g.intermediate_not_after),
+        crl_number: g.crl_number,
+        crl_next_update: rfc(g.crl_next_update),
+    }
+}
+
+fn crl(s: &Shared, etcd: bool, pem: bool) -> Outcome {
+    let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
+    let (der, number) = match etcd {
+        true => (c.etcd_der.clone(), c.etcd_number),
+        false => (c.direct_der.clone(), c.direct_number),
+    };
+    let mut o = if pem {
+        let text = pem::encode(&pem::Pem::new("X509 CRL", der));
+        Outcome::bytes("application/x-pem-file", text.into_bytes())
+    } else {
+        Outcome::bytes("application/pkix-crl", der)
+    };
+    o.crl_number = Some(number);
+    o
+}
+
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refused> {
+    let bytes = Limited::new(req.into_body(), protocol::MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Refused::bad_request(format!("request body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| Refused::bad_request(format!("request body: {e}")))
+}
+
+fn presented(ctx: &Ctx) -> Result<Vec<u8>, Refused> {
+    ctx.client_cert.clone().ok_or_else(|| {
+        Refused::unauthenticated(
+            "this request needs the client certificate being renewed or confirmed",
+        )
+    })
+}
+
+/// Runs a blocking operation on the core.
+async fn with_core<T: Send + 'static>(
+    ctx: &Arc<Ctx>,
+    op: impl FnOnce(&mut super::core::Core, OffsetDateTime) -> Result<T, Refused> + Send + 'static,
+) -> Result<T, Refused> {
+    let shared = ctx.shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        op(&mut core, OffsetDateTime::now_utc())
+    })
+    .await
+    .map_err(Refused::internal)?
+}
+
+async fn renew(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
+    let run = async {
+        let cert = presented(ctx)?;
+        let r: RenewRequest = body(req).await?;
+        with_core(ctx, move |core, now| core.renew(&cert, &r.csr_pem, now)).await
+    };
+    match run.await {
+        Ok((issued, old)) => {
+            ctx.shared.metrics.renewed.fetch_add(1, Ordering::Relaxed);
+            let mut o = Outcome::json(&issued);
+            o.issued = vec![issued.serial];
+            o.superseded = None;
+            log(format_args!("renewed {old} -> {}", o.issued[0]));
+            o
+        }
+        Err(r) => Outcome::refused(r),
+    }
+}
+
+async fn confirm(ctx: &Arc<Ctx>) -> Outcome {
+    let run = async {
+        let cert = presented(ctx)?;
+        with_core(ctx, move |core, now| core.confirm(&cert, now)).await
+    };
+    match run.await {
+        Ok(c) => {
+            ctx.shared.metrics.confirmed.fetch_add(1, Ordering::Relaxed);
+            let mut o = Outcome::json(&c);
+            o.superseded = c.superseded;
+            o
+        }
+        Err(r) => Outcome::refused(r),
+    }
+}
+
+async fn enrol(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
+    let Some(token) = bearer(&req).map(|t| zeroize::Zeroizing::new(t.to_string())) else {
+        return Outcome::refused(Refused::unauthenticated(
+            "enrolment needs its one-time token in the Authorization: Bearer header",
+        ));
+    };
+    let run = async {
+        let r: EnrolRequest = body(req).await?;
+        with_core(ctx, move |core, now| core.enrol(&token, &r, now)).await
+    };
+    match run.await {
+        Ok(e) => {
+            let n = e.leaves.len() as u64;
+            ctx.shared.metrics.enrolled.fetch_add(n, Ordering::Relaxed);
+            let mut o = Outcome::json(&e);
+            o.issued = e.leaves.iter().map(|l| l.serial.clone()).collect();
+            log(format_args!(
+                "enrolled {}: {}",
+                e.entry,
+                o.issued.join(", ")
+            ));
+            o
+        }
+        Err(r) => Outcome::refused(r),
+    }
+}

@@ -1,0 +1,115 @@
+//! Certificates and keys into rustls, and the two TLS configurations: the service's (mutual
+//! TLS offered, not required: enrolment, CRLs and health need no certificate) and an agent's.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::error::{ServiceError, ServiceResult};
+
+fn tls_file(path: &Path, reason: impl std::fmt::Display) -> ServiceError {
+    ServiceError::TlsFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Every certificate of a PEM file, in order (a chain file: leaf first).
+pub fn load_chain(path: &Path) -> ServiceResult<Vec<CertificateDer<'static>>> {
+    let bytes = pki_core::output::read(path)?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_file(path, e))?;
+    if chain.is_empty() {
+        return Err(tls_file(path, "holds no PEM certificate"));
+    }
+    Ok(chain)
+}
+
+/// The private key of a PEM file.
+pub fn load_key(path: &Path) -> ServiceResult<PrivateKeyDer<'static>> {
+    let bytes = zeroize::Zeroizing::new(pki_core::output::read(path)?);
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| tls_file(path, e))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn roots(root: &CertificateDer<'static>) -> ServiceResult<Arc<rustls::RootCertStore>> {
+    let mut store = rustls::RootCertStore::empty();
+    store
+        .add(root.clone())
+        .map_err(|e| ServiceError::TlsSetup(format!("root certificate: {e}")))?;
+    Ok(Arc::new(store))
+}
+
+/// The service's configuration: its chain and key, and client certificates verified against
+/// `root` when a client offers one (only renew and confirm require one).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    root: &CertificateDer<'static>,
+) -> ServiceResult<rustls::ServerConfig> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(root)?, provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// An agent's configuration: the service is trusted through `root` only; `identity` (chain and
+/// key) is presented when given.
+pub fn client_config(
+    root: &CertificateDer<'static>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> ServiceResult<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?
+        .with_root_certificates(roots(root)?);
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ServiceError::TlsSetup(e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Checks that `chain` (leaf first) chains to `root` for serverAuth now: the service refuses
+/// to start with a certificate its own agents would refuse.
+pub fn check_service_chain(
+    path: &Path,
+    chain: &[CertificateDer<'static>],
+    root: &CertificateDer<'static>,
+) -> ServiceResult<()> {
+    let not_ours = |reason: String| ServiceError::ServiceCertNotOurs {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let anchor = webpki::anchor_from_trusted_cert(root).map_err(|e| not_ours(e.to_string()))?;
+    let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| not_ours(e.to_string()))?;
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &chain[1..],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| not_ours(format!("{e:?}")))
+}

@@ -1,0 +1,125 @@
+//! `issuer serve` started for a test on a free loopback port, and stopped (SIGTERM) at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service.
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Spawns `cmd` (an `issuer serve ... --listen 127.0.0.1:0` command) with its stderr in
+    /// `log`, and waits for the "listening on" line.
+    pub fn start(mut cmd: Command, log: &Path) -> Service {
+        let f = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(f))
+            .spawn()
+            .expect("issuer serve");
+        let mut s = Service {
+            child,
+            port: 0,
+            log: log.to_path_buf(),
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on 127.0.0.1:").nth(1) {
+                s.port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                return s;
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("issuer serve exited ({status}): {text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "issuer serve did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `HUP`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+    }
+
+    /// SIGTERM, then the exit status (within `within`).
+    pub fn stop(mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "issuer serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent configuration for `leaves` (role, cert, key) and an optional CRL file.
+pub fn agent_config(
+    url: &str,
+    root: &Path,
+    state: &Path,
+    leaves: &[(&str, &Path, &Path)],
+    crl: Option<&Path>,
+) -> String {
+    let mut s = format!(
+        "service = \"{url}\"\nroot = \"{}\"\nstate = \"{}\"\n",
+        root.display(),
+        state.display()
+    );
+    for (role, cert, key) in leaves {
+        s.push_str(&format!(
+            "\n[[leaf]]\nrole = \"{role}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    if let Some(c) = crl {
+        s.push_str(&format!(
+            "\n[crl]\npath = \"{}\"\ninterval = \"10s\"\n",
+            c.display()
+        ));
+    }
+    s
+}

@@ -1,0 +1,703 @@
+//! `issuer serve` and `pki-agent`: renewal over mutual TLS, confirmation, enrolment with
+//! one-time tokens, CRLs re-signed after a revocation, refusals, metrics, the audit log,
+//! SIGHUP and SIGTERM. The service runs as its users run it, on a loopback port; openssl
+//! checks every certificate and CRL it hands out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::fixture::{ok, run, OpensslCa};
+use e2e_tests::openssl::openssl;
+use e2e_tests::service::{agent_config, Service};
+use e2e_tests::trust_pki::openssl_verify;
+use pki_service::client::{request, Answer, Endpoint};
+use serde_json::Value;
+
+/// A CA, a bundle for members etcd-1..2 and clients app and backup, the service's own
+/// certificate; the service is not started yet.
+struct World {
+    ca: OpensslCa,
+    bundle: PathBuf,
+    cluster: PathBuf,
+}
+
+fn world(dir: &Path) -> World {
+    let ca = OpensslCa::new(dir);
+    let bundle = dir.join("bundle");
+    let cluster = dir.join("cluster.toml");
+    let mut text = format!(
+        "name = \"svc\"\netcd-version = \"3.5\"\ninstall-dir = \"{b}/nodes/{{name}}\"\n\
+         client-install-dir = \"{b}/clients/{{name}}\"\ndata-dir = \"/var/lib/etcd/{{name}}\"\n",
+        b = bundle.display()
+    );
+    for (i, name) in ["etcd-1", "etcd-2"].iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[member]]\nname = \"{name}\"\nips = [\"127.0.0.1\"]\n\
+             client-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
+            23790 + i,
+            23800 + i
+        ));
+    }
+    text.push_str("\n[[member]]\nname = \"etcd-3\"\nips = [\"127.0.0.3\"]\nclient-urls = [\"https://127.0.0.3:2379\"]\npeer-urls = [\"https://127.0.0.3:2380\"]\n");
+    text.push_str("\n[[client]]\nname = \"root\"\nroles = []\n\n[[client]]\nname = \"app\"\nroles = [\"app-rw\"]\n\n[[client]]\nname = \"backup\"\nroles = [\"app-rw\"]\n");
+    text.push_str("\n[[role]]\nname = \"app-rw\"\nreadwrite = [\"/app/\"]\n");
+    std::fs::write(&cluster, text).unwrap();
+    let root = ca.root.to_str().unwrap().to_string();
+    ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+    ]));
+    ok(ca.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    World {
+        ca,
+        bundle,
+        cluster,
+    }
+}
+
+fn start(w: &World, extra: &[&str]) -> Service {
+    let root = w.ca.root.to_str().unwrap();
+    let mut args = vec![
+        "serve",
+        "--ca",
+        "ca",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "svc/server.crt",
+        "--tls-key",
+        "svc/server.key",
+        "--root",
+        root,
+    ];
+    args.extend_from_slice(extra);
+    Service::start(w.ca.issuer_command(&args), &w.ca.dir.join("serve.log"))
+}
+
+fn agent(dir: &Path, args: &[&str]) -> std::process::Output {
+    run(dir, "pki-agent", args, &[])
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The serial of the first certificate of a PEM file, lower-case hex as the ledger has it.
+fn serial(file: &Path) -> String {
+    let out = openssl(
+        Path::new("."),
+        &["x509", "-noout", "-serial", "-in", file.to_str().unwrap()],
+    );
+    out.trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+        .trim_start_matches('0')
+        .to_string()
+}
+
+fn ledger_row(ca: &OpensslCa, serial: &str) -> Value {
+    let rows: Value = serde_json::from_str(&ca.ledger()).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"].as_str().unwrap().trim_start_matches('0') == serial)
+        .unwrap_or_else(|| panic!("no ledger row {serial}"))
+        .clone()
+}
+
+/// One request with the library client, as an agent makes it.
+fn call(
+    port: u16,
+    root: &Path,
+    identity: Option<(&Path, &Path)>,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let root_der = e2e_tests::openssl::cert_ders(root).remove(0);
+    let ident = identity.map(|(c, k)| {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(c)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (
+            chain,
+            rustls::pki_types::PrivateKeyDer::from_pem_file(k).unwrap(),
+        )
+    });
+    let tls = pki_service::tls::client_config(&root_der.into(), ident).unwrap();
+    let ep = Endpoint::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(request(
+            &ep,
+            Arc::new(tls),
+            method,
+            path,
+            bearer,
+            body.map(|b| b.as_bytes().to_vec()),
+        ))
+        .unwrap()
+}
+
+fn csr(dir: &Path, name: &str) -> String {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+            "/O=ignored",
+        ],
+    );
+    std::fs::read_to_string(csr).unwrap()
+}
+
+fn renew_body(csr_pem: &str) -> String {
+    serde_json::json!({ "csr_pem": csr_pem }).to_string()
+}
+
+/// A member's agent renews server and peer over mutual TLS: new keys made on the host, both
+/// files switched together, the old leaves superseded once confirmed, openssl verifies the new
+/// chain and key; the CRL file is installed and re-fetched after a revocation with a higher
+/// number that lists the serial; a revoked leaf is refused and counted.
+#[test]
+fn an_agent_renews_its_member_and_keeps_the_crl_current() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &[]);
+    let node = w.bundle.join("nodes/etcd-1");
+    let (server, peer) = (node.join("server.crt"), node.join("peer.crt"));
+    let (old_server, old_peer) = (serial(&server), serial(&peer));
+    let old_key = std::fs::read(node.join("server.key")).unwrap();
+    let conf = tmp.path().join("agent-etcd-1.toml");
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &node.join("ca.crt"),
+            &tmp.path().join("state/etcd-1.json"),
+            &[
+                ("server", &server, &node.join("server.key")),
+                ("peer", &peer, &node.join("peer.key")),
+            ],
+            Some(&node.join("crl.der")),
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+
+    // Nothing is due: a pass renews nothing, installs the CRL, exits 0.
+    let o = agent(tmp.path(), &["run", "--config", c, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("renewed"), "{}", text(&o));
+    assert_eq!(serial(&server), old_server);
+    let status: Value =
+        serde_json::from_slice(&agent(tmp.path(), &["status", "--config", c, "--json"]).stdout)
+            .unwrap();
+    let first_crl = status["crl"]["number"].as_u64().unwrap();
+    assert_eq!(status["danger"], false);
+    assert!(
+        status["leaves"][0]["days_left"].as_i64().unwrap() > 80,
+        "{status}"
+    );
+
+    // Renewal now.
+    let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (new_server, new_peer) = (serial(&server), serial(&peer));
+    assert_ne!(new_server, old_server);
+    assert_ne!(new_peer, old_peer);
+    assert_ne!(
+        std::fs::read(node.join("server.key")).unwrap(),
+        old_key,
+        "a new key"
+    );
+    assert!(std::fs::symlink_metadata(&server).unwrap().is_symlink());
+    let (good, out) = openssl_verify(tmp.path(), &w.ca.root, &server);
+    assert!(good, "{out}");
+    let pubkey = |args: &[&str]| openssl(tmp.path(), args);
+    assert_eq!(
+        pubkey(&["x509", "-noout", "-pubkey", "-in", server.to_str().unwrap()]),
+        pubkey(&[
+            "pkey",
+            "-pubout",
+            "-in",
+            node.join("server.key").to_str().unwrap()
+        ]),
+        "the new certificate certifies the new key"
+    );
+    let x = openssl(
+        tmp.path(),
+        &["x509", "-noout", "-text", "-in", server.to_str().unwrap()],
+    );
+    assert!(
+        x.contains("IP Address:127.0.0.1") && x.contains("CN = etcd-1"),
+        "{x}"
+    );
+    // Old superseded (confirmed), new active, same names, recorded where the agent keeps it.
+    assert_eq!(ledger_row(&w.ca, &old_server)["status"], "superseded");
+    let row = ledger_row(&w.ca, &new_server);
+    assert_eq!(row["status"], "active");
+    assert_eq!(row["subject"], "etcd-1");
+    assert!(
+        row["cert_path"].as_str().unwrap().starts_with("agent:"),
+        "{row}"
+    );
+    let s: Value =
+        serde_json::from_slice(&agent(tmp.path(), &["status", "--config", c, "--json"]).stdout)
+            .unwrap();
+    assert!(s["leaves"][0]["last_renewal"].is_string(), "{s}");
+    assert!(s["leaves"][0]["unconfirmed"].is_null(), "{s}");
+
+    // The superseded leaf can renew nothing any more.
+    let old_chain = tmp.path().join("old-server.crt");
+    let old_dir = std::fs::read_dir(node.join(".pki-agent"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.strip_prefix("server.crt-")
+                .is_some_and(|s| s.trim_start_matches('0') == old_server)
+        })
+        .expect("the old plain files are kept");
+    std::fs::copy(old_dir.join("server.crt"), &old_chain).unwrap();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        Some((&old_chain, &old_dir.join("server.key"))),
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr(tmp.path(), "x"))),
+    );
+    assert_eq!(a.status, 403, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("superseded"));
+
+    // Revoke the new peer leaf: the next CRL (signed within seconds) lists it.
+    ok(w.ca.issuer(&[
+        "revoke",
+        &new_peer,
+        "--ca",
+        "ca",
+        "--reason",
+        "keyCompromise",
+    ]));
+    std::thread::sleep(Duration::from_secs(4));
+    let o = agent(tmp.path(), &["run", "--config", c, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s: Value =
+        serde_json::from_slice(&agent(tmp.path(), &["status", "--config", c, "--json"]).stdout)
+            .unwrap();
+    assert!(s["crl"]["number"].as_u64().unwrap() > first_crl, "{s}");
+    let crl = openssl(
+        tmp.path(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-text",
+            "-in",
+            node.join("crl.der").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        crl.to_ascii_lowercase()
+            .replace(':', "")
+            .contains(&new_peer),
+        "{new_peer} in {crl}"
+    );
+    let verified = e2e_tests::openssl::try_openssl(
+        tmp.path(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-in",
+            node.join("crl.der").to_str().unwrap(),
+            "-CAfile",
+            w.bundle.join("intermediate.crt").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        verified.0,
+        "openssl checks the CRL's signature: {verified:?}"
+    );
+
+    // The revoked peer leaf is refused; the server leaf still renews; the pass exits 1.
+    let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("peer renewal") && text(&o).contains("revoked"),
+        "{}",
+        text(&o)
+    );
+    assert_ne!(serial(&server), new_server, "the server leaf was renewed");
+    assert_eq!(
+        serial(&peer),
+        new_peer,
+        "the revoked peer's files are untouched"
+    );
+
+    // Metrics count it all; the audit log has every request and the service stops on TERM.
+    let m = call(svc.port, &w.ca.root, None, "GET", "/metrics", None, None);
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(m.contains("pki_renewed_total 3"), "{m}");
+    assert!(m.contains("pki_refused_total{reason=\"revoked\"} 1"), "{m}");
+    assert!(
+        m.contains("pki_refused_total{reason=\"superseded\"} 1"),
+        "{m}"
+    );
+    let audit = std::fs::read_to_string(w.ca.ca.join("audit.log")).unwrap();
+    assert!(
+        audit.contains(&format!("\"identity\":\"leaf:{new_peer}\"")),
+        "{audit}"
+    );
+    assert!(audit
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    let status = svc.stop(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+}
+
+/// A one-time token enrols exactly its entry, once, before it expires; the token never
+/// reaches the audit log or the service's log; requests without the right credential are
+/// refused and change nothing.
+#[test]
+fn a_token_enrols_its_entry_once() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &[]);
+    let cl = w.cluster.to_str().unwrap();
+    ok(w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        cl,
+        "--client",
+        "app",
+        "--out",
+        "tok",
+    ]));
+    let tok = std::fs::read_to_string(tmp.path().join("tok")).unwrap();
+    let tok = tok.trim();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tmp.path().join("tok"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !std::fs::read(w.ca.ca.join("ledger.sqlite"))
+            .unwrap()
+            .windows(tok.len())
+            .any(|x| x == tok.as_bytes()),
+        "stored hashed"
+    );
+
+    let host = tmp.path().join("host-app");
+    let conf = tmp.path().join("agent-app.toml");
+    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::copy(&w.ca.root, host.join("ca.crt")).unwrap();
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &host.join("ca.crt"),
+            &host.join("state.json"),
+            &[("client", &cert, &key)],
+            None,
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(tmp.path(), &["enrol", "--config", c, "--token-file", "tok"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (good, out) = openssl_verify(tmp.path(), &w.ca.root, &cert);
+    assert!(good, "{out}");
+    let x = openssl(
+        tmp.path(),
+        &["x509", "-noout", "-subject", "-in", cert.to_str().unwrap()],
+    );
+    assert!(x.contains("CN=app") || x.contains("CN = app"), "{x}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let enrolled = serial(&cert);
+    assert_eq!(
+        ledger_row(&w.ca, &enrolled)["cert_path"],
+        "agent:client app/client"
+    );
+
+    // Again: the host refuses to overwrite; another host with the same token gets nothing.
+    let o = agent(tmp.path(), &["enrol", "--config", c, "--token-file", "tok"]);
+    assert!(
+        !o.status.success() && text(&o).contains("enrolled already"),
+        "{}",
+        text(&o)
+    );
+    let before = w.ca.ledger();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/enrol",
+        Some(tok),
+        Some(
+            &serde_json::json!({"csrs": [{"role": "client", "csr_pem": csr(tmp.path(), "a")}]})
+                .to_string(),
+        ),
+    );
+    assert_eq!(a.status, 403, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("bad-token"));
+    // A member token wants server and peer CSRs; one CSR is a bad request, and the token
+    // survives it.
+    ok(w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        cl,
+        "--member",
+        "etcd-3",
+        "--out",
+        "tok3",
+    ]));
+    let tok3 = std::fs::read_to_string(tmp.path().join("tok3")).unwrap();
+    let one = serde_json::json!({"csrs": [{"role": "server", "csr_pem": csr(tmp.path(), "b")}]})
+        .to_string();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/enrol",
+        Some(tok3.trim()),
+        Some(&one),
+    );
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(w.ca.ledger(), before, "refusals record nothing");
+    let two = serde_json::json!({"csrs": [
+        {"role": "server", "csr_pem": csr(tmp.path(), "c")},
+        {"role": "peer", "csr_pem": csr(tmp.path(), "d")}]})
+    .to_string();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/enrol",
+        Some(tok3.trim()),
+        Some(&two),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let e: Value = serde_json::from_slice(&a.body).unwrap();
+    let server_pem = e["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == "server")
+        .unwrap()["chain_pem"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(tmp.path().join("e3.crt"), &server_pem).unwrap();
+    let x = openssl(tmp.path(), &["x509", "-noout", "-text", "-in", "e3.crt"]);
+    assert!(
+        x.contains("IP Address:127.0.0.3") && !x.contains("ignored"),
+        "names from the cluster file, not the CSR: {x}"
+    );
+
+    // An expired token, an unknown member, a token for too long.
+    ok(w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        cl,
+        "--client",
+        "backup",
+        "--ttl",
+        "1s",
+        "--out",
+        "tok-short",
+    ]));
+    std::thread::sleep(Duration::from_millis(2100));
+    let short = std::fs::read_to_string(tmp.path().join("tok-short")).unwrap();
+    let body = serde_json::json!({"csrs": [{"role": "client", "csr_pem": csr(tmp.path(), "e")}]})
+        .to_string();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/enrol",
+        Some(short.trim()),
+        Some(&body),
+    );
+    assert_eq!(a.status, 403);
+    let o = w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        cl,
+        "--member",
+        "etcd-9",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("no [[member]] named 'etcd-9'"),
+        "{}",
+        text(&o)
+    );
+    let o = w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        cl,
+        "--client",
+        "app",
+        "--ttl",
+        "2d",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("24h"),
+        "{}",
+        text(&o)
+    );
+    // Renewal without a client certificate; an unknown path.
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr(tmp.path(), "f"))),
+    );
+    assert_eq!(a.status, 401);
+    let a = call(svc.port, &w.ca.root, None, "GET", "/v1/nothing", None, None);
+    assert_eq!(a.status, 404);
+    // Health.
+    let h: Value = serde_json::from_slice(
+        &call(svc.port, &w.ca.root, None, "GET", "/v1/health", None, None).body,
+    )
+    .unwrap();
+    assert_eq!(h["status"], "ok");
+
+    let audit = std::fs::read_to_string(w.ca.ca.join("audit.log")).unwrap();
+    for t in [tok, tok3.trim(), short.trim()] {
+        assert!(!audit.contains(t), "a token reached the audit log");
+        assert!(
+            !svc.log_text().contains(t),
+            "a token reached the service log"
+        );
+    }
+    assert!(audit.contains("\"refused\":\"bad-token\""), "{audit}");
+}
+
+/// Rate limits apply per identity; SIGHUP reloads (a failed reload keeps serving).
+#[test]
+fn rate_limits_and_reload() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &["--rate-burst", "3", "--rate-per-minute", "1"]);
+    let codes: Vec<u16> = (0..5)
+        .map(|_| call(svc.port, &w.ca.root, None, "GET", "/v1/health", None, None).status)
+        .collect();
+    assert_eq!(codes, vec![200, 200, 200, 429, 429]);
+    // Another identity (a leaf) has its own bucket.
+    let node = w.bundle.join("nodes/etcd-2");
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        Some((&node.join("server.crt"), &node.join("server.key"))),
+        "GET",
+        "/v1/health",
+        None,
+        None,
+    );
+    assert_eq!(a.status, 200);
+    svc.signal("HUP");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        svc.log_text().contains("reloaded: generation 1 active"),
+        "{}",
+        svc.log_text()
+    );
+    // The identity file gone: the reload fails and the service goes on.
+    std::fs::rename(&w.ca.identity, tmp.path().join("id.moved")).unwrap();
+    svc.signal("HUP");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        svc.log_text()
+            .contains("reload failed, still serving as before"),
+        "{}",
+        svc.log_text()
+    );
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        Some((&node.join("peer.crt"), &node.join("peer.key"))),
+        "GET",
+        "/v1/health",
+        None,
+        None,
+    );
+    assert_eq!(a.status, 200);
+    assert!(svc.stop(Duration::from_secs(20)).success());
+}
