@@ -391,8 +391,10 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
         "{m}"
     );
     let audit = std::fs::read_to_string(w.ca.ca.join("audit.log")).unwrap();
+    let peer_row = ledger_row(&w.ca, &new_peer);
+    let ledger_serial = peer_row["serial"].as_str().unwrap();
     assert!(
-        audit.contains(&format!("\"identity\":\"leaf:{new_peer}\"")),
+        audit.contains(&format!("\"identity\":\"leaf:{ledger_serial}\"")),
         "{audit}"
     );
     assert!(audit
