@@ -1,5 +1,7 @@
-//! CLI contract snapshots: the exact text of `--help` screens and error messages lives in
-//! `tests/snapshots/*.txt`, so a changed message is a visible change in review.
+//! Message snapshots of the e2e suites: the exact text of error messages that only a token, a
+//! cluster or a multi-step setup can provoke lives in `tests/snapshots/*.txt`, so a changed
+//! message is a visible change in review. (`--help` screens and the messages that need only
+//! files are pinned by the case files beside each binary, `*/tests/cmd/*.toml`.)
 //! `SNAPSHOTS=overwrite cargo test ...` rewrites them; otherwise a difference fails the test.
 
 use std::path::{Path, PathBuf};

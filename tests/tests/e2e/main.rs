@@ -5,9 +5,11 @@
 //! The harness runs the tests of every module on parallel threads: a test that starts etcd,
 //! uses loopback ports or loads the machine takes `e2e_tests::serial::exclusive()` first.
 //!
-//! Run one feature with a filter, e.g. `cargo test -p e2e-tests --test e2e cli_help`.
+//! Run one feature with a filter, e.g. `cargo test -p e2e-tests --test e2e issuance::`. The
+//! command-line contract that needs no token, etcd or network (`--help`, usage and input errors,
+//! read-only commands on a fixture CA) is in the case files next to each binary
+//! (`issuer/tests/cmd`, `intermediate-ca/tests/cmd`, `root-ca/tests/cmd`).
 
-mod cli_help;
 mod crl_expiry;
 mod enrolment;
 mod etcd_bundle;
