@@ -14,7 +14,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast --lib --bins
 cargo test -p pki-core --locked --no-fail-fast --test crl_expiry
 cargo test --workspace --locked --doc
-cargo test -p root-ca -p intermediate-ca -p issuer --locked --no-fail-fast --test cli
+cargo test -p root-ca -p intermediate-ca -p issuer -p pki-agent --locked --no-fail-fast --test cli
 echo "test-all: fast tier passed in $((SECONDS - t0)) s" >&2
 t1=$SECONDS
 cargo build --workspace --bins --locked

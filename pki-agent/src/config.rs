@@ -101,8 +101,7 @@ impl Config {
 
     /// Names the field at fault.
     fn validate(&self) -> Result<(), String> {
-        pki_service::client::Endpoint::parse(&self.service)
-            .map_err(|e| format!("service = \"{}\": {e}", self.service))?;
+        pki_service::client::Endpoint::parse(&self.service).map_err(|e| e.to_string())?;
         if !(0.1..=0.95).contains(&self.renew_at) {
             return Err(format!("renew_at = {} is outside 0.1..0.95", self.renew_at));
         }
@@ -177,7 +176,7 @@ path = "/p/crl.der"
             (
                 "https://127.0.0.1:8443",
                 "http://127.0.0.1:8443",
-                "service = \"http://",
+                "service URL 'http://",
             ),
             (
                 "role = \"server\"",

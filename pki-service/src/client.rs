@@ -30,7 +30,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `https://HOST:PORT` (an IPv6 host in brackets); only https is accepted.
     pub fn parse(url: &str) -> ServiceResult<Self> {
-        let bad = |why: &str| ServiceError::BadAnswer(format!("service URL '{url}': {why}"));
+        let bad = |reason: &'static str| ServiceError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
         let rest = url
             .strip_prefix("https://")
             .ok_or_else(|| bad("must start with https://"))?

@@ -56,6 +56,14 @@ pub enum ServiceError {
         /// The refusal's sentence.
         reason: String,
     },
+    /// A service URL that is not `https://HOST:PORT`.
+    #[error("service URL '{url}': {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The service's answer was not what the protocol says.
     #[error("unexpected answer from the service: {0}")]
     BadAnswer(String),
