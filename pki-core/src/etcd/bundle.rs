@@ -268,8 +268,34 @@ fn write_member<S: Signer>(
     let root = inputs.root_pem.as_bytes();
     write_if_absent(&dir.join("ca.crt"), root, Mode::Public, report)?;
     write_if_absent(&dir.join(ETCD_CRL_FILE), crl, Mode::Public, report)?;
+    if let Some(files) = cluster.member_agent_files(m) {
+        write_agent_files(dir, &files, report)?;
+    }
     let env = cluster.member_env(m, joins_existing);
     write_if_absent(&dir.join("etcd.env"), env.as_bytes(), Mode::Public, report)
+}
+
+/// `pki-agent.toml` and its systemd units, rewritten when the cluster file changes them.
+fn write_agent_files(
+    dir: &Path,
+    files: &super::AgentFiles,
+    report: &mut BundleReport,
+) -> Result<()> {
+    write_if_changed(
+        &dir.join(super::AGENT_CONFIG_FILE),
+        files.config.as_bytes(),
+        report,
+    )?;
+    write_if_changed(
+        &dir.join(super::AGENT_SERVICE_FILE),
+        files.service.as_bytes(),
+        report,
+    )?;
+    write_if_changed(
+        &dir.join(super::AGENT_TIMER_FILE),
+        files.timer.as_bytes(),
+        report,
+    )
 }
 
 /// A client's folder: its leaf and trust file under the names its kind expects, and
@@ -300,6 +326,9 @@ fn write_client<S: Signer>(
         output::create_dir(parent, 0o755)?;
     }
     write_if_absent(&ca, inputs.root_pem.as_bytes(), Mode::Public, report)?;
+    if let Some(files) = cluster.client_agent_files(c) {
+        write_agent_files(dir, &files, report)?;
+    }
     match c.kind {
         ClientKind::Etcdctl => {
             let env = cluster.client_env(c);

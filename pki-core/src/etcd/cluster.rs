@@ -40,6 +40,10 @@ pub struct ClusterFile {
     /// The SAN every peer certificate shares, for `--peer-cert-allowed-hostname`.
     #[serde(default)]
     pub peer_san: Option<String>,
+    /// The online issuing service (`issuer serve`) as `https://HOST:PORT`: when set, every
+    /// member and client folder gets a `pki-agent.toml` and systemd units for `pki-agent`.
+    #[serde(default)]
+    pub service: Option<String>,
     /// Leaf key algorithm (default p256).
     #[serde(default)]
     pub key: Option<String>,

@@ -3,6 +3,7 @@
 //! YAML config: etcd 3.4's YAML silently drops CRL and peer-restriction settings and makes etcd
 //! ignore every flag and variable (etcd facts Y1).
 
+mod agent_files;
 mod bundle;
 pub mod cfssl;
 pub mod check;
@@ -15,6 +16,7 @@ pub mod upkeep;
 mod values;
 mod version;
 
+pub use agent_files::{AgentFiles, AGENT_CONFIG_FILE, AGENT_SERVICE_FILE, AGENT_TIMER_FILE};
 pub use bundle::{build_bundle, gate_every_leaf, BundleInputs, BundleReport};
 pub use cluster::{Client, ClientKind, ClusterFile, Member, Proxy, Role};
 pub use files::RBAC_PRELUDE;

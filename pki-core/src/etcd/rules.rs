@@ -152,6 +152,9 @@ impl ClusterFile {
         if let Some(s) = &self.peer_san {
             check("peer-san", s, v::hostname)?;
         }
+        if let Some(s) = &self.service {
+            check("service", s, v::url)?;
+        }
         if let Some(k) = &self.key {
             if k.parse::<KeyAlgorithm>().is_err() {
                 let p =

@@ -97,7 +97,7 @@ fn agent(dir: &Path, args: &[&str]) -> std::process::Output {
     run(dir, "pki-agent", args, &[])
 }
 
-fn text(o: &std::process::Output) -> String {
+fn text_of(o: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -228,8 +228,8 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
 
     // Nothing is due: a pass renews nothing, installs the CRL, exits 0.
     let o = agent(tmp.path(), &["run", "--config", c, "--once"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(!text(&o).contains("renewed"), "{}", text(&o));
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert!(!text_of(&o).contains("renewed"), "{}", text_of(&o));
     assert_eq!(serial(&server), old_server);
     let status: Value =
         serde_json::from_slice(&agent(tmp.path(), &["status", "--config", c, "--json"]).stdout)
@@ -243,7 +243,7 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
 
     // Renewal now.
     let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", text_of(&o));
     let (new_server, new_peer) = (serial(&server), serial(&peer));
     assert_ne!(new_server, old_server);
     assert_ne!(new_peer, old_peer);
@@ -325,7 +325,7 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
     ]));
     std::thread::sleep(Duration::from_secs(4));
     let o = agent(tmp.path(), &["run", "--config", c, "--once"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", text_of(&o));
     let s: Value =
         serde_json::from_slice(&agent(tmp.path(), &["status", "--config", c, "--json"]).stdout)
             .unwrap();
@@ -368,11 +368,11 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
 
     // The revoked peer leaf is refused; the server leaf still renews; the pass exits 1.
     let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
     assert!(
-        text(&o).contains("peer renewal") && text(&o).contains("revoked"),
+        text_of(&o).contains("peer renewal") && text_of(&o).contains("revoked"),
         "{}",
-        text(&o)
+        text_of(&o)
     );
     assert_ne!(serial(&server), new_server, "the server leaf was renewed");
     assert_eq!(
@@ -460,7 +460,7 @@ fn a_token_enrols_its_entry_once() {
     .unwrap();
     let c = conf.to_str().unwrap();
     let o = agent(tmp.path(), &["enrol", "--config", c, "--token-file", "tok"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", text_of(&o));
     let (good, out) = openssl_verify(tmp.path(), &w.ca.root, &cert);
     assert!(good, "{out}");
     let x = openssl(
@@ -481,9 +481,9 @@ fn a_token_enrols_its_entry_once() {
     // Again: the host refuses to overwrite; another host with the same token gets nothing.
     let o = agent(tmp.path(), &["enrol", "--config", c, "--token-file", "tok"]);
     assert!(
-        !o.status.success() && text(&o).contains("enrolled already"),
+        !o.status.success() && text_of(&o).contains("enrolled already"),
         "{}",
-        text(&o)
+        text_of(&o)
     );
     let before = w.ca.ledger();
     let a = call(
@@ -599,9 +599,9 @@ fn a_token_enrols_its_entry_once() {
         "etcd-9",
     ]);
     assert!(
-        !o.status.success() && text(&o).contains("no [[member]] named 'etcd-9'"),
+        !o.status.success() && text_of(&o).contains("no [[member]] named 'etcd-9'"),
         "{}",
-        text(&o)
+        text_of(&o)
     );
     let o = w.ca.issuer(&[
         "token",
@@ -616,9 +616,9 @@ fn a_token_enrols_its_entry_once() {
         "2d",
     ]);
     assert!(
-        !o.status.success() && text(&o).contains("24h"),
+        !o.status.success() && text_of(&o).contains("24h"),
         "{}",
-        text(&o)
+        text_of(&o)
     );
     // Renewal without a client certificate; an unknown path.
     let a = call(
@@ -702,4 +702,92 @@ fn rate_limits_and_reload() {
     );
     assert_eq!(a.status, 200);
     assert!(svc.stop(Duration::from_secs(20)).success());
+}
+
+/// With `service` in the cluster file, `issuer etcd` gives every member and client folder a
+/// `pki-agent.toml` and systemd units; the configuration works as written (only its state
+/// path moved into the test's folder): the agent renews the member's leaves and installs its
+/// CRL, and the client's configuration names the client's files.
+#[test]
+fn issuer_etcd_writes_working_agent_files() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &[]);
+    let text = std::fs::read_to_string(&w.cluster).unwrap();
+    std::fs::write(&w.cluster, format!("service = \"{}\"\n{text}", svc.url())).unwrap();
+    let root = w.ca.root.to_str().unwrap().to_string();
+    ok(w.ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+    ]));
+    let node = w.bundle.join("nodes/etcd-2");
+    let conf = std::fs::read_to_string(node.join("pki-agent.toml")).unwrap();
+    assert!(
+        conf.contains(&format!("service = \"{}\"", svc.url())),
+        "{conf}"
+    );
+    let unit = std::fs::read_to_string(node.join("pki-agent.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=/usr/local/bin/pki-agent run --once --config {}/pki-agent.toml",
+            node.display()
+        )),
+        "{unit}"
+    );
+    let timer = std::fs::read_to_string(node.join("pki-agent.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=10min") && timer.contains("[Install]"));
+    let client = std::fs::read_to_string(w.bundle.join("clients/app/pki-agent.toml")).unwrap();
+    assert!(client.contains(&format!("{}/clients/app/client.crt", w.bundle.display())));
+    assert!(
+        !client.contains("[crl]"),
+        "a client installs no CRL: {client}"
+    );
+
+    let moved = tmp.path().join("etcd-2.toml");
+    let state = tmp.path().join("agent-state/etcd-2.json");
+    std::fs::write(
+        &moved,
+        conf.replace("/var/lib/pki-agent/etcd-2.json", state.to_str().unwrap()),
+    )
+    .unwrap();
+    let before = serial(&node.join("server.crt"));
+    let o = agent(
+        tmp.path(),
+        &[
+            "run",
+            "--config",
+            moved.to_str().unwrap(),
+            "--once",
+            "--renew-now",
+        ],
+    );
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert_ne!(serial(&node.join("server.crt")), before);
+    let (good, out) = openssl_verify(tmp.path(), &w.ca.root, &node.join("peer.crt"));
+    assert!(good, "{out}");
+    assert!(state.exists());
+    // Run again with nothing changed: the agent files are not rewritten.
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let written = mtime(&node.join("pki-agent.toml"));
+    std::thread::sleep(Duration::from_millis(20));
+    ok(w.ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+    ]));
+    assert_eq!(mtime(&node.join("pki-agent.toml")), written);
 }
