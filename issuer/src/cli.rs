@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// The root certificate, when the CA folder has none pinned (an imported CA).
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
+    /// Lifetime of the leaves the service issues (e.g. 2m, 12h), instead of the profile's 90
+    /// days: for renewal drills and tests. At least 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub leaf_lifetime: Option<String>,
     /// Validity of each CRL the service signs, in days.
     #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub crl_days: u32,

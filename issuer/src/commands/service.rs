@@ -20,6 +20,16 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
     );
     config.crl_days = a.crl_days;
     config.root = a.root.clone();
+    if let Some(life) = &a.leaf_lifetime {
+        let life = parse_duration(life)?;
+        if life < time::Duration::seconds(10) || life > time::Duration::days(825) {
+            return Err(Error::BadValidity(format!(
+                "--leaf-lifetime {} is outside 10s..825d",
+                a.leaf_lifetime.as_deref().unwrap_or_default()
+            )));
+        }
+        config.leaf_lifetime = Some(life);
+    }
     config.crl_refresh = std::time::Duration::from_secs(refresh.whole_seconds().max(60) as u64);
     config.rate = pki_service::server::RateLimit {
         burst: a.rate_burst,

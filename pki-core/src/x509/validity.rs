@@ -33,9 +33,23 @@ impl Validity {
                 "{days} days is longer than this profile allows ({max_days} days)"
             )));
         }
+        Self::lasting(Duration::days(days as i64), issuer, now)
+    }
+
+    /// `lifetime` from now, inside the issuer's window. The backdating for clock skew is at
+    /// most a tenth of the lifetime, so a short-lived leaf (a drill's minutes) still spends
+    /// most of its life ahead of it.
+    pub fn lasting(
+        lifetime: Duration,
+        issuer: Option<(OffsetDateTime, OffsetDateTime)>,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        if lifetime < Duration::seconds(10) {
+            return Err(Error::ZeroDays);
+        }
         let now = now.replace_nanosecond(0).expect("zero nanoseconds");
-        let mut not_before = now - BACKDATE;
-        let not_after = now + Duration::days(days as i64);
+        let mut not_before = now - BACKDATE.min(lifetime / 10);
+        let not_after = now + lifetime;
         if let Some((inb, ina)) = issuer {
             if now < inb || now > ina {
                 return Err(Error::IssuerNotCurrent {

@@ -58,6 +58,7 @@ impl Core {
     pub fn open(
         dir: &std::path::Path,
         root: Option<&std::path::Path>,
+        leaf_lifetime: Option<time::Duration>,
         unlock: &Unlock,
     ) -> pki_core::Result<Self> {
         let ca = CaDir::open(dir)?;
@@ -73,7 +74,10 @@ impl Core {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(pki_core::Error::io(ca.root_crl_path(), e)),
         };
-        let signer = unlock(&ca)?;
+        let mut signer = unlock(&ca)?;
+        if let Some(life) = leaf_lifetime {
+            signer = signer.with_leaf_lifetime(life);
+        }
         let ledger = ca.ledger()?;
         Ok(Core {
             ca,

@@ -46,6 +46,8 @@ pub struct Config {
     pub tls_key: PathBuf,
     /// The root certificate; None for the one pinned in the CA folder.
     pub root: Option<PathBuf>,
+    /// Lifetime of the leaves the service issues, instead of the profile's (drills, tests).
+    pub leaf_lifetime: Option<time::Duration>,
     /// Validity of each CRL signed, in days.
     pub crl_days: u32,
     /// The CRLs are re-signed at least this often.
@@ -67,6 +69,7 @@ impl Config {
             tls_cert,
             tls_key,
             root: None,
+            leaf_lifetime: None,
             crl_days: 7,
             crl_refresh: Duration::from_secs(3600),
             revocation_poll: Duration::from_secs(2),
@@ -116,8 +119,9 @@ pub async fn serve(
 ) -> ServiceResult<()> {
     let dir = config.ca_dir.clone();
     let root = config.root.clone();
+    let life = config.leaf_lifetime;
     let (core, unlock) = tokio::task::spawn_blocking(move || {
-        let core = Core::open(&dir, root.as_deref(), &unlock);
+        let core = Core::open(&dir, root.as_deref(), life, &unlock);
         (core, unlock)
     })
     .await
@@ -214,7 +218,12 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
 async fn reload(shared: Arc<Shared>) {
     let s = shared.clone();
     let done = tokio::task::spawn_blocking(move || -> ServiceResult<u32> {
-        let mut core = Core::open(&s.config.ca_dir, s.config.root.as_deref(), &s.unlock)?;
+        let mut core = Core::open(
+            &s.config.ca_dir,
+            s.config.root.as_deref(),
+            s.config.leaf_lifetime,
+            &s.unlock,
+        )?;
         let tls = load_tls(&s.config, core.root_der())?;
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
         let generation = core.generation();
