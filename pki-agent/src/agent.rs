@@ -331,7 +331,23 @@ impl Agent {
         let Some(c) = &self.config.crl else {
             return Ok(None);
         };
-        let tls = self.tls(None)?;
+        // With this host's first leaf when it has one: the service then limits the host by
+        // its own identity, not with every host behind the same address.
+        let now = OffsetDateTime::now_utc();
+        let live = self
+            .config
+            .leaves
+            .iter()
+            .find(|l| self.view(l).is_ok_and(|v| v.not_after > now));
+        let identity = live.and_then(|l| {
+            let chain = std::fs::read(&l.cert).ok()?;
+            let key = Zeroizing::new(std::fs::read(&l.key).ok()?);
+            Some((chain, key))
+        });
+        let tls = match &identity {
+            Some((chain, key)) => self.tls(Some((chain, key))).or_else(|_| self.tls(None))?,
+            None => self.tls(None)?,
+        };
         let info: protocol::CaInfo = self
             .call(tls.clone(), "GET", protocol::CA, None, None)?
             .json()?;

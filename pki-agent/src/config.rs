@@ -26,9 +26,10 @@ pub struct Config {
     /// fleet issued together does not renew together.
     #[serde(default = "default_jitter")]
     pub jitter: f64,
-    /// `status` and `run --once` exit with 2 when a leaf has fewer days left than this.
-    #[serde(default = "default_danger_days")]
-    pub danger_days: u32,
+    /// `status` and `run --once` exit with 2 when a leaf has less than this left, e.g. `7d`
+    /// (default), `12h`.
+    #[serde(default = "default_danger")]
+    pub danger: String,
     /// Key algorithm of renewed keys: `p256` (default), `p384`, `ed25519`, `rsa2048`, ...
     #[serde(default = "default_key")]
     pub key: String,
@@ -71,8 +72,8 @@ fn default_renew_at() -> f64 {
 fn default_jitter() -> f64 {
     0.05
 }
-fn default_danger_days() -> u32 {
-    7
+fn default_danger() -> String {
+    "7d".into()
 }
 fn default_key() -> String {
     "p256".into()
@@ -111,6 +112,7 @@ impl Config {
         self.key
             .parse::<pki_core::keys::algorithm::KeyAlgorithm>()
             .map_err(|e| format!("key = \"{}\": {e}", self.key))?;
+        self.danger_window()?;
         if self.leaves.is_empty() && self.crl.is_none() {
             return Err("no [[leaf]] and no [crl]: nothing to do".into());
         }
@@ -137,6 +139,12 @@ impl Config {
             self.crl_interval()?;
         }
         Ok(())
+    }
+
+    /// The danger window.
+    pub fn danger_window(&self) -> Result<time::Duration, String> {
+        pki_core::x509::validity::parse_duration(&self.danger)
+            .map_err(|e| format!("danger = \"{}\": {e}", self.danger))
     }
 
     /// The CRL fetch interval.

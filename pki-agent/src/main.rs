@@ -91,14 +91,24 @@ fn run(command: Command) -> AgentResult<ExitCode> {
         } => {
             let agent = Agent::new(Config::load(&config)?)?;
             let print = |r: &pki_agent::run::PassReport| {
+                // A daemon's lines carry the time (a timer's run is stamped by its journal).
+                let at = match once {
+                    true => String::new(),
+                    false => format!(
+                        "{} ",
+                        time::OffsetDateTime::now_utc()
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ),
+                };
                 for line in &r.renewed {
-                    println!("renewed {line}");
+                    println!("{at}renewed {line}");
                 }
                 if let Some(n) = r.crl_number {
-                    println!("CRL {n} installed");
+                    println!("{at}CRL {n} installed");
                 }
                 for f in &r.failures {
-                    eprintln!("pki-agent: {f}");
+                    eprintln!("{at}pki-agent: {f}");
                 }
             };
             if !once {

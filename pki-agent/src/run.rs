@@ -64,13 +64,26 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
 }
 
 /// Runs passes for ever: the next one when a leaf is due or the CRL interval has passed;
-/// after a failure, again after a backoff that doubles from 30 s up to 15 minutes.
+/// after a failure, again after a backoff that doubles from 30 s (less for a leaf close to
+/// its end: a tenth of what it has left, at least 1 s) up to 15 minutes.
 pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<()> {
     let crl_every = agent
         .config
         .crl_interval()
         .unwrap_or(Duration::from_secs(600));
-    let mut backoff = Duration::from_secs(30);
+    let first_backoff = || {
+        let now = OffsetDateTime::now_utc();
+        let left = agent
+            .config
+            .leaves
+            .iter()
+            .filter_map(|l| agent.view(l).ok())
+            .map(|v| (v.not_after - now).whole_seconds().max(0) as u64)
+            .min()
+            .unwrap_or(300);
+        Duration::from_secs((left / 10).clamp(1, 30))
+    };
+    let mut backoff = first_backoff();
     let mut last_crl: Option<std::time::Instant> = None;
     loop {
         let fetch = last_crl.is_none_or(|t| t.elapsed() >= crl_every);
@@ -80,22 +93,24 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
             last_crl = Some(std::time::Instant::now());
         }
         let wait = if report.failures.is_empty() {
-            backoff = Duration::from_secs(30);
-            next_wake(agent, crl_every)
+            backoff = first_backoff();
+            let crl_due =
+                last_crl.map_or(Duration::ZERO, |t| crl_every.saturating_sub(t.elapsed()));
+            next_wake(agent, crl_due.max(Duration::from_secs(1)))
         } else {
             let w = backoff;
             backoff = (backoff * 2).min(Duration::from_secs(900));
             // A little spread so a fleet does not retry in step.
-            w + Duration::from_millis(rand::random::<u64>() % 5000)
+            w + Duration::from_millis(rand::random::<u64>() % (w.as_millis() as u64 / 5 + 1))
         };
         std::thread::sleep(wait);
     }
 }
 
-/// Until the earliest renewal or CRL fetch, at most the CRL interval.
-fn next_wake(agent: &Agent, crl_every: Duration) -> Duration {
+/// Until the earliest renewal, at most `crl_due` (when the next CRL fetch is due).
+fn next_wake(agent: &Agent, crl_due: Duration) -> Duration {
     let now = OffsetDateTime::now_utc();
-    let mut wait = crl_every;
+    let mut wait = crl_due;
     for l in &agent.config.leaves {
         if let Ok(v) = agent.view(l) {
             let until = (v.renew_after - now).max(time::Duration::seconds(1));

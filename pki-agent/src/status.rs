@@ -14,7 +14,7 @@ pub struct Status {
     pub leaves: Vec<LeafStatus>,
     /// The CRL installed, when the agent installs one.
     pub crl: Option<CrlStatus>,
-    /// A leaf has fewer than `danger_days` left (or is missing or expired), or the CRL is
+    /// A leaf has less than the danger window left (or is missing or expired), or the CRL is
     /// past its nextUpdate.
     pub danger: bool,
 }
@@ -50,7 +50,11 @@ pub struct CrlStatus {
 /// Reads the status of `agent`'s host at `now`.
 pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
     let state = State::load(&agent.config.state).unwrap_or_default();
-    let danger_after = now + time::Duration::days(agent.config.danger_days as i64);
+    let danger_after = now
+        + agent
+            .config
+            .danger_window()
+            .unwrap_or(time::Duration::days(7));
     let mut danger = false;
     let leaves = agent
         .config

@@ -12,3 +12,4 @@ pub mod etcd_cluster;
 
 // ---- trust tests (tests/tests/e2e/trust/): a SoftHSM2-rooted PKI with constraints and root CRLs ----
 pub mod trust_pki;
+pub mod writer;

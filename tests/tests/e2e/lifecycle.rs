@@ -9,9 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{
@@ -19,6 +16,7 @@ use e2e_tests::etcd_cluster::{
 };
 use e2e_tests::fixture::{changed_files, ok, run, sh, snapshot_files, softhsm_token};
 use e2e_tests::serial::exclusive;
+use e2e_tests::writer::{error_window, Attempt, Writer};
 use serde_json::Value;
 
 const TOKEN: &str = "[token]\n\
@@ -337,102 +335,6 @@ impl Pki {
 /// The ledger rows of intermediate generation `g`.
 fn leaves_of(ledger: &[Value], g: u64) -> Vec<&Value> {
     ledger.iter().filter(|r| r["generation"] == g).collect()
-}
-
-// ------------------------------------------------------------------------------------ writer
-
-/// One `etcdctl put /drill/<n> <n>` of the writer.
-#[derive(Clone, Debug)]
-struct Attempt {
-    n: u64,
-    /// When etcdctl returned.
-    done: Instant,
-    acked: bool,
-    error: String,
-}
-
-/// A thread that keeps writing through the drill; stopped (and joined) on drop too.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    attempts: Arc<Mutex<Vec<Attempt>>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(ctl: Etcdctl) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let attempts = Arc::new(Mutex::new(Vec::new()));
-        let handle = {
-            let (stop, attempts) = (stop.clone(), attempts.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let o = ctl.run(&["put", &format!("/drill/{n}"), &n.to_string()]);
-                    let error = String::from_utf8_lossy(&o.stderr).trim().to_string();
-                    attempts.lock().unwrap().push(Attempt {
-                        n,
-                        done: Instant::now(),
-                        acked: o.status.success(),
-                        error,
-                    });
-                    n += 1;
-                    std::thread::sleep(Duration::from_millis(60));
-                }
-            })
-        };
-        Writer {
-            stop,
-            attempts,
-            handle: Some(handle),
-        }
-    }
-
-    fn acked(&self) -> usize {
-        self.attempts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| a.acked)
-            .count()
-    }
-
-    /// Stops the thread; returns every attempt and the moment it stopped.
-    fn finish(mut self) -> (Vec<Attempt>, Instant) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("writer thread");
-        }
-        let stopped = Instant::now();
-        (self.attempts.lock().unwrap().clone(), stopped)
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// The longest gap between consecutive acknowledged writes that ends after `from` (a gap that
-/// straddles `from` counts whole); the writer's stop closes the last gap, so failures at the
-/// very end are not hidden.
-fn error_window(attempts: &[Attempt], from: Instant, stopped: Instant) -> Duration {
-    let mut marks: Vec<Instant> = attempts
-        .iter()
-        .filter(|a| a.acked)
-        .map(|a| a.done)
-        .collect();
-    marks.sort();
-    marks.push(stopped);
-    marks
-        .windows(2)
-        .filter(|w| w[1] >= from)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------- tests

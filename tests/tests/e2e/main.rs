@@ -10,6 +10,7 @@
 //! read-only commands on a fixture CA) is in the case files next to each binary
 //! (`issuer/tests/cmd`, `intermediate-ca/tests/cmd`, `root-ca/tests/cmd`).
 
+mod agent_drill;
 mod crl_expiry;
 mod enrolment;
 mod etcd_bundle;

@@ -1,0 +1,358 @@
+//! The renewal drill: a real 3-member etcd cluster (3.4 and 3.5) whose members and clients
+//! renew by themselves through `issuer serve` and a `pki-agent` daemon each, leaves living
+//! 30 seconds, a writer running throughout. Then a client is revoked and every member must
+//! refuse it within the agents' CRL interval. Printed: rounds, the longest write gap, the
+//! revocation window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_tests::etcd_cluster::{free_port_base, EtcdCluster, EtcdVersion, Etcdctl};
+use e2e_tests::fixture::{ok, tool, OpensslCa};
+use e2e_tests::service::Service;
+use e2e_tests::writer::{error_window, Writer};
+
+/// Leaf lifetime in the drill; the agents renew at about 2/3 of it.
+const LIFETIME: &str = "30s";
+/// Renewal rounds every leaf must go through.
+const ROUNDS: usize = 4;
+
+/// A running agent daemon, killed on drop.
+struct AgentDaemon(Child);
+
+impl Drop for AgentDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serial_of(pem_file: &Path) -> Option<String> {
+    let o = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(pem_file)
+        .output()
+        .ok()?;
+    o.status.success().then(|| {
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// The serial of the certificate `host:port` presents now.
+fn served_serial(hostport: &str, client: &Path) -> String {
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "openssl s_client -connect \"$1\" -cert \"$2/client.crt\" -key \"$2/client.key\" \
+             </dev/null 2>/dev/null | openssl x509 -noout -serial",
+        )
+        .arg("served")
+        .arg(hostport)
+        .arg(client)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn cluster_text(bundle: &Path, data: &Path, base: u16, v: EtcdVersion, url: &str) -> String {
+    let mut s = format!(
+        "service = \"{url}\"\nname = \"drill\"\netcd-version = \"{ver}\"\n\
+         install-dir = \"{b}/nodes/{{name}}\"\nclient-install-dir = \"{b}/clients/{{name}}\"\n\
+         data-dir = \"{d}/{{name}}\"\n",
+        b = bundle.display(),
+        d = data.display(),
+        ver = v.minor()
+    );
+    for i in 1..=3u16 {
+        s.push_str(&format!(
+            "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\n\
+             client-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
+            base + i,
+            base + 10 + i
+        ));
+    }
+    s.push_str(
+        "\n[[client]]\nname = \"root\"\nroles = []\n\n[[client]]\nname = \"app\"\nroles = []\n",
+    );
+    s
+}
+
+/// The configuration `issuer etcd` wrote for `folder`, with the state file moved into the
+/// test's folder, a 5-second danger window and a 10-second CRL interval.
+fn agent_conf(folder: &Path, state_dir: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(folder.join("pki-agent.toml")).unwrap();
+    let text = text
+        .replace(
+            &format!("/var/lib/pki-agent/{name}.json"),
+            state_dir.join(format!("{name}.json")).to_str().unwrap(),
+        )
+        .replace(
+            "format = \"der\"\n",
+            "format = \"der\"\ninterval = \"10s\"\n",
+        )
+        .replace("state = ", "danger = \"5s\"\nstate = ");
+    assert!(text.contains(state_dir.to_str().unwrap()), "{text}");
+    let path = state_dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn drill(v: EtcdVersion, start_port: u16) {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    ok(ca.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    let root = ca.root.to_str().unwrap().to_string();
+    let svc = Service::start(
+        ca.issuer_command(&[
+            "serve",
+            "--ca",
+            "ca",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "svc/server.crt",
+            "--tls-key",
+            "svc/server.key",
+            "--root",
+            &root,
+            "--leaf-lifetime",
+            LIFETIME,
+            "--crl-days",
+            "1",
+        ]),
+        &d.join("serve.log"),
+    );
+    let base = free_port_base(start_port, 3);
+    let bundle = d.join("bundle");
+    std::fs::write(
+        d.join("cluster.toml"),
+        cluster_text(&bundle, &d.join("data"), base, v, &svc.url()),
+    )
+    .unwrap();
+    ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+    ]));
+    let states = d.join("agents");
+    std::fs::create_dir_all(&states).unwrap();
+    let mut folders: Vec<(String, PathBuf)> = (1..=3)
+        .map(|i| (format!("etcd-{i}"), bundle.join(format!("nodes/etcd-{i}"))))
+        .collect();
+    folders.push(("root".into(), bundle.join("clients/root")));
+    folders.push(("app".into(), bundle.join("clients/app")));
+    let confs: Vec<(String, PathBuf)> = folders
+        .iter()
+        .map(|(n, f)| (n.clone(), agent_conf(f, &states, n)))
+        .collect();
+    // The bundle's 90-day leaves become 30-second ones: one forced pass per host.
+    for (name, conf) in &confs {
+        let o = e2e_tests::fixture::run(
+            d,
+            "pki-agent",
+            &[
+                "run",
+                "--once",
+                "--renew-now",
+                "--config",
+                conf.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let mut cluster = EtcdCluster::start(&bundle, &d.join("logs"), v);
+    let pids = cluster.pids();
+    let eps = cluster.endpoints();
+    let rootctl = Etcdctl::new(&bundle.join("clients/root"), &eps, v);
+    rootctl.wait_healthy(3, Duration::from_secs(40), &mut cluster);
+    rootctl.assert_release(3);
+    let mut wctl = rootctl.clone();
+    wctl.dial_timeout = "1s";
+    wctl.command_timeout = "2s";
+    let writer = Writer::start(wctl);
+    let mut daemons: BTreeMap<String, AgentDaemon> = BTreeMap::new();
+    for (name, conf) in &confs {
+        let log = std::fs::File::create(states.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(tool("pki-agent"))
+            .args(["run", "--config", conf.to_str().unwrap()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        daemons.insert(name.clone(), AgentDaemon(child));
+    }
+
+    // Every leaf goes through ROUNDS renewals by itself.
+    let mut leaf_files: Vec<PathBuf> = Vec::new();
+    for (_, f) in &folders {
+        for file in ["server.crt", "peer.crt", "client.crt"] {
+            if f.join(file).exists() {
+                leaf_files.push(f.join(file));
+            }
+        }
+    }
+    assert_eq!(leaf_files.len(), 8);
+    let mut seen: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
+    let t = Instant::now();
+    loop {
+        for f in &leaf_files {
+            if let Some(s) = serial_of(f) {
+                seen.entry(f.clone()).or_default().insert(s);
+            }
+        }
+        if seen.len() == leaf_files.len() && seen.values().all(|s| s.len() > ROUNDS) {
+            break;
+        }
+        let logs: String = confs
+            .iter()
+            .map(|(n, _)| {
+                let log = std::fs::read_to_string(states.join(format!("{n}.log")));
+                format!("--- {n}\n{}", log.unwrap_or_default())
+            })
+            .collect();
+        assert!(
+            t.elapsed() < Duration::from_secs(240),
+            "not every leaf renewed {ROUNDS} times in 240 s: {:?}\nagents:\n{logs}\nservice:\n{}",
+            seen.iter()
+                .map(|(f, s)| (f.display().to_string(), s.len()))
+                .collect::<Vec<_>>(),
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let rounds_took = t.elapsed();
+    assert!(cluster.exited().is_empty(), "{}", cluster.log_tails(10));
+    assert_eq!(cluster.pids(), pids, "no member restarted");
+    // Each member serves the certificate now in its folder (read again per handshake).
+    for (i, m) in cluster.members.iter().enumerate() {
+        let file = bundle.join(format!("nodes/etcd-{}/server.crt", i + 1));
+        let hostport = m.client_url.trim_start_matches("https://").to_string();
+        let matched = (0..5).any(|_| {
+            let want = serial_of(&file).unwrap();
+            let got = served_serial(&hostport, &bundle.join("clients/root"));
+            got == want || {
+                std::thread::sleep(Duration::from_millis(300));
+                false
+            }
+        });
+        assert!(matched, "{} serves its renewed certificate", m.name);
+    }
+
+    // Revoke the app client (its agent stopped first, so the revoked leaf is the live one).
+    drop(daemons.remove("app"));
+    let app_dir = bundle.join("clients/app");
+    let appctl = Etcdctl::new(&app_dir, &eps, v);
+    let (good, out) = appctl.try_run(&["get", "/drill/0"]);
+    assert!(good, "app works before its revocation: {out}");
+    let serial = serial_of(&app_dir.join("client.crt")).unwrap();
+    let serial = serial.trim_start_matches("serial=").to_string();
+    ok(ca.issuer(&["revoke", &serial, "--ca", "ca", "--reason", "keyCompromise"]));
+    let revoked_at = Instant::now();
+    let mut refused_by: BTreeMap<String, Duration> = BTreeMap::new();
+    while refused_by.len() < 3 {
+        for m in &cluster.members {
+            if refused_by.contains_key(&m.name) {
+                continue;
+            }
+            let mut one = appctl.clone();
+            one.endpoints = m.client_url.clone();
+            one.dial_timeout = "1s";
+            one.command_timeout = "2s";
+            if !one.try_run(&["get", "/drill/0"]).0 {
+                refused_by.insert(m.name.clone(), revoked_at.elapsed());
+            }
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(30),
+            "members refusing the revoked client after 30 s: {refused_by:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let window = refused_by.values().max().copied().unwrap();
+
+    // The writer lost no acknowledged write; the longest gap between acknowledged writes.
+    let (attempts, stopped) = writer.finish();
+    let (good, out) = rootctl.try_run(&["get", "/drill/", "--prefix"]);
+    assert!(good, "{out}");
+    let stored: BTreeSet<&str> = out.lines().collect();
+    let acked: Vec<_> = attempts.iter().filter(|a| a.acked).collect();
+    assert!(acked.len() > 50, "the writer kept writing: {}", acked.len());
+    for a in &acked {
+        assert!(
+            stored.contains(format!("/drill/{}", a.n).as_str()),
+            "acknowledged write /drill/{} lost",
+            a.n
+        );
+    }
+    let gap = error_window(&attempts, attempts[0].done, stopped);
+    let failed = attempts.iter().filter(|a| !a.acked).count();
+    println!(
+        "{v}: {ROUNDS} renewal rounds of {} leaves in {:.0?} ({LIFETIME} leaves), no restart; \
+         writer: {} acknowledged, {failed} failed, longest gap {gap:.0?}; \
+         revoked client refused by every member within {window:.1?} ({refused_by:?})",
+        leaf_files.len(),
+        rounds_took,
+        acked.len(),
+    );
+    // The agents fetch every 10 s; the service signs within its 2-second revocation poll.
+    assert!(
+        window < Duration::from_secs(14),
+        "members refused the revoked client only after {window:?}; service:\n{}\nagents:\n{}",
+        svc.log_text(),
+        (1..=3)
+            .map(
+                |i| std::fs::read_to_string(states.join(format!("etcd-{i}.log")))
+                    .unwrap_or_default()
+            )
+            .collect::<Vec<_>>()
+            .join("---\n")
+    );
+    assert!(
+        gap < Duration::from_secs(3),
+        "renewals must not interrupt writes: longest gap {gap:?}"
+    );
+    drop(daemons);
+    assert!(svc.stop(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn members_and_clients_renew_by_themselves_etcd_3_4() {
+    drill(EtcdVersion::V3_4, 47100);
+}
+
+#[test]
+fn members_and_clients_renew_by_themselves_etcd_3_5() {
+    drill(EtcdVersion::V3_5, 48100);
+}
