@@ -132,6 +132,16 @@ async fn exchange(
         url: ep.url(),
         reason,
     };
+    // hyper's "connection error" hides the TLS alert a refused certificate gets; say it.
+    let with_causes = |e: &dyn std::error::Error| {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    };
     let name = ServerName::try_from(ep.host.clone())
         .map_err(|e| unreachable(format!("'{}' is not a host name: {e}", ep.host)))?;
     let tcp = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port))
@@ -161,7 +171,7 @@ async fn exchange(
     let res = sender
         .send_request(req)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(with_causes(&e)))?;
     let status = res.status().as_u16();
     let crl_number = res
         .headers()
@@ -171,7 +181,7 @@ async fn exchange(
     let body = Limited::new(res.into_body(), MAX_ANSWER)
         .collect()
         .await
-        .map_err(|e| unreachable(format!("reading the answer: {e}")))?
+        .map_err(|e| unreachable(format!("reading the answer: {}", with_causes(&*e))))?
         .to_bytes()
         .to_vec();
     driver.abort();

@@ -151,6 +151,8 @@ impl Refused {
             | E::NoNames { .. }
             | E::CnRequired { .. }
             | E::CnMismatch { .. }
+            | E::UnapprovedNames { .. }
+            | E::RequestsCa { .. }
             | E::OutlivesIssuer { .. }
             | E::IssuerNotCurrent { .. } => Self::new(403, "policy", e.to_string()),
             E::CsrRejected { .. } | E::WeakAlgorithm(_) | E::UnknownAlgorithm(_) => {

@@ -4,6 +4,7 @@
 //! checks every certificate and CRL it hands out.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,13 +76,17 @@ fn world(dir: &Path) -> World {
 }
 
 fn start(w: &World, extra: &[&str]) -> Service {
+    start_on(w, "127.0.0.1:0", extra)
+}
+
+fn start_on(w: &World, listen: &str, extra: &[&str]) -> Service {
     let root = w.ca.root.to_str().unwrap();
     let mut args = vec![
         "serve",
         "--ca",
         "ca",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--tls-cert",
         "svc/server.crt",
         "--tls-key",
@@ -790,4 +795,394 @@ fn issuer_etcd_writes_working_agent_files() {
         &root,
     ]));
     assert_eq!(mtime(&node.join("pki-agent.toml")), written);
+}
+
+/// A CSR made by openssl with `subj` and optional extra `-addext` arguments, and its key.
+fn csr_with(dir: &Path, name: &str, subj: &str, addext: &[&str]) -> String {
+    let key = dir.join(format!("{name}.key"));
+    let out = dir.join(format!("{name}.csr"));
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        out.to_str().unwrap(),
+        "-subj",
+        subj,
+    ];
+    for a in addext {
+        args.extend_from_slice(&["-addext", a]);
+    }
+    openssl(dir, &args);
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// The same CSR with one byte of its signature changed: no proof of possession.
+fn tampered(csr_pem: &str) -> String {
+    let mut der = e2e_tests::openssl::pem_blocks(csr_pem).remove(0).1;
+    let last = der.len() - 3;
+    der[last] ^= 0x01;
+    e2e_tests::openssl::pem_encode("CERTIFICATE REQUEST", &der)
+}
+
+/// Every refusal has its status and records nothing: another CN, extra SANs, a CSR whose
+/// signature does not verify, the key being renewed, a certificate from another CA (refused in
+/// the handshake), an expired leaf (refused in the handshake).
+#[test]
+fn refusals_record_nothing() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(&w, &["--leaf-lifetime", "12s"]);
+    let node = w.bundle.join("nodes/etcd-1");
+    let me = Some((node.join("server.crt"), node.join("server.key")));
+    let me = me.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let before = w.ca.ledger();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (csr_with(d, "cn", "/CN=etcd-2", &[]), 403, "policy"),
+        (
+            csr_with(d, "san", "/CN=etcd-1", &["subjectAltName=DNS:evil.example"]),
+            403,
+            "policy",
+        ),
+        (
+            tampered(&csr_with(d, "pop", "/CN=etcd-1", &[])),
+            400,
+            "bad-csr",
+        ),
+        ("not a CSR".into(), 400, "bad-csr"),
+    ];
+    for (csr_pem, status, code) in &cases {
+        let a = call(
+            svc.port,
+            &w.ca.root,
+            me,
+            "POST",
+            "/v1/renew",
+            None,
+            Some(&renew_body(csr_pem)),
+        );
+        let body = String::from_utf8_lossy(&a.body).into_owned();
+        assert_eq!((a.status, body.contains(code)), (*status, true), "{body}");
+    }
+    // The key of the leaf being renewed.
+    let own = d.join("own.csr");
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            node.join("server.key").to_str().unwrap(),
+            "-subj",
+            "/CN=etcd-1",
+            "-out",
+            own.to_str().unwrap(),
+        ],
+    );
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        me,
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&std::fs::read_to_string(&own).unwrap())),
+    );
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("key-reused"));
+    assert_eq!(w.ca.ledger(), before, "refusals record nothing");
+
+    // A client certificate of another CA: the handshake fails, nothing is answered.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let sh = |script: &str| {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&other)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=Other -days 2 2>/dev/null");
+    sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout l.key -out l.csr -subj /CN=etcd-1 2>/dev/null");
+    sh("printf 'extendedKeyUsage=clientAuth\\n' > ext; openssl x509 -req -in l.csr -CA ca.crt -CAkey ca.key -days 1 -extfile ext -out l.crt 2>/dev/null");
+    let root_der = e2e_tests::openssl::cert_ders(&w.ca.root).remove(0);
+    let ident = {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(other.join("l.crt"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (
+            chain,
+            rustls::pki_types::PrivateKeyDer::from_pem_file(other.join("l.key")).unwrap(),
+        )
+    };
+    let tls = Arc::new(pki_service::tls::client_config(&root_der.into(), Some(ident)).unwrap());
+    let ep = Endpoint::parse(&svc.url()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = renew_body(&csr_with(d, "o", "/CN=etcd-1", &[]));
+    let e = rt
+        .block_on(request(
+            &ep,
+            tls,
+            "POST",
+            "/v1/renew",
+            None,
+            Some(body.into_bytes()),
+        ))
+        .expect_err("another CA's certificate is refused");
+    assert!(
+        matches!(e, pki_service::ServiceError::Unreachable { .. })
+            && e.to_string().contains("alert"),
+        "{e}"
+    );
+
+    // An expired leaf: renewed to a 12-second leaf, then presented after it expired.
+    let host = d.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    for f in ["client.crt", "client.key", "ca.crt"] {
+        std::fs::copy(w.bundle.join("clients/app").join(f), host.join(f)).unwrap();
+    }
+    let conf = d.join("app.toml");
+    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &host.join("ca.crt"),
+            &host.join("s.json"),
+            &[("client", &cert, &key)],
+            None,
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        text_of(&o)
+    );
+    let short = serial(&cert);
+    std::thread::sleep(Duration::from_secs(13));
+    let after_expiry = w.ca.ledger();
+    let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert_eq!(
+        serial(&cert),
+        short,
+        "the expired leaf's files are left as they are"
+    );
+    assert_eq!(w.ca.ledger(), after_expiry);
+    let s = agent(d, &["status", "--config", c, "--json"]);
+    assert_eq!(
+        s.status.code(),
+        Some(2),
+        "an expired leaf is in the danger window"
+    );
+}
+
+/// The service down for longer than the renewal point: the agent keeps the working
+/// certificate, says it is in the danger window, and renews once the service is back.
+#[test]
+fn an_outage_keeps_certificates_and_the_agent_catches_up() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let svc = start_on(&w, &listen, &["--leaf-lifetime", "30s"]);
+    let node = w.bundle.join("nodes/etcd-1");
+    let conf = d.join("a.toml");
+    let text = agent_config(
+        &svc.url(),
+        &node.join("ca.crt"),
+        &d.join("s.json"),
+        &[("server", &node.join("server.crt"), &node.join("server.key"))],
+        Some(&node.join("crl.der")),
+    );
+    std::fs::write(
+        &conf,
+        text.replace("state = ", "danger = \"14s\"\nstate = "),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    let live = serial(&node.join("server.crt"));
+    assert!(svc.stop(Duration::from_secs(20)).success());
+    // Past the renewal point and inside the 14-second danger window.
+    std::thread::sleep(Duration::from_secs(22));
+    let o = agent(d, &["run", "--config", c, "--once"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("cannot reach the service"),
+        "{}",
+        text_of(&o)
+    );
+    assert_eq!(
+        serial(&node.join("server.crt")),
+        live,
+        "the working certificate stays"
+    );
+    let s = agent(d, &["status", "--config", c, "--json"]);
+    assert_eq!(s.status.code(), Some(2), "{}", text_of(&s));
+    let v: Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(v["danger"], true, "{v}");
+    // The service is back on the same address: the next pass renews.
+    let svc = start_on(&w, &listen, &["--leaf-lifetime", "30s"]);
+    let o = agent(d, &["run", "--config", c, "--once"]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert_ne!(serial(&node.join("server.crt")), live);
+    drop(svc);
+}
+
+/// kill -9 of the service while several agents renew: every certificate an agent received
+/// is in the ledger, no serial repeats, and the service starts again on the same folder.
+#[test]
+fn kill_9_under_load_loses_no_issued_certificate() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(
+        &w,
+        &["--rate-burst", "100000", "--rate-per-minute", "1000000"],
+    );
+    let identities: Vec<(PathBuf, PathBuf)> = ["etcd-1", "etcd-2", "etcd-3"]
+        .iter()
+        .flat_map(|m| {
+            let n = w.bundle.join("nodes").join(m);
+            [
+                (n.join("server.crt"), n.join("server.key")),
+                (n.join("peer.crt"), n.join("peer.key")),
+            ]
+        })
+        .collect();
+    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = svc.port;
+    let handles: Vec<_> = identities
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cert, key))| {
+            let (received, stop, root) = (received.clone(), stop.clone(), w.ca.root.clone());
+            let cn = if i < 2 {
+                "etcd-1"
+            } else if i < 4 {
+                "etcd-2"
+            } else {
+                "etcd-3"
+            };
+            let dir = d.join(format!("load-{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let csr = csr_with(&dir, &format!("k{n}"), &format!("/CN={cn}"), &[]);
+                    n += 1;
+                    let root_der = e2e_tests::openssl::cert_ders(&root).remove(0);
+                    let ident = {
+                        use rustls::pki_types::pem::PemObject;
+                        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+                            .unwrap()
+                            .collect::<Result<Vec<_>, _>>()
+                            .unwrap();
+                        (
+                            chain,
+                            rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap(),
+                        )
+                    };
+                    let tls =
+                        pki_service::tls::client_config(&root_der.into(), Some(ident)).unwrap();
+                    let ep = Endpoint::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let body = renew_body(&csr).into_bytes();
+                    match rt.block_on(request(
+                        &ep,
+                        Arc::new(tls),
+                        "POST",
+                        "/v1/renew",
+                        None,
+                        Some(body),
+                    )) {
+                        Ok(a) if a.status == 200 => {
+                            let i: pki_service::protocol::Issued =
+                                serde_json::from_slice(&a.body).unwrap();
+                            received.lock().unwrap().push(i.serial);
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    while received.lock().unwrap().len() < 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no renewals under load"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    svc.signal("KILL");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let got = received.lock().unwrap().clone();
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "a serial was returned twice");
+    let ledger: Value = serde_json::from_str(&w.ca.ledger()).unwrap();
+    let recorded: std::collections::BTreeSet<String> = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["serial"].as_str().unwrap().to_string())
+        .collect();
+    for s in &got {
+        assert!(
+            recorded.contains(s),
+            "certificate {s} was returned but is not in the ledger"
+        );
+    }
+    println!(
+        "kill -9 under load: {} certificates received, all in the ledger",
+        got.len()
+    );
+    drop(svc);
+    let again = start(&w, &[]);
+    let node = w.bundle.join("nodes/etcd-3");
+    let a = call(
+        again.port,
+        &w.ca.root,
+        Some((&node.join("server.crt"), &node.join("server.key"))),
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr_with(d, "after", "/CN=etcd-3", &[]))),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
 }
