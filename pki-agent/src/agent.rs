@@ -209,6 +209,33 @@ impl Agent {
         })
     }
 
+    /// The intermediate the service issues with now, DER, checked against our root.
+    pub fn active_intermediate(&self) -> AgentResult<Vec<u8>> {
+        let info: protocol::CaInfo = self
+            .call(self.tls(None)?, "GET", protocol::CA, None, None)?
+            .json()?;
+        let int = CertFacts::from_pem("intermediate", info.intermediate_pem.as_bytes())?;
+        pki_core::keys::sigcheck::verify_certificate(&int.der, &self.root.spki_der).map_err(
+            |_| AgentError::BadCertificate {
+                role: "intermediate".into(),
+                reason: format!("{} is not signed by our root", int.subject),
+            },
+        )?;
+        Ok(int.der)
+    }
+
+    /// Whether leaf `l`'s chain file holds an intermediate other than `active` (DER): after a
+    /// rotation, the leaf is renewed at once instead of at 2/3 of its life.
+    pub fn issued_by_other(&self, l: &LeafConfig, active: &[u8]) -> bool {
+        let Ok(pem) = std::fs::read(&l.cert) else {
+            return false;
+        };
+        pki_core::x509::certs::pem_blocks("chain", &pem, "CERTIFICATE")
+            .ok()
+            .and_then(|b| b.get(1).cloned())
+            .is_some_and(|int| int != active)
+    }
+
     /// First leaves of this host with a one-time token. Refuses when a leaf file exists.
     pub fn enrol(&self, token: &str) -> AgentResult<Vec<Issued>> {
         for l in &self.config.leaves {

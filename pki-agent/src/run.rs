@@ -33,6 +33,11 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
         }
         report.failures.push(format!("{what}: {e}"));
     };
+    // One look at the active intermediate: a leaf of another one (a rotation) renews now.
+    let active = match agent.config.leaves.is_empty() {
+        true => None,
+        false => agent.active_intermediate().ok(),
+    };
     for l in &agent.config.leaves {
         if let Err(e) = agent.confirm(l, &mut state) {
             fail(&mut report, format!("{} confirmation", l.role), e);
@@ -44,7 +49,10 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
                 continue;
             }
         };
-        if view.renew_after > now && !renew_now {
+        let rotated = active
+            .as_deref()
+            .is_some_and(|a| agent.issued_by_other(l, a));
+        if view.renew_after > now && !renew_now && !rotated {
             continue;
         }
         match agent.renew(l, &mut state) {

@@ -37,6 +37,9 @@ pub struct CrlSet {
     pub next_update: OffsetDateTime,
     /// The ledger's revocations when they were signed.
     pub mark: RevocationMark,
+    /// Active leaves still chaining to an intermediate the root CRL revokes (the root CRL's
+    /// entries are left out of the etcd CRL until none is left).
+    pub root_crl_withheld: usize,
 }
 
 /// The unlocked CA folder.
@@ -69,11 +72,8 @@ impl Core {
             "root certificate",
             pki_core::output::read(&root_path)?.as_slice(),
         )?;
-        let root_crl = match std::fs::read(ca.root_crl_path()) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(pki_core::Error::io(ca.root_crl_path(), e)),
-        };
+        // Checked against the root before it is trusted; kept as DER.
+        let root_crl = pki_core::ca::folder::root_crl::installed(&ca, &root)?.map(|c| c.der);
         let mut signer = unlock(&ca)?;
         if let Some(life) = leaf_lifetime {
             signer = signer.with_leaf_lifetime(life);
@@ -287,7 +287,11 @@ impl Core {
         let _lock = self.ca.lock_exclusive()?;
         self.ledger.sweep_renewed(now)?;
         let mark = self.ledger.revocation_mark()?;
-        let root = self.root_crl.as_deref().map(|c| (&self.root, c));
+        let withheld = self.root_crl_withheld()?;
+        let root = match withheld {
+            0 => self.root_crl.as_deref().map(|c| (&self.root, c)),
+            _ => None,
+        };
         let etcd =
             lifecycle::sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
         etcd.selection.published(&mut self.ledger, etcd.number)?;
@@ -295,6 +299,14 @@ impl Core {
         direct
             .selection
             .published(&mut self.ledger, direct.number)?;
+        if withheld > 0 {
+            super::log(format_args!(
+                "root CRL left out of etcd CRL {}: {withheld} active leaves still chain to an \
+                 intermediate it revokes; their agents renew them under the active one, \
+                 `issuer reissue --from GEN` moves the others (issuer list shows them)",
+                etcd.number
+            ));
+        }
         let this_update = now.replace_nanosecond(0).expect("ns");
         Ok(CrlSet {
             etcd_der: etcd.der,
@@ -304,6 +316,40 @@ impl Core {
             this_update,
             next_update: this_update + time::Duration::days(days as i64),
             mark,
+            root_crl_withheld: withheld,
         })
+    }
+
+    /// Active leaves that chain to an intermediate the root CRL revokes. While there are any,
+    /// the root CRL's entries stay out of the etcd CRL: they would cut those leaves off before
+    /// their agents replaced them (an agent renews at once when the active intermediate is
+    /// not the one that issued its leaf). The service says so on every CRL it signs.
+    pub fn root_crl_withheld(&self) -> pki_core::Result<usize> {
+        let Some(der) = &self.root_crl else {
+            return Ok(0);
+        };
+        let crl = pki_core::ca::folder::root_crl::RootCrl::parse("root CRL", der, &self.root)?;
+        let active = self.ledger.list(&pki_core::ca::ledger::ListFilter {
+            active_only: true,
+            ..Default::default()
+        })?;
+        let mut revoked_generations = std::collections::BTreeMap::new();
+        let mut withheld = 0;
+        for rec in &active {
+            let revoked = match revoked_generations.get(&rec.generation) {
+                Some(r) => *r,
+                None => {
+                    let r = self
+                        .ca
+                        .cert(rec.generation)
+                        .map(|c| crl.revocation_of(&c).is_some())
+                        .unwrap_or(false);
+                    revoked_generations.insert(rec.generation, r);
+                    r
+                }
+            };
+            withheld += usize::from(revoked);
+        }
+        Ok(withheld)
     }
 }

@@ -33,6 +33,8 @@ pub struct Gauges {
     pub intermediate_not_after: OffsetDateTime,
     /// The active generation.
     pub generation: u32,
+    /// Active leaves that keep the root CRL out of the etcd CRL.
+    pub root_crl_withheld: usize,
 }
 
 impl Metrics {
@@ -117,6 +119,12 @@ impl Metrics {
             "pki_generation",
             "The active generation of the CA folder.",
             g.generation as i64,
+        );
+        gauge(
+            &mut s,
+            "pki_root_crl_withheld_leaves",
+            "Active leaves chaining to an intermediate the root CRL revokes; the root CRL stays out of the etcd CRL while above 0.",
+            g.root_crl_withheld as i64,
         );
         s
     }

@@ -249,13 +249,16 @@ async fn crl_loop(shared: Arc<Shared>) {
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
             let now = OffsetDateTime::now_utc();
-            let (mark, signed_at) = {
+            let (mark, signed_at, withheld) = {
                 let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
-                (c.mark, c.this_update)
+                (c.mark, c.this_update, c.root_crl_withheld)
             };
             let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
             let stale = now - signed_at >= s.config.crl_refresh;
-            if !stale && core.revocation_mark()? == mark {
+            // During a rotation the withheld count is looked at on every poll: the root CRL
+            // goes into the etcd CRL as soon as the last old leaf is replaced.
+            let rotation_moved = withheld > 0 && core.root_crl_withheld()? != withheld;
+            if !stale && !rotation_moved && core.revocation_mark()? == mark {
                 return Ok(None);
             }
             let crls = core.sign_crls(now, s.config.crl_days)?;

@@ -193,6 +193,7 @@ fn gauges(s: &Shared) -> Gauges {
         crl_this_update: c.this_update,
         crl_next_update: c.next_update,
         crl_number: c.etcd_number,
+        root_crl_withheld: c.root_crl_withheld,
         intermediate_not_after: core.intermediate_not_after(),
         generation: core.generation(),
     }

@@ -1186,3 +1186,145 @@ fn kill_9_under_load_loses_no_issued_certificate() {
     );
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
 }
+
+/// A rotation with the service and an agent running: the root revokes intermediate 1,
+/// intermediate 2 is installed, `issuer reissue` moves the command-line leaves (the service's
+/// own among them) and SIGHUP reloads. The root CRL stays out of the etcd CRL while an active
+/// leaf still chains to intermediate 1; the agent renews its leaf at once because the active
+/// intermediate changed; then the etcd CRL lists intermediate 1.
+#[test]
+fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
+    let _serial = e2e_tests::serial::exclusive();
+    let p = e2e_tests::trust_pki::TrustPki::new();
+    p.enrol(1, Default::default());
+    ok(p.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ica",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    ok(p.issuer(&[
+        "issue", "client", "--ca", "ica", "--out", "host", "--cn", "app",
+    ]));
+    std::fs::copy(p.path("root/root.crt"), p.path("host/ca.crt")).unwrap();
+    let mut cmd = Command::new(e2e_tests::fixture::tool("issuer"));
+    cmd.args([
+        "serve",
+        "--ca",
+        "ica",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "svc/server.crt",
+        "--tls-key",
+        "svc/server.key",
+        "--rate-burst",
+        "1000",
+        "--rate-per-minute",
+        "100000",
+    ])
+    .current_dir(&p.d)
+    .env("PKI_AGE_IDENTITY", p.path("id.txt"))
+    .env("SOFTHSM2_CONF", &p.conf);
+    let svc = Service::start(cmd, &p.path("serve.log"));
+    let root = p.path("root/root.crt");
+    let (cert, key) = (p.path("host/client.crt"), p.path("host/client.key"));
+    let conf = p.path("agent.toml");
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &p.path("host/ca.crt"),
+            &p.path("state.json"),
+            &[("client", &cert, &key)],
+            None,
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(&p.d, &["run", "--config", c, "--once", "--renew-now"]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    let issuer_of = |f: &Path| {
+        openssl(
+            &p.d,
+            &["x509", "-noout", "-issuer", "-in", f.to_str().unwrap()],
+        )
+    };
+    assert!(issuer_of(&cert).contains("Trust Intermediate 1"));
+
+    // The root revokes 1 and signs its CRL; 2 is signed and installed with that CRL.
+    let int1 = p.serial_of("intermediate-1.crt");
+    p.root_revokes("intermediate-1.crt");
+    p.root_crl("root-crl-1.pem");
+    let r2 = p.request_and_sign(2, Default::default());
+    ok(p.install(&r2));
+    ok(p.issuer(&["reissue", "--ca", "ica", "--from", "1"]));
+    svc.signal("HUP");
+    let t = std::time::Instant::now();
+    while !svc.log_text().contains("reloaded: generation 2 active") {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", svc.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let crl_lists_int1 = || {
+        let a = call(
+            svc.port,
+            &root,
+            None,
+            "GET",
+            "/v1/crl/etcd?format=pem",
+            None,
+            None,
+        );
+        std::fs::write(p.path("etcd-crl.pem"), &a.body).unwrap();
+        let text = openssl(&p.d, &["crl", "-noout", "-text", "-in", "etcd-crl.pem"]);
+        text.to_ascii_lowercase()
+            .replace(':', "")
+            .contains(int1.trim_start_matches('0'))
+    };
+    let metric = || {
+        let m = call(svc.port, &root, None, "GET", "/metrics", None, None);
+        String::from_utf8_lossy(&m.body).into_owned()
+    };
+    assert!(
+        metric().contains("pki_root_crl_withheld_leaves 1"),
+        "{}",
+        metric()
+    );
+    assert!(
+        !crl_lists_int1(),
+        "intermediate 1 is not refused while the agent's leaf needs it"
+    );
+    assert!(
+        svc.log_text().contains("root CRL left out of etcd CRL"),
+        "{}",
+        svc.log_text()
+    );
+
+    // A plain pass: the agent sees the new intermediate and renews at once.
+    let o = agent(&p.d, &["run", "--config", c, "--once"]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert!(
+        issuer_of(&cert).contains("Trust Intermediate 2"),
+        "{}",
+        issuer_of(&cert)
+    );
+    let t = std::time::Instant::now();
+    while !crl_lists_int1() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the etcd CRL never listed intermediate 1"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        metric().contains("pki_root_crl_withheld_leaves 0"),
+        "{}",
+        metric()
+    );
+}
