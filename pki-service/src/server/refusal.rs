@@ -117,7 +117,7 @@ impl Refused {
         Self::new(
             404,
             "not-found",
-            "no such path; see the protocol in docs/service.md",
+            "no such path; see the protocol in docs/production.md",
         )
     }
 
