@@ -77,6 +77,15 @@ pub fn etcd(
     println!(
         "then, once, as the root client: set -a; . clients/root/etcdctl.env; set +a; sh rbac.sh"
     );
+    if let Some(service) = &cluster.service {
+        println!(
+            "agents ({service}): on each host, install pki-agent in /usr/local/bin, copy the folder's pki-agent.service and pki-agent.timer to /etc/systemd/system/, then `systemctl daemon-reload && systemctl enable --now pki-agent.timer`;"
+        );
+        println!(
+            "a host added later enrols instead of receiving keys: `issuer token create --ca {} --cluster CLUSTER --member NAME --out NAME.token`, then on the host `pki-agent enrol --config <its folder>/pki-agent.toml --token-file NAME.token` (docs/production.md)",
+            ca_dir.display()
+        );
+    }
     Ok(())
 }
 
