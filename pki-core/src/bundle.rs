@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{BundleProblem, Error, Result};
 use crate::keys::keyfile::armored_encrypt;
 
 /// The first line of every bundle's plaintext: the format and its version.
@@ -39,7 +39,12 @@ impl FromStr for BundleKind {
         match s {
             "intermediate-request" => Ok(BundleKind::IntermediateRequest),
             "intermediate-response" => Ok(BundleKind::IntermediateResponse),
-            other => Err(Error::input("bundle", format!("unknown kind '{other}'"))),
+            other => Err(Error::BadBundle {
+                what: "bundle".into(),
+                problem: BundleProblem::UnknownKind {
+                    kind: other.to_string(),
+                },
+            }),
         }
     }
 }
@@ -117,43 +122,55 @@ impl Bundle {
 
     /// Parses the plaintext strictly: magic, known headers only, then PEM blocks only.
     pub fn from_text(text: &str) -> Result<Self> {
-        let bad = |r: &str| Error::input("bundle", r.to_string());
+        let bad = |problem| Error::BadBundle {
+            what: "bundle".into(),
+            problem,
+        };
         let (head, body) = text
             .split_once("\n\n")
-            .ok_or_else(|| bad("no blank line after the headers: not a bundle of this toolkit"))?;
+            .ok_or_else(|| bad(BundleProblem::NoHeaderEnd))?;
         let mut lines = head.lines();
         if lines.next() != Some(MAGIC) {
-            return Err(bad(&format!(
-                "does not start with '{MAGIC}': not a bundle of this toolkit, or a newer version"
-            )));
+            return Err(bad(BundleProblem::BadMagic { magic: MAGIC }));
         }
         let mut headers = BTreeMap::new();
         for l in lines {
-            let (k, v) = l
-                .split_once(": ")
-                .ok_or_else(|| bad(&format!("malformed header line '{l}'")))?;
+            let (k, v) = l.split_once(": ").ok_or_else(|| {
+                bad(BundleProblem::MalformedHeader {
+                    line: l.to_string(),
+                })
+            })?;
             if !KNOWN_HEADERS.contains(&k) {
-                return Err(bad(&format!("unknown header '{k}'")));
+                return Err(bad(BundleProblem::UnknownHeader {
+                    name: k.to_string(),
+                }));
             }
             if headers.insert(k.to_string(), v.to_string()).is_some() {
-                return Err(bad(&format!("header '{k}' appears twice")));
+                return Err(bad(BundleProblem::RepeatedHeader {
+                    name: k.to_string(),
+                }));
             }
         }
+        let missing = |name| bad(BundleProblem::MissingHeader { name });
         let kind: BundleKind = headers
             .remove("kind")
-            .ok_or_else(|| bad("no kind header"))?
+            .ok_or_else(|| missing("kind"))?
             .parse()?;
         let request_id = headers
             .remove("request-id")
-            .ok_or_else(|| bad("no request-id header"))?;
+            .ok_or_else(|| missing("request-id"))?;
         if request_id.len() != 32 || !request_id.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(bad("the request-id is not 32 hex digits"));
+            return Err(bad(BundleProblem::BadRequestId));
         }
         let blocks = if body.trim().is_empty() {
             Vec::new()
         } else {
             pem::parse_many(body.as_bytes())
-                .map_err(|e| bad(&format!("damaged PEM block ({e})")))?
+                .map_err(|e| {
+                    bad(BundleProblem::DamagedPem {
+                        detail: e.to_string(),
+                    })
+                })?
                 .into_iter()
                 .map(|p| (p.tag().to_string(), p.into_contents()))
                 .collect()
@@ -169,13 +186,10 @@ impl Bundle {
     /// Encrypts to one X25519 recipient, ASCII-armoured: `age -d -i identity` reads it.
     pub fn seal(&self, recipient: &str) -> Result<Vec<u8>> {
         let r = age::x25519::Recipient::from_str(recipient.trim()).map_err(|e| {
-            Error::input(
-                "recipient",
-                format!(
-                    "'{}' is not an age X25519 recipient ({e})",
-                    recipient.trim()
-                ),
-            )
+            Error::BadRecipient {
+                recipient: recipient.trim().to_string(),
+                detail: e.to_string(),
+            }
         })?;
         let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
             .map_err(|e| Error::Age {
@@ -192,53 +206,57 @@ impl Bundle {
         identity: &age::x25519::Identity,
         expect: BundleKind,
     ) -> Result<Self> {
-        let bad = |r: String| Error::input(what, r);
+        let bad = |problem| Error::BadBundle {
+            what: what.into(),
+            problem,
+        };
         let trimmed = String::from_utf8_lossy(data);
         if !trimmed
             .trim_start()
             .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
             && !data.starts_with(b"age-encryption.org/v1")
         {
-            return Err(bad(
-                "not an age-encrypted bundle (no age header or armour)".into()
-            ));
+            return Err(bad(BundleProblem::NotAge));
         }
-        let plain = age::decrypt(identity, data).map(Zeroizing::new).map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => bad(format!(
-                "this bundle is addressed to another recipient, not to {}; check you were given the right file",
-                identity.to_public()
-            )),
-            age::DecryptError::DecryptionFailed
-            | age::DecryptError::InvalidMac
-            | age::DecryptError::KeyDecryptionFailed => {
-                bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())
-            }
-            age::DecryptError::Io(io) => {
-                let detail = io.to_string();
-                // Armour that ends early (no end marker, a short or unpadded last line) is a
-                // cut file; data appended after the end marker or a bad begin marker is not.
-                let cut_armour = detail.contains("armor")
-                    && !detail.contains("after end marker")
-                    && !detail.contains("begin marker");
-                if io.kind() == std::io::ErrorKind::UnexpectedEof || cut_armour {
-                    bad(format!("the bundle is truncated ({detail}); ask for it again"))
-                } else if detail.contains("decryption error") {
-                    bad("the bundle has been tampered with or damaged (authentication failed); ask for it again".into())
-                } else {
-                    bad(format!("the bundle is damaged ({detail}); ask for it again"))
+        let plain = age::decrypt(identity, data)
+            .map(Zeroizing::new)
+            .map_err(|e| match e {
+                age::DecryptError::NoMatchingKeys => bad(BundleProblem::OtherRecipient {
+                    recipient: identity.to_public().to_string(),
+                }),
+                age::DecryptError::DecryptionFailed
+                | age::DecryptError::InvalidMac
+                | age::DecryptError::KeyDecryptionFailed => bad(BundleProblem::Tampered),
+                age::DecryptError::Io(io) => {
+                    let detail = io.to_string();
+                    // Armour that ends early (no end marker, a short or unpadded last line) is a
+                    // cut file; data appended after the end marker or a bad begin marker is not.
+                    let cut_armour = detail.contains("armor")
+                        && !detail.contains("after end marker")
+                        && !detail.contains("begin marker");
+                    if io.kind() == std::io::ErrorKind::UnexpectedEof || cut_armour {
+                        bad(BundleProblem::Truncated { detail })
+                    } else if detail.contains("decryption error") {
+                        bad(BundleProblem::Tampered)
+                    } else {
+                        bad(BundleProblem::Damaged { detail })
+                    }
                 }
-            }
-            other => bad(format!("the bundle is damaged ({other}); ask for it again")),
+                other => bad(BundleProblem::Damaged {
+                    detail: other.to_string(),
+                }),
+            })?;
+        let text = std::str::from_utf8(&plain).map_err(|_| bad(BundleProblem::NotText))?;
+        // The plaintext's own problem, named after the file it came from.
+        let b = Bundle::from_text(text).map_err(|e| match e {
+            Error::BadBundle { problem, .. } => bad(problem),
+            other => other,
         })?;
-        let text =
-            std::str::from_utf8(&plain).map_err(|_| bad("the plaintext is not text".into()))?;
-        let b = Bundle::from_text(text).map_err(|e| bad(e.to_string()))?;
         if b.kind != expect {
-            return Err(bad(format!(
-                "this is an {} bundle, but an {} bundle is needed here",
-                b.kind.as_str(),
-                expect.as_str()
-            )));
+            return Err(bad(BundleProblem::WrongKind {
+                got: b.kind,
+                expected: expect,
+            }));
         }
         Ok(b)
     }

@@ -43,9 +43,9 @@ pub fn ensure_absent(path: &Path, force: bool) -> Result<()> {
 /// [`sweep_temps`] tell a live writer's file from one a killed run left.
 fn temp_name(path: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = parent_of(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::input(path.display().to_string(), "not a file name"))?;
+    let name = path.file_name().ok_or_else(|| Error::NotAFileName {
+        path: path.to_path_buf(),
+    })?;
     let tmp = dir.join(format!(
         ".{}{TEMP_MARK}{}-{:016x}",
         name.to_string_lossy(),
@@ -234,7 +234,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 /// Reads a whole file as text; fails when it is not UTF-8.
 pub fn read_to_string(path: &Path) -> Result<String> {
     let bytes = read(path)?;
-    String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))
+    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -287,8 +289,9 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<zeroize::Zero
     }
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
     f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
     Ok(zeroize::Zeroizing::new(text.to_string()))
 }
 

@@ -7,7 +7,7 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
     let ca = open_ca(ca)?;
     let _lock = ca.lock_exclusive()?;
     let serial = pki_core::x509::serial::Serial::from_hex(serial)
-        .ok_or_else(|| Error::input("serial", format!("'{serial}' is not hex")))?
+        .ok_or_else(|| Error::Policy(format!("serial: '{serial}' is not hex")))?
         .to_hex();
     let rec = ca.ledger()?.revoke(&serial, reason)?;
     println!(

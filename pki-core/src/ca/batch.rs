@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::ca::issuing::{IssuedLeaf, IssuingCa, LeafKey, LeafPaths, LeafRequest};
 use crate::ca::ledger::{LeafRecord, Ledger, RowUnder};
-use crate::error::{Error, Result};
+use crate::error::{BatchLeafProblem, Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
 use crate::output::{self, Mode};
@@ -91,8 +91,10 @@ pub struct BatchReport {
 impl BatchFile {
     /// Parses the TOML text of a batch file named `what`; unknown fields are refused.
     pub fn parse(what: &str, text: &str) -> Result<Self> {
-        toml::from_str(text)
-            .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))
+        toml::from_str(text).map_err(|e| Error::BadToml {
+            what: what.into(),
+            detail: e.to_string().trim().replace('\n', " "),
+        })
     }
 }
 
@@ -100,27 +102,30 @@ fn plan(file: &BatchFile, out: &Path) -> Result<Vec<Planned>> {
     let mut seen = BTreeSet::new();
     let mut v = Vec::with_capacity(file.leaves.len());
     for (i, l) in file.leaves.iter().enumerate() {
-        let at = |r: String| Error::input(format!("batch leaf {} (cn '{}')", i + 1, l.cn), r);
-        let role: LeafRole = l.profile.parse().map_err(|e: Error| at(e.to_string()))?;
+        let at = |problem| Error::BatchLeaf {
+            number: i + 1,
+            cn: l.cn.clone(),
+            problem,
+        };
+        let invalid = |e: Error| at(BatchLeafProblem::Invalid(Box::new(e)));
+        let role: LeafRole = l.profile.parse().map_err(invalid)?;
         if l.cn.is_empty()
             || l.cn.starts_with('.')
             || l.cn.contains('/')
             || l.cn.chars().any(|c| c.is_control())
         {
-            return Err(at(
-                "the cn names the output folder: no '/', no leading '.', not empty".into(),
-            ));
+            return Err(at(BatchLeafProblem::CnNotFolderName));
         }
         if !seen.insert((l.cn.clone(), role)) {
-            return Err(at("appears twice with the same profile".into()));
+            return Err(at(BatchLeafProblem::Twice));
         }
         let names = SubjectNames {
             dns: l.dns.clone(),
             ips: l.ip.clone(),
         };
-        names.validate().map_err(|e| at(e.to_string()))?;
+        names.validate().map_err(invalid)?;
         let alg = match &l.key {
-            Some(k) => k.parse().map_err(|e: Error| at(e.to_string()))?,
+            Some(k) => k.parse().map_err(invalid)?,
             None => role.profile().default_key(),
         };
         v.push(Planned {
@@ -470,9 +475,7 @@ fn issue_pending<S: Signer + Sync>(
             }
         });
         for chunk in pending.chunks(CHUNK) {
-            let signed = rx
-                .recv()
-                .map_err(|_| Error::Signing("signing thread stopped".into()))??;
+            let signed = rx.recv().map_err(|_| Error::SigningThreadStopped)??;
             // Ledger first, in one transaction...
             let records: Vec<(LeafRecord, &[u8])> = signed
                 .iter()

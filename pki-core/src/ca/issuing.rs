@@ -93,10 +93,11 @@ impl<S: Signer> IssuingCa<S> {
     /// A failed signature, with the key's own reason when it has one (a token's error).
     fn signing_error(&self, e: rcgen::Error) -> Error {
         let key = self.issuer.key();
-        Error::Signing(match key.take_sign_error() {
-            Some(reason) => format!("{}: {reason}", key.describe()),
-            None => e.to_string(),
-        })
+        Error::SigningFailed {
+            what: "certificate",
+            signer: key.describe(),
+            reason: key.take_sign_error().unwrap_or_else(|| e.to_string()),
+        }
     }
 
     /// Wraps `key` and `cert`, the intermediate certificate of `generation`. Its gate holds the
@@ -208,8 +209,12 @@ impl<S: Signer> IssuingCa<S> {
                 (*alg, Some(key.to_pkcs8_pem()), cert)
             }
             LeafKey::Spki { spki_der, alg } => {
-                let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
-                    .map_err(|e| Error::input("public key", e.to_string()))?;
+                let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+                    Error::BadPublicKey {
+                        what: "public key",
+                        detail: e.to_string(),
+                    }
+                })?;
                 let params =
                     profile.params(&req.subject, &req.names, &validity, &serial, *alg, None)?;
                 let cert = params

@@ -295,10 +295,7 @@ pub fn replace_leaf<S: Signer>(
         ips: old
             .ips
             .iter()
-            .map(|i| {
-                i.parse()
-                    .map_err(|_| Error::input("ledger", format!("bad IP {i}")))
-            })
+            .map(|i| i.parse().map_err(|_| Error::LedgerIp { value: i.clone() }))
             .collect::<Result<_>>()?,
     };
     let leaf = ca.sign_leaf(

@@ -500,10 +500,7 @@ pub fn ledger_request(
     let ips = rec
         .ips
         .iter()
-        .map(|i| {
-            i.parse()
-                .map_err(|_| Error::input("ledger", format!("bad IP {i}")))
-        })
+        .map(|i| i.parse().map_err(|_| Error::LedgerIp { value: i.clone() }))
         .collect::<Result<_>>()?;
     Ok((
         role,

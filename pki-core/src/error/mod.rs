@@ -1,11 +1,17 @@
 //! One error type for the library. Every message says what went wrong *and* what to do next,
 //! because these strings are what an operator reads at 3 a.m. Secrets never appear in them.
 
+mod bundle;
+mod cluster;
+mod input;
 mod response;
 mod token;
 
 use std::path::PathBuf;
 
+pub use bundle::BundleProblem;
+pub use cluster::ClusterRule;
+pub use input::{BatchLeafProblem, CrlProblem, CsrProblem, KeyFileProblem, NameProblem};
 pub use response::ResponseProblem;
 pub use token::TokenError;
 
@@ -52,14 +58,14 @@ pub enum Error {
         detail: String,
     },
 
-    /// A CSR is refused: not a single well-formed PKCS#10 request, its signature does not
-    /// verify, or it asks for CA:TRUE or for names the operator did not approve.
-    #[error("{what}: the CSR is not acceptable: {reason}")]
+    /// A CSR is refused: not a single well-formed PKCS#10 request, or its signature does not
+    /// verify (see [`CsrProblem`]; CA:TRUE and unapproved names have their own variants).
+    #[error("{what}: the CSR is not acceptable: {problem}")]
     CsrRejected {
         /// The CSR, as named in the message.
         what: String,
         /// Why it is refused.
-        reason: String,
+        problem: CsrProblem,
     },
 
     /// A key or signature algorithm below policy or not supported: RSA under 2048 bits, an
@@ -343,14 +349,148 @@ pub enum Error {
         reason: String,
     },
 
-    /// An input (a file, a flag value, a batch or cluster file, a ledger value) that is not
-    /// what it should be; built with [`Error::input`].
-    #[error("{what}: {reason}")]
-    BadInput {
-        /// The input, as named in the message.
+    /// A path that does not end in a file name (such as `..` or `/`), given where a file is
+    /// written.
+    #[error("{}: not a file name", .path.display())]
+    NotAFileName {
+        /// The path as given.
+        path: PathBuf,
+    },
+
+    /// A file read as text that is not UTF-8.
+    #[error("{}: not UTF-8 text", .path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A batch or cluster file that is not valid TOML of its schema (unknown fields included).
+    #[error("{what}: {detail}")]
+    BadToml {
+        /// The file, as named in the message.
+        what: String,
+        /// The TOML parser's complaint, on one line.
+        detail: String,
+    },
+
+    /// A cluster file that breaks a rule across its values.
+    #[error("{file}: {rule}")]
+    ClusterRule {
+        /// The cluster file, as named in the message.
+        file: String,
+        /// The rule it breaks.
+        rule: ClusterRule,
+    },
+
+    /// A leaf of a batch file that cannot be issued.
+    #[error("batch leaf {number} (cn '{cn}'): {problem}")]
+    BatchLeaf {
+        /// The leaf's position in the file, from 1.
+        number: usize,
+        /// Its CN as written.
+        cn: String,
+        /// Why it is refused.
+        problem: BatchLeafProblem,
+    },
+
+    /// A cfssl CSR JSON document that does not parse.
+    #[error("{what}: not a cfssl CSR JSON ({detail})")]
+    NotCfsslJson {
+        /// The document, as named in the message.
+        what: String,
+        /// The JSON parser's complaint.
+        detail: String,
+    },
+
+    /// A cfssl `key` (`algo`, `size`) that the toolkit cannot generate.
+    #[error("{what}: key algo '{algo}' {} is not supported; use ecdsa 256/384, ed25519 or rsa 2048/3072/4096", .size.map_or("without a size".to_string(), |s| format!("size {s}")))]
+    CfsslKeyUnsupported {
+        /// The document, as named in the message.
+        what: String,
+        /// The `algo` as written.
+        algo: String,
+        /// The `size`, when given.
+        size: Option<u32>,
+    },
+
+    /// A subject or DNS name that cannot be certified.
+    #[error("{0}")]
+    BadName(NameProblem),
+
+    /// A leaf role (profile) name that is not `server`, `peer` or `client`.
+    #[error("role: '{given}' is not a role; use server, peer or client")]
+    UnknownRole {
+        /// The name as given.
+        given: String,
+    },
+
+    /// A revocation reason name that RFC 5280 does not define.
+    #[error(
+        "reason: '{given}' is not a revocation reason; use one of {}",
+        crate::x509::crl::Reason::NAMES
+    )]
+    UnknownRevocationReason {
+        /// The name as given.
+        given: String,
+    },
+
+    /// A CRL that does not parse, or a root CRL that is not the pinned root's.
+    #[error("{what}: {problem}")]
+    BadCrl {
+        /// The CRL, as named in the message.
         what: String,
         /// What is wrong with it.
-        reason: String,
+        problem: CrlProblem,
+    },
+
+    /// A bundle that cannot be opened or read.
+    #[error("{what}: {problem}")]
+    BadBundle {
+        /// The bundle, as named in the message.
+        what: String,
+        /// What is wrong with it.
+        problem: BundleProblem,
+    },
+
+    /// A text that is not an age X25519 recipient (`age1...`).
+    #[error("recipient: '{recipient}' is not an age X25519 recipient ({detail})")]
+    BadRecipient {
+        /// The text as given, trimmed.
+        recipient: String,
+        /// age's complaint.
+        detail: String,
+    },
+
+    /// A PEM private key that is not an unencrypted PKCS#8 key this toolkit can use.
+    #[error("{what}: {problem}")]
+    BadKeyFile {
+        /// The key, as named in the message.
+        what: String,
+        /// What is wrong with it.
+        problem: KeyFileProblem,
+    },
+
+    /// A CA key at rest whose decrypted content is not text.
+    #[error("{}: the decrypted key is not PEM text", .path.display())]
+    KeyNotText {
+        /// The sealed key file.
+        path: PathBuf,
+    },
+
+    /// A SubjectPublicKeyInfo that does not parse.
+    #[error("{what}: unreadable ({detail})")]
+    BadPublicKey {
+        /// The key, as named in the message (`public key`, `CSR public key`).
+        what: &'static str,
+        /// The parser's complaint.
+        detail: String,
+    },
+
+    /// An IP address recorded in the ledger that does not parse: the ledger is damaged.
+    #[error("ledger: the recorded IP address '{value}' does not parse; the ledger is damaged")]
+    LedgerIp {
+        /// The value as recorded.
+        value: String,
     },
 
     /// A cluster-file value that etcd, a shell or systemd would misread; `value` is already
@@ -367,10 +507,34 @@ pub enum Error {
         problem: String,
     },
 
-    /// A cryptographic operation failed: signing a certificate, CRL or CSR, generating a key,
-    /// age encryption, or a signature that does not verify.
-    #[error("signing failed: {0}")]
-    Signing(String),
+    /// Signing a certificate, CRL or CSR failed (a token's error, or rcgen's).
+    #[error("signing the {what} with {signer} failed: {reason}")]
+    SigningFailed {
+        /// What was being signed: `certificate`, `CRL`, `CSR`.
+        what: &'static str,
+        /// The signing key, as its [`Signer::describe`](crate::keys::signer::Signer::describe) says.
+        signer: String,
+        /// The token's or rcgen's reason.
+        reason: String,
+    },
+
+    /// A thread of a batch that signs certificates ended without handing them over; nothing of
+    /// its chunk was recorded or written.
+    #[error("signing failed: a signing thread stopped before handing over its certificates; nothing of that chunk was recorded")]
+    SigningThreadStopped,
+
+    /// Generating a new key in software failed.
+    #[error("generating a {algorithm} key failed: {reason}")]
+    KeyGeneration {
+        /// The algorithm asked for.
+        algorithm: crate::keys::algorithm::KeyAlgorithm,
+        /// aws-lc's reason.
+        reason: String,
+    },
+
+    /// A signature that does not verify with the public key it is checked against.
+    #[error("the signature does not verify")]
+    SignatureInvalid,
 
     /// A PKCS#11 token operation failed; see [`TokenError`].
     #[error(transparent)]
@@ -589,14 +753,6 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
-        }
-    }
-
-    /// Builds an [`Error::BadInput`] about `what`.
-    pub fn input(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::BadInput {
-            what: what.into(),
-            reason: reason.into(),
         }
     }
 }

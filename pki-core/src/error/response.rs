@@ -36,6 +36,15 @@ pub enum ResponseProblem {
         /// The staged generation.
         generation: u32,
     },
+    /// The response does not carry exactly two certificates (the intermediate, then the root).
+    #[error("the response must carry the intermediate and the root certificate; it carries {found} certificate(s)")]
+    CertificateCount {
+        /// How many certificates it carries.
+        found: usize,
+    },
+    /// The root CRL in the response does not parse or is not the response root's.
+    #[error("root CRL in the response: {0}; do not install this response: it was altered or forged, escalate")]
+    RootCrl(super::CrlProblem),
     /// The folder already pins another root than the response's.
     #[error("this folder is pinned to root {pinned}; the response is from root {got}")]
     FolderPinnedElsewhere {

@@ -54,8 +54,10 @@ pub struct CfsslRequest {
 
 /// Parses a cfssl CSR JSON document.
 pub fn parse(what: &str, text: &str) -> Result<CfsslRequest> {
-    let csr: CfsslCsr = serde_json::from_str(text)
-        .map_err(|e| Error::input(what, format!("not a cfssl CSR JSON ({e})")))?;
+    let csr: CfsslCsr = serde_json::from_str(text).map_err(|e| Error::NotCfsslJson {
+        what: what.into(),
+        detail: e.to_string(),
+    })?;
     let names = SubjectNames::from_hosts(&csr.hosts)?;
     let mut subject = Subject::cn(csr.cn);
     for n in csr.names {
@@ -73,14 +75,17 @@ pub fn parse(what: &str, text: &str) -> Result<CfsslRequest> {
             ("ed25519", _) => KeyAlgorithm::Ed25519,
             ("rsa", None) => KeyAlgorithm::Rsa(2048),
             ("rsa", Some(bits)) if bits < KeyAlgorithm::MIN_RSA_BITS => {
-                return Err(Error::WeakAlgorithm(format!("{what}: RSA {bits} bits; at least 2048 are required")))
+                return Err(Error::WeakAlgorithm(format!(
+                    "{what}: RSA {bits} bits; at least 2048 are required"
+                )))
             }
             ("rsa", Some(bits @ (2048 | 3072 | 4096))) => KeyAlgorithm::Rsa(bits),
             (algo, size) => {
-                return Err(Error::input(
-                    what,
-                    format!("key algo '{algo}' size {size:?} is not supported; use ecdsa 256/384, ed25519 or rsa 2048/3072/4096"),
-                ))
+                return Err(Error::CfsslKeyUnsupported {
+                    what: what.into(),
+                    algo: algo.to_string(),
+                    size,
+                })
             }
         }),
     };

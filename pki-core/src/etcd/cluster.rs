@@ -277,8 +277,10 @@ impl ClusterFile {
 
     /// Parses and validates a cluster file's text.
     pub fn parse(what: &str, text: &str) -> Result<Self> {
-        let c: ClusterFile = toml::from_str(text)
-            .map_err(|e| Error::input(what, e.to_string().trim().replace('\n', " ")))?;
+        let c: ClusterFile = toml::from_str(text).map_err(|e| Error::BadToml {
+            what: what.into(),
+            detail: e.to_string().trim().replace('\n', " "),
+        })?;
         c.validate().map_err(|r| r.into_error(what))?;
         Ok(c)
     }

@@ -5,14 +5,13 @@ use std::collections::BTreeSet;
 
 use super::cluster::{ClientKind, ClusterFile};
 use super::version::EtcdVersion;
-use super::{KUBE_COMPACT_KEY, KUBE_PREFIX};
-use crate::error::Error;
+use crate::error::{ClusterRule, Error};
 use crate::keys::algorithm::KeyAlgorithm;
 
 /// Why a cluster file is refused: a rule across values, or one value's content.
 #[derive(Debug)]
 pub(super) enum Invalid {
-    Rule(String),
+    Rule(ClusterRule),
     Value {
         field: String,
         value: String,
@@ -31,7 +30,10 @@ impl Invalid {
 
     pub(super) fn into_error(self, file: &str) -> Error {
         match self {
-            Invalid::Rule(r) => Error::input(file, r),
+            Invalid::Rule(rule) => Error::ClusterRule {
+                file: file.into(),
+                rule,
+            },
             Invalid::Value {
                 field,
                 value,
@@ -66,68 +68,67 @@ impl ClusterFile {
     pub(super) fn validate(&self) -> std::result::Result<(), Invalid> {
         self.validate_values()?;
         if self.members.is_empty() {
-            return Err(Invalid::Rule("at least one [[member]] is needed".into()));
+            return Err(Invalid::Rule(ClusterRule::NoMember));
         }
         let mut seen = BTreeSet::new();
         for m in &self.members {
             if !seen.insert(m.name.clone()) {
-                return Err(Invalid::Rule(format!(
-                    "member name '{}' is repeated",
-                    m.name
-                )));
+                return Err(Invalid::Rule(ClusterRule::Repeated {
+                    what: "member",
+                    name: m.name.clone(),
+                }));
             }
             if m.ips.is_empty() {
-                return Err(Invalid::Rule(format!(
-                    "member '{}' needs its IP addresses: etcd checks a peer's source IP against its certificate",
-                    m.name
-                )));
+                return Err(Invalid::Rule(ClusterRule::MemberWithoutIps {
+                    member: m.name.clone(),
+                }));
             }
         }
         let mut clients = BTreeSet::new();
         for c in &self.clients {
             if !clients.insert(c.name.clone()) {
-                return Err(Invalid::Rule(format!(
-                    "client name '{}' is repeated",
-                    c.name
-                )));
+                return Err(Invalid::Rule(ClusterRule::Repeated {
+                    what: "client",
+                    name: c.name.clone(),
+                }));
             }
             if c.kind == ClientKind::Etcdctl && (c.install_dir.is_some() || !c.endpoints.is_empty())
             {
-                return Err(Invalid::Rule(format!(
-                    "client '{}': install-dir and endpoints are for kind = \"kube-apiserver\" only; an etcdctl client is installed under client-install-dir and dials every member",
-                    c.name
-                )));
+                return Err(Invalid::Rule(ClusterRule::EtcdctlWithKubeFields {
+                    client: c.name.clone(),
+                }));
             }
             if c.kind == ClientKind::KubeApiserver {
                 if c.name == "root" || c.roles.iter().any(|r| r == "root") {
-                    return Err(Invalid::Rule(format!(
-                        "client '{}' is the API server's: it gets a role for {KUBE_PREFIX} and {KUBE_COMPACT_KEY} only, never etcd's root",
-                        c.name
-                    )));
+                    return Err(Invalid::Rule(ClusterRule::KubeClientRoot {
+                        client: c.name.clone(),
+                    }));
                 }
                 if self.roles.iter().any(|r| r.name == c.name) {
-                    return Err(Invalid::Rule(format!(
-                        "role name '{}' is taken by the kube-apiserver client's own role; rename the [[role]]",
-                        c.name
-                    )));
+                    return Err(Invalid::Rule(ClusterRule::KubeRoleTaken {
+                        role: c.name.clone(),
+                    }));
                 }
             }
             for r in &c.roles {
                 if r != "root" && !self.roles.iter().any(|x| &x.name == r) {
-                    return Err(Invalid::Rule(format!(
-                        "client '{}' has role '{r}', which no [[role]] defines",
-                        c.name
-                    )));
+                    return Err(Invalid::Rule(ClusterRule::UndefinedRole {
+                        client: c.name.clone(),
+                        role: r.clone(),
+                    }));
                 }
             }
         }
         if !self.roles.is_empty() && !clients.contains("root") {
-            return Err(Invalid::Rule("RBAC needs a client named 'root': etcd's auth cannot be enabled without the root user".into()));
+            return Err(Invalid::Rule(ClusterRule::RbacWithoutRoot));
         }
-        let unique = |names: Vec<&String>, what: &str| {
+        let unique = |names: Vec<&String>, what: &'static str| {
             let mut seen = BTreeSet::new();
             match names.into_iter().find(|n| !seen.insert(*n)) {
-                Some(n) => Err(Invalid::Rule(format!("{what} name '{n}' is repeated"))),
+                Some(n) => Err(Invalid::Rule(ClusterRule::Repeated {
+                    what,
+                    name: n.clone(),
+                })),
                 None => Ok(()),
             }
         };

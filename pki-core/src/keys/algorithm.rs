@@ -66,18 +66,26 @@ impl KeyAlgorithm {
             }
             other => KeyPair::generate_for(other.signature_algorithm()),
         };
-        res.map_err(|e| Error::Signing(format!("key generation failed: {e}")))
+        res.map_err(|e| Error::KeyGeneration {
+            algorithm: self,
+            reason: e.to_string(),
+        })
     }
 
     /// Identifies the algorithm of a key from its SubjectPublicKeyInfo.
     pub fn from_spki_der(spki: &[u8]) -> Result<Self> {
         use x509_parser::prelude::FromDer;
         use x509_parser::public_key::PublicKey;
-        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
-            .map_err(|e| Error::input("public key", format!("unreadable ({e})")))?;
-        let parsed = info
-            .parsed()
-            .map_err(|e| Error::input("public key", format!("unreadable ({e})")))?;
+        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).map_err(|e| {
+            Error::BadPublicKey {
+                what: "public key",
+                detail: e.to_string(),
+            }
+        })?;
+        let parsed = info.parsed().map_err(|e| Error::BadPublicKey {
+            what: "public key",
+            detail: e.to_string(),
+        })?;
         match parsed {
             PublicKey::EC(_) => {
                 let curve = info

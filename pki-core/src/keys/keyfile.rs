@@ -47,7 +47,8 @@ impl KeySecret {
         })
     }
 
-    /// A passphrase secret; fails with [`Error::Policy`] when it has fewer than 12 characters.
+    /// A passphrase secret; fails with [`Error::ShortPassphrase`] when it has fewer than 12
+    /// characters.
     pub fn passphrase(p: Zeroizing<String>) -> Result<Self> {
         if p.chars().count() < 12 {
             return Err(Error::ShortPassphrase { min: 12 });

@@ -46,17 +46,25 @@ pub fn verify(sig_oid: &str, spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<
             )))
         }
     };
-    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|e| Error::input("public key", e.to_string()))?;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+        Error::BadPublicKey {
+            what: "public key",
+            detail: e.to_string(),
+        }
+    })?;
     UnparsedPublicKey::new(alg, info.subject_public_key.as_ref())
         .verify(msg, sig)
-        .map_err(|_| Error::Signing("the signature does not verify".into()))
+        .map_err(|_| Error::SignatureInvalid)
 }
 
 /// Checks that certificate `cert_der` was signed by the key `issuer_spki_der`.
 pub fn verify_certificate(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<()> {
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der)
-        .map_err(|e| Error::input("certificate", e.to_string()))?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| {
+        Error::BadCertificate {
+            what: "certificate".into(),
+            detail: e.to_string(),
+        }
+    })?;
     verify(
         &cert.signature_algorithm.algorithm.to_id_string(),
         issuer_spki_der,

@@ -5,7 +5,7 @@
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyFileProblem, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 
 /// A key that signs certificates and CRLs.
@@ -42,16 +42,10 @@ impl FileKey {
     /// Reads a PKCS#8 PEM private key ("BEGIN PRIVATE KEY").
     pub fn from_pkcs8_pem(what: &str, pem: &str) -> Result<Self> {
         if pem.contains("BEGIN EC PRIVATE KEY") || pem.contains("BEGIN RSA PRIVATE KEY") {
-            return Err(Error::input(
-                what,
-                "this is a legacy SEC1/PKCS#1 key; convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8` and pass the PKCS#8 file",
-            ));
+            return Err(bad_key(what, KeyFileProblem::Legacy));
         }
         if pem.contains("ENCRYPTED PRIVATE KEY") {
-            return Err(Error::input(
-                what,
-                "this key is password-protected; decrypt it with `openssl pkcs8 -in KEY -out KEY.p8` on an offline machine first",
-            ));
+            return Err(bad_key(what, KeyFileProblem::PasswordProtected));
         }
         if !pem.contains("-----BEGIN PRIVATE KEY-----") {
             return Err(Error::MalformedPem {
@@ -61,13 +55,20 @@ impl FileKey {
             });
         }
         // rcgen's error would not leak the key, but it says little; keep our own wording.
-        let pair = KeyPair::from_pem(pem)
-            .map_err(|e| Error::input(what, format!("not a usable private key ({e})")))?;
+        let unusable = |e: rcgen::Error| {
+            bad_key(
+                what,
+                KeyFileProblem::Unusable {
+                    detail: e.to_string(),
+                },
+            )
+        };
+        let pair = KeyPair::from_pem(pem).map_err(unusable)?;
         let alg = KeyAlgorithm::from_spki_der(&pair.subject_public_key_info())?;
         let pair = if alg.signature_algorithm() != pair.algorithm() {
             // e.g. a P-384 key must sign with SHA-384; pin the algorithm explicitly.
             KeyPair::from_pkcs8_pem_and_sign_algo(pem, alg.signature_algorithm())
-                .map_err(|e| Error::input(what, format!("not a usable private key ({e})")))?
+                .map_err(unusable)?
         } else {
             pair
         };
@@ -140,6 +141,13 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     v1.extend_from_slice(&ED25519_PKCS8_V1_HEAD);
     v1.extend_from_slice(&der[16..48]);
     Some(v1)
+}
+
+fn bad_key(what: &str, problem: KeyFileProblem) -> Error {
+    Error::BadKeyFile {
+        what: what.into(),
+        problem,
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use yasna::models::{GeneralizedTime, UTCTime};
 use yasna::{DERWriter, Tag};
 
-use crate::error::{Error, Result};
+use crate::error::{CrlProblem, Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
 use crate::oid;
@@ -56,13 +56,9 @@ impl Reason {
             "cessationOfOperation" => Reason::CessationOfOperation,
             "privilegeWithdrawn" => Reason::PrivilegeWithdrawn,
             other => {
-                return Err(Error::input(
-                    "reason",
-                    format!(
-                        "'{other}' is not a revocation reason; use one of {}",
-                        Self::NAMES
-                    ),
-                ))
+                return Err(Error::UnknownRevocationReason {
+                    given: other.to_string(),
+                })
             }
         })
     }
@@ -217,7 +213,11 @@ pub fn sign_crl(
     });
     let sig = signer.sign(&tbs).map_err(|e| {
         let reason = signer.take_sign_error().unwrap_or_else(|| e.to_string());
-        Error::Signing(format!("CRL signature by {}: {reason}", signer.describe()))
+        Error::SigningFailed {
+            what: "CRL",
+            signer: signer.describe(),
+            reason,
+        }
     })?;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
@@ -232,8 +232,15 @@ pub fn sign_crl(
 /// revocations of intermediates into the etcd CRL.
 pub fn parse_entries(what: &str, der: &[u8]) -> Result<Vec<CrlEntry>> {
     use x509_parser::prelude::FromDer;
-    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
-        .map_err(|e| Error::input(what, format!("not a CRL ({e})")))?;
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(der).map_err(|e| {
+            Error::BadCrl {
+                what: what.into(),
+                problem: CrlProblem::NotCrl {
+                    detail: e.to_string(),
+                },
+            }
+        })?;
     Ok(crl
         .iter_revoked_certificates()
         .map(|r| CrlEntry {
@@ -250,8 +257,15 @@ pub fn parse_entries(what: &str, der: &[u8]) -> Result<Vec<CrlEntry>> {
 /// Checks a CRL's signature against an issuer's SubjectPublicKeyInfo.
 pub fn verify_signature(der: &[u8], issuer_spki: &[u8]) -> Result<()> {
     use x509_parser::prelude::FromDer;
-    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
-        .map_err(|e| Error::input("CRL", format!("not a CRL ({e})")))?;
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(der).map_err(|e| {
+            Error::BadCrl {
+                what: "CRL".into(),
+                problem: CrlProblem::NotCrl {
+                    detail: e.to_string(),
+                },
+            }
+        })?;
     crate::keys::sigcheck::verify(
         &crl.signature_algorithm.algorithm.to_id_string(),
         issuer_spki,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use crate::error::{Error, Result};
+use crate::error::{CsrProblem, Error, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::sigcheck;
 use crate::x509::certs::pem_blocks;
@@ -43,7 +43,7 @@ impl CheckedCsr {
             },
         };
         if blocks.len() != 1 {
-            return Err(rejected(what, "the file holds more than one CSR"));
+            return Err(rejected(what, CsrProblem::MoreThanOne));
         }
         Self::from_der(what, &blocks[0])
     }
@@ -52,11 +52,19 @@ impl CheckedCsr {
     /// well-formed PKCS#10 request or its signature does not verify, and with
     /// [`Error::WeakAlgorithm`] for a refused key or hash.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
-        let (rest, csr) =
-            x509_parser::certification_request::X509CertificationRequest::from_der(der)
-                .map_err(|e| rejected(what, &format!("not a PKCS#10 request ({e})")))?;
+        let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
+            der,
+        )
+        .map_err(|e| {
+            rejected(
+                what,
+                CsrProblem::NotPkcs10 {
+                    detail: e.to_string(),
+                },
+            )
+        })?;
         if !rest.is_empty() {
-            return Err(rejected(what, "trailing bytes after the request"));
+            return Err(rejected(what, CsrProblem::TrailingBytes));
         }
         let info = &csr.certification_request_info;
         let spki_der = info.subject_pki.raw.to_vec();
@@ -65,10 +73,7 @@ impl CheckedCsr {
         let key_alg = KeyAlgorithm::from_spki_der(&spki_der)?;
         sigcheck::verify(&sig_oid, &spki_der, info.raw, csr.signature_value.as_ref()).map_err(
             |e| match e {
-                Error::Signing(_) => rejected(
-                    what,
-                    "its signature does not verify: the file was altered or the key does not match",
-                ),
+                Error::SignatureInvalid => rejected(what, CsrProblem::BadSignature),
                 other => other,
             },
         )?;
@@ -115,15 +120,17 @@ impl CheckedCsr {
 
     /// The public key in the form rcgen signs over.
     pub fn public_key(&self) -> Result<rcgen::SubjectPublicKeyInfo> {
-        rcgen::SubjectPublicKeyInfo::from_der(&self.spki_der)
-            .map_err(|e| Error::input("CSR public key", e.to_string()))
+        rcgen::SubjectPublicKeyInfo::from_der(&self.spki_der).map_err(|e| Error::BadPublicKey {
+            what: "CSR public key",
+            detail: e.to_string(),
+        })
     }
 }
 
-fn rejected(what: &str, reason: &str) -> Error {
+fn rejected(what: &str, problem: CsrProblem) -> Error {
     Error::CsrRejected {
         what: what.into(),
-        reason: reason.into(),
+        problem,
     }
 }
 

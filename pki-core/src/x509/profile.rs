@@ -9,7 +9,7 @@ use rcgen::{
     KeyIdMethod, KeyUsagePurpose, NameConstraints, SanType,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NameProblem, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::oid;
 use crate::x509::serial::Serial;
@@ -88,10 +88,9 @@ impl FromStr for LeafRole {
             "server" => Ok(LeafRole::Server),
             "peer" => Ok(LeafRole::Peer),
             "client" => Ok(LeafRole::Client),
-            other => Err(Error::input(
-                "role",
-                format!("'{other}' is not a role; use server, peer or client"),
-            )),
+            other => Err(Error::UnknownRole {
+                given: other.to_string(),
+            }),
         }
     }
 }
@@ -132,16 +131,10 @@ impl Subject {
     fn validate(&self) -> Result<()> {
         let cn = &self.common_name;
         if cn.trim().is_empty() {
-            return Err(Error::input(
-                "subject",
-                "the common name is empty; a certificate needs one",
-            ));
+            return Err(Error::BadName(NameProblem::EmptyCommonName));
         }
         if cn.len() > 64 || cn.chars().any(|c| c.is_control()) {
-            return Err(Error::input(
-                "subject",
-                "the common name must be at most 64 printable characters",
-            ));
+            return Err(Error::BadName(NameProblem::CommonNameTooLong));
         }
         Ok(())
     }
@@ -214,10 +207,9 @@ impl SubjectNames {
                             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 });
             if !ok {
-                return Err(Error::input(
-                    "DNS name",
-                    format!("'{name}' is not a valid DNS name (letters, digits, '-', dots; an IP address is not a DNS name)"),
-                ));
+                return Err(Error::BadName(NameProblem::InvalidDns {
+                    name: name.to_string(),
+                }));
             }
         }
         Ok(())
@@ -229,7 +221,7 @@ impl SubjectNames {
             let ia5 = d
                 .to_ascii_lowercase()
                 .try_into()
-                .map_err(|_| Error::input("DNS name", format!("'{d}' is not ASCII")))?;
+                .map_err(|_| Error::BadName(NameProblem::NonAsciiDns { name: d.clone() }))?;
             sans.push(SanType::DnsName(ia5));
         }
         for ip in &self.ips {

@@ -285,8 +285,9 @@ impl CaDir {
         let id = self.active()?;
         let facts = self.cert(id)?;
         let pem = secret.open(&self.key_path(id))?;
-        let pem = std::str::from_utf8(&pem)
-            .map_err(|_| Error::input("CA key", "decrypted key is not PEM text"))?;
+        let pem = std::str::from_utf8(&pem).map_err(|_| Error::KeyNotText {
+            path: self.key_path(id),
+        })?;
         let key = FileKey::from_pkcs8_pem("CA key", pem)?;
         check_key_matches(&key, &facts)?;
         Ok((id, facts, key))

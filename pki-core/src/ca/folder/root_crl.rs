@@ -8,7 +8,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::ca::folder::CaDir;
-use crate::error::{Error, Result};
+use crate::error::{CrlProblem, Error, ResponseProblem, Result};
 use crate::output::{self, Mode};
 use crate::x509::certs::{to_pem, CertFacts};
 use crate::x509::serial::Serial;
@@ -46,24 +46,29 @@ impl RootCrl {
 
     /// Checks that `der` is a CRL issued and signed by `root`.
     pub fn parse(what: &str, der: &[u8], root: &CertFacts) -> Result<Self> {
-        let bad = |reason: String| Error::input(what, reason);
-        let (rest, crl) = CertificateRevocationList::from_der(der)
-            .map_err(|e| bad(format!("not a CRL ({e})")))?;
+        let bad = |problem| Error::BadCrl {
+            what: what.into(),
+            problem,
+        };
+        let (rest, crl) = CertificateRevocationList::from_der(der).map_err(|e| {
+            bad(CrlProblem::NotCrl {
+                detail: e.to_string(),
+            })
+        })?;
         if !rest.is_empty() {
-            return Err(bad("trailing bytes after the CRL".into()));
+            return Err(bad(CrlProblem::TrailingBytes));
         }
         let issuer = crl.issuer().to_string();
         if crl.issuer().as_raw() != root.subject_der.as_slice() {
-            return Err(bad(format!(
-                "it is issued by '{issuer}', not by the pinned root '{}'",
-                root.subject
-            )));
+            return Err(bad(CrlProblem::OtherIssuer {
+                issuer,
+                root: root.subject.clone(),
+            }));
         }
         crate::x509::crl::verify_signature(der, &root.spki_der).map_err(|_| {
-            bad(format!(
-                "its signature does not verify with the pinned root's key ('{}')",
-                root.subject
-            ))
+            bad(CrlProblem::NotSignedByRoot {
+                root: root.subject.clone(),
+            })
         })?;
         Ok(RootCrl {
             der: der.to_vec(),
@@ -186,7 +191,7 @@ pub fn installed(ca: &CaDir, root: &CertFacts) -> Result<Option<RootCrl>> {
 /// A root CRL that cannot be trusted, named once (the parse error names the file too).
 pub fn unusable(crl: PathBuf, e: Error) -> Error {
     let reason = match e {
-        Error::BadInput { reason, .. } => reason,
+        Error::BadCrl { problem, .. } => problem.to_string(),
         other => other.to_string(),
     };
     Error::RootCrlUnusable { crl, reason }
@@ -214,10 +219,7 @@ pub fn check_for_install(
     let incoming = response_crl
         .map(|der| {
             RootCrl::parse(what, der, root).map_err(|e| match e {
-                Error::BadInput { reason, .. } => Error::input(
-                    what,
-                    format!("{reason}; do not install this response: it was altered or forged, escalate"),
-                ),
+                Error::BadCrl { problem, .. } => Error::Response(ResponseProblem::RootCrl(problem)),
                 other => other,
             })
         })

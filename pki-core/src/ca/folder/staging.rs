@@ -2,6 +2,7 @@
 //! it, and installing the root's response.
 
 use super::*;
+use crate::keys::signer::Signer;
 
 /// What `intermediate-ca request` produced.
 pub struct StagedRequest {
@@ -135,7 +136,11 @@ impl CaDir {
         params.distinguished_name = subject.to_dn();
         let csr = params
             .serialize_request(&key)
-            .map_err(|e| Error::Signing(format!("CSR: {e}")))?;
+            .map_err(|e| Error::SigningFailed {
+                what: "CSR",
+                signer: key.describe(),
+                reason: key.take_sign_error().unwrap_or_else(|| e.to_string()),
+            })?;
         let csr_der = csr.der().to_vec();
         let request_id = Bundle::new_request_id();
         let mut bundle = Bundle::new(BundleKind::IntermediateRequest, &request_id);
@@ -198,10 +203,9 @@ impl CaDir {
         }
         let certs = response.blocks_tagged("CERTIFICATE");
         if certs.len() != 2 {
-            return Err(Error::input(
-                "response",
-                "it must carry the intermediate and the root certificate",
-            ));
+            return Err(Error::Response(ResponseProblem::CertificateCount {
+                found: certs.len(),
+            }));
         }
         let int = CertFacts::from_der("intermediate certificate in the response", certs[0])?;
         let root = CertFacts::from_der("root certificate in the response", certs[1])?;
