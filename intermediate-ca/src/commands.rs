@@ -4,18 +4,21 @@ use std::path::Path;
 
 use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::ca::folder::{CaDir, NewKey};
+use pki_core::error::ResponseProblem;
 use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::keys::keyfile::{self, KeySecret};
+use pki_core::output;
 use pki_core::x509::profile::Subject;
 use pki_core::x509::validity::fmt_time;
 use pki_core::Error;
-use pki_core::{output, Result};
+
+use crate::error::{Result, Usage};
 use time::OffsetDateTime;
 
 use crate::cli::SecretArgs;
 
 fn secret(args: &SecretArgs, confirm: bool) -> Result<KeySecret> {
-    args.resolve("Passphrase for the CA key", confirm)
+    Ok(args.resolve("Passphrase for the CA key", confirm)?)
 }
 
 pub fn new_identity(file: &Path, force: bool) -> Result<()> {
@@ -191,17 +194,16 @@ fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<R
     match secret {
         KeySecret::Identity { identity, .. } => Ok(ReplyIdentity::Given(identity)),
         KeySecret::Passphrase(_) => {
-            let staged = ca.staged().ok_or_else(|| {
-                // The same words as `CaDir::install` uses for this case.
-                Error::Policy(
-                    "no request is waiting for a response in this folder; run `intermediate-ca request` first".into(),
-                )
-            })?;
+            // The same refusal as `CaDir::install` makes for this case.
+            let staged = ca
+                .staged()
+                .ok_or(Error::Response(ResponseProblem::NothingWaiting))?;
             let path = ca.reply_identity_path(staged.id);
             if !path.exists() {
                 return Err(Error::ReplyNeedsIdentity {
                     generation: staged.id,
-                });
+                }
+                .into());
             }
             let text = secret.open(&path)?;
             let line = std::str::from_utf8(&text)
@@ -220,18 +222,12 @@ fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<R
 pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     let alg: KeyAlgorithm = a.key.parse()?;
     if matches!(alg, KeyAlgorithm::Rsa(b) if b < 3072) {
-        return Err(Error::Policy(
-            "an intermediate key must be p384, p256, ed25519, rsa3072 or rsa4096".into(),
-        ));
+        return Err(Usage::WeakIntermediateKey { algorithm: alg }.into());
     }
     let to = match (a.to, a.to_file) {
         (Some(t), _) => t.trim().to_string(),
         (None, Some(f)) => output::read_to_string(f)?.trim().to_string(),
-        (None, None) => {
-            return Err(Error::Policy(
-                "pass --to RECIPIENT or --to-file FILE".into(),
-            ))
-        }
+        (None, None) => return Err(Usage::NoRecipient.into()),
     };
     // Validate the recipient before anything is generated.
     Bundle::new(BundleKind::IntermediateRequest, &Bundle::new_request_id()).seal(&to)?;
@@ -253,7 +249,7 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
         Some(loc) => {
             let pin = pki_core::keys::unlock::token_pin(secret_args.pin_file.as_deref())?;
             Some((
-                pki_core::keys::pkcs11::Token::open(&loc.config(), &pin)?,
+                pki_core::keys::pkcs11::Token::open(&loc.config(), &pin).map_err(Error::from)?,
                 loc.clone(),
             ))
         }

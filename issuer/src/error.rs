@@ -1,10 +1,112 @@
-//! How `issuer` words the library's errors. The library says what is wrong; where the next
-//! step is one of issuer's own flags, it is added here, so the library names no flag.
+//! The errors `issuer` reports: its own refusals of how it was called ([`Usage`]), and the
+//! library's errors, worded here. The library says what is wrong; where the next step is one
+//! of issuer's own flags, it is added here, so the library names no flag.
+
+use std::path::PathBuf;
 
 use pki_core::Error;
 
+/// An error of an `issuer` command.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    /// The library refused or failed.
+    #[error(transparent)]
+    Core(#[from] Error),
+    /// issuer refused how it was called.
+    #[error(transparent)]
+    Usage(#[from] Usage),
+}
+
+/// Result alias of `issuer`'s commands.
+pub type Result<T, E = IssuerError> = std::result::Result<T, E>;
+
+/// issuer's refusals of how it was called: a missing or conflicting flag, or a flag value
+/// that does not fit the CA folder. Each names the flag to pass.
+#[derive(Debug, thiserror::Error)]
+pub enum Usage {
+    /// `issuer crl` without any output.
+    #[error("nothing to write: pass --out, --etcd-out or --etcd-bundle")]
+    NothingToWrite,
+    /// `issuer crl --days` out of range.
+    #[error("--days must be between 1 and 366 (got {days})")]
+    CrlDays {
+        /// The value given.
+        days: u32,
+    },
+    /// `issuer crl --root-crl` without a root certificate to check it against.
+    #[error("a root CRL needs the root certificate to check it: pass --root")]
+    RootCrlWithoutRoot,
+    /// `issuer issue` without `--cn` and without a request that proposes one.
+    #[error("no common name: pass --cn (the member name, or the etcd user for a client)")]
+    NoCommonName,
+    /// `issuer reissue --from` the active generation.
+    #[error("generation {from} is the active one; install the new intermediate first (intermediate-ca install), then re-issue from the old generation")]
+    ReissueFromActive {
+        /// The generation given.
+        from: u32,
+    },
+    /// `issuer reissue --from` a generation the folder does not have.
+    #[error("this CA folder has no generation {from}")]
+    NoSuchGeneration {
+        /// The generation given.
+        from: u32,
+    },
+    /// No `--root` and no pinned root certificate in the folder (or an unreadable one).
+    #[error("no root certificate at {}: pass --root ROOT.crt (an imported CA has no pinned root)", .path.display())]
+    NoRoot {
+        /// The root certificate looked for.
+        path: PathBuf,
+    },
+    /// The active intermediate is not signed by the root given.
+    #[error("the active intermediate ({intermediate}) is not signed by the root {root}; pass the right --root")]
+    OtherRoot {
+        /// The intermediate's subject.
+        intermediate: String,
+        /// The root's subject.
+        root: String,
+    },
+    /// `issuer token create --member` names no member of the cluster file.
+    #[error("the cluster file has no [[member]] named '{name}'")]
+    NoSuchMember {
+        /// The name given.
+        name: String,
+    },
+    /// `issuer token create --client` names no client of the cluster file.
+    #[error("the cluster file has no [[client]] named '{name}'")]
+    NoSuchClient {
+        /// The name given.
+        name: String,
+    },
+    /// `issuer token create --ttl` outside what an enrolment token may live.
+    #[error("--ttl {ttl} is outside 1s..24h: an enrolment token is short-lived")]
+    TokenTtl {
+        /// The duration given.
+        ttl: String,
+    },
+    /// `issuer serve --leaf-lifetime` outside what a leaf may live.
+    #[error("invalid validity: --leaf-lifetime {lifetime} is outside 10s..825d")]
+    LeafLifetime {
+        /// The duration given.
+        lifetime: String,
+    },
+    /// `issuer revoke SERIAL` with a serial that is not hex.
+    #[error("serial: '{serial}' is not hex; give the serial as `issuer list` shows it")]
+    SerialNotHex {
+        /// The serial as given.
+        serial: String,
+    },
+}
+
 /// The message `issuer` prints for `e`.
-pub fn message(e: &Error) -> String {
+pub fn message(e: &IssuerError) -> String {
+    match e {
+        IssuerError::Core(e) => core_message(e),
+        IssuerError::Usage(u) => u.to_string(),
+    }
+}
+
+/// The message for a library error, with issuer's next step.
+fn core_message(e: &Error) -> String {
     if let Some(m) = pki_core::cli::common_message(e) {
         return m;
     }
@@ -30,6 +132,7 @@ pub fn message(e: &Error) -> String {
              requester for a request with CN={approved}, or pass --cn {requested} if that user \
              is right"
         ),
+        Error::UnknownRevocationReason { .. } => format!("{e} (--reason)"),
         Error::ZeroDays => format!("{e} (--days, or days in the batch or cluster file)"),
         Error::NoNames { .. } => {
             format!("{e}: pass --dns or --ip, or list them in the batch or cluster file")
@@ -50,7 +153,7 @@ mod tests {
         };
         assert!(!exists.to_string().contains("--"));
         assert_eq!(
-            message(&exists),
+            message(&exists.into()),
             "out/server.crt: already exists; refusing to overwrite it (pass --force to replace it)"
         );
         let cn = Error::CnRequired {
@@ -58,15 +161,17 @@ mod tests {
             requested: "root".into(),
         };
         assert!(!cn.to_string().contains("--"), "{cn}");
+        let cn = message(&cn.into());
         assert!(
-            message(&cn).contains("no --cn was given")
-                && message(&cn).ends_with("pass --cn root if that is right")
+            cn.contains("no --cn was given") && cn.ends_with("pass --cn root if that is right")
         );
-        assert!(
-            message(&Error::NoKeySecret).contains("pass --identity FILE or --passphrase-file FILE")
-        );
+        assert!(message(&Error::NoKeySecret.into())
+            .contains("pass --identity FILE or --passphrase-file FILE"));
         // Errors without a flag to suggest read as the library wrote them.
-        let other = Error::Policy("x".into());
-        assert_eq!(message(&other), "x");
+        let other = Error::SignatureInvalid.into();
+        assert_eq!(message(&other), "the signature does not verify");
+        // issuer's own refusals name its flags.
+        let usage = IssuerError::from(Usage::RootCrlWithoutRoot);
+        assert!(message(&usage).ends_with("pass --root"));
     }
 }

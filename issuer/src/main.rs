@@ -47,8 +47,8 @@ fn main() -> ExitCode {
 }
 
 /// Runs one command; `Ok(false)` means it ran and found problems (exit status 1).
-fn run(command: Command) -> pki_core::Result<bool> {
-    let done = |r: pki_core::Result<()>| r.map(|()| true);
+fn run(command: Command) -> error::Result<bool> {
+    let done = |r: error::Result<()>| r.map(|()| true);
     match command {
         Command::Issue(a) => done(commands::issue(&a)),
         Command::Batch(a) => done(commands::batch(

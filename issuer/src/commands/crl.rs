@@ -7,7 +7,9 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
     let ca = open_ca(ca)?;
     let _lock = ca.lock_exclusive()?;
     let serial = pki_core::x509::serial::Serial::from_hex(serial)
-        .ok_or_else(|| Error::Policy(format!("serial: '{serial}' is not hex")))?
+        .ok_or_else(|| Usage::SerialNotHex {
+            serial: serial.to_string(),
+        })?
         .to_hex();
     let rec = ca.ledger()?.revoke(&serial, reason)?;
     println!(
@@ -25,12 +27,10 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
 pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
     let secret = &a.secret;
     if a.out.is_none() && a.etcd_out.is_none() && a.etcd_bundle.is_none() {
-        return Err(Error::Policy(
-            "nothing to write: pass --out, --etcd-out or --etcd-bundle".into(),
-        ));
+        return Err(Usage::NothingToWrite.into());
     }
     if a.days == 0 || a.days > 366 {
-        return Err(Error::Policy("--days must be between 1 and 366".into()));
+        return Err(Usage::CrlDays { days: a.days }.into());
     }
     let ca = open_ca(&a.ca)?;
     // Held from drawing the CRL number to the last file written: a second `issuer crl` can
@@ -38,9 +38,7 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
     let _lock = ca.lock_exclusive()?;
     let (root, root_crl) = root_and_crl(&ca, a.root.as_deref(), a.root_crl.as_deref())?;
     if root_crl.is_some() && root.is_none() {
-        return Err(Error::Policy(
-            "a root CRL needs the root certificate to check it: pass --root".into(),
-        ));
+        return Err(Usage::RootCrlWithoutRoot.into());
     }
     let signer = secret.unlock_ca(&ca)?;
     let mut ledger = ca.ledger()?;

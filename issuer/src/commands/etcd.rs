@@ -18,11 +18,9 @@ pub fn etcd(
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;
     pki_core::keys::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
-        |_| {
-            Error::Policy(format!(
-                "the active intermediate ({}) is not signed by the root {}; pass the right --root",
-                signer.cert.subject, root_facts.subject
-            ))
+        |_| Usage::OtherRoot {
+            intermediate: signer.cert.subject.clone(),
+            root: root_facts.subject.clone(),
         },
     )?;
     let mut ledger = ca.ledger()?;

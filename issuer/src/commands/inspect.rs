@@ -49,10 +49,10 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
     match res {
         // A reader that stopped early (`issuer list | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| Error::Io {
+        other => Ok(other.map_err(|e| Error::Io {
             path: PathBuf::from("<stdout>"),
             source: e,
-        }),
+        })?),
     }
 }
 

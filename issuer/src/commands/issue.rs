@@ -47,11 +47,7 @@ pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
             None => subject = Some(Subject::cn(cn)),
         }
     }
-    let subject = subject.ok_or_else(|| {
-        Error::Policy(
-            "no common name: pass --cn (the member name, or the etcd user for a client)".into(),
-        )
-    })?;
+    let subject = subject.ok_or(Usage::NoCommonName)?;
     names.validate()?;
 
     let key = match csr {

@@ -8,6 +8,7 @@ mod replace;
 mod service;
 
 use crate::cli::SecretArgs;
+use crate::error::{Result, Usage};
 use pki_core::ca::folder::CaDir;
 use pki_core::ca::issuing::{LeafKey, LeafPaths, LeafRequest};
 use pki_core::ca::ledger::ListFilter;
@@ -19,7 +20,7 @@ use pki_core::x509::conformance::{self, VerifyRequest};
 use pki_core::x509::csr::CheckedCsr;
 use pki_core::x509::profile::{LeafRole, Profile, Subject, SubjectNames};
 use pki_core::x509::validity::{fmt_time, parse_duration};
-use pki_core::{output, Error, Result};
+use pki_core::{output, Error};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -48,11 +49,6 @@ pub(super) fn root_of(ca: &CaDir, root: Option<&Path>) -> Result<String> {
     let path = root
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ca.root_path());
-    let pem = output::read_to_string(&path).map_err(|_| {
-        Error::Policy(format!(
-            "no root certificate at {}: pass --root ROOT.crt (an imported CA has no pinned root)",
-            path.display()
-        ))
-    })?;
+    let pem = output::read_to_string(&path).map_err(|_| Usage::NoRoot { path: path.clone() })?;
     Ok(pem)
 }

@@ -95,14 +95,14 @@ pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) ->
 
 /// Now plus a duration the user typed, refused (not a panic) when it leaves the calendar.
 pub(super) fn after(duration: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::now_utc()
+    Ok(OffsetDateTime::now_utc()
         .checked_add(parse_duration(duration)?)
         .filter(|t| t.year() <= 9999)
         .ok_or_else(|| {
             Error::BadValidity(format!(
                 "'{duration}' reaches past the year 9999; give a shorter duration such as 30d"
             ))
-        })
+        })?)
 }
 
 pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> Result<()> {
@@ -110,14 +110,10 @@ pub fn reissue(ca_dir: &Path, from: u32, dry_run: bool, secret: &SecretArgs) -> 
     let _lock = (!dry_run).then(|| ca.lock_exclusive()).transpose()?;
     let active = ca.active()?;
     if from == active {
-        return Err(Error::Policy(format!(
-            "generation {from} is the active one; install the new intermediate first (intermediate-ca install), then re-issue from the old generation"
-        )));
+        return Err(Usage::ReissueFromActive { from }.into());
     }
     if !ca.state.generations.iter().any(|g| g.id == from) {
-        return Err(Error::Policy(format!(
-            "this CA folder has no generation {from}"
-        )));
+        return Err(Usage::NoSuchGeneration { from }.into());
     }
     let filter = ListFilter {
         expiring_before: None,

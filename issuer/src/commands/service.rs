@@ -23,10 +23,10 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
     if let Some(life) = &a.leaf_lifetime {
         let life = parse_duration(life)?;
         if life < time::Duration::seconds(10) || life > time::Duration::days(825) {
-            return Err(Error::BadValidity(format!(
-                "--leaf-lifetime {} is outside 10s..825d",
-                a.leaf_lifetime.as_deref().unwrap_or_default()
-            )));
+            return Err(Usage::LeafLifetime {
+                lifetime: a.leaf_lifetime.clone().unwrap_or_default(),
+            }
+            .into());
         }
         config.leaf_lifetime = Some(life);
     }
@@ -45,7 +45,7 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
     open_ca(&a.ca)?;
     match pki_service::server::run(config, Box::new(move |ca| secret.unlock_ca(ca))) {
         Ok(()) => Ok(true),
-        Err(pki_service::ServiceError::Core(e)) => Err(e),
+        Err(pki_service::ServiceError::Core(e)) => Err(e.into()),
         Err(e) => {
             eprintln!("issuer: error: {e}");
             Ok(false)
@@ -68,9 +68,7 @@ fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<
             .members
             .iter()
             .find(|m| &m.name == name)
-            .ok_or_else(|| {
-                Error::Policy(format!("the cluster file has no [[member]] named '{name}'"))
-            })?;
+            .ok_or_else(|| Usage::NoSuchMember { name: name.clone() })?;
         return Ok((
             format!("member {name}"),
             vec![
@@ -84,8 +82,8 @@ fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<
         .clients
         .iter()
         .find(|c| c.name == name)
-        .ok_or_else(|| {
-            Error::Policy(format!("the cluster file has no [[client]] named '{name}'"))
+        .ok_or_else(|| Usage::NoSuchClient {
+            name: name.to_string(),
         })?;
     Ok((
         format!("client {name}"),
@@ -96,10 +94,7 @@ fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<
 pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
     let ttl = parse_duration(&a.ttl)?;
     if ttl <= time::Duration::ZERO || ttl > MAX_TOKEN_TTL {
-        return Err(Error::Policy(format!(
-            "--ttl {} is outside 1s..24h: an enrolment token is short-lived",
-            a.ttl
-        )));
+        return Err(Usage::TokenTtl { ttl: a.ttl.clone() }.into());
     }
     let cluster = ClusterFile::load(&a.cluster)?;
     let ca = open_ca(&a.ca)?;

@@ -108,11 +108,6 @@ pub enum Error {
     #[error("invalid validity: {0}")]
     BadValidity(String),
 
-    /// A tool's own refusal of how it was called (a missing or conflicting flag); the library
-    /// itself raises typed variants only. The message says what to do.
-    #[error("{0}")]
-    Policy(String),
-
     /// A private key (in a file or a token) is not the key of the certificate it goes with.
     /// Holds which key and certificate.
     #[error("the private key does not match the certificate's public key ({0}); check that you passed the right pair")]
