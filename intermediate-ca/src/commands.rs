@@ -1,9 +1,7 @@
 //! What each `intermediate-ca` subcommand does, on top of pki-core.
 
-use std::path::Path;
-
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::ca::folder::{CaDir, NewKey};
+use pki_core::ca::folder::{CaDir, NewKey, TokenLocation};
 use pki_core::error::ResponseProblem;
 use pki_core::keys::algorithm::KeyAlgorithm;
 use pki_core::keys::keyfile::{self, KeySecret};
@@ -15,20 +13,25 @@ use pki_core::Error;
 use crate::error::{Result, Usage};
 use time::OffsetDateTime;
 
-use crate::cli::SecretArgs;
+use crate::cli::{
+    AbandonArgs, ImportArgs, InstallArgs, NewIdentityArgs, RequestArgs, RootCrlArgs, SecretArgs,
+    StatusArgs,
+};
 
 fn secret(args: &SecretArgs, confirm: bool) -> Result<KeySecret> {
     Ok(args.resolve("Passphrase for the CA key", confirm)?)
 }
 
-pub fn new_identity(file: &Path, force: bool) -> Result<()> {
+pub fn new_identity(a: &NewIdentityArgs) -> Result<()> {
+    let (file, force) = (&a.file, a.force);
     let recipient = keyfile::new_identity_file(file, force)?;
     println!("identity written to {} (mode 0600)", file.display());
     println!("recipient: {recipient}");
     Ok(())
 }
 
-pub fn import(cert: &Path, key: &Path, dir: &Path, secret_args: &SecretArgs) -> Result<()> {
+pub fn import(a: &ImportArgs) -> Result<()> {
+    let (cert, key, dir, secret_args) = (&a.cert, &a.key, &a.dir, &a.secret);
     let cert_pem = output::read(cert)?;
     let key_pem = zeroize::Zeroizing::new(output::read_to_string(key)?);
     let secret = secret(secret_args, true)?;
@@ -68,7 +71,8 @@ fn generation_state(ca: &CaDir, g: &pki_core::ca::folder::GenerationState) -> &'
     }
 }
 
-pub fn status(dir: &Path, json: bool) -> Result<()> {
+pub fn status(a: &StatusArgs) -> Result<()> {
+    let (dir, json) = (&a.dir, a.json);
     let ca = CaDir::open(dir)?;
     let mut rows = Vec::new();
     for g in &ca.state.generations {
@@ -126,7 +130,8 @@ pub fn status(dir: &Path, json: bool) -> Result<()> {
 
 /// Gives up the staged generation: its key is a private key, so it goes only on this explicit
 /// command naming the request, and every removed path is printed.
-pub fn abandon(dir: &Path, request_id: &str) -> Result<()> {
+pub fn abandon(a: &AbandonArgs) -> Result<()> {
+    let (dir, request_id) = (&a.dir, a.request.as_str());
     // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;
@@ -152,16 +157,15 @@ pub fn abandon(dir: &Path, request_id: &str) -> Result<()> {
     Ok(())
 }
 
-pub struct RequestArgs<'a> {
-    pub dir: &'a Path,
-    pub to: Option<&'a str>,
-    pub to_file: Option<&'a Path>,
-    pub out: &'a Path,
-    pub cn: &'a str,
-    pub key: &'a str,
-    pub force: bool,
-    /// Generate the key in this token instead of a file.
-    pub token: Option<pki_core::ca::folder::TokenLocation>,
+/// The token to generate the key in, when `--pkcs11-module` is given (clap requires `--token`
+/// and `--key-label` with it); `None` for a key in an age-encrypted file.
+fn token_location(a: &RequestArgs) -> Option<TokenLocation> {
+    a.pkcs11_module.as_ref().map(|m| TokenLocation {
+        module: m.clone(),
+        token: a.token.clone().unwrap_or_default(),
+        key_label: a.key_label.clone().unwrap_or_default(),
+        key_id: None,
+    })
 }
 
 /// The identity the root's response is encrypted to. With an age identity it is that identity;
@@ -219,33 +223,34 @@ fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<R
     }
 }
 
-pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
+pub fn request(a: &RequestArgs) -> Result<()> {
+    let secret_args = &a.secret;
     let alg: KeyAlgorithm = a.key.parse()?;
     if matches!(alg, KeyAlgorithm::Rsa(b) if b < 3072) {
         return Err(Usage::WeakIntermediateKey { algorithm: alg }.into());
     }
-    let to = match (a.to, a.to_file) {
+    let to = match (a.to.as_deref(), a.to_file.as_deref()) {
         (Some(t), _) => t.trim().to_string(),
         (None, Some(f)) => output::read_to_string(f)?.trim().to_string(),
         (None, None) => return Err(Usage::NoRecipient.into()),
     };
     // Validate the recipient before anything is generated.
     Bundle::new(BundleKind::IntermediateRequest, &Bundle::new_request_id()).seal(&to)?;
-    output::ensure_absent(a.out, a.force)?;
+    output::ensure_absent(&a.out, a.force)?;
     let secret = secret(secret_args, true)?;
     let reply = reply_identity_for_request(&secret);
     let reply_to = reply.identity().to_public().to_string();
-    let mut ca = CaDir::open_or_create(a.dir)?;
+    let mut ca = CaDir::open_or_create(&a.dir)?;
     // Staging changes the generation list of an existing folder: exclusive lock, state read
     // afresh under it. A folder being created has no issuer to race with.
     let _lock = if ca.state.generations.is_empty() {
         None
     } else {
         let lock = ca.lock_exclusive()?;
-        ca = CaDir::open(a.dir)?;
+        ca = CaDir::open(&a.dir)?;
         Some(lock)
     };
-    let token = match &a.token {
+    let token = match token_location(a) {
         Some(loc) => {
             let pin = pki_core::keys::unlock::token_pin(secret_args.pin_file.as_deref())?;
             Some((
@@ -261,7 +266,7 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     };
     let staged = ca.stage_request(
         alg,
-        &Subject::cn(a.cn),
+        &Subject::cn(a.cn.as_str()),
         new_key,
         &reply_to,
         OffsetDateTime::now_utc(),
@@ -283,7 +288,7 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
         )?;
     }
     let sealed = staged.bundle.seal(&to)?;
-    output::write_atomic(a.out, &sealed, output::Mode::Public, a.force)?;
+    output::write_atomic(&a.out, &sealed, output::Mode::Public, a.force)?;
     println!(
         "request bundle: {} (generation {}, request {})",
         a.out.display(),
@@ -301,12 +306,9 @@ pub fn request(a: &RequestArgs<'_>, secret_args: &SecretArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn install(
-    dir: &Path,
-    root_fingerprint: &str,
-    response: &Path,
-    secret_args: &SecretArgs,
-) -> Result<()> {
+pub fn install(a: &InstallArgs) -> Result<()> {
+    let (dir, root_fingerprint, response, secret_args) =
+        (&a.dir, &a.root_fingerprint, &a.response, &a.secret);
     // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;
@@ -328,7 +330,8 @@ pub fn install(
     Ok(())
 }
 
-pub fn root_crl(dir: &Path, file: &Path) -> Result<()> {
+pub fn root_crl(a: &RootCrlArgs) -> Result<()> {
+    let (dir, file) = (&a.dir, &a.file);
     // The folder's exclusive lock, then its state read afresh: no issuer command acts on a
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;

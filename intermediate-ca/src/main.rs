@@ -33,54 +33,13 @@ fn main() -> std::process::ExitCode {
         };
     }
     let result = match &cli.command {
-        Command::NewIdentity { file, force } => commands::new_identity(file, *force),
-        Command::Import {
-            cert,
-            key,
-            dir,
-            secret,
-        } => commands::import(cert, key, dir, secret),
-        Command::Request {
-            dir,
-            to,
-            to_file,
-            out,
-            cn,
-            key,
-            force,
-            pkcs11_module,
-            token,
-            key_label,
-            secret,
-        } => commands::request(
-            &commands::RequestArgs {
-                dir,
-                to: to.as_deref(),
-                to_file: to_file.as_deref(),
-                out,
-                cn,
-                key,
-                force: *force,
-                token: pkcs11_module
-                    .as_ref()
-                    .map(|m| pki_core::ca::folder::TokenLocation {
-                        module: m.clone(),
-                        token: token.clone().unwrap_or_default(),
-                        key_label: key_label.clone().unwrap_or_default(),
-                        key_id: None,
-                    }),
-            },
-            secret,
-        ),
-        Command::Install {
-            dir,
-            root_fingerprint,
-            response,
-            secret,
-        } => commands::install(dir, root_fingerprint, response, secret),
-        Command::RootCrl { dir, file } => commands::root_crl(dir, file),
-        Command::Status { dir, json } => commands::status(dir, *json),
-        Command::Abandon { dir, request } => commands::abandon(dir, request),
+        Command::NewIdentity(a) => commands::new_identity(a),
+        Command::Import(a) => commands::import(a),
+        Command::Request(a) => commands::request(a),
+        Command::Install(a) => commands::install(a),
+        Command::RootCrl(a) => commands::root_crl(a),
+        Command::Status(a) => commands::status(a),
+        Command::Abandon(a) => commands::abandon(a),
         // Handled by cli::generate_docs above.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };
