@@ -3,6 +3,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = pki_core::x509::csr::CheckedCsr::from_der("fuzz", data);
-    let _ = pki_core::x509::csr::CheckedCsr::from_pem("fuzz", data);
+    let _ = pki_core::x509::CheckedCsr::from_der("fuzz", data);
+    let _ = pki_core::x509::CheckedCsr::from_pem("fuzz", data);
 });

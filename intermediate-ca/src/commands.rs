@@ -1,13 +1,13 @@
 //! What each `intermediate-ca` subcommand does, on top of pki-core.
 
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::ca::folder::{CaDir, NewKey, TokenLocation};
+use pki_core::ca::{CaDir, NewKey, TokenLocation};
 use pki_core::error::ResponseProblem;
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::keys::keyfile::{self, KeySecret};
+use pki_core::keys::KeyAlgorithm;
+use pki_core::keys::{new_identity_file, KeySecret};
 use pki_core::output;
-use pki_core::x509::profile::Subject;
-use pki_core::x509::validity::fmt_time;
+use pki_core::x509::fmt_time;
+use pki_core::x509::Subject;
 use pki_core::Error;
 
 use crate::error::{Result, Usage};
@@ -24,7 +24,7 @@ fn secret(args: &SecretArgs, confirm: bool) -> Result<KeySecret> {
 
 pub fn new_identity(a: &NewIdentityArgs) -> Result<()> {
     let (file, force) = (&a.file, a.force);
-    let recipient = keyfile::new_identity_file(file, force)?;
+    let recipient = new_identity_file(file, force)?;
     println!("identity written to {} (mode 0600)", file.display());
     println!("recipient: {recipient}");
     Ok(())
@@ -57,7 +57,7 @@ pub fn import(a: &ImportArgs) -> Result<()> {
 }
 
 /// What a generation is: in service, waiting for the root's response, or past.
-fn generation_state(ca: &CaDir, g: &pki_core::ca::folder::GenerationState) -> &'static str {
+fn generation_state(ca: &CaDir, g: &pki_core::ca::GenerationState) -> &'static str {
     let staged = ca.staged().map(|s| s.id) == Some(g.id);
     match (
         ca.state.active == Some(g.id),
@@ -252,9 +252,9 @@ pub fn request(a: &RequestArgs) -> Result<()> {
     };
     let token = match token_location(a) {
         Some(loc) => {
-            let pin = pki_core::keys::unlock::token_pin(secret_args.pin_file.as_deref())?;
+            let pin = pki_core::keys::token_pin(secret_args.pin_file.as_deref())?;
             Some((
-                pki_core::keys::pkcs11::Token::open(&loc.config(), &pin).map_err(Error::from)?,
+                pki_core::keys::Token::open(&loc.config(), &pin).map_err(Error::from)?,
                 loc.clone(),
             ))
         }
@@ -336,7 +336,7 @@ pub fn root_crl(a: &RootCrlArgs) -> Result<()> {
     // generation list this command is changing.
     let _lock = CaDir::open(dir)?.lock_exclusive()?;
     let ca = CaDir::open(dir)?;
-    let done = pki_core::ca::folder::root_crl::install(&ca, file)?;
+    let done = pki_core::ca::install_root_crl(&ca, file)?;
     let next = done
         .crl
         .next_update

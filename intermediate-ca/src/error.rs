@@ -2,7 +2,7 @@
 //! and the library's errors, worded here. The library says what is wrong; where the next step
 //! is one of intermediate-ca's own flags or commands, it is added here.
 
-use pki_core::keys::algorithm::KeyAlgorithm;
+use pki_core::keys::KeyAlgorithm;
 use pki_core::Error;
 
 /// An error of an `intermediate-ca` command.

@@ -352,12 +352,12 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-impl From<Role> for pki_core::x509::profile::LeafRole {
+impl From<Role> for pki_core::x509::LeafRole {
     fn from(r: Role) -> Self {
         match r {
-            Role::Server => pki_core::x509::profile::LeafRole::Server,
-            Role::Peer => pki_core::x509::profile::LeafRole::Peer,
-            Role::Client => pki_core::x509::profile::LeafRole::Client,
+            Role::Server => pki_core::x509::LeafRole::Server,
+            Role::Peer => pki_core::x509::LeafRole::Peer,
+            Role::Client => pki_core::x509::LeafRole::Client,
         }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::x509::certs::{san_names, CertFacts};
-use pki_core::x509::conformance::{self, VerifyRequest};
-use pki_core::x509::csr::CheckedCsr;
+use pki_core::keys::KeyAlgorithm;
+use pki_core::x509::CheckedCsr;
+use pki_core::x509::{self, Level, VerifyRequest};
+use pki_core::x509::{san_names, CertFacts};
 use pki_service::client::{self, Endpoint};
 use pki_service::protocol::{self, EnrolRequest, EnrolResponse, Issued, RenewRequest, RoleCsr};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -145,7 +145,7 @@ impl Agent {
         if issued.role != role {
             return Err(bad(format!("it is a {} leaf", issued.role)));
         }
-        let findings = conformance::verify_leaf(&VerifyRequest {
+        let findings = x509::verify_leaf(&VerifyRequest {
             root_pem: &self.root_pem,
             chain_pem: issued.chain_pem.as_bytes(),
             role: Some(role.parse()?),
@@ -153,10 +153,10 @@ impl Agent {
             warn_days: 0,
             now: OffsetDateTime::now_utc(),
         });
-        if !conformance::passed(&findings) {
+        if !x509::passed(&findings) {
             let failed: Vec<String> = findings
                 .iter()
-                .filter(|f| f.level == conformance::Level::Fail)
+                .filter(|f| f.level == Level::Fail)
                 .map(|f| f.to_string())
                 .collect();
             return Err(bad(failed.join("; ")));
@@ -215,12 +215,12 @@ impl Agent {
             .call(self.tls(None)?, "GET", protocol::CA, None, None)?
             .json()?;
         let int = CertFacts::from_pem("intermediate", info.intermediate_pem.as_bytes())?;
-        pki_core::keys::sigcheck::verify_certificate(&int.der, &self.root.spki_der).map_err(
-            |_| AgentError::BadCertificate {
+        pki_core::keys::verify_certificate(&int.der, &self.root.spki_der).map_err(|_| {
+            AgentError::BadCertificate {
                 role: "intermediate".into(),
                 reason: format!("{} is not signed by our root", int.subject),
-            },
-        )?;
+            }
+        })?;
         Ok(int.der)
     }
 
@@ -230,7 +230,7 @@ impl Agent {
         let Ok(pem) = std::fs::read(&l.cert) else {
             return false;
         };
-        pki_core::x509::certs::pem_blocks("chain", &pem, "CERTIFICATE")
+        pki_core::x509::pem_blocks("chain", &pem, "CERTIFICATE")
             .ok()
             .and_then(|b| b.get(1).cloned())
             .is_some_and(|int| int != active)
@@ -387,7 +387,7 @@ impl Agent {
             state.crl.as_ref().map(|s| s.number),
         )?;
         let bytes = match c.format.as_str() {
-            "pem" => pki_core::x509::certs::to_pem("X509 CRL", &answer.body).into_bytes(),
+            "pem" => pki_core::x509::to_pem("X509 CRL", &answer.body).into_bytes(),
             _ => answer.body.clone(),
         };
         if state.crl.as_ref().map(|s| s.number) != Some(crl.number) {

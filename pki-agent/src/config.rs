@@ -110,7 +110,7 @@ impl Config {
             return Err(format!("jitter = {} is outside 0..0.2", self.jitter));
         }
         self.key
-            .parse::<pki_core::keys::algorithm::KeyAlgorithm>()
+            .parse::<pki_core::keys::KeyAlgorithm>()
             .map_err(|e| format!("key = \"{}\": {e}", self.key))?;
         self.danger_window()?;
         if self.leaves.is_empty() && self.crl.is_none() {
@@ -143,7 +143,7 @@ impl Config {
 
     /// The danger window.
     pub fn danger_window(&self) -> Result<time::Duration, String> {
-        pki_core::x509::validity::parse_duration(&self.danger)
+        pki_core::x509::parse_duration(&self.danger)
             .map_err(|e| format!("danger = \"{}\": {e}", self.danger))
     }
 
@@ -152,7 +152,7 @@ impl Config {
         let Some(c) = &self.crl else {
             return Ok(Duration::from_secs(600));
         };
-        let d = pki_core::x509::validity::parse_duration(&c.interval)
+        let d = pki_core::x509::parse_duration(&c.interval)
             .map_err(|e| format!("crl interval = \"{}\": {e}", c.interval))?;
         if d < time::Duration::seconds(10) {
             return Err(format!("crl interval = \"{}\" is under 10s", c.interval));

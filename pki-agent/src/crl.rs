@@ -1,7 +1,7 @@
 //! The CRL an agent installs: signed by the active intermediate (which must chain to the
 //! agent's own root), not older than the one installed, not past its nextUpdate.
 
-use pki_core::x509::certs::CertFacts;
+use pki_core::x509::CertFacts;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
@@ -25,7 +25,7 @@ pub fn check(
 ) -> AgentResult<CheckedCrl> {
     let bad = |reason: String| AgentError::BadCrl { reason };
     let int = CertFacts::from_pem("intermediate", intermediate_pem.as_bytes())?;
-    pki_core::keys::sigcheck::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
+    pki_core::keys::verify_certificate(&int.der, &root.spki_der).map_err(|_| {
         bad(format!(
             "the intermediate the service named ({}) is not signed by our root ({})",
             int.subject, root.subject
@@ -43,7 +43,7 @@ pub fn check(
             int.subject
         )));
     }
-    pki_core::x509::crl::verify_signature(der, &int.spki_der)
+    pki_core::x509::verify_crl_signature(der, &int.spki_der)
         .map_err(|_| bad("its signature does not verify with the intermediate's key".into()))?;
     let number: u64 = crl
         .crl_number()

@@ -107,7 +107,7 @@ fn keep_plain_files(cert: &Path, key: &Path) -> AgentResult<()> {
     let (Ok(chain), Ok(key_pem)) = (std::fs::read(cert), std::fs::read(key)) else {
         return Ok(());
     };
-    let serial = pki_core::x509::certs::CertFacts::from_pem("certificate", &chain)
+    let serial = pki_core::x509::CertFacts::from_pem("certificate", &chain)
         .map(|c| c.serial.to_hex())
         .unwrap_or_else(|_| "previous".into());
     let key_pem = zeroize::Zeroizing::new(key_pem);

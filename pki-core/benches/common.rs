@@ -2,14 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use pki_core::ca::folder::CaDir;
-use pki_core::ca::issuing::IssuingCa;
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::keys::keyfile::{self, KeySecret};
-use pki_core::keys::signer::FileKey;
-use pki_core::x509::profile::{Profile, Subject, SubjectNames};
-use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::Validity;
+use pki_core::ca::CaDir;
+use pki_core::ca::IssuingCa;
+use pki_core::keys::FileKey;
+use pki_core::keys::KeyAlgorithm;
+use pki_core::keys::{new_identity_file, KeySecret};
+use pki_core::x509::Serial;
+use pki_core::x509::Validity;
+use pki_core::x509::{Profile, Subject, SubjectNames};
 use rcgen::Issuer;
 use time::OffsetDateTime;
 
@@ -57,7 +57,7 @@ pub fn make_ca(dir: &Path, alg: KeyAlgorithm) -> (CaDir, KeySecret, String) {
         .signed_by(&int_key, &issuer)
         .unwrap();
     let id = dir.join("identity.txt");
-    keyfile::new_identity_file(&id, true).unwrap();
+    new_identity_file(&id, true).unwrap();
     let secret = KeySecret::from_identity_file(&id).unwrap();
     let ca = CaDir::import(
         &dir.join("ca"),

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::x509::crl::{CrlEntry, Reason};
+use pki_core::keys::KeyAlgorithm;
+use pki_core::x509::{CrlEntry, Reason};
 use time::{Duration, OffsetDateTime};
 
 fn vm_hwm_kib() -> u64 {
@@ -34,7 +34,7 @@ fn main() {
     // Entries as the ledger would hand them over: 16-byte random serials, a time, a reason.
     let entries: Vec<CrlEntry> = (0..n)
         .map(|i| CrlEntry {
-            serial: pki_core::x509::serial::Serial::random().as_bytes().to_vec(),
+            serial: pki_core::x509::Serial::random().as_bytes().to_vec(),
             revoked_at: now - Duration::seconds(i as i64),
             reason: Some(Reason::KeyCompromise),
             certificate_issuer: None,
@@ -47,7 +47,7 @@ fn main() {
     let total = start.elapsed();
     let peak = vm_hwm_kib();
     // Check what was made, outside the timing: it parses and lists every entry.
-    let parsed = pki_core::x509::crl::parse_entries("bench CRL", &der).unwrap();
+    let parsed = pki_core::x509::parse_crl_entries("bench CRL", &der).unwrap();
     assert_eq!(parsed.len(), n);
     std::fs::write(dir.join("crl.der"), &der).unwrap();
     println!(

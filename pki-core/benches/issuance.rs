@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::ca::batch::{self, BatchFile, BatchLeaf};
-use pki_core::keys::algorithm::KeyAlgorithm;
+use pki_core::ca::{run_batch, BatchFile, BatchLeaf};
+use pki_core::keys::KeyAlgorithm;
 use rcgen::SigningKey;
 use time::OffsetDateTime;
 
@@ -49,7 +49,7 @@ fn batch_rate(alg: KeyAlgorithm, leaves: usize, threads: usize) -> f64 {
     };
     let out = dir.join("out");
     let start = Instant::now();
-    let r = batch::run(
+    let r = run_batch(
         &signer,
         &mut ledger,
         &file,

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Instant;
 
-use pki_core::ca::ledger::{LeafRecord, ListFilter};
-use pki_core::keys::algorithm::KeyAlgorithm;
+use pki_core::ca::{LeafRecord, ListFilter};
+use pki_core::keys::KeyAlgorithm;
 use time::{Duration, OffsetDateTime};
 
 fn main() {
@@ -28,7 +28,7 @@ fn main() {
                 let not_after = now + Duration::minutes((k as i64 * 1051) % (730 * 24 * 60));
                 (
                     LeafRecord {
-                        serial: pki_core::x509::serial::Serial::random().to_hex(),
+                        serial: pki_core::x509::Serial::random().to_hex(),
                         generation: 1,
                         profile: "client".into(),
                         subject: format!("user-{k}"),

@@ -1,8 +1,8 @@
 //! The expiry rule of the ledger's CRLs with an explicit clock: a revoked leaf is listed up to
 //! and including its notAfter, then by exactly one more published CRL of each kind, then never.
 
-use pki_core::ca::ledger::{CrlKind, LeafRecord, Ledger};
-use pki_core::ca::lifecycle::{direct_entries, Selection};
+use pki_core::ca::{direct_entries, Selection};
+use pki_core::ca::{CrlKind, LeafRecord, Ledger};
 use time::{Duration, OffsetDateTime};
 
 fn leaf(serial: &str, not_after: OffsetDateTime) -> LeafRecord {

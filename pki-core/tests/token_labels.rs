@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pki_core::error::TokenError;
-use pki_core::keys::pkcs11::{default_module, Token, TokenConfig};
+use pki_core::keys::{default_module, Token, TokenConfig};
 use zeroize::Zeroizing;
 
 fn init_token(conf: &Path, label: &str) {

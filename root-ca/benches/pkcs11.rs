@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Instant;
 
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::keys::pkcs11::{Token, TokenConfig};
+use pki_core::keys::KeyAlgorithm;
+use pki_core::keys::{Token, TokenConfig};
 use rcgen::SigningKey;
 use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
@@ -41,7 +41,7 @@ fn main() {
     let msg = vec![0x42u8; 420];
     for alg in [KeyAlgorithm::P256, KeyAlgorithm::P384] {
         let cfg = TokenConfig {
-            module: pki_core::keys::pkcs11::default_module().to_path_buf(),
+            module: pki_core::keys::default_module().to_path_buf(),
             token_label: "bench".into(),
             key_label: format!("bench-{alg}"),
             key_id: None,

@@ -8,7 +8,7 @@ pub enum RootError {
     Core(#[from] pki_core::Error),
 
     #[error(transparent)]
-    Token(#[from] pki_core::keys::pkcs11::TokenError),
+    Token(#[from] pki_core::error::TokenError),
 
     #[error("the key '{key}' in the token is not the key of the root certificate {cert}: wrong token or wrong key-label")]
     TokenKeyMismatch { key: String, cert: PathBuf },
@@ -128,7 +128,7 @@ impl RootError {
     }
 
     pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
-        RootError::Token(pki_core::keys::pkcs11::TokenError::pkcs11(op, e))
+        RootError::Token(pki_core::error::TokenError::pkcs11(op, e))
     }
 }
 

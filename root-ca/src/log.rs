@@ -69,7 +69,7 @@ pub fn append(path: &Path, op: &str, data: Value) -> Result<String> {
     rec.insert("seq".into(), json!(n + 1));
     rec.insert(
         "time".into(),
-        json!(pki_core::x509::validity::fmt_time(OffsetDateTime::now_utc())),
+        json!(pki_core::x509::fmt_time(OffsetDateTime::now_utc())),
     );
     rec.insert("op".into(), json!(op));
     if let Value::Object(m) = data {

@@ -21,5 +21,5 @@ pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
             return Ok(Zeroizing::new(v));
         }
     }
-    pki_core::keys::unlock::prompt_on_tty("Token user PIN", false)?.ok_or(RootError::NoPin)
+    pki_core::keys::prompt_on_tty("Token user PIN", false)?.ok_or(RootError::NoPin)
 }

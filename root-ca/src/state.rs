@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use pki_core::output::{self, Mode};
-use pki_core::x509::certs::CertFacts;
+use pki_core::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RootError};

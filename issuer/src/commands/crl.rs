@@ -3,10 +3,10 @@
 use super::*;
 
 pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
-    pki_core::x509::crl::Reason::parse(reason)?;
+    pki_core::x509::Reason::parse(reason)?;
     let ca = open_ca(ca)?;
     let _lock = ca.lock_exclusive()?;
-    let serial = pki_core::x509::serial::Serial::from_hex(serial)
+    let serial = pki_core::x509::Serial::from_hex(serial)
         .ok_or_else(|| Usage::SerialNotHex {
             serial: serial.to_string(),
         })?
@@ -44,9 +44,9 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     if let Some(out) = &a.out {
-        let c = lifecycle::sign_direct_crl(&signer, &mut ledger, now, a.days)?;
+        let c = sign_direct_crl(&signer, &mut ledger, now, a.days)?;
         let (sel, number) = (c.selection, c.number);
-        lifecycle::publish_crl(out, &c.der, lifecycle::CrlFormat::Pem)?;
+        publish_crl(out, &c.der, CrlFormat::Pem)?;
         sel.published(&mut ledger, number)?;
         println!(
             "CRL {number} of the intermediate: {} ({} revoked; {})",
@@ -65,18 +65,18 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
         };
         let c = etcd_crl(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
         let n = c.selection.entries.len();
-        let mut targets: Vec<(PathBuf, lifecycle::CrlFormat)> = a
+        let mut targets: Vec<(PathBuf, CrlFormat)> = a
             .etcd_out
             .iter()
-            .map(|p| (p.clone(), lifecycle::CrlFormat::for_etcd_path(p)))
+            .map(|p| (p.clone(), CrlFormat::for_etcd_path(p)))
             .collect();
         if let Some(b) = &a.etcd_bundle {
-            targets.extend(pki_core::etcd::upkeep::bundle_crl_paths(b));
+            targets.extend(pki_core::etcd::bundle_crl_paths(b));
         }
         // Every copy first, the report after: a closed stdout must not stop half the members
         // from getting the new CRL.
         for (t, format) in &targets {
-            lifecycle::publish_crl(t, &c.der, *format)?;
+            publish_crl(t, &c.der, *format)?;
         }
         // Only now may expired entries listed for the last time leave the next etcd CRL.
         c.selection.published(&mut ledger, c.number)?;
@@ -85,9 +85,8 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
                 "etcd CRL: {} ({}, {n} revoked serials{}; {})",
                 t.display(),
                 match format {
-                    lifecycle::CrlFormat::Der => "DER",
-                    lifecycle::CrlFormat::Pem =>
-                        "PEM: etcd 3.6 cannot read it; point etcd at the DER file",
+                    CrlFormat::Der => "DER",
+                    CrlFormat::Pem => "PEM: etcd 3.6 cannot read it; point etcd at the DER file",
                 },
                 if root_pair.is_some() {
                     ", root CRL included"

@@ -13,16 +13,16 @@ pub fn etcd(
     let ca = open_ca(ca_dir)?;
     let _lock = ca.lock_exclusive()?;
     // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
-    pki_core::etcd::gate_every_leaf(&cluster, &policy::Gate::for_ca(&ca)?)?;
+    pki_core::etcd::gate_every_leaf(&cluster, &Gate::for_ca(&ca)?)?;
     let root_pem = root_of(&ca, root)?;
     let root_facts = CertFacts::from_pem("root certificate", root_pem.as_bytes())?;
     let signer = secret.unlock_ca(&ca)?;
-    pki_core::keys::sigcheck::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(
-        |_| Usage::OtherRoot {
+    pki_core::keys::verify_certificate(&signer.cert.der, &root_facts.spki_der).map_err(|_| {
+        Usage::OtherRoot {
             intermediate: signer.cert.subject.clone(),
             root: root_facts.subject.clone(),
-        },
-    )?;
+        }
+    })?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     // A bundle made before crl.der (it has only crl.pem) gets a fresh DER CRL here; its
@@ -87,7 +87,7 @@ pub fn etcd(
     Ok(())
 }
 
-pub(super) use lifecycle::sign_etcd_crl as etcd_crl;
+pub(super) use pki_core::ca::sign_etcd_crl as etcd_crl;
 
 /// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
 pub(super) fn crl_size(entries: usize, bytes: usize) -> String {
@@ -111,7 +111,7 @@ pub(super) fn root_and_crl(
     let crl = if crl_path.exists() {
         let bytes = output::read(&crl_path)?;
         let blocks =
-            pki_core::x509::certs::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
+            pki_core::x509::pem_blocks(&crl_path.display().to_string(), &bytes, "X509 CRL")?;
         Some(blocks.into_iter().next().expect("one block"))
     } else {
         None
@@ -127,9 +127,9 @@ pub fn check_etcd(
     probe: Option<&crate::probe::ProbeArgs<'_>>,
     json: bool,
 ) -> bool {
-    let mut findings = pki_core::etcd::check::check_dir(
+    let mut findings = pki_core::etcd::check_dir(
         dir,
-        pki_core::etcd::check::CheckOptions {
+        pki_core::etcd::CheckOptions {
             warn_days,
             now: OffsetDateTime::now_utc(),
             etcd_version,
@@ -138,7 +138,7 @@ pub fn check_etcd(
     if let Some(p) = probe {
         findings.extend(crate::probe::probe(p));
     }
-    let ok = conformance::passed(&findings);
+    let ok = x509::passed(&findings);
     if json {
         let doc = serde_json::json!({ "dir": dir, "passed": ok, "findings": findings });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

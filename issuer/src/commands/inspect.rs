@@ -71,7 +71,7 @@ pub fn verify(
         .map(output::read_to_string)
         .transpose()?
         .map(zeroize::Zeroizing::new);
-    let findings = conformance::verify_leaf(&VerifyRequest {
+    let findings = x509::verify_leaf(&VerifyRequest {
         root_pem: &root_pem,
         chain_pem: &chain_pem,
         role,
@@ -79,7 +79,7 @@ pub fn verify(
         warn_days,
         now: OffsetDateTime::now_utc(),
     });
-    let ok = conformance::passed(&findings);
+    let ok = x509::passed(&findings);
     if json {
         let doc = serde_json::json!({ "file": file, "passed": ok, "findings": findings });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

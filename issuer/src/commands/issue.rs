@@ -19,8 +19,8 @@ pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
     let mut cn = a.cn.clone();
     if let Some(path) = &a.cfssl_json {
         let what = path.display().to_string();
-        let req = cfssl::parse(&what, &output::read_to_string(path)?)?;
-        cn = policy::approve_cn(&what, Some(&req.subject.common_name), a.cn.as_deref())?;
+        let req = parse_cfssl(&what, &output::read_to_string(path)?)?;
+        cn = approve_cn(&what, Some(&req.subject.common_name), a.cn.as_deref())?;
         subject = Some(req.subject);
         names.dns.extend(req.names.dns);
         names.ips.extend(req.names.ips);
@@ -29,10 +29,10 @@ pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
     if let Some(path) = &a.csr {
         let what = path.display().to_string();
         let checked = CheckedCsr::from_pem(&what, &output::read(path)?)?;
-        let approved = policy::approve_csr(
+        let approved = approve_csr(
             &what,
             &checked,
-            &policy::Approval {
+            &Approval {
                 cn: a.cn.as_deref(),
                 names: &names,
                 ignore_requested_ca: a.ignore_requested_ca,
@@ -61,7 +61,7 @@ pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
     let ca = open_ca(&a.ca)?;
     let _lock = ca.lock_shared()?;
     // The gate again inside sign_leaf; asking it here first spares a PIN for a refusal.
-    policy::Gate::for_ca(&ca)?.check(role, &subject, &names)?;
+    Gate::for_ca(&ca)?.check(role, &subject, &names)?;
     let signer = secret.unlock_ca(&ca)?;
     let leaf = signer.sign_leaf(
         LeafRequest {
@@ -98,7 +98,7 @@ pub fn batch(
     secret: &SecretArgs,
 ) -> Result<()> {
     use std::io::{IsTerminal, Write};
-    let batch = pki_core::ca::batch::BatchFile::parse(
+    let batch = pki_core::ca::BatchFile::parse(
         &file.display().to_string(),
         &output::read_to_string(file)?,
     )?;
@@ -113,7 +113,7 @@ pub fn batch(
     });
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = pki_core::ca::batch::run(
+    let report = pki_core::ca::run_batch(
         &signer,
         &mut ledger,
         &batch,

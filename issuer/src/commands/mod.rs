@@ -9,17 +9,19 @@ mod service;
 
 use crate::cli::SecretArgs;
 use crate::error::{Result, Usage};
-use pki_core::ca::folder::CaDir;
-use pki_core::ca::issuing::{LeafKey, LeafPaths, LeafRequest};
-use pki_core::ca::ledger::ListFilter;
-use pki_core::ca::lifecycle;
-use pki_core::ca::policy;
-use pki_core::etcd::cfssl;
-use pki_core::x509::certs::CertFacts;
-use pki_core::x509::conformance::{self, VerifyRequest};
-use pki_core::x509::csr::CheckedCsr;
-use pki_core::x509::profile::{LeafRole, Profile, Subject, SubjectNames};
-use pki_core::x509::validity::{fmt_time, parse_duration};
+use pki_core::ca::CaDir;
+use pki_core::ca::ListFilter;
+use pki_core::ca::{
+    approve_cn, approve_csr, ledger_request, publish_crl, replace_leaf, sign_direct_crl, Approval,
+    CrlFormat, Gate,
+};
+use pki_core::ca::{LeafKey, LeafPaths, LeafRequest};
+use pki_core::etcd::parse_cfssl;
+use pki_core::x509::CertFacts;
+use pki_core::x509::CheckedCsr;
+use pki_core::x509::{self, VerifyRequest};
+use pki_core::x509::{fmt_time, parse_duration};
+use pki_core::x509::{LeafRole, Profile, Subject, SubjectNames};
 use pki_core::{output, Error};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -38,7 +40,7 @@ use replace::after;
 /// holds is close to expiry: every issuer command says so, not only `list`.
 pub(super) fn open_ca(path: &Path) -> Result<CaDir> {
     let ca = CaDir::open(path)?;
-    for w in pki_core::ca::lifecycle::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
+    for w in pki_core::ca::expiry_warnings(&ca, OffsetDateTime::now_utc()) {
         eprintln!("issuer: warning: {w}");
     }
     Ok(ca)

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn replace_all(
     ca: &CaDir,
-    recs: Vec<pki_core::ca::ledger::LeafRecord>,
+    recs: Vec<pki_core::ca::LeafRecord>,
     dry_run: bool,
     secret: &SecretArgs,
     what: &str,
@@ -45,9 +45,9 @@ pub(super) fn replace_all(
     }
     // Every successor passes the gate before the first is replaced: a rotation to a narrower
     // intermediate must not stop half-way.
-    let gate = policy::Gate::for_ca(ca)?;
+    let gate = Gate::for_ca(ca)?;
     for r in &recs {
-        let (role, subject, names) = policy::ledger_request(r)?;
+        let (role, subject, names) = ledger_request(r)?;
         gate.check(role, &subject, &names)?;
     }
     let signer = secret.unlock_ca(ca)?;
@@ -56,7 +56,7 @@ pub(super) fn replace_all(
     let mut done = 0;
     let mut replaced = Vec::new();
     for r in &recs {
-        let new = lifecycle::replace_leaf(&signer, &mut ledger, r, now)?;
+        let new = replace_leaf(&signer, &mut ledger, r, now)?;
         println!(
             "  {} -> {} (generation {}, valid until {})",
             r.serial,
@@ -67,7 +67,7 @@ pub(super) fn replace_all(
         replaced.push(PathBuf::from(&new.cert_path));
         done += 1;
     }
-    for f in pki_core::etcd::upkeep::refresh_bundle_intermediates(&replaced, &signer.cert)? {
+    for f in pki_core::etcd::refresh_bundle_intermediates(&replaced, &signer.cert)? {
         println!(
             "  {} now holds the issuing intermediate ({})",
             f.display(),

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cli::{ServeArgs, TokenCreateArgs};
-use pki_core::ca::ledger::EnrolLeaf;
+use pki_core::ca::EnrolLeaf;
 use pki_core::etcd::ClusterFile;
 
 /// Longest an enrolment token may live.
@@ -99,7 +99,7 @@ pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
     let cluster = ClusterFile::load(&a.cluster)?;
     let ca = open_ca(&a.ca)?;
     let (entry, leaves) = grant_for(&cluster, a)?;
-    let gate = policy::Gate::for_ca(&ca)?;
+    let gate = Gate::for_ca(&ca)?;
     for l in &leaves {
         let (role, subject, names) = l.request()?;
         gate.check(role, &subject, &names)?;

@@ -140,7 +140,8 @@ impl<S: Signer> IssuingCa<S> {
     }
 
     /// Signs a v2 CRL with this intermediate's key: CRL number, AKI (= our SKI), nextUpdate.
-    /// `indirect` makes it the etcd CRL of [`crate::x509::crl`].
+    /// `indirect` makes it the etcd CRL, an indirect CRL (see [`crate::x509::sign_crl`] and
+    /// docs/crl.md).
     pub fn sign_crl(
         &self,
         entries: &[crate::x509::crl::CrlEntry],

@@ -2,10 +2,35 @@
 //! issuance policy gate, issuing one leaf or a batch, and the lifecycle (CRLs, renewal,
 //! re-issue after a rotation).
 
-pub mod batch;
-pub mod folder;
-pub mod issuing;
-pub mod ledger;
-pub mod lifecycle;
-pub mod policy;
-pub mod request;
+// The submodules are private to the crate: other crates use the items re-exported here.
+pub(crate) mod batch;
+pub(crate) mod folder;
+pub(crate) mod issuing;
+pub(crate) mod ledger;
+pub(crate) mod lifecycle;
+pub(crate) mod policy;
+pub(crate) mod request;
+
+pub use batch::{run as run_batch, BatchFile, BatchLeaf, BatchReport};
+pub use folder::root_crl::{
+    install as install_root_crl, installed as installed_root_crl, Installed as InstalledRootCrl,
+    RootCrl,
+};
+pub use folder::{
+    check_key_matches, key_fingerprint, CaDir, CaLock, CaState, GenerationState, NewKey,
+    StagedRequest, TokenLocation,
+};
+pub use issuing::{IssuedLeaf, IssuingCa, LeafPaths};
+pub use ledger::{
+    CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, Ledger, ListFilter, RevocationMark, RevokedLeaf,
+    RowUnder,
+};
+pub use lifecycle::{
+    crl_file_der, direct_entries, etcd_entries, expiry_warnings, publish_crl, replace_leaf,
+    sign_direct_crl, sign_etcd_crl, CrlFormat, Selection, SignedCrl, CRL_WARN_DAYS,
+    INTERMEDIATE_WARN_DAYS,
+};
+pub use policy::{
+    approve_cn, approve_csr, ledger_request, Approval, Constraints, Gate, LeafName, Subtree,
+};
+pub use request::{LeafKey, LeafRequest};

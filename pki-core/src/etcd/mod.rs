@@ -3,23 +3,30 @@
 //! YAML config: etcd 3.4's YAML silently drops CRL and peer-restriction settings and makes etcd
 //! ignore every flag and variable (etcd facts Y1).
 
+// The submodules are private to the crate: other crates use the items re-exported here.
 mod agent_files;
 mod bundle;
-pub mod cfssl;
-pub mod check;
+pub(crate) mod cfssl;
+pub(crate) mod check;
 mod cluster;
 mod files;
 mod rules;
 #[cfg(test)]
 mod tests;
-pub mod upkeep;
+pub(crate) mod upkeep;
 mod values;
 mod version;
 
 pub use agent_files::{AgentFiles, AGENT_CONFIG_FILE, AGENT_SERVICE_FILE, AGENT_TIMER_FILE};
 pub use bundle::{build_bundle, gate_every_leaf, BundleInputs, BundleReport};
+pub use cfssl::{parse as parse_cfssl, CfsslRequest};
+pub use check::{
+    check_dir, env_version, parse_env, read_env, strict_der_crl, CheckOptions, EnvFile,
+    CRL_WARN_BYTES, CRL_WARN_ENTRIES,
+};
 pub use cluster::{Client, ClientKind, ClusterFile, Member, Proxy, Role};
 pub use files::RBAC_PRELUDE;
+pub use upkeep::{bundle_crl_paths, refresh_bundle_intermediates};
 pub use version::EtcdVersion;
 
 /// The etcd CRL file of a bundle and of each member folder: DER, the one format every targeted

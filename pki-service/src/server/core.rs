@@ -2,15 +2,14 @@
 //! request can change (renew, confirm, enrol) plus the CRLs. Everything here blocks (SQLite,
 //! signing, the CA folder's lock) and runs on tokio's blocking threads, one at a time.
 
-use pki_core::ca::folder::CaDir;
-use pki_core::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
-use pki_core::ca::ledger::{LeafRecord, Ledger, RevocationMark};
-use pki_core::ca::lifecycle;
-use pki_core::ca::policy;
+use pki_core::ca::CaDir;
+use pki_core::ca::{ledger_request, sign_direct_crl, sign_etcd_crl};
+use pki_core::ca::{IssuingCa, LeafKey, LeafRequest};
+use pki_core::ca::{LeafRecord, Ledger, RevocationMark};
 use pki_core::keys::CaKey;
-use pki_core::x509::certs::{fingerprint, CertFacts};
-use pki_core::x509::csr::CheckedCsr;
-use pki_core::x509::profile::{LeafRole, Subject, SubjectNames};
+use pki_core::x509::CheckedCsr;
+use pki_core::x509::{fingerprint, CertFacts};
+use pki_core::x509::{LeafRole, Subject, SubjectNames};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -73,7 +72,7 @@ impl Core {
             pki_core::output::read(&root_path)?.as_slice(),
         )?;
         // Checked against the root before it is trusted; kept as DER.
-        let root_crl = pki_core::ca::folder::root_crl::installed(&ca, &root)?.map(|c| c.der);
+        let root_crl = pki_core::ca::installed_root_crl(&ca, &root)?.map(|c| c.der);
         let mut signer = unlock(&ca)?;
         if let Some(life) = leaf_lifetime {
             signer = signer.with_leaf_lifetime(life);
@@ -140,7 +139,7 @@ impl Core {
         if csr.spki_der == old_facts.spki_der {
             return Err(Refused::key_reused());
         }
-        let (role, subject, names) = policy::ledger_request(&old).map_err(Refused::internal)?;
+        let (role, subject, names) = ledger_request(&old).map_err(Refused::internal)?;
         let cert_path = match old.cert_path.strip_prefix("agent:") {
             Some(_) => old.cert_path.clone(),
             None => format!("agent:{}", old.cert_path),
@@ -292,10 +291,9 @@ impl Core {
             0 => self.root_crl.as_deref().map(|c| (&self.root, c)),
             _ => None,
         };
-        let etcd =
-            lifecycle::sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
+        let etcd = sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
         etcd.selection.published(&mut self.ledger, etcd.number)?;
-        let direct = lifecycle::sign_direct_crl(&self.signer, &mut self.ledger, now, days)?;
+        let direct = sign_direct_crl(&self.signer, &mut self.ledger, now, days)?;
         direct
             .selection
             .published(&mut self.ledger, direct.number)?;
@@ -328,8 +326,8 @@ impl Core {
         let Some(der) = &self.root_crl else {
             return Ok(0);
         };
-        let crl = pki_core::ca::folder::root_crl::RootCrl::parse("root CRL", der, &self.root)?;
-        let active = self.ledger.list(&pki_core::ca::ledger::ListFilter {
+        let crl = pki_core::ca::RootCrl::parse("root CRL", der, &self.root)?;
+        let active = self.ledger.list(&pki_core::ca::ListFilter {
             active_only: true,
             ..Default::default()
         })?;

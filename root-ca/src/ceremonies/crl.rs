@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use pki_core::keys::sigcheck;
+use pki_core::keys::verify_signature;
 use pki_core::output::{self, Mode};
-use pki_core::x509::certs::{fingerprint, CertFacts};
-use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::fmt_time;
+use pki_core::x509::fmt_time;
+use pki_core::x509::Serial;
+use pki_core::x509::{fingerprint, CertFacts};
 use rcgen::Issuer;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -20,8 +20,8 @@ use crate::airgap;
 use crate::ceremony::{self, reason_code, CrlCeremony};
 use crate::error::{Result, RootError};
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::TokenKey;
-use pki_core::keys::signer::Signer as _;
+use pki_core::keys::Signer as _;
+use pki_core::keys::TokenKey;
 
 pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let ceremony::Loaded { c, base, sha256 } = ceremony::load::<CrlCeremony>(file)?;
@@ -166,7 +166,7 @@ fn sign_crl(
 
 /// Writes a recorded CRL; a failure says its number is used up.
 fn write_crl(dir: &RootDir, out_path: &Path, der: &[u8], number: u64) -> Result<()> {
-    let pem = pki_core::x509::certs::to_pem("X509 CRL", der);
+    let pem = pki_core::x509::to_pem("X509 CRL", der);
     let undelivered = |out: &Path, e: pki_core::Error| RootError::CrlUndelivered {
         number,
         next: number + 1,
@@ -200,7 +200,7 @@ pub fn verify_crl_signature(der: &[u8], spki: &[u8]) -> Result<()> {
     use x509_parser::prelude::FromDer;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
         .map_err(|e| RootError::BadTokenSignature(e.to_string()))?;
-    sigcheck::verify(
+    verify_signature(
         &crl.signature_algorithm.algorithm.to_id_string(),
         spki,
         crl.tbs_cert_list.as_ref(),

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use pki_core::output::{self, Mode};
-use pki_core::x509::certs::CertFacts;
-use pki_core::x509::profile::{Profile, Subject, SubjectNames};
-use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::{fmt_time, Validity};
+use pki_core::x509::CertFacts;
+use pki_core::x509::Serial;
+use pki_core::x509::{fmt_time, Validity};
+use pki_core::x509::{Profile, Subject, SubjectNames};
 use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -17,7 +17,7 @@ use crate::airgap;
 use crate::ceremony::{self, InitCeremony};
 use crate::error::{Result, RootError};
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::{KeyAttributes, Token};
+use pki_core::keys::{KeyAttributes, Token};
 
 pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let ceremony::Loaded { c, base, sha256 } = ceremony::load::<InitCeremony>(file)?;

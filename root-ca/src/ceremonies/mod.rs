@@ -7,13 +7,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pki_core::keys::sigcheck;
+use pki_core::keys::verify_certificate;
 use pki_core::output;
-use pki_core::x509::certs::CertFacts;
-use pki_core::x509::conformance;
-use pki_core::x509::profile::{Profile, Subject};
-use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::{fmt_time, Validity};
+use pki_core::x509::ca_conformance;
+use pki_core::x509::CertFacts;
+use pki_core::x509::Serial;
+use pki_core::x509::{fmt_time, Validity};
+use pki_core::x509::{Profile, Subject};
 use rcgen::{CertificateParams, Issuer, PublicKeyData};
 use serde_json::json;
 
@@ -21,8 +21,8 @@ use crate::ceremony;
 use crate::error::{Result, RootError};
 use crate::pin;
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::{Token, TokenKey};
-use pki_core::keys::signer::Signer as _;
+use pki_core::keys::Signer as _;
+use pki_core::keys::{Token, TokenKey};
 
 mod crl;
 mod init;
@@ -74,7 +74,7 @@ fn sign_checked(
     issuer_der: Option<&[u8]>,
     key: &TokenKey,
 ) -> Result<Vec<u8>> {
-    let alg = pki_core::keys::signer::Signer::key_algorithm(key);
+    let alg = pki_core::keys::Signer::key_algorithm(key);
     let throwaway = alg.generate()?;
     let lint_der = match issuer_der {
         Some(root) => {
@@ -87,7 +87,7 @@ fn sign_checked(
     .map_err(|e| RootError::Lint(e.to_string()))?
     .der()
     .to_vec();
-    let problems = conformance::ca_conformance(profile, &lint_der);
+    let problems = ca_conformance(profile, &lint_der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }
@@ -106,14 +106,14 @@ fn sign_checked(
         )
     })?;
     let der = signed.der().to_vec();
-    sigcheck::verify_certificate(&der, &key.spki_der())
+    verify_certificate(&der, &key.spki_der())
         .map_err(|e| RootError::BadTokenSignature(e.to_string()))?;
     if issuer_der.is_some() && tbs(&der)? != tbs(&lint_der)? {
         return Err(RootError::BadTokenSignature(
             "the token-signed certificate differs from the linted one".into(),
         ));
     }
-    let problems = conformance::ca_conformance(profile, &der);
+    let problems = ca_conformance(profile, &der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }

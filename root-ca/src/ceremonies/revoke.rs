@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pki_core::x509::validity::fmt_time;
+use pki_core::x509::fmt_time;
 use serde_json::json;
 use time::OffsetDateTime;
 

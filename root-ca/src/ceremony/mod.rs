@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Result, RootError};
-use pki_core::keys::pkcs11::{default_module, TokenConfig};
+use pki_core::keys::{default_module, TokenConfig};
 
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::x509::profile::Profile;
-use pki_core::x509::serial::Serial;
+use pki_core::keys::KeyAlgorithm;
+use pki_core::x509::Profile;
+use pki_core::x509::Serial;
 
 use super::{
     CertificateSection, CrlCeremony, InitCeremony, RequestSection, RevokeCeremony, SignCeremony,
@@ -197,7 +197,7 @@ impl RequestSection {
 /// A SHA-256 fingerprint as people paste it: 64 hex digits, optionally in colon-separated
 /// pairs, optionally after `sha256:`.
 fn check_fingerprint(field: &'static str, v: &str) -> Checked {
-    match pki_core::x509::certs::parse_sha256_fingerprint(v) {
+    match pki_core::x509::parse_sha256_fingerprint(v) {
         Some(_) => Ok(()),
         None => Err(Invalid::new(
             field,

@@ -317,7 +317,7 @@ fn check_etcd_warns_about_a_crl_past_the_size_threshold() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let ca = OpensslCa::new(d);
-    let threshold = pki_core::etcd::check::CRL_WARN_ENTRIES;
+    let threshold = pki_core::etcd::CRL_WARN_ENTRIES;
     let mut batch = String::new();
     for i in 0..=threshold {
         batch.push_str(&format!(

@@ -268,11 +268,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     // A PEM CRL named by a 3.6 member's etcd.env: every mTLS connection would fail.
     let m1 = b.join("nodes/etcd-1");
     let der = fs::read(m1.join("crl.der")).unwrap();
-    fs::write(
-        m1.join("crl.pem"),
-        pki_core::x509::certs::to_pem("X509 CRL", &der),
-    )
-    .unwrap();
+    fs::write(m1.join("crl.pem"), pki_core::x509::to_pem("X509 CRL", &der)).unwrap();
     edit(&m1.join("etcd.env"), |s| {
         s.replace("/crl.der\n", "/crl.pem\n")
     });
@@ -432,7 +428,7 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
     for dir in [&b, &m] {
         fs::write(
             dir.join("crl.pem"),
-            pki_core::x509::certs::to_pem("X509 CRL", &der),
+            pki_core::x509::to_pem("X509 CRL", &der),
         )
         .unwrap();
         fs::remove_file(dir.join("crl.der")).unwrap();
@@ -531,7 +527,7 @@ fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
     let t = TempDir::new().unwrap();
     let (ca, b) = openssl_bundle(&t, "3.6", &[(41981, 41982), (41983, 41984)]);
     let der = fs::read(b.join("crl.der")).unwrap();
-    let pem = pki_core::x509::certs::to_pem("X509 CRL", &der);
+    let pem = pki_core::x509::to_pem("X509 CRL", &der);
     let dirs = [b.clone(), b.join("nodes/etcd-1"), b.join("nodes/etcd-2")];
     for d in &dirs {
         fs::write(d.join("crl.pem"), &pem).unwrap();

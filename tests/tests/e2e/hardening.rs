@@ -130,7 +130,7 @@ fn check_key(path: &Path) -> Vec<u8> {
         "{} is not one complete PKCS#8 PEM key:\n{text}",
         path.display()
     );
-    let key = pki_core::keys::signer::FileKey::from_pkcs8_pem(&path.display().to_string(), &text)
+    let key = pki_core::keys::FileKey::from_pkcs8_pem(&path.display().to_string(), &text)
         .unwrap_or_else(|e| panic!("{}: not a usable PKCS#8 key: {e}", path.display()));
     key.spki_der()
 }
@@ -149,7 +149,7 @@ fn check_chain(crt: &Path, key: &Path, cn: &str, inter_der: &[u8]) -> String {
         "{} is not two complete PEM certificates:\n{text}",
         crt.display()
     );
-    let ders = pki_core::x509::certs::pem_blocks(&crt.display().to_string(), &bytes, "CERTIFICATE")
+    let ders = pki_core::x509::pem_blocks(&crt.display().to_string(), &bytes, "CERTIFICATE")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ders.len(), 2, "{}", crt.display());
     assert_eq!(
@@ -180,7 +180,7 @@ fn check_chain(crt: &Path, key: &Path, cn: &str, inter_der: &[u8]) -> String {
         crt.display(),
         key.display()
     );
-    pki_core::x509::serial::Serial::from_bytes(leaf.raw_serial()).to_hex()
+    pki_core::x509::Serial::from_bytes(leaf.raw_serial()).to_hex()
 }
 
 /// Scans OUT/<cn>/ folders of a batch (`role` = client, server or peer). Panics on anything
@@ -335,7 +335,7 @@ fn batch_report(stdout: &str) -> (usize, usize, usize) {
 
 fn intermediate_der(ca: &OpensslCa) -> Vec<u8> {
     let p = ca.reference.join("intermediate.crt");
-    pki_core::x509::certs::pem_blocks("intermediate", &std::fs::read(&p).unwrap(), "CERTIFICATE")
+    pki_core::x509::pem_blocks("intermediate", &std::fs::read(&p).unwrap(), "CERTIFICATE")
         .unwrap()
         .remove(0)
 }

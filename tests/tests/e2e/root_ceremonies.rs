@@ -238,7 +238,7 @@ impl Bench {
 
     fn der_blocks(&self, rel: &str, tag: &'static str) -> Vec<Vec<u8>> {
         let bytes = std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        pki_core::x509::certs::pem_blocks(rel, &bytes, tag).expect("PEM")
+        pki_core::x509::pem_blocks(rel, &bytes, tag).expect("PEM")
     }
 }
 
@@ -1516,7 +1516,7 @@ fn csr_with_a_bad_signature_is_refused() {
     der[last] ^= 0x01;
     b.write(
         "tampered.csr",
-        &pki_core::x509::certs::to_pem("CERTIFICATE REQUEST", &der),
+        &pki_core::x509::to_pem("CERTIFICATE REQUEST", &der),
     );
     // The key, and so the fingerprint, is unchanged.
     assert_eq!(b.csr_fingerprint("tampered.csr"), fp);

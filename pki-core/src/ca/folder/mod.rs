@@ -10,7 +10,7 @@
 //! Generations let a rotated intermediate be staged beside the active one.
 
 mod lock;
-pub mod root_crl;
+pub(crate) mod root_crl;
 mod staging;
 
 pub use lock::CaLock;

@@ -8,7 +8,6 @@ mod error;
 mod key;
 mod transport;
 
-pub use der::ecdsa_raw_to_der;
 pub use error::TokenError;
 pub use key::TokenKey;
 

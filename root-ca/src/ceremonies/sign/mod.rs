@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::output::{self, Mode};
-use pki_core::x509::certs::CertFacts;
-use pki_core::x509::profile::Profile;
-use pki_core::x509::validity::fmt_time;
+use pki_core::x509::fmt_time;
+use pki_core::x509::CertFacts;
+use pki_core::x509::Profile;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -185,7 +185,7 @@ fn response_bundle(
     resp.blocks.push(("CERTIFICATE".into(), facts.der.clone()));
     resp.blocks.push(("CERTIFICATE".into(), root.der.clone()));
     if let Ok(crl) = output::read(&dir.crl_path()) {
-        for block in pki_core::x509::certs::pem_blocks("root CRL", &crl, "X509 CRL")? {
+        for block in pki_core::x509::pem_blocks("root CRL", &crl, "X509 CRL")? {
             resp.blocks.push(("X509 CRL".into(), block));
         }
     }

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use pki_core::keys::algorithm::KeyAlgorithm;
-use pki_core::x509::certs::CertFacts;
-use pki_core::x509::conformance;
-use pki_core::x509::csr::CheckedCsr;
-use pki_core::x509::profile::{NameLimits, Profile, Subject, SubjectNames};
-use pki_core::x509::serial::Serial;
-use pki_core::x509::validity::Validity;
+use pki_core::keys::KeyAlgorithm;
+use pki_core::x509::ca_conformance;
+use pki_core::x509::CertFacts;
+use pki_core::x509::CheckedCsr;
+use pki_core::x509::Serial;
+use pki_core::x509::Validity;
+use pki_core::x509::{NameLimits, Profile, Subject, SubjectNames};
 use rcgen::{CertificateParams, Issuer, KeyPair, PublicKeyData};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -187,7 +187,7 @@ pub(super) fn preview_sign(
         .params
         .signed_by(subject_key, &issuer)
         .map_err(|e| RootError::Lint(e.to_string()))?;
-    let problems = conformance::ca_conformance(Profile::Intermediate, preview.der());
+    let problems = ca_conformance(Profile::Intermediate, preview.der());
     say(
         run,
         format!(

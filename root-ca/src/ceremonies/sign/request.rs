@@ -7,16 +7,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use pki_core::bundle::{Bundle, BundleKind};
-use pki_core::keys::algorithm::KeyAlgorithm;
+use pki_core::keys::KeyAlgorithm;
 use pki_core::output;
-use pki_core::x509::certs::{fingerprint, normalize_fingerprint, CertFacts};
-use pki_core::x509::csr::CheckedCsr;
+use pki_core::x509::CheckedCsr;
+use pki_core::x509::{fingerprint, normalize_fingerprint, CertFacts};
 
 use super::super::{open_token, recorded_key_id, Run};
 use crate::ceremony::{self, RequestSource, SignCeremony};
 use crate::error::{Result, RootError};
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::pkcs11::Token;
+use pki_core::keys::Token;
 
 /// The request being signed: its CSR and, for a bundle, the bundle and the opened token.
 pub(super) struct Request {
