@@ -18,7 +18,8 @@
 # OUT/ca-private/          root.key, intermediate.key, openssl.cnf and the `openssl ca` databases.
 #                          Offline material: never copy it into a bundle.
 #
-# Environment: NODES (3), CLIENTS ("root app-user"), SERVER_EKU ("serverAuth, clientAuth": etcd's
+# Environment: NODES (3), CLIENTS ("root app-user"), INTERMEDIATE_CURVE (P-384; P-256 for
+# scripts/bench-serve.sh), SERVER_EKU ("serverAuth, clientAuth": etcd's
 # HTTP gateway presents server.crt as a client certificate, docs/etcd-facts.md I1).
 # `openssl ca` with ca-private/openssl.cnf needs CADIR=OUT/ca-private, SAN and SERVER_EKU set.
 set -euo pipefail
@@ -26,6 +27,7 @@ set -euo pipefail
 out=${1:?usage: openssl-reference-ca.sh OUT}
 nodes=${NODES:-3}
 clients=${CLIENTS:-root app-user}
+intermediate_curve=${INTERMEDIATE_CURVE:-P-384}
 export SERVER_EKU=${SERVER_EKU:-serverAuth, clientAuth}
 org="pki-toolkit reference"
 
@@ -151,7 +153,7 @@ newkey() { # newkey FILE CURVE: a key no one else can read, from its first byte
 
 # The two CAs.
 newkey "$priv/root.key" P-384
-newkey "$priv/intermediate.key" P-384
+newkey "$priv/intermediate.key" "$intermediate_curve"
 openssl req -config "$cnf" -new -x509 -key "$priv/root.key" -sha384 -days 3650 \
   -subj "/O=$org/CN=$org Root CA" -set_serial "$(rand_serial)" -extensions root_ext -out "$out/ca.crt"
 openssl req -config "$cnf" -new -key "$priv/intermediate.key" \
