@@ -56,6 +56,13 @@ fn key_pem_of(pair: &rcgen::KeyPair) -> Zeroizing<String> {
     Zeroizing::new(pair.serialize_pem())
 }
 
+/// A leaf's chain and key files, as they are now.
+fn read_pair(l: &LeafConfig) -> AgentResult<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let chain = pki_core::output::read(&l.cert)?;
+    let key = Zeroizing::new(pki_core::output::read(&l.key)?);
+    Ok((chain, key))
+}
+
 /// A fresh key and a CSR for it, with `cn` as its subject (none for an enrolment: the grant
 /// decides). The service takes names from its ledger, never from the CSR, and refuses a CSR
 /// whose CN differs from the leaf's.
@@ -300,8 +307,7 @@ impl Agent {
     /// Renews leaf `l` now: a new key, the service's successor checked, both installed in one
     /// step, then the renewal confirmed (or remembered for the next run).
     pub fn renew(&self, l: &LeafConfig, state: &mut State) -> AgentResult<Issued> {
-        let old_chain = pki_core::output::read(&l.cert)?;
-        let old_key = Zeroizing::new(pki_core::output::read(&l.key)?);
+        let (old_chain, old_key) = read_pair(l)?;
         let tls = self.tls(Some((&old_chain, &old_key)))?;
         let cn = CertFacts::from_pem("certificate", &old_chain)?.subject_cn;
         let (key, csr) = key_and_csr(self.config.key.parse()?, Some(&cn))?;
@@ -336,8 +342,7 @@ impl Agent {
         {
             return Ok(());
         }
-        let chain = pki_core::output::read(&l.cert)?;
-        let key = Zeroizing::new(pki_core::output::read(&l.key)?);
+        let (chain, key) = read_pair(l)?;
         self.call(
             self.tls(Some((&chain, &key)))?,
             "POST",

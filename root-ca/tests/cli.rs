@@ -5,42 +5,16 @@
 //! output, `TRYCMD=overwrite cargo test -p root-ca --test cli` rewrites the expected files; review
 //! the diff like code.
 
-use std::path::Path;
-use std::process::Command;
-
 #[test]
 fn cases() {
     trycmd::TestCases::new().case("tests/cmd/*.toml");
 }
 
-/// A new subcommand comes with its `--help` case: every command that `root-ca --help` lists
-/// has a `tests/cmd/help-COMMAND.toml` (or `help-COMMAND-SUB.toml` for a group).
+/// A new subcommand comes with its `--help` case.
 #[test]
 fn every_subcommand_has_a_help_case() {
-    let out = Command::new(env!("CARGO_BIN_EXE_root-ca"))
-        .arg("--help")
-        .output()
-        .expect("run root-ca --help");
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let commands: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| *c != "help")
-        .collect();
-    assert!(!commands.is_empty(), "no commands listed:\n{text}");
-    let cases: Vec<String> = std::fs::read_dir(Path::new("tests/cmd"))
-        .expect("tests/cmd")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    for c in commands {
-        assert!(
-            cases.iter().any(|f| f == &format!("help-{c}.toml")
-                || (f.starts_with(&format!("help-{c}-")) && f.ends_with(".toml"))),
-            "root-ca {c} has no tests/cmd/help-{c}.toml"
-        );
-    }
+    e2e_tests::cli_cases::assert_every_subcommand_has_a_help_case(
+        env!("CARGO_BIN_EXE_root-ca"),
+        "root-ca",
+    );
 }

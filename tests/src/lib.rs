@@ -1,4 +1,5 @@
 //! End-to-end tests across the binaries live in `tests/`.
+pub mod cli_cases;
 pub mod fixture;
 pub mod openssl;
 pub mod secret;

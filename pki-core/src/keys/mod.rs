@@ -16,4 +16,6 @@ pub use keyfile::{new_identity_file, KeySecret};
 pub use pkcs11::{default_module, KeyAttributes, Token, TokenConfig, TokenKey};
 pub use sigcheck::{refuse_weak_signature, verify as verify_signature, verify_certificate};
 pub use signer::{FileKey, Signer};
-pub use unlock::{prompt_on_tty, token_pin, ENV_IDENTITY, ENV_PASSPHRASE_FILE, ENV_TOKEN_PIN_FILE};
+pub use unlock::{
+    prompt_on_tty, resolve, token_pin, ENV_IDENTITY, ENV_PASSPHRASE_FILE, ENV_TOKEN_PIN_FILE,
+};

@@ -133,8 +133,9 @@ fn ledger_row(ca: &OpensslCa, serial: &str) -> Value {
         .clone()
 }
 
-/// One request with the library client, as an agent makes it.
-fn call(
+/// One request with the library client, as an agent makes it: the service's answer, or why
+/// there was none.
+fn try_call(
     port: u16,
     root: &Path,
     identity: Option<(&Path, &Path)>,
@@ -142,7 +143,7 @@ fn call(
     path: &str,
     bearer: Option<&str>,
     body: Option<&str>,
-) -> Answer {
+) -> Result<Answer, pki_service::ServiceError> {
     let root_der = e2e_tests::openssl::cert_ders(root).remove(0);
     let ident = identity.map(|(c, k)| {
         use rustls::pki_types::pem::PemObject;
@@ -169,31 +170,23 @@ fn call(
             bearer,
             body.map(|b| b.as_bytes().to_vec()),
         ))
-        .unwrap()
+}
+
+/// [`try_call`] that must get an answer.
+fn call(
+    port: u16,
+    root: &Path,
+    identity: Option<(&Path, &Path)>,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    try_call(port, root, identity, method, path, bearer, body).unwrap()
 }
 
 fn csr(dir: &Path, name: &str) -> String {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            csr.to_str().unwrap(),
-            "-subj",
-            "/O=ignored",
-        ],
-    );
-    std::fs::read_to_string(csr).unwrap()
+    csr_with(dir, name, "/O=ignored", &[])
 }
 
 fn renew_body(csr_pem: &str) -> String {
@@ -915,35 +908,18 @@ fn refusals_record_nothing() {
     sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=Other -days 2 2>/dev/null");
     sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout l.key -out l.csr -subj /CN=etcd-1 2>/dev/null");
     sh("printf 'extendedKeyUsage=clientAuth\\n' > ext; openssl x509 -req -in l.csr -CA ca.crt -CAkey ca.key -days 1 -extfile ext -out l.crt 2>/dev/null");
-    let root_der = e2e_tests::openssl::cert_ders(&w.ca.root).remove(0);
-    let ident = {
-        use rustls::pki_types::pem::PemObject;
-        let chain = rustls::pki_types::CertificateDer::pem_file_iter(other.join("l.crt"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        (
-            chain,
-            rustls::pki_types::PrivateKeyDer::from_pem_file(other.join("l.key")).unwrap(),
-        )
-    };
-    let tls = Arc::new(pki_service::tls::client_config(&root_der.into(), Some(ident)).unwrap());
-    let ep = Endpoint::parse(&svc.url()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let body = renew_body(&csr_with(d, "o", "/CN=etcd-1", &[]));
-    let e = rt
-        .block_on(request(
-            &ep,
-            tls,
-            "POST",
-            "/v1/renew",
-            None,
-            Some(body.into_bytes()),
-        ))
-        .expect_err("another CA's certificate is refused");
+    let (other_cert, other_key) = (other.join("l.crt"), other.join("l.key"));
+    let e = try_call(
+        svc.port,
+        &w.ca.root,
+        Some((&other_cert, &other_key)),
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&body),
+    )
+    .expect_err("another CA's certificate is refused");
     assert!(
         matches!(e, pki_service::ServiceError::Unreachable { .. })
             && e.to_string().contains("alert"),
@@ -1099,34 +1075,9 @@ fn kill_9_under_load_loses_no_issued_certificate() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let csr = csr_with(&dir, &format!("k{n}"), &format!("/CN={cn}"), &[]);
                     n += 1;
-                    let root_der = e2e_tests::openssl::cert_ders(&root).remove(0);
-                    let ident = {
-                        use rustls::pki_types::pem::PemObject;
-                        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
-                            .unwrap()
-                            .collect::<Result<Vec<_>, _>>()
-                            .unwrap();
-                        (
-                            chain,
-                            rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap(),
-                        )
-                    };
-                    let tls =
-                        pki_service::tls::client_config(&root_der.into(), Some(ident)).unwrap();
-                    let ep = Endpoint::parse(&format!("https://127.0.0.1:{port}")).unwrap();
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    let body = renew_body(&csr).into_bytes();
-                    match rt.block_on(request(
-                        &ep,
-                        Arc::new(tls),
-                        "POST",
-                        "/v1/renew",
-                        None,
-                        Some(body),
-                    )) {
+                    let body = renew_body(&csr);
+                    let mine = Some((cert.as_path(), key.as_path()));
+                    match try_call(port, &root, mine, "POST", "/v1/renew", None, Some(&body)) {
                         Ok(a) if a.status == 200 => {
                             let i: pki_service::protocol::Issued =
                                 serde_json::from_slice(&a.body).unwrap();
