@@ -6,11 +6,15 @@ use std::net::IpAddr;
 use rcgen::{CertificateParams, CidrSubnet, GeneralSubtree, Issuer, NameConstraints};
 use time::OffsetDateTime;
 
+use super::name_constraints::{dns_matches, ip_matches};
 use super::*;
 use crate::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
+use crate::error::Error;
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::FileKey;
-use crate::x509::profile::{NameLimits, Profile};
+use crate::x509::certs::CertFacts;
+use crate::x509::csr::CheckedCsr;
+use crate::x509::profile::{LeafRole, NameLimits, Profile, Subject, SubjectNames};
 use crate::x509::serial::Serial;
 use crate::x509::validity::Validity;
 
