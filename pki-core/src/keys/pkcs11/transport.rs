@@ -4,8 +4,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use zeroize::Zeroizing;
 
+use super::attributes::check_attributes;
 use super::error::{Result, TokenError};
-use super::{check_attributes, Token};
+use super::Token;
 
 impl Token {
     /// The token-resident AES key that keeps the transport identity encrypted at rest.
