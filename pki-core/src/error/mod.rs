@@ -3,6 +3,7 @@
 
 mod bundle;
 mod cluster;
+mod constructors;
 mod input;
 mod response;
 mod token;
@@ -740,16 +741,6 @@ pub enum Error {
         /// The issuing certificate's subject.
         issuer: String,
     },
-}
-
-impl Error {
-    /// An I/O failure on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    }
 }
 
 /// Result alias of the library.
