@@ -72,7 +72,7 @@ impl Config {
             leaf_lifetime: None,
             crl_days: 7,
             crl_refresh: Duration::from_secs(3600),
-            revocation_poll: Duration::from_secs(2),
+            revocation_poll: Duration::from_secs(1),
             rate: RateLimit::default(),
             drain: Duration::from_secs(30),
         }

@@ -326,9 +326,10 @@ fn drill(v: EtcdVersion, start_port: u16) {
         rounds_took,
         acked.len(),
     );
-    // The agents fetch every 10 s; the service signs within its 2-second revocation poll.
+    // The bound: the agents' 10-second CRL interval, the service's 1-second revocation poll,
+    // and the time to sign, fetch and install on a loaded 2-core machine.
     assert!(
-        window < Duration::from_secs(14),
+        window < Duration::from_secs(25),
         "members refused the revoked client only after {window:?}; service:\n{}\nagents:\n{}",
         svc.log_text(),
         (1..=3)
