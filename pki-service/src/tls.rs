@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 
 use crate::error::{ServiceError, ServiceResult};
@@ -54,10 +55,11 @@ pub fn server_config(
     key: PrivateKeyDer<'static>,
     root: &CertificateDer<'static>,
 ) -> ServiceResult<rustls::ServerConfig> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(root)?, provider())
+    let inner = WebPkiClientVerifier::builder_with_provider(roots(root)?, provider())
         .allow_unauthenticated()
         .build()
         .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
+    let verifier = Arc::new(ExpiredToLedger { inner });
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ServiceError::TlsSetup(e.to_string()))?
@@ -66,6 +68,87 @@ pub fn server_config(
         .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The client-certificate check of the service: webpki's, except that a certificate whose only
+/// fault is having expired passes the handshake (its chain and signatures are verified at an
+/// instant inside its validity). The ledger check of every request that needs a certificate
+/// then refuses it with `403 expired` and the next step, instead of a bare TLS alert; the
+/// anonymous requests gain nothing from it.
+#[derive(Debug)]
+struct ExpiredToLedger {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for ExpiredToLedger {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        let expired = matches!(
+            verdict,
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+            ))
+        );
+        if !expired {
+            return verdict;
+        }
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+            return verdict;
+        };
+        let not_after = cert.validity().not_after.timestamp();
+        let Some(inside) = u64::try_from(not_after - 1).ok() else {
+            return verdict;
+        };
+        let then = UnixTime::since_unix_epoch(std::time::Duration::from_secs(inside));
+        match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, then)
+        {
+            Ok(v) => Ok(v),
+            Err(_) => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// An agent's configuration: the service is trusted through `root` only; `identity` (chain and

@@ -826,7 +826,7 @@ fn tampered(csr_pem: &str) -> String {
 
 /// Every refusal has its status and records nothing: another CN, extra SANs, a CSR whose
 /// signature does not verify, the key being renewed, a certificate from another CA (refused in
-/// the handshake), an expired leaf (refused in the handshake).
+/// the handshake), an expired leaf (`403 expired`).
 #[test]
 fn refusals_record_nothing() {
     let _serial = e2e_tests::serial::exclusive();
@@ -957,6 +957,11 @@ fn refusals_record_nothing() {
     let after_expiry = w.ca.ledger();
     let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
     assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("403 expired") && text_of(&o).contains("enrol again"),
+        "an expired leaf gets a status and the next step: {}",
+        text_of(&o)
+    );
     assert_eq!(
         serial(&cert),
         short,
