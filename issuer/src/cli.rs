@@ -203,11 +203,12 @@ pub struct ServeArgs {
     /// Re-sign the CRLs at least this often (e.g. 1h, 30m), besides after every revocation.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub crl_refresh: String,
-    /// Requests one identity (a leaf, a token, an anonymous address) may make at once.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// Requests one identity (a leaf, or an address for requests without a certificate) may
+    /// make at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
     /// Requests one identity may make per minute, sustained.
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_minute: u32,
     #[command(flatten)]
     pub secret: SecretArgs,

@@ -152,6 +152,15 @@ impl Agent {
         if issued.role != role {
             return Err(bad(format!("it is a {} leaf", issued.role)));
         }
+        // The serial names folders on this host: it must be the certificate's own.
+        let facts = CertFacts::from_pem("certificate", issued.chain_pem.as_bytes())?;
+        if facts.serial.to_hex() != issued.serial {
+            return Err(bad(format!(
+                "the answer says serial '{}' but the certificate has {}",
+                issued.serial,
+                facts.serial.to_hex()
+            )));
+        }
         let findings = x509::verify_leaf(&VerifyRequest {
             root_pem: &self.root_pem,
             chain_pem: issued.chain_pem.as_bytes(),
@@ -385,6 +394,24 @@ impl Agent {
             .json()?;
         let answer = self.call(tls, "GET", protocol::CRL_ETCD, None, None)?;
         answer.success()?;
+        // The service's word for the intermediate is not enough: it must be one this host's
+        // own certificates chain through (after a rotation, the leaves renew before the CRL
+        // is fetched in the same pass).
+        let named = CertFacts::from_pem("intermediate", info.intermediate_pem.as_bytes())?;
+        let ours = self.config.leaves.is_empty()
+            || self
+                .config
+                .leaves
+                .iter()
+                .any(|l| !self.issued_by_other(l, &named.der) && l.cert.exists());
+        if !ours {
+            return Err(AgentError::BadCrl {
+                reason: format!(
+                    "the service names {} as its intermediate, which none of this host's certificates chains through",
+                    named.subject
+                ),
+            });
+        }
         let crl = crate::crl::check(
             &answer.body,
             &info.intermediate_pem,

@@ -31,6 +31,13 @@ pub fn check(
             int.subject, root.subject
         ))
     })?;
+    let now = OffsetDateTime::now_utc();
+    if !int.is_ca || now < int.not_before || now > int.not_after {
+        return Err(bad(format!(
+            "the intermediate {} is not a CA certificate valid now",
+            int.subject
+        )));
+    }
     let (rest, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
         .map_err(|e| bad(format!("not a DER CRL ({e})")))?;
     if !rest.is_empty() {
@@ -58,7 +65,7 @@ pub fn check(
         .next_update()
         .map(|t| t.to_datetime())
         .ok_or_else(|| bad("it has no nextUpdate".into()))?;
-    if next_update <= OffsetDateTime::now_utc() {
+    if next_update <= now {
         return Err(bad(format!("its nextUpdate {next_update} has passed")));
     }
     Ok(CheckedCrl {

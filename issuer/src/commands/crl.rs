@@ -11,7 +11,15 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
             serial: serial.to_string(),
         })?
         .to_hex();
-    let rec = ca.ledger()?.revoke(&serial, reason)?;
+    let mut ledger = ca.ledger()?;
+    let rec = ledger.revoke(&serial, reason)?;
+    // Whoever held this key could have renewed it through the service: those go too.
+    for r in ledger.revoke_successors(&serial, reason)? {
+        println!(
+            "revoked {} leaf {} (serial {}, renewed from {serial} through issuer serve)",
+            r.profile, r.subject, r.serial
+        );
+    }
     println!(
         "revoked {} leaf {} (serial {serial}, reason {reason})",
         rec.profile, rec.subject

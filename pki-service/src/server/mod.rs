@@ -83,6 +83,13 @@ impl Config {
 struct Shared {
     config: Config,
     core: Mutex<Core>,
+    /// What anonymous requests read about the active intermediate, apart from the core's
+    /// lock (which a signing may hold for long): updated at start and on every reload.
+    snapshot: RwLock<Snapshot>,
+    /// At most this many connections at once; more wait in the kernel's backlog.
+    connections: Arc<tokio::sync::Semaphore>,
+    /// A reload is running (a second SIGHUP meanwhile is ignored).
+    reloading: AtomicBool,
     crls: RwLock<CrlSet>,
     tls: RwLock<Arc<rustls::ServerConfig>>,
     metrics: metrics::Metrics,
@@ -92,6 +99,25 @@ struct Shared {
     degraded: AtomicBool,
     draining: AtomicBool,
 }
+
+/// The active intermediate as anonymous requests see it.
+#[derive(Clone)]
+struct Snapshot {
+    info: crate::protocol::CaInfo,
+    not_after: OffsetDateTime,
+}
+
+impl Snapshot {
+    fn of(core: &Core) -> Self {
+        Snapshot {
+            info: core.ca_info(),
+            not_after: core.intermediate_not_after(),
+        }
+    }
+}
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 1024;
 
 /// A line on the service's log (stderr), with the time.
 fn log(msg: impl std::fmt::Display) {
@@ -151,6 +177,9 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         limiter: Mutex::new(limit::Limiter::new(config.rate)),
         config,
+        snapshot: RwLock::new(Snapshot::of(&core)),
+        connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        reloading: AtomicBool::new(false),
         core: Mutex::new(core),
         crls: RwLock::new(crls),
         tls: RwLock::new(tls),
@@ -182,9 +211,17 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    conns.spawn(connection(shared.clone(), tcp, peer, stop_rx.clone()));
-                }
+                Ok((tcp, peer)) => match shared.connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (s, stop) = (shared.clone(), stop_rx.clone());
+                        conns.spawn(async move {
+                            connection(s, tcp, peer, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    // At the limit: this connection is closed at once; agents retry later.
+                    Err(_) => drop(tcp),
+                },
                 Err(e) => {
                     log(format_args!("accept: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -192,7 +229,16 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(shared.clone()).await,
+            _ = hup.recv() => {
+                // In the background: accepting and SIGTERM go on while the key is unlocked.
+                if !shared.reloading.swap(true, Ordering::SeqCst) {
+                    let s = shared.clone();
+                    tokio::spawn(async move {
+                        reload(s.clone()).await;
+                        s.reloading.store(false, Ordering::SeqCst);
+                    });
+                }
+            }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
@@ -227,7 +273,9 @@ async fn reload(shared: Arc<Shared>) {
         let tls = load_tls(&s.config, core.root_der())?;
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
         let generation = core.generation();
+        let snapshot = Snapshot::of(&core);
         *s.core.lock().unwrap_or_else(|p| p.into_inner()) = core;
+        *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
         *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
         *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
         Ok(generation)
@@ -262,6 +310,8 @@ async fn crl_loop(shared: Arc<Shared>) {
                 return Ok(None);
             }
             let crls = core.sign_crls(now, s.config.crl_days)?;
+            // Never the CRL lock while holding the core's (readers take them one at a time).
+            drop(core);
             let n = crls.etcd_number;
             *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
             Ok(Some(n))

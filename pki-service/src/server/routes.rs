@@ -98,6 +98,12 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
 /// Answers one request; never fails (a failure is an answer).
 pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answer, Infallible> {
     let who = identity(&ctx, &req);
+    // Limited by what the handshake proved (a leaf) or by address; never by a bearer token,
+    // which anyone can make up.
+    let bucket = match who.starts_with("leaf:") {
+        true => who.clone(),
+        false => format!("anonymous:{}", ctx.peer.ip()),
+    };
     let action = format!("{} {}", req.method(), req.uri().path());
     let outcome = if ctx.shared.draining.load(Ordering::SeqCst) {
         Outcome::refused(Refused::draining())
@@ -107,7 +113,7 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take(&who, Instant::now());
+            .take(&bucket, Instant::now());
         match limited {
             Err(wait) => Outcome::refused(Refused::rate_limited(wait)),
             Ok(()) => dispatch(&ctx, req).await,
@@ -127,7 +133,12 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
             log(format_args!("{action} from {who}: {detail}"));
         }
     }
+    // A refused flood is counted (metrics), not written line by line to the CA folder's disk.
+    let audit = code != Some("rate-limited");
     let audited = tokio::task::spawn_blocking(move || {
+        if !audit {
+            return Ok(());
+        }
         shared.audit.append(&AuditEntry {
             time: OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -167,8 +178,12 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
     match (req.method().clone(), path.as_str()) {
         (Method::GET, protocol::HEALTH) => Outcome::json(&health(&ctx.shared)),
         (Method::GET, protocol::CA) => {
-            let core = ctx.shared.core.lock().unwrap_or_else(|p| p.into_inner());
-            Outcome::json(&core.ca_info())
+            let snap = ctx
+                .shared
+                .snapshot
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            Outcome::json(&snap.info)
         }
         (Method::GET, protocol::METRICS) => {
             let text = ctx
@@ -186,16 +201,17 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
     }
 }
 
+/// Read without the core's lock: a scrape never waits for a signing.
 fn gauges(s: &Shared) -> Gauges {
+    let snap = s.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone();
     let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
-    let core = s.core.lock().unwrap_or_else(|p| p.into_inner());
     Gauges {
         crl_this_update: c.this_update,
         crl_next_update: c.next_update,
         crl_number: c.etcd_number,
         root_crl_withheld: c.root_crl_withheld,
-        intermediate_not_after: core.intermediate_not_after(),
-        generation: core.generation(),
+        intermediate_not_after: snap.not_after,
+        generation: snap.info.generation,
     }
 }
 
@@ -235,9 +251,10 @@ fn crl(s: &Shared, etcd: bool, pem: bool) -> Outcome {
 }
 
 async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refused> {
-    let bytes = Limited::new(req.into_body(), protocol::MAX_BODY)
-        .collect()
+    let read = Limited::new(req.into_body(), protocol::MAX_BODY).collect();
+    let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), read)
         .await
+        .map_err(|_| Refused::bad_request("request body: not received within 10 s"))?
         .map_err(|e| Refused::bad_request(format!("request body: {e}")))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| Refused::bad_request(format!("request body: {e}")))

@@ -179,6 +179,16 @@ impl Ledger {
             reason: e.to_string(),
         };
         let tx = self.tx()?;
+        // A leaf renewed again before it confirmed its last successor never installed that
+        // one (the agent renews from the files it runs): the earlier successor is revoked, so
+        // one key cannot collect live successors.
+        tx.execute(
+            "UPDATE leaves SET status = 'revoked', revocation_reason = 'superseded', revoked_at = ?2
+             WHERE status = 'active' AND serial IN
+               (SELECT new_serial FROM renewals WHERE old_serial = ?1 AND confirmed_at IS NULL)",
+            params![old_serial, OffsetDateTime::now_utc().unix_timestamp()],
+        )
+        .map_err(err)?;
         insert_rows(&tx, &[(rec.clone(), der)], None).map_err(err)?;
         tx.execute(
             "INSERT INTO renewals (new_serial, old_serial) VALUES (?1, ?2)",
@@ -186,6 +196,35 @@ impl Ledger {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Revokes, with `reason`, every leaf renewed from `serial` through the service, and
+    /// theirs in turn: whoever held `serial`'s key could have renewed it. Returns them.
+    pub fn revoke_successors(&mut self, serial: &str, reason: &str) -> Result<Vec<LeafRecord>> {
+        let mut done = Vec::new();
+        let mut next = vec![serial.to_string()];
+        while let Some(s) = next.pop() {
+            let children: Vec<String> = {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT new_serial FROM renewals WHERE old_serial = ?1")
+                    .map_err(|e| self.err(e))?;
+                let rows = stmt
+                    .query_map(params![s], |r| r.get(0))
+                    .map_err(|e| self.err(e))?;
+                rows.collect::<std::result::Result<_, _>>()
+                    .map_err(|e| self.err(e))?
+            };
+            for child in children {
+                next.push(child.clone());
+                match self.revoke(&child, reason) {
+                    Ok(rec) => done.push(rec),
+                    Err(Error::AlreadyRevoked { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// The agent installed the renewed leaf `new_serial`: its predecessor becomes superseded.
@@ -347,6 +386,32 @@ mod tests {
         assert_eq!(l.sweep_renewed(later).unwrap(), 1);
         assert_eq!(l.get("03").unwrap().unwrap().status, "superseded");
         assert_eq!(l.get("04").unwrap().unwrap().status, "active");
+    }
+
+    #[test]
+    fn renewing_again_revokes_the_unconfirmed_successor_and_revocation_follows_renewals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        l.record(&rec("01", 9_000), b"1").unwrap();
+        l.record_renewal("01", &rec("02", 9_000), b"2").unwrap();
+        // 01 renews again before 02 was confirmed: 02 was never installed.
+        l.record_renewal("01", &rec("03", 9_000), b"3").unwrap();
+        assert_eq!(l.get("02").unwrap().unwrap().status, "revoked");
+        assert_eq!(l.confirm_renewal("03", now).unwrap().as_deref(), Some("01"));
+        l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+        // Revoking 01 (its key stolen) revokes what was renewed from it, transitively.
+        l.revoke("01", "keyCompromise").unwrap();
+        let gone: Vec<String> = l
+            .revoke_successors("01", "keyCompromise")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        assert_eq!(gone.len(), 2, "{gone:?}");
+        for s in ["03", "04"] {
+            assert_eq!(l.get(s).unwrap().unwrap().status, "revoked", "{s}");
+        }
     }
 
     #[test]
