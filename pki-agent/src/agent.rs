@@ -380,11 +380,7 @@ impl Agent {
             .leaves
             .iter()
             .find(|l| self.view(l).is_ok_and(|v| v.not_after > now));
-        let identity = live.and_then(|l| {
-            let chain = std::fs::read(&l.cert).ok()?;
-            let key = Zeroizing::new(std::fs::read(&l.key).ok()?);
-            Some((chain, key))
-        });
+        let identity = live.and_then(|l| read_pair(l).ok());
         let tls = match &identity {
             Some((chain, key)) => self.tls(Some((chain, key))).or_else(|_| self.tls(None))?,
             None => self.tls(None)?,

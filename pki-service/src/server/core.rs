@@ -47,7 +47,7 @@ pub struct Core {
     signer: IssuingCa<CaKey>,
     ledger: Ledger,
     root: CertFacts,
-    root_crl: Option<Vec<u8>>,
+    root_crl: Option<pki_core::ca::RootCrl>,
 }
 
 /// The hash under which an enrolment token is stored (lower-case hex SHA-256).
@@ -72,7 +72,7 @@ impl Core {
             pki_core::output::read(&root_path)?.as_slice(),
         )?;
         // Checked against the root before it is trusted; kept as DER.
-        let root_crl = pki_core::ca::installed_root_crl(&ca, &root)?.map(|c| c.der);
+        let root_crl = pki_core::ca::installed_root_crl(&ca, &root)?;
         let mut signer = unlock(&ca)?;
         if let Some(life) = leaf_lifetime {
             signer = signer.with_leaf_lifetime(life);
@@ -104,7 +104,11 @@ impl Core {
 
     /// The leaf `der` presented, as the ledger knows it: refused unless it is the ledger's own
     /// certificate for that serial, active and unexpired.
-    fn identify(&self, der: &[u8], now: OffsetDateTime) -> Result<LeafRecord, Refused> {
+    fn identify(
+        &self,
+        der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(LeafRecord, CertFacts), Refused> {
         let facts = CertFacts::from_der("client certificate", der)
             .map_err(|e| Refused::unauthenticated(e.to_string()))?;
         let serial = facts.serial.to_hex();
@@ -115,7 +119,7 @@ impl Core {
             .filter(|r| r.fingerprint == fingerprint(der))
             .ok_or_else(|| Refused::unknown_leaf(&serial))?;
         match rec.status.as_str() {
-            "active" if rec.not_after > now => Ok(rec),
+            "active" if rec.not_after > now => Ok((rec, facts)),
             "active" => Err(Refused::expired(&serial)),
             "revoked" => Err(Refused::revoked(&serial)),
             "superseded" => Err(Refused::superseded(&serial)),
@@ -132,10 +136,8 @@ impl Core {
         now: OffsetDateTime,
     ) -> Result<(Issued, String), Refused> {
         let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
-        let old = self.identify(presented, now)?;
+        let (old, old_facts) = self.identify(presented, now)?;
         let csr = CheckedCsr::from_pem("CSR", csr_pem.as_bytes()).map_err(Refused::bad_csr)?;
-        let old_facts = CertFacts::from_der("client certificate", presented)
-            .map_err(|e| Refused::unauthenticated(e.to_string()))?;
         if csr.spki_der == old_facts.spki_der {
             return Err(Refused::key_reused());
         }
@@ -158,7 +160,7 @@ impl Core {
         now: OffsetDateTime,
     ) -> Result<ConfirmResponse, Refused> {
         let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
-        let rec = self.identify(presented, now)?;
+        let (rec, _) = self.identify(presented, now)?;
         let superseded = self
             .ledger
             .confirm_renewal(&rec.serial, now)
@@ -288,7 +290,10 @@ impl Core {
         let mark = self.ledger.revocation_mark()?;
         let withheld = self.root_crl_withheld()?;
         let root = match withheld {
-            0 => self.root_crl.as_deref().map(|c| (&self.root, c)),
+            0 => self
+                .root_crl
+                .as_ref()
+                .map(|c| (&self.root, c.der.as_slice())),
             _ => None,
         };
         let etcd = sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
@@ -323,10 +328,9 @@ impl Core {
     /// their agents replaced them (an agent renews at once when the active intermediate is
     /// not the one that issued its leaf). The service says so on every CRL it signs.
     pub fn root_crl_withheld(&self) -> pki_core::Result<usize> {
-        let Some(der) = &self.root_crl else {
+        let Some(crl) = &self.root_crl else {
             return Ok(0);
         };
-        let crl = pki_core::ca::RootCrl::parse("root CRL", der, &self.root)?;
         let active = self.ledger.list(&pki_core::ca::ListFilter {
             active_only: true,
             ..Default::default()

@@ -354,10 +354,17 @@ async fn connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.to_vec());
+    // The leaf's serial in the ledger's form, once per connection (audit lines and
+    // `issuer list` agree; the rate limit keys on it).
+    let leaf = client_cert.as_deref().and_then(|der| {
+        let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+        Some(pki_core::x509::Serial::from_bytes(c.raw_serial()).to_hex())
+    });
     let ctx = Arc::new(routes::Ctx {
         shared,
         peer,
         client_cert,
+        leaf,
     });
     let service = hyper::service::service_fn(move |req| routes::route(ctx.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()

@@ -24,6 +24,8 @@ pub(super) struct Ctx {
     pub(super) shared: Arc<Shared>,
     pub(super) peer: SocketAddr,
     pub(super) client_cert: Option<Vec<u8>>,
+    /// The presented leaf's serial, ledger form.
+    pub(super) leaf: Option<String>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -72,13 +74,8 @@ impl Outcome {
 
 /// The identity a request is limited and audited under.
 fn identity(ctx: &Ctx, req: &Request<Incoming>) -> String {
-    if let Some(der) = &ctx.client_cert {
-        if let Ok((_, c)) = x509_parser::parse_x509_certificate(der) {
-            return format!(
-                "leaf:{}",
-                hex::encode(c.raw_serial()).trim_start_matches("00")
-            );
-        }
+    if let Some(serial) = &ctx.leaf {
+        return format!("leaf:{serial}");
     }
     if let Some(token) = bearer(req) {
         return format!("token:{}", &super::token_hash(token)[..16]);
