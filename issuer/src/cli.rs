@@ -58,6 +58,10 @@ pub enum Command {
     /// One-time enrolment tokens for the online service.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The ledger: move it to PostgreSQL (several `issuer serve` hosts), or accept one restored
+    /// from a backup.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -220,6 +224,47 @@ pub enum TokenCommand {
     /// obtains exactly that entry's leaves (a member: server and peer; a client: its client
     /// leaf) once, before it expires. The token is printed once and stored only as a hash.
     Create(TokenCreateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Copy the folder's SQLite ledger into an empty PostgreSQL database in one transaction,
+    /// read every row back and compare it with the source, then point ca.toml at the database.
+    /// ledger.sqlite is left as it was. Run again, it finds the same rows and changes nothing;
+    /// a database holding other rows is refused.
+    Migrate(LedgerMigrateArgs),
+    /// Accept the ledger as it is now after it was refused as older than what this host saw
+    /// (restored from a backup): only once the revocations it lost are revoked again.
+    AcceptRestore(LedgerAcceptArgs),
+}
+
+// The arguments of `issuer ledger migrate` (a plain comment: the variant's doc is its help).
+#[derive(Args, Debug)]
+pub struct LedgerMigrateArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The ledger to copy: `sqlite` (the folder's ledger.sqlite) or an SQLite file.
+    #[arg(long, value_name = "SQLITE", default_value = "sqlite")]
+    pub from: String,
+    /// The database: postgres://USER@HOST:PORT/DATABASE (no password in it).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The file holding the database password (0600); else PGPASSFILE or ~/.pgpass.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The CA file the database's TLS certificate chains to (TLS is then required).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+// The arguments of `issuer ledger accept-restore`.
+#[derive(Args, Debug)]
+pub struct LedgerAcceptArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Confirms that every revocation the restored ledger lost was revoked again.
+    #[arg(long)]
+    pub revocations_replayed: bool,
 }
 
 // The arguments of `issuer token create` (a plain comment: the variant's doc is its help).

@@ -24,6 +24,21 @@ pub type Result<T, E = IssuerError> = std::result::Result<T, E>;
 /// that does not fit the CA folder. Each names the flag to pass.
 #[derive(Debug, thiserror::Error)]
 pub enum Usage {
+    /// `issuer ledger migrate --to` something other than a PostgreSQL address.
+    #[error("--to {to}: write the PostgreSQL database to migrate into, postgres://USER@HOST:PORT/DATABASE")]
+    MigrateTarget {
+        /// The value given.
+        to: String,
+    },
+    /// `issuer ledger migrate --from` an SQLite file that does not exist.
+    #[error("--from {}: no SQLite ledger there", .path.display())]
+    MigrateSource {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// `issuer ledger accept-restore` without its confirmation.
+    #[error("accepting a restored ledger makes every revocation it lost forgotten: revoke those leaves again first (the last CRL this CA published lists them), then pass --revocations-replayed")]
+    AcceptRestoreUnconfirmed,
     /// `issuer crl` without any output.
     #[error("nothing to write: pass --out, --etcd-out or --etcd-bundle")]
     NothingToWrite,

@@ -91,6 +91,10 @@ fn run(command: Command) -> error::Result<bool> {
         ),
         Command::Serve(a) => commands::serve(&a),
         Command::Token(cli::TokenCommand::Create(a)) => done(commands::token_create(&a)),
+        Command::Ledger(cli::LedgerCommand::Migrate(a)) => done(commands::ledger_migrate(&a)),
+        Command::Ledger(cli::LedgerCommand::AcceptRestore(a)) => {
+            done(commands::ledger_accept_restore(&a))
+        }
         // Handled by cli::generate_docs before any command runs.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
     }

@@ -2,6 +2,7 @@
 pub mod cli_cases;
 pub mod fixture;
 pub mod openssl;
+pub mod postgres;
 pub mod secret;
 pub mod serial;
 pub mod service;

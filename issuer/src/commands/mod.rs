@@ -4,6 +4,7 @@ mod crl;
 mod etcd;
 mod inspect;
 mod issue;
+mod ledger;
 mod replace;
 mod service;
 
@@ -30,6 +31,7 @@ pub use crl::{crl, revoke};
 pub use etcd::{check_etcd, etcd};
 pub use inspect::{list, verify};
 pub use issue::{batch, issue};
+pub use ledger::{ledger_accept_restore, ledger_migrate};
 pub use replace::{reissue, renew};
 pub use service::{serve, token_create};
 // Helpers one command file shares with another.

@@ -184,6 +184,18 @@ impl<S: Signer> IssuingCa<S> {
     /// Signs one leaf per its role's profile, once the gate approved it; the signature is
     /// checked in software before the leaf is returned, so a wrong key never yields a leaf.
     pub fn sign_leaf(&self, req: LeafRequest, now: OffsetDateTime) -> Result<IssuedLeaf> {
+        self.sign_leaf_as(req, now, Serial::random())
+    }
+
+    /// [`IssuingCa::sign_leaf`] with a serial reserved beforehand
+    /// ([`crate::ca::Ledger::reserve_serial`]): what several instances on one ledger do, so
+    /// that no two can sign the same serial.
+    pub fn sign_leaf_as(
+        &self,
+        req: LeafRequest,
+        now: OffsetDateTime,
+        serial: Serial,
+    ) -> Result<IssuedLeaf> {
         self.gate.check_request(&req)?;
         let profile = req.role.profile();
         let window = Some((self.cert.not_before, self.cert.not_after));
@@ -198,7 +210,6 @@ impl<S: Signer> IssuingCa<S> {
                 now,
             )?,
         };
-        let serial = Serial::random();
         let (key_alg, key_pem, cert) = match &req.key {
             LeafKey::Generate(alg) => {
                 let key = FileKey::generate(*alg)?;

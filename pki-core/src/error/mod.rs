@@ -335,13 +335,49 @@ pub enum Error {
         reason: String,
     },
 
-    /// A ledger operation failed (an SQLite error, such as a serial recorded twice), or a
-    /// serial to revoke is not in the ledger.
-    #[error("ledger {path}: {reason}")]
+    /// A ledger operation failed (an SQLite or PostgreSQL error, such as a serial recorded
+    /// twice, or the database unreachable): nothing of the operation was recorded.
+    #[error("ledger {ledger}: {reason}")]
     Ledger {
-        /// The ledger file.
+        /// The ledger file, or the database address (never its password).
+        ledger: String,
+        /// The database's message.
+        reason: String,
+    },
+
+    /// A serial to revoke or renew that the ledger does not know.
+    #[error(
+        "no leaf with serial {serial} was issued from this CA folder's ledger (see `issuer list`)"
+    )]
+    UnknownSerial {
+        /// The serial asked for.
+        serial: String,
+    },
+
+    /// The ledger shows fewer CRL numbers or revocations than this host saw before: it was
+    /// restored from an older backup, or is another database.
+    #[error("ledger {ledger} is behind what this host saw ({mark}: CRL number {seen_crl}, {seen_revoked} revoked leaves; the ledger has CRL number {found_crl}, {found_revoked} revoked): it was restored from an older backup or is not this CA's database. Signing a CRL from it would un-revoke leaves. Restore the newest backup, or revoke again every leaf listed by the last CRL this CA published, then run `issuer ledger accept-restore`")]
+    LedgerRolledBack {
+        /// The ledger.
+        ledger: String,
+        /// The mark file of this host.
+        mark: PathBuf,
+        /// The CRL number this host saw.
+        seen_crl: u64,
+        /// The revoked leaves this host saw.
+        seen_revoked: u64,
+        /// The ledger's CRL number.
+        found_crl: u64,
+        /// The ledger's revoked leaves.
+        found_revoked: u64,
+    },
+
+    /// The `ledger` settings of `ca.toml` cannot be used.
+    #[error("{path}: ledger settings: {reason}")]
+    LedgerConfig {
+        /// The `ca.toml`.
         path: PathBuf,
-        /// SQLite's message, or what was not found.
+        /// What is wrong, and what to write instead.
         reason: String,
     },
 

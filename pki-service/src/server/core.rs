@@ -242,7 +242,7 @@ impl Core {
 
     /// Signs one leaf through the issuance gate; nothing is recorded here.
     fn sign(
-        &self,
+        &mut self,
         role: LeafRole,
         subject: Subject,
         names: SubjectNames,
@@ -250,9 +250,11 @@ impl Core {
         cert_path: &str,
         now: OffsetDateTime,
     ) -> Result<(Issued, LeafRecord, Vec<u8>), Refused> {
+        // Reserved in the ledger before it is signed: no other instance can sign it too.
+        let serial = self.ledger.reserve_serial().map_err(Refused::internal)?;
         let leaf = self
             .signer
-            .sign_leaf(
+            .sign_leaf_as(
                 LeafRequest {
                     role,
                     subject,
@@ -261,6 +263,7 @@ impl Core {
                     key: LeafKey::Csr(Box::new(csr)),
                 },
                 now,
+                serial,
             )
             .map_err(Refused::from_issuance)?;
         let rec = leaf.record(self.signer.generation, std::path::Path::new(cert_path));

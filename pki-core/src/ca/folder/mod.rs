@@ -43,6 +43,16 @@ pub struct CaState {
     pub format: u32,
     /// The generation that issues; None until one is installed.
     pub active: Option<u32>,
+    /// Where the ledger lives: absent for `ledger.sqlite` in the folder, or a PostgreSQL
+    /// address (`postgres://user@host:port/database`, no password in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<String>,
+    /// The file holding the PostgreSQL password (mode 0600); else PGPASSFILE or ~/.pgpass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_password_file: Option<PathBuf>,
+    /// The CA file the database's TLS certificate chains to; TLS is required when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_tls_ca: Option<PathBuf>,
     /// Every generation, in order of creation (the `[[generation]]` tables).
     #[serde(default, rename = "generation")]
     pub generations: Vec<GenerationState>,
@@ -169,9 +179,39 @@ impl CaDir {
         self.path.join("ledger.sqlite")
     }
 
-    /// Opens the folder's ledger, creating it if needed.
+    /// Where the folder's ledger lives, as `ca.toml` says.
+    pub fn ledger_location(&self) -> Result<crate::ca::LedgerLocation> {
+        crate::ca::LedgerLocation::resolve(
+            &self.path.join(STATE_FILE),
+            self.ledger_path(),
+            self.state.ledger.as_deref(),
+            self.state.ledger_password_file.as_deref(),
+            self.state.ledger_tls_ca.as_deref(),
+        )
+    }
+
+    /// Names the ledger `ca.toml` points at (after `issuer ledger migrate` verified it).
+    pub fn set_ledger(
+        &mut self,
+        url: &str,
+        password_file: Option<&Path>,
+        tls_ca: Option<&Path>,
+    ) -> Result<()> {
+        self.state.ledger = Some(url.to_string());
+        self.state.ledger_password_file = password_file.map(Path::to_path_buf);
+        self.state.ledger_tls_ca = tls_ca.map(Path::to_path_buf);
+        self.save_state()
+    }
+
+    /// This host's record of what it last saw of the ledger (`ledger-seen.toml`).
+    pub fn ledger_mark(&self) -> crate::ca::LedgerMark {
+        crate::ca::LedgerMark::at(&self.path.join("ledger-seen.toml"))
+    }
+
+    /// Opens the folder's ledger (creating an SQLite one if needed); refuses a ledger that is
+    /// behind what this host saw of it ([`Error::LedgerRolledBack`]).
     pub fn ledger(&self) -> Result<Ledger> {
-        Ledger::open(&self.ledger_path())
+        Ledger::connect(&self.ledger_location()?, Some(self.ledger_mark()))
     }
 
     /// The active generation; fails with [`Error::NotCaDir`] before one is installed.
@@ -227,6 +267,9 @@ impl CaDir {
             state: CaState {
                 format: 1,
                 active: Some(1),
+                ledger: None,
+                ledger_password_file: None,
+                ledger_tls_ca: None,
                 generations: vec![GenerationState {
                     id: 1,
                     source: "import".into(),

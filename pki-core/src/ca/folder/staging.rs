@@ -25,6 +25,9 @@ impl CaDir {
             state: CaState {
                 format: 1,
                 active: None,
+                ledger: None,
+                ledger_password_file: None,
+                ledger_tls_ca: None,
                 generations: Vec::new(),
             },
         })

@@ -1,21 +1,32 @@
-//! The issuance ledger: every leaf is committed here (durably) *before* its file is written,
-//! so no certificate can exist that the ledger does not know about. SQLite in WAL mode with a
-//! busy timeout, so several issuer processes can share one CA folder.
+//! The issuance ledger: every leaf is committed here (durably) *before* its file is written or
+//! its certificate is returned, so no certificate can exist that the ledger does not know about.
+//!
+//! [`LedgerStore`] is the interface every command uses; [`Ledger`] is an open one. Two stores
+//! implement it: SQLite in the CA folder (`ledger.sqlite`, WAL mode, the embedded default;
+//! several processes on one host share it) and PostgreSQL (`ledger = "postgres://…"` in
+//! `ca.toml`: several `issuer serve` hosts share it). [`mark`] keeps, in the CA folder, what
+//! this host last saw of the ledger, so a ledger restored from an older backup is refused
+//! instead of silently forgetting revocations.
 
-mod revocation;
-mod runs;
-mod service;
+pub(crate) mod copy;
+pub(crate) mod location;
+pub(crate) mod mark;
+mod postgres;
+mod sqlite;
 
-pub use service::{EnrolGrant, EnrolLeaf, RevocationMark};
+pub use copy::{copy_ledger, CopyReport};
+pub use location::LedgerLocation;
+pub use mark::LedgerMark;
+pub use sqlite::SqliteLedger;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::x509::Serial;
 
 /// One issued leaf.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -82,6 +93,30 @@ impl RevokedLeaf {
     }
 }
 
+/// A [`RevokedLeaf`] from a row's columns (times in Unix seconds).
+pub(crate) fn revoked_leaf(
+    serial: String,
+    generation: u32,
+    reason: Option<String>,
+    revoked_at: i64,
+    not_after: i64,
+    direct_listed_expired: Option<i64>,
+    etcd_listed_expired: Option<i64>,
+) -> RevokedLeaf {
+    RevokedLeaf {
+        serial,
+        generation,
+        reason,
+        revoked_at: OffsetDateTime::from_unix_timestamp(revoked_at)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        // An unreadable notAfter counts as unexpired: the entry then stays listed.
+        not_after: OffsetDateTime::from_unix_timestamp(not_after)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)),
+        direct_listed_expired: direct_listed_expired.map(|n| n as u64),
+        etcd_listed_expired: etcd_listed_expired.map(|n| n as u64),
+    }
+}
+
 /// The two CRLs made from the ledger: the active intermediate's direct CRL and the etcd CRL.
 /// Each keeps its own record of when an expired entry was last listed: they are published
 /// apart, and a validator of one never sees the other.
@@ -120,7 +155,7 @@ pub struct RowUnder {
     pub interrupted: bool,
 }
 
-/// Filters for [`Ledger::list`].
+/// Filters for [`LedgerStore::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
     /// Only leaves whose notAfter is before this instant.
@@ -131,302 +166,356 @@ pub struct ListFilter {
     pub generation: Option<u32>,
 }
 
-/// The issuance ledger of a CA folder (`ledger.sqlite`), open.
-pub struct Ledger {
-    conn: Connection,
-    path: PathBuf,
+/// One leaf an enrolment token may obtain: exactly these names, whatever the CSR asks for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrolLeaf {
+    /// `server`, `peer` or `client`.
+    pub role: String,
+    /// The subject CN.
+    pub subject: String,
+    /// DNS subject alternative names.
+    pub dns: Vec<String>,
+    /// IP subject alternative names, as text.
+    pub ips: Vec<String>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS leaves (
-    serial            TEXT PRIMARY KEY,
-    generation        INTEGER NOT NULL,
-    profile           TEXT NOT NULL,
-    subject           TEXT NOT NULL,
-    dns               TEXT NOT NULL,
-    ips               TEXT NOT NULL,
-    key_alg           TEXT NOT NULL,
-    key_source        TEXT NOT NULL,
-    not_before        INTEGER NOT NULL,
-    not_after         INTEGER NOT NULL,
-    status            TEXT NOT NULL DEFAULT 'active',
-    revocation_reason TEXT,
-    revoked_at        INTEGER,
-    -- CRL number of the first direct / etcd CRL published after the revoked leaf expired: the
-    -- entry stays in that one CRL and leaves the next (RFC 5280 §3.3).
-    direct_listed_expired INTEGER,
-    etcd_listed_expired   INTEGER,
-    issued_at         INTEGER NOT NULL,
-    cert_path         TEXT NOT NULL,
-    fingerprint       TEXT NOT NULL
-);
--- The certificates themselves live apart, so that scans of the leaves table (list, expiring)
--- read small rows only.
-CREATE TABLE IF NOT EXISTS certs (
-    serial   TEXT PRIMARY KEY REFERENCES leaves(serial) ON DELETE CASCADE,
-    der      BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leaves_status_not_after ON leaves(status, not_after);
--- One row per `issuer batch` run: a run that never reached `finished_at` was interrupted, and
--- only its rows may be voided by a later run (they never left the machine).
-CREATE TABLE IF NOT EXISTS batch_runs (
-    run_id      TEXT PRIMARY KEY,
-    out_dir     TEXT NOT NULL,
-    started_at  INTEGER NOT NULL,
-    finished_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name  TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
--- One-time enrolment tokens of the online service, by the SHA-256 of the token (the token
--- itself is shown once to the operator and never stored); `leaves` is what it may obtain.
-CREATE TABLE IF NOT EXISTS enrol_tokens (
-    hash       TEXT PRIMARY KEY,
-    entry      TEXT NOT NULL,
-    leaves     TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    used_at    INTEGER
-);
--- A leaf renewed through the service and the leaf it replaces: the old one stays active until
--- the agent confirms it installed the new one (or until the old one expires).
-CREATE TABLE IF NOT EXISTS renewals (
-    new_serial   TEXT PRIMARY KEY REFERENCES leaves(serial),
-    old_serial   TEXT NOT NULL REFERENCES leaves(serial),
-    confirmed_at INTEGER
-);
-";
+impl EnrolLeaf {
+    /// The request this grant stands for: role, subject and names, parsed.
+    pub fn request(
+        &self,
+    ) -> Result<(
+        crate::x509::profile::LeafRole,
+        crate::x509::profile::Subject,
+        crate::x509::profile::SubjectNames,
+    )> {
+        let ips = self
+            .ips
+            .iter()
+            .map(|i| i.parse().map_err(|_| Error::LedgerIp { value: i.clone() }))
+            .collect::<Result<_>>()?;
+        Ok((
+            self.role.parse()?,
+            crate::x509::profile::Subject::cn(self.subject.clone()),
+            crate::x509::profile::SubjectNames {
+                dns: self.dns.clone(),
+                ips,
+            },
+        ))
+    }
+}
 
-impl Ledger {
-    /// Opens (creating if needed) the ledger at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        let err = |e: rusqlite::Error| Error::Ledger {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        // FULL: a commit is on disk when the call returns, so "recorded before written" holds
-        // across a power cut, not only across a crash of this process.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        // Reads through mmap: a scan of a large ledger then costs no read() per page.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        migrate(&conn).map_err(err)?;
-        Ok(Ledger {
-            conn,
-            path: path.to_path_buf(),
+/// An unused, unexpired enrolment token's grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrolGrant {
+    /// The cluster-file entry it was made for (`member etcd-4`, `client backup`).
+    pub entry: String,
+    /// The leaves it may obtain, one per role.
+    pub leaves: Vec<EnrolLeaf>,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// An enrolment token's row as a store reads it, before its grant is parsed.
+pub(crate) struct GrantRow {
+    pub(crate) entry: String,
+    pub(crate) leaves: String,
+    pub(crate) expires_at: i64,
+}
+
+impl GrantRow {
+    fn parse(self, ledger: &str) -> Result<EnrolGrant> {
+        let leaves = serde_json::from_str(&self.leaves).map_err(|e| Error::Ledger {
+            ledger: ledger.to_string(),
+            reason: format!("enrolment token of {}: {e}", self.entry),
+        })?;
+        Ok(EnrolGrant {
+            entry: self.entry,
+            leaves,
+            expires_at: OffsetDateTime::from_unix_timestamp(self.expires_at)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         })
     }
-    fn err(&self, e: rusqlite::Error) -> Error {
-        Error::Ledger {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        }
+}
+
+/// What changes whenever a leaf is revoked: the number of revoked rows and the latest
+/// revocation time. A CRL signer that sees it change publishes at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevocationMark {
+    /// Revoked rows.
+    pub count: u64,
+    /// The latest revocation, Unix seconds (0 when none).
+    pub latest: i64,
+}
+
+/// Every row of a ledger, as [`copy_ledger`] moves it between stores: each table in its
+/// own order, every column (including the ones only the store itself reads).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerDump {
+    /// `leaves` with their certificates.
+    pub leaves: Vec<DumpLeaf>,
+    /// `batch_runs`: id, output folder, start, end.
+    pub batch_runs: Vec<(String, String, i64, Option<i64>)>,
+    /// `enrol_tokens`: hash, entry, leaves (JSON), created, expires, used.
+    pub enrol_tokens: Vec<(String, String, String, i64, i64, Option<i64>)>,
+    /// `renewals`: new serial, old serial, confirmed.
+    pub renewals: Vec<(String, String, Option<i64>)>,
+    /// The last CRL number handed out (0 when none).
+    pub crl_number: u64,
+}
+
+/// One `leaves` row with every column and its certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpLeaf {
+    /// The columns the commands read.
+    pub rec: LeafRecord,
+    /// When it was revoked, Unix seconds.
+    pub revoked_at: Option<i64>,
+    /// See [`RevokedLeaf::direct_listed_expired`].
+    pub direct_listed_expired: Option<i64>,
+    /// See [`RevokedLeaf::etcd_listed_expired`].
+    pub etcd_listed_expired: Option<i64>,
+    /// When it was recorded, Unix seconds.
+    pub issued_at: i64,
+    /// The batch run that made it.
+    pub run_id: Option<String>,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+/// What every ledger store does. Each method is one transaction: it happens whole or not at
+/// all, and when it returns Ok the change is durable.
+pub trait LedgerStore: Send {
+    /// Where the ledger is, for messages (a path, or a database address without password).
+    fn describe(&self) -> String;
+
+    // Leaves.
+    /// Reserves serials before anything is signed with them: fails, reserving none, when one
+    /// was ever reserved or recorded before (the store's unique key), so no two processes or
+    /// hosts can sign the same serial.
+    fn reserve_serials(&mut self, serials: &[String]) -> Result<()>;
+    /// Commits many leaves of batch run `run_id` (or none) in one transaction.
+    fn record_many_in_run(
+        &mut self,
+        recs: &[(LeafRecord, &[u8])],
+        run_id: Option<&str>,
+    ) -> Result<()>;
+    /// Marks an active leaf superseded by a renewal or re-issue.
+    fn supersede(&mut self, serial: &str) -> Result<()>;
+    /// Records where a leaf's certificate file lives.
+    fn set_cert_path(&mut self, serial: &str, path: &Path) -> Result<()>;
+    /// The DER certificate of a leaf.
+    fn cert_der(&self, serial: &str) -> Result<Vec<u8>>;
+    /// The leaf with this serial (lower-case hex); None when the ledger does not know it.
+    fn get(&self, serial: &str) -> Result<Option<LeafRecord>>;
+    /// How many leaves the ledger holds, whatever their status.
+    fn count(&self) -> Result<u64>;
+    /// Leaves in issuance order (expiry order with `expiring_before`), filtered.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<LeafRecord>>;
+
+    // Batch runs.
+    /// The active leaves recorded under `dir`, with the batch run that made each one.
+    fn active_under(&self, dir: &Path) -> Result<Vec<RowUnder>>;
+    /// Marks `void` the active leaves among `serials`; returns how many changed.
+    fn void(&mut self, serials: &[String]) -> Result<usize>;
+    /// Starts a batch run writing into `out_dir`; returns its id.
+    fn start_batch_run(&mut self, out_dir: &Path) -> Result<String>;
+    /// Marks a batch run finished, and every earlier interrupted run into the same folder.
+    fn finish_batch_run(&mut self, run_id: &str, out_dir: &Path) -> Result<()>;
+    /// Forgets a leaf whose file could not be written: it never left this machine.
+    fn forget_unwritten(&mut self, serial: &str) -> Result<()>;
+
+    // Revocation and CRLs.
+    /// Hands out the next CRL number: strictly increasing for every process and host using
+    /// this ledger.
+    fn draw_crl_number(&mut self) -> Result<u64>;
+    /// The last CRL number handed out (0 when none), without drawing one.
+    fn last_crl_number(&self) -> Result<u64>;
+    /// Every revoked leaf, by generation and revocation time.
+    fn revoked(&self) -> Result<Vec<RevokedLeaf>>;
+    /// Records that CRL `number` of `kind` listed these expired revoked leaves; a leaf
+    /// already recorded keeps its first number.
+    fn mark_listed_expired(&mut self, kind: CrlKind, serials: &[String], number: u64)
+        -> Result<()>;
+    /// Marks a leaf revoked: an active or superseded one. Errors when it is unknown or already
+    /// revoked (also when another process revoked it meanwhile).
+    fn revoke(&mut self, serial: &str, reason: &str) -> Result<LeafRecord>;
+    /// See [`RevocationMark`].
+    fn revocation_mark(&self) -> Result<RevocationMark>;
+
+    // The online service.
+    /// Stores an enrolment token by its hash (lower-case hex SHA-256).
+    fn add_enrol_token(
+        &mut self,
+        hash: &str,
+        entry: &str,
+        leaves: &[EnrolLeaf],
+        expires_at: OffsetDateTime,
+    ) -> Result<()>;
+    /// The grant of the token with this hash, when it is unused and unexpired at `now`.
+    fn enrol_grant(&self, hash: &str, now: OffsetDateTime) -> Result<Option<EnrolGrant>>;
+    /// Uses the token and records the leaves it obtained, in one transaction. Returns false
+    /// (and records nothing) when the token was used or expired in the meantime.
+    fn record_enrolment(
+        &mut self,
+        hash: &str,
+        now: OffsetDateTime,
+        recs: &[(LeafRecord, &[u8])],
+    ) -> Result<bool>;
+    /// Records `rec`, the successor of `old_serial`, and the link between them, in one
+    /// transaction; an unconfirmed earlier successor of `old_serial` is revoked (it was never
+    /// installed: the agent renews from the files it runs). The old leaf stays active until
+    /// [`LedgerStore::confirm_renewal`].
+    fn record_renewal(&mut self, old_serial: &str, rec: &LeafRecord, der: &[u8]) -> Result<()>;
+    /// The serials renewed from `serial` through the service.
+    fn renewed_from(&self, serial: &str) -> Result<Vec<String>>;
+    /// The agent installed the renewed leaf `new_serial`: its predecessor becomes superseded.
+    /// Returns the predecessor's serial; None when `new_serial` is no renewal. Idempotent.
+    fn confirm_renewal(&mut self, new_serial: &str, now: OffsetDateTime) -> Result<Option<String>>;
+    /// Renewed leaves whose successor was never confirmed become superseded once they expire.
+    fn sweep_renewed(&mut self, now: OffsetDateTime) -> Result<usize>;
+    /// The serial of the latest leaf that renewed `serial`, if any (confirmed or not).
+    fn successor(&self, serial: &str) -> Result<Option<String>>;
+
+    // Moving a ledger.
+    /// Every row.
+    fn dump(&self) -> Result<LedgerDump>;
+    /// Writes every row of `dump` into this (empty) ledger in one transaction.
+    fn load(&mut self, dump: &LedgerDump) -> Result<()>;
+}
+
+/// An open ledger: any [`LedgerStore`], and the CA folder's record of what this host last saw
+/// of it (see [`mark`]). Derefs to the store, so `ledger.get(serial)` works on either.
+pub struct Ledger {
+    store: Box<dyn LedgerStore>,
+    mark: Option<LedgerMark>,
+}
+
+impl Deref for Ledger {
+    type Target = dyn LedgerStore;
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
     }
+}
+
+impl DerefMut for Ledger {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.store.as_mut()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) an SQLite ledger at `path`, without a rollback mark.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Ledger {
+            store: Box::new(SqliteLedger::open(path)?),
+            mark: None,
+        })
+    }
+
+    /// Opens the ledger at `location`; with a `mark`, refuses a ledger that is behind what this
+    /// host saw of it before ([`Error::LedgerRolledBack`]).
+    pub fn connect(location: &LedgerLocation, mark: Option<LedgerMark>) -> Result<Self> {
+        let store: Box<dyn LedgerStore> = match location {
+            LedgerLocation::Sqlite(path) => Box::new(SqliteLedger::open(path)?),
+            LedgerLocation::Postgres(cfg) => Box::new(postgres::PgLedger::connect(cfg)?),
+        };
+        let ledger = Ledger { store, mark };
+        ledger.check_mark()?;
+        Ok(ledger)
+    }
+
+    /// A ledger over any store (tests, other backends).
+    pub fn from_store(store: Box<dyn LedgerStore>) -> Self {
+        Ledger { store, mark: None }
+    }
+
     /// Commits a leaf. Fails if the serial is already known (serials are unique PKI-wide).
     pub fn record(&mut self, rec: &LeafRecord, cert_der: &[u8]) -> Result<()> {
         self.record_many(&[(rec.clone(), cert_der)])
     }
-    /// Marks a leaf superseded by a renewal or re-issue.
-    pub fn supersede(&mut self, serial: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE leaves SET status = 'superseded' WHERE serial = ?1 AND status = 'active'",
-                params![serial],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-    /// Records where a leaf's certificate file lives.
-    pub fn set_cert_path(&mut self, serial: &str, path: &Path) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE leaves SET cert_path = ?2 WHERE serial = ?1",
-                params![serial, path.display().to_string()],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-    /// The DER certificate of a leaf.
-    pub fn cert_der(&self, serial: &str) -> Result<Vec<u8>> {
-        self.conn
-            .query_row(
-                "SELECT der FROM certs WHERE serial = ?1",
-                params![serial],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
+
     /// Commits many leaves in one transaction (all or none).
     pub fn record_many(&mut self, recs: &[(LeafRecord, &[u8])]) -> Result<()> {
-        self.record_many_in_run(recs, None)
+        self.store.record_many_in_run(recs, None)
     }
-    /// The leaf with this serial (lower-case hex); None when the ledger does not know it.
-    pub fn get(&self, serial: &str) -> Result<Option<LeafRecord>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM leaves WHERE serial = ?1"),
-                params![serial],
-                row_to_record,
-            )
-            .optional()
-            .map_err(|e| self.err(e))
-    }
-    /// How many leaves the ledger holds, whatever their status.
-    pub fn count(&self) -> Result<u64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM leaves", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
-    }
-    /// Leaves in issuance order, filtered.
-    pub fn list(&self, filter: &ListFilter) -> Result<Vec<LeafRecord>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM leaves WHERE 1=1");
-        if filter.expiring_before.is_some() {
-            sql.push_str(" AND not_after < ?1");
-        }
-        if filter.active_only {
-            sql.push_str(" AND status = 'active'");
-        }
-        if let Some(g) = filter.generation {
-            sql.push_str(&format!(" AND generation = {g}"));
-        }
-        // Expiry queries come out in expiry order, straight from the (status, not_after) index.
-        sql.push_str(if filter.expiring_before.is_some() {
-            " ORDER BY not_after"
-        } else {
-            " ORDER BY issued_at, rowid"
-        });
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = match filter.expiring_before {
-            Some(t) => stmt.query_map(params![t.unix_timestamp()], row_to_record),
-            None => stmt.query_map([], row_to_record),
-        }
-        .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
-    }
-}
 
-/// Brings a ledger of an older release up to this schema: leaves gain the batch run that made
-/// them (NULL for every older row, which therefore is never voided automatically), and the
-/// CRLs that listed an expired revoked leaf (NULL: an expired entry of an older ledger is then
-/// listed once more by each CRL, as the expiry rule asks, and dropped after).
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    for (column, ty) in [
-        ("run_id", "TEXT"),
-        ("direct_listed_expired", "INTEGER"),
-        ("etcd_listed_expired", "INTEGER"),
-    ] {
-        let has = conn
-            .prepare("SELECT 1 FROM pragma_table_info('leaves') WHERE name = ?1")?
-            .exists([column])?;
-        if !has {
-            match conn.execute_batch(&format!("ALTER TABLE leaves ADD COLUMN {column} {ty}")) {
-                // Another process opening the same ledger added it first.
-                Err(e) if e.to_string().contains("duplicate column name") => {}
-                other => other?,
+    /// A fresh random serial, reserved in the ledger before anything is signed with it.
+    pub fn reserve_serial(&mut self) -> Result<Serial> {
+        Ok(self.reserve_many(1)?.remove(0))
+    }
+
+    /// `n` fresh random serials, reserved together.
+    pub fn reserve_many(&mut self, n: usize) -> Result<Vec<Serial>> {
+        // A collision of 159 random bits is not expected; one retry covers a freak one, a
+        // second failure is a real error (the database refusing writes).
+        let mut last = None;
+        for _ in 0..2 {
+            let serials: Vec<Serial> = (0..n).map(|_| Serial::random()).collect();
+            let hex: Vec<String> = serials.iter().map(|s| s.to_hex()).collect();
+            match self.store.reserve_serials(&hex) {
+                Ok(()) => return Ok(serials),
+                Err(e) => last = Some(e),
             }
         }
+        Err(last.expect("two attempts"))
     }
-    Ok(())
-}
 
-const COLUMNS: &str = "serial, generation, profile, subject, dns, ips, key_alg, key_source, \
-                       not_before, not_after, status, revocation_reason, cert_path, fingerprint";
+    /// The next CRL number (see [`LedgerStore::draw_crl_number`]); this host's mark moves
+    /// with it, so a later rollback of the ledger is noticed.
+    pub fn next_crl_number(&mut self) -> Result<u64> {
+        let n = self.store.draw_crl_number()?;
+        self.save_mark(n)?;
+        Ok(n)
+    }
 
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeafRecord> {
-    let ts = |i: usize| -> rusqlite::Result<OffsetDateTime> {
-        let v: i64 = r.get(i)?;
-        OffsetDateTime::from_unix_timestamp(v).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, e.into())
-        })
-    };
-    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
-        let v: String = r.get(i)?;
-        serde_json::from_str(&v).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-        })
-    };
-    Ok(LeafRecord {
-        serial: r.get(0)?,
-        generation: r.get(1)?,
-        profile: r.get(2)?,
-        subject: r.get(3)?,
-        dns: list(4)?,
-        ips: list(5)?,
-        key_alg: r.get(6)?,
-        key_source: r.get(7)?,
-        not_before: ts(8)?,
-        not_after: ts(9)?,
-        status: r.get(10)?,
-        revocation_reason: r.get(11)?,
-        cert_path: r.get(12)?,
-        fingerprint: r.get(13)?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A ledger written by the release before batch runs were recorded opens, gains the
-    /// column, and keeps its rows (which no batch re-run may void: they have no run).
-    #[test]
-    fn an_older_ledger_is_migrated_and_its_rows_are_never_interrupted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        {
-            let conn = Connection::open(&path).unwrap();
-            let old_schema = SCHEMA.replace(
-                "CREATE TABLE IF NOT EXISTS batch_runs (\n    run_id      TEXT PRIMARY KEY,\n    out_dir     TEXT NOT NULL,\n    started_at  INTEGER NOT NULL,\n    finished_at INTEGER\n);",
-                "",
-            );
-            // ...nor the CRL records of expired entries.
-            let old_schema = old_schema.replace(
-                "    direct_listed_expired INTEGER,\n    etcd_listed_expired   INTEGER,\n",
-                "",
-            );
-            assert!(!old_schema.contains("batch_runs"));
-            assert!(!old_schema.contains("listed_expired INTEGER"));
-            conn.execute_batch(&old_schema).unwrap();
-            conn.execute(
-                "INSERT INTO leaves (serial, generation, profile, subject, dns, ips, key_alg,
-                   key_source, not_before, not_after, issued_at, cert_path, fingerprint)
-                 VALUES ('01', 1, 'client', 'u1', '[]', '[]', 'p256', 'generated', 0, 1, 0,
-                   '/gone/out/u1/client.crt', 'AA')",
-                [],
-            )
-            .unwrap();
+    /// Revokes `serial`, then every leaf renewed from it through the service, transitively
+    /// (whoever held its key could have renewed it); returns the successors revoked.
+    pub fn revoke_successors(&mut self, serial: &str, reason: &str) -> Result<Vec<LeafRecord>> {
+        let mut done = Vec::new();
+        let mut next = vec![serial.to_string()];
+        while let Some(s) = next.pop() {
+            for child in self.store.renewed_from(&s)? {
+                next.push(child.clone());
+                match self.store.revoke(&child, reason) {
+                    Ok(rec) => done.push(rec),
+                    Err(Error::AlreadyRevoked { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        let mut ledger = Ledger::open(&path).unwrap();
-        let rows = ledger.active_under(Path::new("/gone/out")).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert!(!rows[0].interrupted);
-        // A run into that folder that never finished: only its own rows are interrupted.
-        let run = ledger.start_batch_run(Path::new("/gone/out")).unwrap();
-        assert!(!ledger.active_under(Path::new("/gone/out")).unwrap()[0].interrupted);
-        ledger
-            .finish_batch_run(&run, Path::new("/gone/out"))
-            .unwrap();
-        assert_eq!(ledger.get("01").unwrap().unwrap().subject, "u1");
-        // The CRL records work on the migrated ledger.
-        ledger.revoke("01", "keyCompromise").unwrap();
-        ledger
-            .mark_listed_expired(CrlKind::Etcd, &["01".into()], 7)
-            .unwrap();
-        let r = &ledger.revoked().unwrap()[0];
-        assert_eq!(
-            (r.etcd_listed_expired, r.direct_listed_expired),
-            (Some(7), None)
-        );
-        // Opening again (the column exists now) is a no-op.
-        Ledger::open(&path).unwrap();
+        Ok(done)
+    }
+
+    fn check_mark(&self) -> Result<()> {
+        let Some(mark) = &self.mark else {
+            return Ok(());
+        };
+        let seen = mark.read()?;
+        let now = mark::Seen {
+            crl_number: self.store.last_crl_number()?,
+            revoked: self.store.revocation_mark()?.count,
+        };
+        if now.crl_number < seen.crl_number || now.revoked < seen.revoked {
+            return Err(Error::LedgerRolledBack {
+                ledger: self.store.describe(),
+                mark: mark.path().to_path_buf(),
+                seen_crl: seen.crl_number,
+                seen_revoked: seen.revoked,
+                found_crl: now.crl_number,
+                found_revoked: now.revoked,
+            });
+        }
+        Ok(())
+    }
+
+    fn save_mark(&self, crl_number: u64) -> Result<()> {
+        let Some(mark) = &self.mark else {
+            return Ok(());
+        };
+        let revoked = self.store.revocation_mark()?.count;
+        mark.raise(mark::Seen {
+            crl_number,
+            revoked,
+        })
     }
 }

@@ -1,0 +1,137 @@
+//! What the online issuing service keeps in SQLite: one-time enrolment tokens (by hash) and,
+//! for each leaf renewed through it, the leaf it replaces until the agent confirms that the new
+//! one is installed.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use time::OffsetDateTime;
+
+use super::leaves::insert_rows;
+use crate::ca::ledger::{EnrolLeaf, GrantRow, LeafRecord};
+
+pub(super) fn add_token(
+    conn: &Connection,
+    hash: &str,
+    entry: &str,
+    leaves: &[EnrolLeaf],
+    expires_at: OffsetDateTime,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO enrol_tokens (hash, entry, leaves, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            hash,
+            entry,
+            serde_json::to_string(leaves).expect("json"),
+            OffsetDateTime::now_utc().unix_timestamp(),
+            expires_at.unix_timestamp()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn grant_row(
+    conn: &Connection,
+    hash: &str,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Option<GrantRow>> {
+    conn.query_row(
+        "SELECT entry, leaves, expires_at FROM enrol_tokens
+         WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        params![hash, now.unix_timestamp()],
+        |r| {
+            Ok(GrantRow {
+                entry: r.get(0)?,
+                leaves: r.get(1)?,
+                expires_at: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub(super) fn record_enrolment(
+    tx: &Transaction<'_>,
+    hash: &str,
+    now: OffsetDateTime,
+    recs: &[(LeafRecord, &[u8])],
+) -> rusqlite::Result<bool> {
+    let used = tx.execute(
+        "UPDATE enrol_tokens SET used_at = ?2
+         WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        params![hash, now.unix_timestamp()],
+    )?;
+    if used != 1 {
+        return Ok(false);
+    }
+    insert_rows(tx, recs, None)?;
+    Ok(true)
+}
+
+pub(super) fn record_renewal(
+    tx: &Transaction<'_>,
+    old_serial: &str,
+    rec: &LeafRecord,
+    der: &[u8],
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE leaves SET status = 'revoked', revocation_reason = 'superseded', revoked_at = ?2
+         WHERE status = 'active' AND serial IN
+           (SELECT new_serial FROM renewals WHERE old_serial = ?1 AND confirmed_at IS NULL)",
+        params![old_serial, OffsetDateTime::now_utc().unix_timestamp()],
+    )?;
+    insert_rows(tx, &[(rec.clone(), der)], None)?;
+    tx.execute(
+        "INSERT INTO renewals (new_serial, old_serial) VALUES (?1, ?2)",
+        params![rec.serial, old_serial],
+    )?;
+    Ok(())
+}
+
+pub(super) fn renewed_from(conn: &Connection, serial: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT new_serial FROM renewals WHERE old_serial = ?1")?;
+    let rows = stmt.query_map(params![serial], |r| r.get(0))?;
+    rows.collect()
+}
+
+pub(super) fn confirm_renewal(
+    tx: &Transaction<'_>,
+    new_serial: &str,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Option<String>> {
+    let old: Option<String> = tx
+        .query_row(
+            "SELECT old_serial FROM renewals WHERE new_serial = ?1",
+            params![new_serial],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(old) = &old {
+        tx.execute(
+            "UPDATE renewals SET confirmed_at = COALESCE(confirmed_at, ?2) WHERE new_serial = ?1",
+            params![new_serial, now.unix_timestamp()],
+        )?;
+        tx.execute(
+            "UPDATE leaves SET status = 'superseded' WHERE serial = ?1 AND status = 'active'",
+            params![old],
+        )?;
+    }
+    Ok(old)
+}
+
+pub(super) fn sweep_renewed(conn: &Connection, now: OffsetDateTime) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE leaves SET status = 'superseded'
+         WHERE status = 'active' AND not_after <= ?1
+           AND serial IN (SELECT old_serial FROM renewals)",
+        params![now.unix_timestamp()],
+    )
+}
+
+pub(super) fn successor(conn: &Connection, serial: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT new_serial FROM renewals WHERE old_serial = ?1 ORDER BY rowid DESC",
+        params![serial],
+        |r| r.get(0),
+    )
+    .optional()
+}
