@@ -179,6 +179,46 @@ impl Postgres {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs an SQL file (a `pg_dump` backup, say) on database `name` with `psql -f`.
+    pub fn psql_file(&self, name: &str, file: &Path) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", ROLE])
+            .args(["-d", name, "-v", "ON_ERROR_STOP=1", "-q", "-f"])
+            .arg(file)
+            .env("PGPASSWORD", self.password())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql -f: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_dump` of database `name` into `file` (plain SQL).
+    pub fn pg_dump(&self, name: &str, file: &Path) {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                ROLE,
+                "-f",
+            ])
+            .arg(file)
+            .arg(name)
+            .env("PGPASSWORD", self.password())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn password(&self) -> String {
         std::fs::read_to_string(&self.password_file)
             .unwrap()

@@ -17,6 +17,7 @@ mod etcd_bundle;
 mod etcd_versions;
 mod hardening;
 mod issuance;
+mod ledger_postgres;
 mod lifecycle;
 mod root_ceremonies;
 mod service;

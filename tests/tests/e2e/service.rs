@@ -135,7 +135,7 @@ fn ledger_row(ca: &OpensslCa, serial: &str) -> Value {
 
 /// One request with the library client, as an agent makes it: the service's answer, or why
 /// there was none.
-fn try_call(
+pub(crate) fn try_call(
     port: u16,
     root: &Path,
     identity: Option<(&Path, &Path)>,
@@ -189,7 +189,7 @@ fn csr(dir: &Path, name: &str) -> String {
     csr_with(dir, name, "/O=ignored", &[])
 }
 
-fn renew_body(csr_pem: &str) -> String {
+pub(crate) fn renew_body(csr_pem: &str) -> String {
     serde_json::json!({ "csr_pem": csr_pem }).to_string()
 }
 
@@ -791,7 +791,7 @@ fn issuer_etcd_writes_working_agent_files() {
 }
 
 /// A CSR made by openssl with `subj` and optional extra `-addext` arguments, and its key.
-fn csr_with(dir: &Path, name: &str, subj: &str, addext: &[&str]) -> String {
+pub(crate) fn csr_with(dir: &Path, name: &str, subj: &str, addext: &[&str]) -> String {
     let key = dir.join(format!("{name}.key"));
     let out = dir.join(format!("{name}.csr"));
     let mut args = vec![
