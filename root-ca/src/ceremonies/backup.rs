@@ -4,7 +4,7 @@
 //! encrypted under a passphrase derived from the custody secret, and is sealed again by the
 //! new token's own transport key.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pki_core::keys::{KeyBackup, PublicParts, Token};
 use pki_core::output::{self, Mode};
@@ -303,13 +303,13 @@ fn read_backup(path: &Path) -> Result<(BackupFile, KeyBackup)> {
     Ok((f, backup))
 }
 
-fn open_transport_backup(path: &PathBuf, f: &BackupFile, q: &Quorum) -> Result<Zeroizing<Vec<u8>>> {
+fn open_transport_backup(path: &Path, f: &BackupFile, q: &Quorum) -> Result<Zeroizing<Vec<u8>>> {
     let pass = q.secret.transport_backup_passphrase();
     let id = age::scrypt::Identity::new(age::secrecy::SecretString::from(pass.to_string()));
     age::decrypt(&id, f.transport_identity.as_bytes())
         .map(Zeroizing::new)
         .map_err(|e| RootError::BadBackup {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: format!("its transport identity cannot be decrypted ({e})"),
         })
 }

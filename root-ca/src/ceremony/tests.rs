@@ -577,10 +577,23 @@ fn custody_templates_parse() {
     assert_eq!(custody.custodians.len(), 5);
     let err = custody.validate().unwrap_err().to_string();
     assert!(err.contains("custodian.recipient = \"age1...\""), "{err}");
-    parse::<BackupCeremony>(p, TEMPLATE_BACKUP).unwrap().validate().unwrap();
-    parse::<RestoreCeremony>(p, TEMPLATE_RESTORE).unwrap().validate().unwrap();
+    parse::<BackupCeremony>(p, TEMPLATE_BACKUP)
+        .unwrap()
+        .validate()
+        .unwrap();
+    parse::<RestoreCeremony>(p, TEMPLATE_RESTORE)
+        .unwrap()
+        .validate()
+        .unwrap();
     let init: InitCeremony = parse(p, TEMPLATE_INIT).unwrap();
-    assert_eq!(init.key_policy(), pki_core::keys::KeyPolicy::NeverExtractable);
-    let backup: InitCeremony = parse(p, &TEMPLATE_INIT.replace("backup = false", "backup = true")).unwrap();
-    assert_eq!(backup.key_policy(), pki_core::keys::KeyPolicy::WrappedBackup);
+    assert_eq!(
+        init.key_policy(),
+        pki_core::keys::KeyPolicy::NeverExtractable
+    );
+    let backup: InitCeremony =
+        parse(p, &TEMPLATE_INIT.replace("backup = false", "backup = true")).unwrap();
+    assert_eq!(
+        backup.key_policy(),
+        pki_core::keys::KeyPolicy::WrappedBackup
+    );
 }

@@ -301,7 +301,7 @@ fn check_custodian_name(name: &str) -> Checked {
 impl Validate for CustodyCeremony {
     fn validate(&self) -> Checked {
         let n = self.custodians.len();
-        if n < 2 || n > MAX_CUSTODIANS {
+        if !(2..=MAX_CUSTODIANS).contains(&n) {
             return Err(Invalid::new(
                 "custodian",
                 n,
