@@ -699,6 +699,27 @@ fn a_backup_on_one_token_restores_into_a_fresh_token_and_signs_for_the_old_root(
         e2e_tests::openssl::try_openssl(&b.dir, &["verify", "-CAfile", "root/root.crt", "int.crt"]);
     assert!(okv && vout.contains("int.crt: OK"), "{vout}{verr}");
 
+    // Revoking it is a decision of M custodians too, though the token is not opened.
+    let serial =
+        e2e_tests::openssl::openssl(&b.dir, &["x509", "-in", "int.crt", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let vf = b.write(
+        "revoke.toml",
+        &format!("allow-network = true\nroot-dir = \"root\"\nserial = \"{serial}\"\nreason = \"superseded\"\n"),
+    );
+    fails_with(
+        b.with_custodians(&["revoke", vf.to_str().unwrap()], &["alice", "bob"]),
+        "2 of the 3 custodian shares",
+    );
+    assert!(b.read("root/index.toml").contains("status = \"active\""));
+    ok(b.with_custodians(&["revoke", vf.to_str().unwrap()], &["alice", "bob", "erin"]));
+    assert!(b.read("root/index.toml").contains("status = \"revoked\""));
+    let log = b.log();
+    let n = log.len();
+    assert_eq!(log[n - 2]["op"], "custody-quorum");
+    assert_eq!(log[n - 2]["for"], "revoke");
+    assert_eq!(log[n - 1]["op"], "intermediate-revoked");
+
     let log = b.log();
     let restored = log.iter().find(|r| r["op"] == "root-key-restored").unwrap();
     assert_eq!(restored["token"], "root-ca-2");
