@@ -183,13 +183,14 @@ pub fn share_file(generation: u32, name: &str) -> String {
 
 /// The text inside an encrypted share: who it belongs to, and the share.
 pub fn share_plaintext(state: &CustodyState, name: &str, share: &[u8]) -> Zeroizing<String> {
+    let share_hex = Zeroizing::new(hex::encode(share));
     Zeroizing::new(format!(
         "root-ca custody share\nversion: 1\nroot-fingerprint: {}\ngeneration: {}\ncustodian: {name}\nthreshold: {} of {}\nshare: {}\n",
         state.root_fingerprint,
         state.generation,
         state.threshold,
         state.custodians.len(),
-        hex::encode(share)
+        share_hex.as_str()
     ))
 }
 

@@ -13,7 +13,7 @@ use vsss_rs::{
     feldman, FeldmanVerifierSet, IdentifierPrimeField, PrimeFieldShare, ReadableShareSet, Share,
     ShareVerifierGroup,
 };
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 type CustodyShare = PrimeFieldShare<Scalar>;
 type Commitment = ShareVerifierGroup<ProjectivePoint>;
@@ -44,6 +44,14 @@ fn encode(share: &CustodyShare) -> ShareBytes {
     out.extend_from_slice(&share.identifier().0.to_repr());
     out.extend_from_slice(&share.value().0.to_repr());
     out
+}
+
+/// Overwrites share values and identifiers in memory (p256 scalars are not wiped on drop).
+fn wipe(shares: &mut [CustodyShare]) {
+    for s in shares {
+        s.identifier_mut().0.zeroize();
+        s.value_mut().0.zeroize();
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<CustodyShare, SharingError> {
@@ -87,17 +95,14 @@ pub fn split(
     m: usize,
     n: usize,
 ) -> Result<(Vec<ShareBytes>, Vec<Vec<u8>>), SharingError> {
-    let s = scalar(secret).ok_or(SharingError::Malformed)?;
+    let mut s = IdentifierPrimeField(scalar(secret).ok_or(SharingError::Malformed)?);
     let rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let (shares, commitments) = feldman::split_secret::<CustodyShare, Commitment>(
-        m,
-        n,
-        &IdentifierPrimeField(s),
-        None,
-        rng,
-    )
-    .map_err(|e| SharingError::Scheme(e.to_string()))?;
-    let shares = shares.iter().map(encode).collect();
+    let split = feldman::split_secret::<CustodyShare, Commitment>(m, n, &s, None, rng);
+    s.0.zeroize();
+    let (mut shares, commitments) = split.map_err(|e| SharingError::Scheme(e.to_string()))?;
+    let encoded = shares.iter().map(encode).collect();
+    wipe(&mut shares);
+    let shares = encoded;
     let commitments = commitments
         .iter()
         .map(|c| c.0.to_bytes().to_vec())
@@ -140,18 +145,20 @@ pub fn combine(
     m: usize,
 ) -> Result<Zeroizing<[u8; 32]>, SharingError> {
     let set = commitment_set(commitments, m)?;
-    let parsed = shares
+    let mut parsed = shares
         .iter()
         .map(|s| decode(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let secret = parsed
-        .combine()
-        .map_err(|e| SharingError::Scheme(e.to_string()))?;
-    if ProjectivePoint::GENERATOR * secret.0 != set[1].0 {
-        return Err(SharingError::NotOnPolynomial);
-    }
+    let combined = parsed.combine();
+    wipe(&mut parsed);
+    let mut secret = combined.map_err(|e| SharingError::Scheme(e.to_string()))?;
+    let matches = ProjectivePoint::GENERATOR * secret.0 == set[1].0;
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&secret.0.to_repr());
+    secret.0.zeroize();
+    if !matches {
+        return Err(SharingError::NotOnPolynomial);
+    }
     Ok(out)
 }
 
