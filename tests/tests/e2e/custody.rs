@@ -699,6 +699,83 @@ fn a_backup_on_one_token_restores_into_a_fresh_token_and_signs_for_the_old_root(
         e2e_tests::openssl::try_openssl(&b.dir, &["verify", "-CAfile", "root/root.crt", "int.crt"]);
     assert!(okv && vout.contains("int.crt: OK"), "{vout}{verr}");
 
+    // The transport identity came back too: a request bundle encrypted to the recipient
+    // published at init opens on the new token, and the response installs against the pinned
+    // root fingerprint.
+    ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &["new-identity", "ica-id.txt"],
+        &[],
+    ));
+    let req = ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &[
+            "request",
+            "--dir",
+            "ica",
+            "--to-file",
+            "root/transport.recipient",
+            "--out",
+            "req.age",
+            "--identity",
+            "ica-id.txt",
+        ],
+        &[],
+    ));
+    let req_fp = req
+        .lines()
+        .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
+        .expect("fingerprint line")
+        .to_string();
+    let bf2 = b.write(
+        "sign-bundle.toml",
+        &format!("allow-network = true\nroot-dir = \"root\"\n[token]\nmodule = \"{MODULE}\"\ntoken-label = \"root-ca-2\"\nkey-label = \"root-key\"\n[request]\nbundle = \"req.age\"\nkey-fingerprint = \"{req_fp}\"\n[certificate]\ndays = 100\n[output]\nresponse = \"resp.age\"\n"),
+    );
+    ok(run(
+        &b.dir,
+        "root-ca",
+        &[
+            "sign",
+            bf2.to_str().unwrap(),
+            "--custodian-identity",
+            &b.identity("carol"),
+            "--custodian-identity",
+            &b.identity("dave"),
+            "--custodian-identity",
+            &b.identity("alice"),
+        ],
+        &[("SOFTHSM2_CONF", &conf2)],
+    ));
+    let root_fp = e2e_tests::openssl::openssl(
+        &b.dir,
+        &[
+            "x509",
+            "-in",
+            "root/root.crt",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    );
+    let root_fp = root_fp.trim().split('=').nth(1).unwrap().to_string();
+    ok(run(
+        &b.dir,
+        "intermediate-ca",
+        &[
+            "install",
+            "resp.age",
+            "--dir",
+            "ica",
+            "--identity",
+            "ica-id.txt",
+            "--root-fingerprint",
+            &root_fp,
+        ],
+        &[],
+    ));
+
     // Revoking it is a decision of M custodians too, though the token is not opened.
     let serial =
         e2e_tests::openssl::openssl(&b.dir, &["x509", "-in", "int.crt", "-noout", "-serial"]);
