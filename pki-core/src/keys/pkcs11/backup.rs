@@ -66,30 +66,36 @@ impl Token {
     /// Imports `value` as a session-only AES key that can wrap and unwrap and nothing else:
     /// sensitive, not extractable, gone when the session ends (destroyed earlier by the caller).
     fn session_wrap_key(&self, value: &[u8; 32]) -> Result<ObjectHandle> {
-        self.session()
-            .create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Token(false),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(true),
-                Attribute::Encrypt(false),
-                Attribute::Decrypt(false),
-                Attribute::Sign(false),
-                Attribute::Verify(false),
-                Attribute::Value(value.to_vec()),
-            ])
-            .map_err(|e| TokenError::pkcs11("import the backup wrap key", e))
+        let mut template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Sign(false),
+            Attribute::Verify(false),
+            Attribute::Value(value.to_vec()),
+        ];
+        let made = self.session().create_object(&template);
+        // The template's copy of the key value is wiped; the token keeps its own.
+        for a in template.iter_mut() {
+            if let Attribute::Value(v) = a {
+                zeroize::Zeroize::zeroize(v);
+            }
+        }
+        made.map_err(|e| TokenError::pkcs11("import the backup wrap key", e))
     }
 
     /// Wraps the root key (generated with [`KeyPolicy::WrappedBackup`]) under `wrap_key`.
     pub fn backup_key(&self, key: &TokenKey, wrap_key: &Zeroizing<[u8; 32]>) -> Result<KeyBackup> {
         let label = self.config.key_label.clone();
         self.read_attributes_as(key, KeyPolicy::WrappedBackup)?;
-        let id = hex::decode(&key.attributes_id()?).unwrap_or_default();
+        let id = key.object_id()?;
         let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, Some(&id))?;
         let public = self.public_parts(public)?;
         let wk = self.session_wrap_key(wrap_key)?;
@@ -230,7 +236,7 @@ impl Token {
 }
 
 impl TokenKey {
-    fn attributes_id(&self) -> Result<String> {
+    fn object_id(&self) -> Result<Vec<u8>> {
         let attrs = self
             .token
             .session()
@@ -239,7 +245,7 @@ impl TokenKey {
         Ok(attrs
             .into_iter()
             .find_map(|a| match a {
-                Attribute::Id(v) => Some(hex::encode(v)),
+                Attribute::Id(v) => Some(v),
                 _ => None,
             })
             .unwrap_or_default())
