@@ -65,7 +65,7 @@ pub enum Command {
         command: CustodyCommand,
     },
     /// Write the root key, wrapped in the token under the custody wrap key, to a backup file.
-    Backup(RunArgs),
+    Backup(BackupArgs),
     /// Unwrap a backup into a fresh token, which then holds the same root key.
     Restore(RunArgs),
     /// Ceremony log commands.
@@ -79,6 +79,16 @@ pub enum Command {
     /// Write man pages for this tool and its subcommands into a folder.
     #[command(hide = true)]
     Manpages { dir: PathBuf },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// File whose first line is the token's security officer PIN: the SO imports the trusted
+    /// wrap key (else ROOT_CA_SO_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub so_pin_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

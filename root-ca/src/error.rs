@@ -31,6 +31,9 @@ pub enum RootError {
     #[error("no PIN: pass --pin-file FILE, set ROOT_CA_PIN, or run on a terminal to be prompted")]
     NoPin,
 
+    #[error("no security officer PIN: a backup needs the token's SO to import the trusted wrap key. Pass --so-pin-file FILE, set ROOT_CA_SO_PIN, or run on a terminal to be prompted")]
+    NoSoPin,
+
     #[error("the pre-issuance check failed: {0}. Nothing was signed by the token")]
     Lint(String),
 

@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, CustodyCommand, Kind, LogCommand, RunArgs};
+use cli::{BackupArgs, Cli, Command, CustodyCommand, Kind, LogCommand, RunArgs};
 use root_ca::{ceremonies, ceremony};
 
 fn main() -> ExitCode {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         | Command::Sign(a)
         | Command::Revoke(a)
         | Command::Crl(a)
-        | Command::Backup(a)
+        | Command::Backup(BackupArgs { run: a, .. })
         | Command::Restore(a)
         | Command::Custody {
             command: CustodyCommand::Split(a) | CustodyCommand::Resplit(a),
@@ -61,7 +61,11 @@ fn main() -> ExitCode {
                 } => ceremonies::custody_split,
                 _ => ceremonies::custody_resplit,
             };
-            run_ceremony(a, ceremony, &mut stdout)
+            let so_pin_file = match &cli.command {
+                Command::Backup(b) => b.so_pin_file.as_deref(),
+                _ => None,
+            };
+            run_ceremony(a, so_pin_file, ceremony, &mut stdout)
         }
         Command::Custody {
             command: CustodyCommand::Verify { root_dir, identity },
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
 
 fn run_ceremony(
     a: &RunArgs,
+    so_pin_file: Option<&std::path::Path>,
     ceremony: fn(&std::path::Path, &mut ceremonies::Run<'_>) -> root_ca::error::Result<()>,
     stdout: &mut std::io::Stdout,
 ) -> root_ca::error::Result<()> {
@@ -84,6 +89,7 @@ fn run_ceremony(
         dry_run: a.dry_run,
         pin_file: a.pin_file.as_deref(),
         custodians: &a.custodian_identities,
+        so_pin_file,
         out: stdout,
     };
     ceremony(&a.file, &mut run)

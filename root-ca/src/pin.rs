@@ -12,6 +12,26 @@ use crate::error::{Result, RootError};
 use crate::state::RootDir;
 
 pub const ENV_PIN: &str = "ROOT_CA_PIN";
+pub const ENV_SO_PIN: &str = "ROOT_CA_SO_PIN";
+
+/// The token's security officer PIN, which only `backup` needs (the SO imports the trusted
+/// wrap key): `--so-pin-file`, `ROOT_CA_SO_PIN`, or a prompt. It is not under custody: the SO
+/// is a party of its own to every backup.
+pub fn resolve_so(so_pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
+    if let Some(p) = so_pin_file {
+        let text = pki_core::output::read_secret_file(p, "SO PIN")?;
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
+    }
+    if let Ok(v) = std::env::var(ENV_SO_PIN) {
+        if !v.is_empty() {
+            return Ok(Zeroizing::new(v));
+        }
+    }
+    pki_core::keys::prompt_on_tty("Token security officer (SO) PIN", false)?
+        .ok_or(RootError::NoSoPin)
+}
 
 /// The PIN an operator holds: the file, the environment, or a prompt.
 pub fn resolve(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {

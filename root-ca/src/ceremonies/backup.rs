@@ -79,19 +79,28 @@ pub fn backup(file: &Path, run: &mut Run<'_>) -> Result<()> {
         ),
     );
     say(run, format!("  backup file: {}", out.display()));
+    say(
+        run,
+        "  the token's security officer imports the wrap key as a trusted key (CKA_TRUSTED): the SO PIN is needed",
+    );
     if run.dry_run {
         say(run, "dry run: nothing written, the token was not opened");
         return Ok(());
     }
     let quorum = quorum(&dir, run)?;
+    let so_pin = pin::resolve_so(run.so_pin_file)?;
+    let user_pin = quorum.secret.token_pin();
     let token = Token::open(
         &c.token.config(recorded_key_id(&index, &c.token)),
-        &quorum.secret.token_pin(),
+        &user_pin,
     )?;
     log_quorum(&dir, &quorum, state.generation, "backup")?;
     let key = root_key(&token, &c.token, &dir, &root)?;
     let wrap = quorum.secret.wrap_key();
-    let wrapped = token.backup_key(&key, &wrap)?;
+    let wrapped = token.backup_key(&key, &wrap, &user_pin, &so_pin)?;
+    drop(so_pin);
+    // `key`'s handle is stale after the security officer's login: only objects looked up
+    // afresh are used from here on.
     let sealed = output::read(&dir.sealed_identity_path())?;
     let transport = token.open_transport(&sealed)?;
     let transport_enc =

@@ -47,6 +47,8 @@ pub struct Run<'a> {
     /// The custodians' age identity files, when the root's PIN is under custody (none: they
     /// are asked for on the terminal).
     pub custodians: &'a [PathBuf],
+    /// The security officer's PIN file (`backup` only).
+    pub so_pin_file: Option<&'a Path>,
     pub out: &'a mut dyn Write,
 }
 

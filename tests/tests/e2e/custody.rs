@@ -531,13 +531,40 @@ fn a_backup_on_one_token_restores_into_a_fresh_token_and_signs_for_the_old_root(
         "backup.toml",
         &format!("allow-network = true\nroot-dir = \"root\"\n[token]\nmodule = \"{MODULE}\"\ntoken-label = \"root-ca\"\nkey-label = \"root-key\"\n[output]\nbackup = \"root-key.backup\"\n"),
     );
+    let so_pin = b.path("tok/so.pin").display().to_string();
     fails_with(
-        b.with_custodians(&["backup", bf.to_str().unwrap()], &["alice", "bob"]),
+        b.with_custodians(
+            &["backup", bf.to_str().unwrap(), "--so-pin-file", &so_pin],
+            &["alice", "bob"],
+        ),
         "2 of the 3 custodian shares",
+    );
+    // The key may be wrapped only under a key the security officer made trusted: without the
+    // SO, or with a wrong SO PIN, there is no backup.
+    fails_with(
+        b.with_custodians(
+            &["backup", bf.to_str().unwrap()],
+            &["alice", "dave", "erin"],
+        ),
+        "no security officer PIN",
+    );
+    let wrong_so = b.path("wrong-so.pin");
+    e2e_tests::secret::write_secret(&wrong_so, "0000000000\n");
+    fails_with(
+        b.with_custodians(
+            &[
+                "backup",
+                bf.to_str().unwrap(),
+                "--so-pin-file",
+                wrong_so.to_str().unwrap(),
+            ],
+            &["alice", "dave", "erin"],
+        ),
+        "security officer login",
     );
     assert!(!b.path("root-key.backup").exists());
     let out = ok(b.with_custodians(
-        &["backup", bf.to_str().unwrap()],
+        &["backup", bf.to_str().unwrap(), "--so-pin-file", &so_pin],
         &["alice", "dave", "erin"],
     ));
     assert!(out.contains("backup written"), "{out}");
@@ -556,7 +583,7 @@ fn a_backup_on_one_token_restores_into_a_fresh_token_and_signs_for_the_old_root(
     // Never overwritten.
     fails_with(
         b.with_custodians(
-            &["backup", bf.to_str().unwrap()],
+            &["backup", bf.to_str().unwrap(), "--so-pin-file", &so_pin],
             &["alice", "dave", "erin"],
         ),
         "already exists",

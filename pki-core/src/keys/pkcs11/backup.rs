@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
@@ -65,22 +66,26 @@ impl PublicParts {
 impl Token {
     /// Imports `value` as a session-only AES key that can wrap and unwrap and nothing else:
     /// sensitive, not extractable, gone when the session ends (destroyed earlier by the caller).
-    fn session_wrap_key(&self, value: &[u8; 32]) -> Result<ObjectHandle> {
-        let mut template = [
+    /// `trusted` (CKA_TRUSTED) needs a security officer login, and makes it a public object.
+    fn session_wrap_key(&self, value: &[u8; 32], trusted: bool) -> Result<ObjectHandle> {
+        let mut template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
             Attribute::Token(false),
-            Attribute::Private(true),
+            Attribute::Private(!trusted),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Wrap(true),
-            Attribute::Unwrap(true),
+            Attribute::Unwrap(!trusted),
             Attribute::Encrypt(false),
             Attribute::Decrypt(false),
             Attribute::Sign(false),
             Attribute::Verify(false),
             Attribute::Value(value.to_vec()),
         ];
+        if trusted {
+            template.push(Attribute::Trusted(true));
+        }
         let made = self.session().create_object(&template);
         // The template's copy of the key value is wiped; the token keeps its own.
         for a in template.iter_mut() {
@@ -91,18 +96,64 @@ impl Token {
         made.map_err(|e| TokenError::pkcs11("import the backup wrap key", e))
     }
 
-    /// Wraps the root key (generated with [`KeyPolicy::WrappedBackup`]) under `wrap_key`.
-    pub fn backup_key(&self, key: &TokenKey, wrap_key: &Zeroizing<[u8; 32]>) -> Result<KeyBackup> {
+    /// Checks that a backup key may be wrapped only under a trusted key.
+    fn check_wrap_with_trusted(&self, private: ObjectHandle, label: &str) -> Result<()> {
+        let attrs = self
+            .session()
+            .get_attributes(private, &[AttributeType::WrapWithTrusted])
+            .map_err(|e| TokenError::pkcs11("read CKA_WRAP_WITH_TRUSTED", e))?;
+        let value = attrs
+            .into_iter()
+            .any(|a| matches!(a, Attribute::WrapWithTrusted(true)));
+        super::attributes::check_attributes(
+            &self.config,
+            label,
+            &[(
+                "CKA_WRAP_WITH_TRUSTED",
+                value,
+                true,
+                "the key could be wrapped under any key the user makes",
+            )],
+        )
+    }
+
+    /// Wraps the root key (generated with [`KeyPolicy::WrappedBackup`]) under `wrap_key`. The
+    /// key may be wrapped only under a trusted key (CKA_WRAP_WITH_TRUSTED), so the wrap key is
+    /// imported by the security officer (`so_pin`) as a trusted session object; the session
+    /// then logs in as the user again (`user_pin`) to wrap. The wrap key is destroyed after.
+    pub fn backup_key(
+        &self,
+        key: &TokenKey,
+        wrap_key: &Zeroizing<[u8; 32]>,
+        user_pin: &Zeroizing<String>,
+        so_pin: &Zeroizing<String>,
+    ) -> Result<KeyBackup> {
         let label = self.config.key_label.clone();
         self.read_attributes_as(key, KeyPolicy::WrappedBackup)?;
+        self.check_wrap_with_trusted(key.private, &label)?;
         let id = key.object_id()?;
         let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, Some(&id))?;
         let public = self.public_parts(public)?;
-        let wk = self.session_wrap_key(wrap_key)?;
+        self.relogin(
+            UserType::So,
+            so_pin,
+            "security officer login (check the SO PIN)",
+        )?;
+        let wk = self.session_wrap_key(wrap_key, true);
+        self.relogin(
+            UserType::User,
+            user_pin,
+            "user login after the security officer",
+        )?;
+        let wk = wk?;
+        // Private objects get new handles after a new login: find the key again.
         let wrapped = self
-            .session()
-            .wrap_key(&Mechanism::AesKeyWrapPad, wk, key.private)
-            .map_err(|e| TokenError::pkcs11("wrap the root key (is it a backup key?)", e));
+            .find_one(ObjectClass::PRIVATE_KEY, "private-key", &label, Some(&id))
+            .and_then(|private| {
+                self.session()
+                    .wrap_key(&Mechanism::AesKeyWrapPad, wk, private)
+                    .map_err(|e| TokenError::pkcs11("wrap the root key (is it a backup key?)", e))
+            });
         let _ = self.session().destroy_object(wk);
         Ok(KeyBackup {
             label,
@@ -110,6 +161,15 @@ impl Token {
             wrapped: wrapped?,
             public,
         })
+    }
+
+    /// Logs the session out and in again as `user`.
+    fn relogin(&self, user: UserType, pin: &Zeroizing<String>, op: &'static str) -> Result<()> {
+        let session = self.session();
+        let _ = session.logout();
+        session
+            .login(user, Some(&AuthPin::from(pin.as_str().to_owned())))
+            .map_err(|e| TokenError::pkcs11(op, e))
     }
 
     fn public_parts(&self, public: ObjectHandle) -> Result<PublicParts> {
@@ -183,6 +243,7 @@ impl Token {
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Sensitive(true),
             Attribute::Extractable(true),
+            Attribute::WrapWithTrusted(true),
             Attribute::Sign(true),
             Attribute::Decrypt(false),
             Attribute::Unwrap(false),
@@ -203,7 +264,7 @@ impl Token {
                 public.push(Attribute::PublicExponent(exponent.clone()));
             }
         }
-        let wk = self.session_wrap_key(wrap_key)?;
+        let wk = self.session_wrap_key(wrap_key, false)?;
         let unwrapped = self
             .session()
             .unwrap_key(&Mechanism::AesKeyWrapPad, wk, &backup.wrapped, &private)
@@ -221,6 +282,7 @@ impl Token {
         }
         let key = self.key_by(label, Some(&backup.id))?;
         self.read_attributes_as(&key, KeyPolicy::WrappedBackup)?;
+        self.check_wrap_with_trusted(key.private, label)?;
         Ok(key)
     }
 

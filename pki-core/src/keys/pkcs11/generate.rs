@@ -53,6 +53,9 @@ impl Token {
         private.extend([
             Attribute::Sensitive(true),
             Attribute::Extractable(policy == KeyPolicy::WrappedBackup),
+            // A backup key may leave the token only under a wrap key the security officer
+            // marked trusted: the user PIN alone cannot export it.
+            Attribute::WrapWithTrusted(policy == KeyPolicy::WrappedBackup),
             Attribute::Sign(true),
             // A signing key and nothing else: SoftHSM2 would otherwise default these to true.
             Attribute::Decrypt(false),
