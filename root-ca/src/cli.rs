@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// The offline root CA: key in a PKCS#11 token, every operation a reviewed ceremony file.
 ///
-/// The token PIN comes from --pin-file, the ROOT_CA_PIN environment variable, or a prompt.
+/// The token PIN comes from --pin-file, the ROOT_CA_PIN environment variable, or a prompt;
+/// once the root is under custody (`root-ca custody split`), from M custodians' shares.
 #[derive(Parser, Debug)]
 #[command(name = "root-ca", version, about)]
 pub struct Cli {
@@ -20,6 +21,9 @@ pub enum Kind {
     Sign,
     Revoke,
     Crl,
+    Custody,
+    Backup,
+    Restore,
 }
 
 #[derive(clap::Args, Debug)]
@@ -32,9 +36,15 @@ pub struct RunArgs {
     /// needs the PIN. The serial and validity dates shown are drawn again at signing time.
     #[arg(long)]
     pub dry_run: bool,
-    /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt).
+    /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt). Refused
+    /// once the root is under custody; `restore` reads the fresh token's PIN from it.
     #[arg(long, value_name = "FILE")]
     pub pin_file: Option<PathBuf>,
+    /// A custodian's age identity file, to decrypt their share of the custody secret; once per
+    /// custodian taking part (M of them). Without it, on a terminal, each custodian is asked
+    /// for the path of their identity file in turn.
+    #[arg(long = "custodian-identity", value_name = "FILE")]
+    pub custodian_identities: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,6 +59,15 @@ pub enum Command {
     Revoke(RunArgs),
     /// Sign the root CRL in the token.
     Crl(RunArgs),
+    /// M-of-N custody of the token PIN and the backup wrap key.
+    Custody {
+        #[command(subcommand)]
+        command: CustodyCommand,
+    },
+    /// Write the root key, wrapped in the token under the custody wrap key, to a backup file.
+    Backup(BackupArgs),
+    /// Unwrap a backup into a fresh token, which then holds the same root key.
+    Restore(RunArgs),
     /// Ceremony log commands.
     Log {
         #[command(subcommand)]
@@ -60,6 +79,33 @@ pub enum Command {
     /// Write man pages for this tool and its subcommands into a folder.
     #[command(hide = true)]
     Manpages { dir: PathBuf },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// File whose first line is the token's security officer PIN: the SO imports the trusted
+    /// wrap key (else ROOT_CA_SO_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub so_pin_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CustodyCommand {
+    /// First split: replace the token PIN by one held M-of-N by the custodians.
+    Split(RunArgs),
+    /// A new set of custodians or threshold; M custodians of the current split take part.
+    Resplit(RunArgs),
+    /// A custodian checks their share against the root's commitments, without revealing it.
+    Verify {
+        /// The root's state folder.
+        #[arg(long, value_name = "DIR")]
+        root_dir: PathBuf,
+        /// The custodian's age identity file.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,9 @@ pub enum RootError {
     #[error("no PIN: pass --pin-file FILE, set ROOT_CA_PIN, or run on a terminal to be prompted")]
     NoPin,
 
+    #[error("no security officer PIN: a backup needs the token's SO to import the trusted wrap key. Pass --so-pin-file FILE, set ROOT_CA_SO_PIN, or run on a terminal to be prompted")]
+    NoSoPin,
+
     #[error("the pre-issuance check failed: {0}. Nothing was signed by the token")]
     Lint(String),
 
@@ -103,6 +106,52 @@ pub enum RootError {
 
     #[error("the request has no common name; set [certificate] common-name")]
     NoCommonName,
+
+    #[error("{have} of the {need} custodian shares this ceremony needs were presented (custodians: {present}); nothing was done. Ask more custodians to take part: each passes --custodian-identity FILE with their own age identity, or types its path when prompted")]
+    CustodyTooFewShares {
+        have: usize,
+        need: usize,
+        present: String,
+    },
+
+    #[error("the identity {path} (recipient {recipient}) is not a custodian of custody generation {generation}; check custody/custody.toml for the custodians' recipients and use your own identity file")]
+    CustodyUnknownIdentity {
+        path: PathBuf,
+        recipient: String,
+        generation: u32,
+    },
+
+    #[error("custodian '{name}' presented their share twice; a share counts once. Ask another custodian to take part")]
+    CustodyDuplicate { name: String },
+
+    #[error("the share of custodian '{custodian}' (share {share}, {path}) is refused: {reason}. Nothing was done. Ask {custodian} to check it with `root-ca custody verify` and to restore the file from their printed sheet, or ask another custodian instead")]
+    CustodyShareInvalid {
+        custodian: String,
+        share: u64,
+        path: PathBuf,
+        reason: String,
+    },
+
+    #[error("this root's token PIN is held in custody ({path}): --pin-file and ROOT_CA_PIN are not used. Unset them, and let the custodians present their shares with --custodian-identity FILE")]
+    CustodyPinSource { path: PathBuf },
+
+    #[error("this root has no custody ({path} is missing); set it up with `root-ca custody split` first")]
+    CustodyMissing { path: PathBuf },
+
+    #[error("custody is already set up for this root ({path}); to change the custodians or the threshold, run `root-ca custody resplit`")]
+    CustodyExists { path: PathBuf },
+
+    #[error("{path}: {reason}; restore custody/custody.toml from version control")]
+    CustodyStateBad { path: PathBuf, reason: String },
+
+    #[error("the root key was generated without backup (index.toml has no key-backup = true): it can never leave its token, and no backup of it can be made. A root meant to be backed up is made with [key] backup = true at init")]
+    NotBackupKey,
+
+    #[error("backup file {path}: {reason}")]
+    BadBackup { path: PathBuf, reason: String },
+
+    #[error("the backup in {backup} holds a key that is not the key of the root certificate {cert}; it is the backup of another root")]
+    BackupMismatch { backup: PathBuf, cert: PathBuf },
 }
 
 impl RootError {

@@ -5,6 +5,7 @@
 pub mod airgap;
 pub mod ceremonies;
 pub mod ceremony;
+pub mod custody;
 pub mod error;
 pub mod log;
 pub mod pin;

@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, Kind, LogCommand};
+use cli::{BackupArgs, Cli, Command, CustodyCommand, Kind, LogCommand, RunArgs};
 use root_ca::{ceremonies, ceremony};
 
 fn main() -> ExitCode {
@@ -28,31 +28,74 @@ fn main() -> ExitCode {
                 Kind::Sign => ceremony::TEMPLATE_SIGN,
                 Kind::Revoke => ceremony::TEMPLATE_REVOKE,
                 Kind::Crl => ceremony::TEMPLATE_CRL,
+                Kind::Custody => ceremony::TEMPLATE_CUSTODY,
+                Kind::Backup => ceremony::TEMPLATE_BACKUP,
+                Kind::Restore => ceremony::TEMPLATE_RESTORE,
             };
             // `root-ca template sign | head` must not panic on the closed pipe.
             let text = text.strip_suffix('\n').unwrap_or(text);
             pki_core::output::stdout_line("root-ca", format_args!("{text}"));
             Ok(())
         }
-        Command::Init(a) | Command::Sign(a) | Command::Revoke(a) | Command::Crl(a) => {
-            let mut run = ceremonies::Run {
-                dry_run: a.dry_run,
-                pin_file: a.pin_file.as_deref(),
-                out: &mut stdout,
+        Command::Init(a)
+        | Command::Sign(a)
+        | Command::Revoke(a)
+        | Command::Crl(a)
+        | Command::Backup(BackupArgs { run: a, .. })
+        | Command::Restore(a)
+        | Command::Custody {
+            command: CustodyCommand::Split(a) | CustodyCommand::Resplit(a),
+        } => {
+            let ceremony: fn(
+                &std::path::Path,
+                &mut ceremonies::Run<'_>,
+            ) -> root_ca::error::Result<()> = match &cli.command {
+                Command::Init(_) => ceremonies::init,
+                Command::Sign(_) => ceremonies::sign,
+                Command::Revoke(_) => ceremonies::revoke,
+                Command::Crl(_) => ceremonies::crl,
+                Command::Backup(_) => ceremonies::backup,
+                Command::Restore(_) => ceremonies::restore,
+                Command::Custody {
+                    command: CustodyCommand::Split(_),
+                } => ceremonies::custody_split,
+                _ => ceremonies::custody_resplit,
             };
-            match &cli.command {
-                Command::Init(_) => ceremonies::init(&a.file, &mut run),
-                Command::Sign(_) => ceremonies::sign(&a.file, &mut run),
-                Command::Revoke(_) => ceremonies::revoke(&a.file, &mut run),
-                _ => ceremonies::crl(&a.file, &mut run),
-            }
+            let so_pin_file = match &cli.command {
+                Command::Backup(b) => b.so_pin_file.as_deref(),
+                _ => None,
+            };
+            run_ceremony(a, so_pin_file, ceremony, &mut stdout)
         }
+        Command::Custody {
+            command: CustodyCommand::Verify { root_dir, identity },
+        } => ceremonies::custody_verify(root_dir, identity, &mut stdout),
         Command::Log {
             command: LogCommand::Verify { dir },
         } => ceremonies::log_verify(dir, &mut stdout),
         // Handled by cli::generate_docs above.
         Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
     };
+    report(result)
+}
+
+fn run_ceremony(
+    a: &RunArgs,
+    so_pin_file: Option<&std::path::Path>,
+    ceremony: fn(&std::path::Path, &mut ceremonies::Run<'_>) -> root_ca::error::Result<()>,
+    stdout: &mut std::io::Stdout,
+) -> root_ca::error::Result<()> {
+    let mut run = ceremonies::Run {
+        dry_run: a.dry_run,
+        pin_file: a.pin_file.as_deref(),
+        custodians: &a.custodian_identities,
+        so_pin_file,
+        out: stdout,
+    };
+    ceremony(&a.file, &mut run)
+}
+
+fn report(result: root_ca::error::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -26,6 +26,10 @@ pub struct RootIndex {
     /// The root key's CKA_ID (hex), recorded at init: the key is found by label and ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The root key was generated extractable under a wrap key (`[key] backup = true` at
+    /// init): `root-ca backup` can take it out of the token, wrapped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_backup: bool,
     pub crl_number: u64,
     pub log_head: String,
     #[serde(default, rename = "intermediate")]
@@ -51,6 +55,17 @@ pub struct IntermediateEntry {
     /// SHA-256 of the certified public key: a second signature for it needs allow-resign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
+}
+
+impl RootIndex {
+    /// The attributes the root key must show in the token.
+    pub fn key_policy(&self) -> pki_core::keys::KeyPolicy {
+        if self.key_backup {
+            pki_core::keys::KeyPolicy::WrappedBackup
+        } else {
+            pki_core::keys::KeyPolicy::NeverExtractable
+        }
+    }
 }
 
 pub struct RootDir {

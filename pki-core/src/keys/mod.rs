@@ -13,7 +13,9 @@ pub(crate) mod unlock;
 pub use algorithm::KeyAlgorithm;
 pub use ca_key::CaKey;
 pub use keyfile::{new_identity_file, KeySecret};
-pub use pkcs11::{default_module, KeyAttributes, Token, TokenConfig, TokenKey};
+pub use pkcs11::{
+    default_module, KeyAttributes, KeyBackup, KeyPolicy, PublicParts, Token, TokenConfig, TokenKey,
+};
 pub use sigcheck::{refuse_weak_signature, verify as verify_signature, verify_certificate};
 pub use signer::{FileKey, Signer};
 pub use unlock::{

@@ -58,7 +58,13 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
         revoked_certs: revoked,
         key_identifier_method: rcgen::KeyIdMethod::PreSpecified(ski),
     };
-    let token = open_token(run, &c.token, recorded_key_id(&index, &c.token))?;
+    let token = open_token(
+        run,
+        &c.token,
+        recorded_key_id(&index, &c.token),
+        &dir,
+        "crl",
+    )?;
     let key = root_key(&token, &c.token, &dir, &root)?;
     let der = sign_crl(&params, &root, &key)?;
     // The number is recorded before the CRL is written anywhere: a failure below burns it,

@@ -17,7 +17,7 @@ use crate::airgap;
 use crate::ceremony::{self, InitCeremony};
 use crate::error::{Result, RootError};
 use crate::state::{RootDir, RootIndex};
-use pki_core::keys::{KeyAttributes, Token};
+use pki_core::keys::{KeyAttributes, KeyPolicy, Token};
 
 pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let ceremony::Loaded { c, base, sha256 } = ceremony::load::<InitCeremony>(file)?;
@@ -60,11 +60,12 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
         return Ok(());
     }
 
-    let token = open_token(run, &c.token, None)?;
+    let token = open_token(run, &c.token, None, &dir, "init")?;
     // A transport key left in the token is reused only if it never left it: checked before
     // the root key exists, so a refusal leaves nothing new in the token.
     token.check_transport_key()?;
-    let (key, attrs) = token.generate(alg)?;
+    let policy = c.key_policy();
+    let (key, attrs) = token.generate_with(alg, policy)?;
     let der = sign_checked(&params, Profile::Root, &key, None, &key)?;
     let facts = CertFacts::from_der("root certificate", &der)?;
 
@@ -73,6 +74,7 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
         token_label: c.token.token_label.clone(),
         key_label: c.token.key_label.clone(),
         key_id: Some(attrs.id.clone()),
+        key_backup: policy == KeyPolicy::WrappedBackup,
         crl_number: 0,
         log_head: String::new(),
         intermediates: Vec::new(),
@@ -80,7 +82,7 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
     dir.log(
         &mut index,
         "key-generated",
-        json!({ "token": c.token.token_label, "attributes": attrs,
+        json!({ "token": c.token.token_label, "attributes": attrs, "backup": c.key.backup,
                 "ceremony": ceremony_record(file, &sha256, c.allow_network) }),
     )?;
     dir.log(

@@ -24,13 +24,17 @@ use crate::state::{RootDir, RootIndex};
 use pki_core::keys::Signer as _;
 use pki_core::keys::{Token, TokenKey};
 
+mod backup;
 mod crl;
+mod custody;
 mod init;
 mod log;
 mod revoke;
 mod sign;
 
+pub use backup::{backup, restore};
 pub use crl::{crl, verify_crl_signature};
+pub use custody::{custody_resplit, custody_split, custody_verify};
 pub use init::init;
 pub use log::log_verify;
 pub use revoke::revoke;
@@ -40,6 +44,11 @@ pub use sign::sign;
 pub struct Run<'a> {
     pub dry_run: bool,
     pub pin_file: Option<&'a Path>,
+    /// The custodians' age identity files, when the root's PIN is under custody (none: they
+    /// are asked for on the terminal).
+    pub custodians: &'a [PathBuf],
+    /// The security officer's PIN file (`backup` only).
+    pub so_pin_file: Option<&'a Path>,
     pub out: &'a mut dyn Write,
 }
 
@@ -47,13 +56,34 @@ fn say(run: &mut Run<'_>, text: impl AsRef<str>) {
     let _ = writeln!(run.out, "{}", text.as_ref());
 }
 
+/// Opens the token of `dir`'s root with the PIN from the operator or, under custody, from M
+/// custodians; a quorum that opened the token is recorded in the ceremony log (not on a dry
+/// run, which writes nothing), with the ceremony it was gathered for.
 fn open_token(
     run: &Run<'_>,
     section: &ceremony::TokenSection,
     key_id: Option<String>,
+    dir: &RootDir,
+    purpose: &str,
 ) -> Result<Arc<Token>> {
-    let pin = pin::resolve(run.pin_file)?;
-    Ok(Token::open(&section.config(key_id), &pin)?)
+    let (pin, source) = pin::for_root(dir, run.pin_file, run.custodians)?;
+    let token = Token::open(&section.config(key_id), &pin)?;
+    drop(pin);
+    if let pin::PinSource::Custody {
+        generation,
+        custodians,
+    } = source
+    {
+        if !run.dry_run {
+            let mut index = dir.index()?;
+            dir.log(
+                &mut index,
+                "custody-quorum",
+                json!({ "for": purpose, "generation": generation, "custodians": custodians }),
+            )?;
+        }
+    }
+    Ok(token)
 }
 
 /// The CKA_ID init recorded, for the key label it recorded. A ceremony naming another label
@@ -198,7 +228,8 @@ fn root_key(
     dir: &RootDir,
     root: &CertFacts,
 ) -> Result<TokenKey> {
-    let key = token.key()?;
+    let policy = dir.index().map(|i| i.key_policy()).unwrap_or_default();
+    let key = token.key_as(policy)?;
     if key.spki_der() != root.spki_der {
         return Err(RootError::TokenKeyMismatch {
             key: section.key_label.clone(),

@@ -47,10 +47,31 @@ pub fn revoke(file: &Path, run: &mut Run<'_>) -> Result<()> {
         say(run, "dry run: nothing changed");
         return Ok(());
     }
+    // Revoking never opens the token, but under custody it is still a decision of M
+    // custodians: their shares are checked against the commitments and rebuild the secret.
+    let quorum = if crate::custody::is_active(&dir) {
+        let state = crate::custody::load(&dir)?;
+        let q = crate::custody::gather(&dir, &state, run.custodians)?;
+        Some((state.generation, q.custodians))
+    } else {
+        None
+    };
+    let entry = index
+        .intermediates
+        .iter_mut()
+        .find(|e| e.serial == serial)
+        .expect("found above");
     entry.status = "revoked".into();
     entry.reason = Some(c.reason.clone());
     entry.revoked_at = Some(fmt_time(OffsetDateTime::now_utc()));
     let subject = entry.subject.clone();
+    if let Some((generation, custodians)) = quorum {
+        dir.log(
+            &mut index,
+            "custody-quorum",
+            json!({ "for": "revoke", "generation": generation, "custodians": custodians }),
+        )?;
+    }
     dir.log(
         &mut index,
         "intermediate-revoked",

@@ -16,6 +16,17 @@ mod validate;
 
 pub use validate::{parse_cidr, reason_code, Invalid, RequestSource, Validate};
 
+impl InitCeremony {
+    /// The token attributes the root key is generated with: [key] backup.
+    pub fn key_policy(&self) -> pki_core::keys::KeyPolicy {
+        if self.key.backup {
+            pki_core::keys::KeyPolicy::WrappedBackup
+        } else {
+            pki_core::keys::KeyPolicy::NeverExtractable
+        }
+    }
+}
+
 fn default_module_path() -> PathBuf {
     default_module().to_path_buf()
 }
@@ -57,6 +68,11 @@ pub struct InitCeremony {
 pub struct KeySection {
     #[serde(default = "default_root_alg")]
     pub algorithm: String,
+    /// Generate the key so that `root-ca backup` can take it out of the token wrapped under
+    /// the custody wrap key (sensitive, extractable only wrapped). Off by default: the key
+    /// then never leaves the token and dies with it.
+    #[serde(default)]
+    pub backup: bool,
 }
 
 fn default_root_alg() -> String {
@@ -175,6 +191,72 @@ pub struct CrlOutput {
     pub crl: PathBuf,
 }
 
+/// `root-ca custody split` and `root-ca custody resplit`: who holds the shares, and how many
+/// of them a ceremony needs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CustodyCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub root_dir: PathBuf,
+    pub token: TokenSection,
+    /// M: how many custodians every later ceremony needs.
+    pub threshold: usize,
+    /// Re-split only: draw a new custody secret (a new token PIN and a new backup wrap key),
+    /// so that the shares of earlier generations open nothing any more. Backups made before
+    /// need the old shares: make a new backup after it.
+    #[serde(default)]
+    pub new_secret: bool,
+    #[serde(default, rename = "custodian")]
+    pub custodians: Vec<CustodianSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CustodianSection {
+    /// A short name: letters, digits, '-', '_' or '.', used in file names and the log.
+    pub name: String,
+    /// The custodian's age recipient (age1...), from `age-keygen` or `intermediate-ca new-identity`.
+    pub recipient: String,
+}
+
+/// `root-ca backup`: the root key, wrapped under the custody wrap key, into one file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub root_dir: PathBuf,
+    pub token: TokenSection,
+    pub output: BackupOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupOutput {
+    /// The backup file (must not exist).
+    pub backup: PathBuf,
+}
+
+/// `root-ca restore`: a backup unwrapped into a fresh token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    pub root_dir: PathBuf,
+    /// The fresh token (its key label must be free); the PIN it was initialised with comes
+    /// from --pin-file, ROOT_CA_PIN or a prompt, and is replaced by the custody PIN.
+    pub token: TokenSection,
+    pub input: RestoreInput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreInput {
+    pub backup: PathBuf,
+}
+
 /// A ceremony file as read: its contents, the folder relative paths start from, and the
 /// SHA-256 of the exact bytes reviewed, which the ceremony log records.
 pub struct Loaded<T> {
@@ -236,6 +318,9 @@ key-label = "root-2026"                      # must not exist yet in the token
 
 [key]
 algorithm = "p384"                           # p384 (default), p256, rsa3072, rsa4096, ed25519
+# true: the key can leave the token, wrapped only, for `root-ca backup` (see the runbook's
+# trade-off); false (default): the key never leaves the token and dies with it.
+backup = false
 
 [root]
 common-name = "Example Root CA 2026"
@@ -303,4 +388,73 @@ key-label = "root-2026"
 
 [output]
 crl = "root-crl.pem"                         # must not exist
+"#;
+
+pub const TEMPLATE_CUSTODY: &str = r#"# root-ca custody split / resplit ceremony: the token's user PIN and the backup wrap key,
+# held M-of-N by custodians. Each custodian brings their age recipient (age-keygen -o me.txt
+# prints it); their share is encrypted to it. Later ceremonies need `threshold` of them.
+# Run:  root-ca custody split THIS_FILE --dry-run   then   root-ca custody split THIS_FILE
+#       (the first split takes the token's current PIN from --pin-file, ROOT_CA_PIN or a prompt,
+#        and replaces it: afterwards only the custodians can open the token)
+#       root-ca custody resplit THIS_FILE --custodian-identity FILE ...   (a new set of custodians)
+
+allow-network = false
+root-dir = "root"
+threshold = 3                                # M: custodians every later ceremony needs (2 or more)
+# Re-split only: draw a new secret (new token PIN, new wrap key): earlier shares open nothing.
+# Earlier backups then need earlier shares; make a new backup afterwards.
+new-secret = false
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca"
+key-label = "root-2026"
+
+[[custodian]]
+name = "alice"
+recipient = "age1..."
+[[custodian]]
+name = "bob"
+recipient = "age1..."
+[[custodian]]
+name = "carol"
+recipient = "age1..."
+[[custodian]]
+name = "dave"
+recipient = "age1..."
+[[custodian]]
+name = "erin"
+recipient = "age1..."
+"#;
+
+pub const TEMPLATE_BACKUP: &str = r#"# root-ca backup ceremony: the root key, wrapped in the token under the custody wrap key
+# (CKM_AES_KEY_WRAP_PAD), written to one file. Needs a root made with [key] backup = true and
+# `threshold` custodians.
+# Run:  root-ca backup THIS_FILE --custodian-identity FILE ...
+allow-network = false
+root-dir = "root"
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca"
+key-label = "root-2026"
+
+[output]
+backup = "root-key-backup.toml"              # must not exist
+"#;
+
+pub const TEMPLATE_RESTORE: &str = r#"# root-ca restore ceremony: a backup unwrapped into a fresh token, which then holds the same
+# root key under the custody PIN. The fresh token's own PIN comes from --pin-file,
+# ROOT_CA_PIN or a prompt; `threshold` custodians bring the wrap key.
+# Run:  root-ca restore THIS_FILE --pin-file NEW_TOKEN_PIN --custodian-identity FILE ...
+allow-network = false
+root-dir = "root"
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca-2"                    # the fresh token
+key-label = "root-2026"                      # the label recorded in the backup
+
+[input]
+backup = "root-key-backup.toml"
 "#;

@@ -10,7 +10,8 @@ use pki_core::x509::Profile;
 use pki_core::x509::Serial;
 
 use super::{
-    CertificateSection, CrlCeremony, InitCeremony, RequestSection, RevokeCeremony, SignCeremony,
+    BackupCeremony, CertificateSection, CrlCeremony, CustodyCeremony, InitCeremony, RequestSection,
+    RestoreCeremony, RevokeCeremony, SignCeremony,
 };
 use crate::error::RootError;
 
@@ -271,6 +272,89 @@ impl Validate for CrlCeremony {
                 "is out of range: next-update-days must be between 1 and 366",
             ));
         }
+        Ok(())
+    }
+}
+
+/// The most custodians one split takes: every one of them is a file and a person to find.
+pub const MAX_CUSTODIANS: usize = 32;
+
+/// A custodian name is used in file names: letters, digits, '-', '_', '.', not starting with '.'.
+fn check_custodian_name(name: &str) -> Checked {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "custodian.name",
+            name,
+            "is not a custodian name: 1 to 32 letters, digits, '-', '_' or '.', not starting with '.'",
+        ))
+    }
+}
+
+impl Validate for CustodyCeremony {
+    fn validate(&self) -> Checked {
+        let n = self.custodians.len();
+        if !(2..=MAX_CUSTODIANS).contains(&n) {
+            return Err(Invalid::new(
+                "custodian",
+                n,
+                format!("custodians: a split needs 2 to {MAX_CUSTODIANS} [[custodian]] entries"),
+            ));
+        }
+        if self.threshold < 2 || self.threshold > n {
+            return Err(Invalid::new(
+                "threshold",
+                self.threshold,
+                format!(
+                    "is out of range: with {n} custodians the threshold must be between 2 and {n}"
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut recipients = std::collections::HashSet::new();
+        for c in &self.custodians {
+            check_custodian_name(&c.name)?;
+            if !names.insert(c.name.as_str()) {
+                return Err(Invalid::new(
+                    "custodian.name",
+                    &c.name,
+                    "appears twice; give each custodian their own name",
+                ));
+            }
+            if c.recipient.parse::<age::x25519::Recipient>().is_err() {
+                return Err(Invalid::new(
+                    "custodian.recipient",
+                    &c.recipient,
+                    "is not an age X25519 recipient (age1...); ask the custodian for the line age-keygen printed",
+                ));
+            }
+            if !recipients.insert(c.recipient.as_str()) {
+                return Err(Invalid::new(
+                    "custodian.recipient",
+                    &c.recipient,
+                    "appears twice: two shares encrypted to one person make one custodian hold two",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for BackupCeremony {
+    fn validate(&self) -> Checked {
+        Ok(())
+    }
+}
+
+impl Validate for RestoreCeremony {
+    fn validate(&self) -> Checked {
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 
 mod agent_drill;
 mod crl_expiry;
+mod custody;
 mod enrolment;
 mod etcd_bundle;
 mod etcd_versions;

@@ -5,7 +5,7 @@ use cryptoki::object::{Attribute, AttributeType};
 use serde::Serialize;
 
 use super::error::{Result, TokenError};
-use super::{Token, TokenConfig, TokenKey};
+use super::{KeyPolicy, Token, TokenConfig, TokenKey};
 
 /// The attributes of a generated key, read back from the token and recorded in the log.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +35,13 @@ pub struct KeyAttributes {
 impl Token {
     /// Reads back what the token says about the private key, to prove it is not extractable.
     pub fn read_attributes(&self, key: &TokenKey) -> Result<KeyAttributes> {
+        self.read_attributes_as(key, KeyPolicy::NeverExtractable)
+    }
+
+    /// Reads back the private key's attributes and checks them against `policy`. A backup key
+    /// must still be token-resident, private, sensitive and a signing key; it is extractable
+    /// (only wrapped), and a restored one was by definition not always sensitive.
+    pub fn read_attributes_as(&self, key: &TokenKey, policy: KeyPolicy) -> Result<KeyAttributes> {
         let attrs = self
             .session()
             .get_attributes(
@@ -115,6 +122,19 @@ impl Token {
             ),
             ("CKA_SIGN", out.sign, true, "the key cannot sign"),
         ];
+        let checks: Vec<_> = match policy {
+            KeyPolicy::NeverExtractable => checks.to_vec(),
+            KeyPolicy::WrappedBackup => checks
+                .iter()
+                .filter(|(a, ..)| {
+                    !matches!(
+                        *a,
+                        "CKA_EXTRACTABLE" | "CKA_NEVER_EXTRACTABLE" | "CKA_ALWAYS_SENSITIVE"
+                    )
+                })
+                .copied()
+                .collect(),
+        };
         check_attributes(&self.config, &out.label, &checks)?;
         Ok(out)
     }

@@ -7,13 +7,23 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 
 use super::error::{Result, TokenError};
-use super::{KeyAttributes, Token, TokenKey};
+use super::{KeyAttributes, KeyPolicy, Token, TokenKey};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::oid;
 
 impl Token {
     /// Generates the root key pair inside the token. Refuses when the label is taken.
     pub fn generate(self: &Arc<Self>, alg: KeyAlgorithm) -> Result<(TokenKey, KeyAttributes)> {
+        self.generate_with(alg, KeyPolicy::NeverExtractable)
+    }
+
+    /// [`Token::generate`] under a policy: `WrappedBackup` makes the private key extractable
+    /// (it stays sensitive, so the token hands it out only wrapped).
+    pub fn generate_with(
+        self: &Arc<Self>,
+        alg: KeyAlgorithm,
+        policy: KeyPolicy,
+    ) -> Result<(TokenKey, KeyAttributes)> {
         let label = self.config.key_label.clone();
         if !self.find(ObjectClass::PRIVATE_KEY, &label)?.is_empty()
             || !self.find(ObjectClass::PUBLIC_KEY, &label)?.is_empty()
@@ -42,7 +52,10 @@ impl Token {
         let mut private = common(true);
         private.extend([
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
+            Attribute::Extractable(policy == KeyPolicy::WrappedBackup),
+            // A backup key may leave the token only under a wrap key the security officer
+            // marked trusted: the user PIN alone cannot export it.
+            Attribute::WrapWithTrusted(policy == KeyPolicy::WrappedBackup),
             Attribute::Sign(true),
             // A signing key and nothing else: SoftHSM2 would otherwise default these to true.
             Attribute::Decrypt(false),
@@ -73,7 +86,7 @@ impl Token {
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(|e| TokenError::pkcs11("generate key pair", e))?;
         let key = self.key_by(&label, Some(&id))?;
-        let attrs = self.read_attributes(&key)?;
+        let attrs = self.read_attributes_as(&key, policy)?;
         Ok((key, attrs))
     }
 }

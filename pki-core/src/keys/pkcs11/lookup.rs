@@ -7,7 +7,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 
 use super::der::{der_rsa_public_key, strip_zeros, unwrap_point};
 use super::error::{Result, TokenError};
-use super::{Token, TokenKey};
+use super::{KeyPolicy, Token, TokenKey};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::oid;
 
@@ -36,7 +36,7 @@ impl Token {
 
     /// The one object of `class` with this label (and CKA_ID, when recorded). Zero is
     /// `NoKey`; more than one is refused: `first()` would let a planted object sign.
-    fn find_one(
+    pub(super) fn find_one(
         &self,
         class: ObjectClass,
         what: &'static str,
@@ -80,6 +80,12 @@ impl Token {
     /// match exactly one private and one public object, which must carry the same CKA_ID, and
     /// the private key's attributes must show it never left the token.
     pub fn key(self: &Arc<Self>) -> Result<TokenKey> {
+        self.key_as(KeyPolicy::NeverExtractable)
+    }
+
+    /// [`Token::key`], with the attribute checks of `policy` (a backup root key is extractable
+    /// under a wrap key, see [`KeyPolicy`]).
+    pub fn key_as(self: &Arc<Self>, policy: KeyPolicy) -> Result<TokenKey> {
         let id = match &self.config.key_id {
             Some(h) => Some(hex::decode(h).map_err(|_| {
                 TokenError::Refused(format!(
@@ -91,7 +97,7 @@ impl Token {
         };
         let label = self.config.key_label.clone();
         let key = self.key_by(&label, id.as_deref())?;
-        self.read_attributes(&key)?;
+        self.read_attributes_as(&key, policy)?;
         Ok(key)
     }
 

@@ -4,6 +4,7 @@
 //! [`Signer`](crate::keys::signer::Signer) the file-backed intermediate key is.
 
 mod attributes;
+mod backup;
 mod der;
 mod error;
 mod generate;
@@ -13,6 +14,7 @@ mod session;
 mod transport;
 
 pub use attributes::KeyAttributes;
+pub use backup::{KeyBackup, PublicParts};
 pub use key::TokenKey;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,18 @@ pub struct Token {
     session: Mutex<Session>,
     /// The configuration the session was opened with.
     pub config: TokenConfig,
+}
+
+/// What a root key may do besides signing: stay in the token for ever (the default), or leave
+/// it wrapped, for a backup that survives the token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// Sensitive and never extractable: the key dies with the token.
+    #[default]
+    NeverExtractable,
+    /// Sensitive and extractable: the token reveals it only wrapped under another key
+    /// (SoftHSM2 and PKCS#11 never return a sensitive key in clear).
+    WrappedBackup,
 }
 
 /// The module path SoftHSM2 installs on Debian.

@@ -75,7 +75,13 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
 
     let token = match req.token {
         Some(t) => t,
-        None => open_token(run, &c.token, recorded_key_id(&index, &c.token))?,
+        None => open_token(
+            run,
+            &c.token,
+            recorded_key_id(&index, &c.token),
+            &dir,
+            "sign",
+        )?,
     };
     let key = root_key(&token, &c.token, &dir, &root)?;
     let der = sign_checked(

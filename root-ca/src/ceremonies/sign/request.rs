@@ -50,7 +50,7 @@ pub(super) fn read_request(
             let data = output::read(&bundle_path)?;
             // The transport identity is unsealed by the token's AES key; the root signing key
             // is not used for this, so a dry run does it too.
-            let t = open_token(run, &c.token, recorded_key_id(index, &c.token))?;
+            let t = open_token(run, &c.token, recorded_key_id(index, &c.token), dir, "sign")?;
             let identity = transport_identity(&t, dir)?;
             let b = Bundle::open(
                 &bundle_path.display().to_string(),
