@@ -12,9 +12,15 @@
 # concurrency. cfssl serves the same intermediate, driven by the same load generator over
 # plain HTTP (cfssl makes each key itself), sequentially and at each concurrency.
 #
+# Then the server ledger: the first curve's folder is moved to a throwaway PostgreSQL
+# (`issuer ledger migrate`; initdb/pg_ctl on a loopback port, as the `postgres` user when run as
+# root) and the same load runs against one and against two `issuer serve` instances on that
+# database, the agents spread over both (skipped when no PostgreSQL server binaries are
+# installed: apt postgresql).
+#
 # Usage: scripts/bench-serve.sh
 # Environment: AGENTS (1000), CONCURRENCY ("16 64"), DURATION (10 s per run), CURVES
-# ("P-256 P-384"), KEEP=1 keeps the folders. Installs cfssl (Debian golang-cfssl) and hyperfine
+# ("P-256 P-384"), POSTGRES (1; 0 skips the server-ledger runs), KEEP=1 keeps the folders. Installs cfssl (Debian golang-cfssl) and hyperfine
 # with apt when missing; without them those rows say so. Not run by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,6 +137,55 @@ for curve in $CURVES; do
     echo "| cfssl serve newcert, $curve intermediate: cfssl not installed (apt golang-cfssl) | | | | | | | | |"
   fi
 done
+
+# start_serve DIR NAME: an `issuer serve` on DIR's CA folder; sets SPORT, appends to PIDS.
+start_serve() {
+  local d=$1 name=$2
+  PKI_AGE_IDENTITY="$d/identity.txt" "$ISSUER" serve --ca "$d/ca" --listen 127.0.0.1:0 \
+    --tls-cert "$d/svc/server.crt" --tls-key "$d/svc/server.key" --root "$d/ref/ca.crt" \
+    --rate-burst 1000000 --rate-per-minute 1000000 2>"$d/serve-$name.log" &
+  PIDS+=($!)
+  wait_for "$d/serve-$name.log" "listening on" $!
+  SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$d/serve-$name.log" | head -1)
+}
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ "${POSTGRES:-1}" = 1 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ]; then
+  first=$(echo "$CURVES" | awk '{print $1}')
+  d="$WORK/$first"
+  echo
+  echo "## The server ledger: $first intermediate, the same agents, ledger on PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $3}'), a throwaway cluster on this machine's disk, fsync on)"
+  echo
+  pg="$WORK/pg"; mkdir -p "$pg"
+  AS=(); if [ "$(id -u)" -eq 0 ]; then chown postgres "$pg"; AS=(runuser -u postgres --); fi
+  pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  echo "$pw" >"$pg/pw"; chmod 644 "$pg/pw"
+  "${AS[@]}" "$PGBIN/initdb" -D "$pg/data" -U pki --auth-local=trust --auth-host=scram-sha-256 --pwfile="$pg/pw" >/dev/null
+  rm -f "$pg/pw"
+  umask 077; echo "$pw" >"$d/ledger.pass"; umask 022
+  PGPORT=$(free_port)
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$pg/data" -o "-k $pg -p $PGPORT -c listen_addresses=127.0.0.1 -c max_connections=50" -l "$pg/log" -w start >/dev/null
+  trap '"${AS[@]}" "$PGBIN/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1 || true; cleanup' EXIT
+  PGPASSWORD=$pw "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U pki -d postgres -c "CREATE DATABASE pki"
+  "$ISSUER" ledger migrate --ca "$d/ca" --to "postgres://pki@127.0.0.1:$PGPORT/pki" --password-file "$d/ledger.pass" >/dev/null
+  start_serve "$d" pg1; p1=$SPORT
+  for c in $CONCURRENCY; do
+    load --url "https://127.0.0.1:$p1" --root "$d/ref/ca.crt" --agents "$d/agents" \
+      --concurrency "$c" --duration "$DURATION" --label "issuer serve on PostgreSQL, 1 instance, $first, load $(cut -d' ' -f1 /proc/loadavg)" --header
+  done
+  start_serve "$d" pg2; p2=$SPORT
+  for c in $CONCURRENCY; do
+    load --url "https://127.0.0.1:$p1" --url "https://127.0.0.1:$p2" --root "$d/ref/ca.crt" --agents "$d/agents" \
+      --concurrency "$c" --duration "$DURATION" --label "issuer serve on PostgreSQL, 2 instances, $first, load $(cut -d' ' -f1 /proc/loadavg)"
+  done
+  dupes=$(PGPASSWORD=$pw "$PGBIN/psql" -At -h 127.0.0.1 -p "$PGPORT" -U pki -d pki -c "SELECT count(*) - count(DISTINCT serial) FROM leaves")
+  rows=$(PGPASSWORD=$pw "$PGBIN/psql" -At -h 127.0.0.1 -p "$PGPORT" -U pki -d pki -c "SELECT count(*) FROM leaves")
+  echo
+  echo "ledger after the runs: $rows leaves, $dupes duplicate serials"
+else
+  echo
+  echo "(no PostgreSQL server binaries, or POSTGRES=0: the server-ledger runs are left out)"
+fi
 
 echo
 last=$(echo "$CURVES" | awk '{print $NF}')

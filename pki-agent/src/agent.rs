@@ -25,7 +25,8 @@ pub struct Agent {
     pub config: Config,
     root: CertFacts,
     root_pem: Vec<u8>,
-    endpoint: Endpoint,
+    /// The service, then its fallback instances.
+    endpoints: Vec<Endpoint>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -87,7 +88,10 @@ impl Agent {
     pub fn new(config: Config) -> AgentResult<Self> {
         let root_pem = pki_core::output::read(&config.root)?;
         let root = CertFacts::from_pem("root certificate", &root_pem)?;
-        let endpoint = Endpoint::parse(&config.service)?;
+        let endpoints = std::iter::once(&config.service)
+            .chain(&config.fallback)
+            .map(|u| Endpoint::parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -96,7 +100,7 @@ impl Agent {
             config,
             root,
             root_pem,
-            endpoint,
+            endpoints,
             rt,
         })
     }
@@ -126,14 +130,27 @@ impl Agent {
         bearer: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> AgentResult<client::Answer> {
-        Ok(self.rt.block_on(client::request(
-            &self.endpoint,
-            tls,
-            method,
-            path,
-            bearer,
-            body,
-        ))?)
+        // The first instance that answers, unless it answers with a server error (its
+        // database unreachable, say) and another instance is left to ask.
+        let mut last = None;
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            let more = i + 1 < self.endpoints.len();
+            match self.rt.block_on(client::request(
+                endpoint,
+                tls.clone(),
+                method,
+                path,
+                bearer,
+                body.clone(),
+            )) {
+                Ok(a) if a.status >= 500 && more => last = Some(Ok(a)),
+                Err(e @ pki_service::ServiceError::Unreachable { .. }) if more => {
+                    last = Some(Err(e))
+                }
+                other => return Ok(other?),
+            }
+        }
+        Ok(last.expect("at least one endpoint")?)
     }
 
     /// Checks a leaf the service sent: it chains to our root, conforms to its role, certifies

@@ -14,6 +14,10 @@ use crate::error::{AgentError, AgentResult};
 pub struct Config {
     /// `https://HOST:PORT` of `issuer serve`.
     pub service: String,
+    /// Further instances of the service (several CA hosts on one database), tried in order
+    /// when the one before cannot be reached or answers with a server error.
+    #[serde(default)]
+    pub fallback: Vec<String>,
     /// The root certificate (the bundle's `ca.crt`): the service and every certificate and CRL
     /// received are checked against it.
     pub root: PathBuf,
@@ -102,7 +106,9 @@ impl Config {
 
     /// Names the field at fault.
     fn validate(&self) -> Result<(), String> {
-        pki_service::client::Endpoint::parse(&self.service).map_err(|e| e.to_string())?;
+        for url in std::iter::once(&self.service).chain(&self.fallback) {
+            pki_service::client::Endpoint::parse(url).map_err(|e| e.to_string())?;
+        }
         if !(0.1..=0.95).contains(&self.renew_at) {
             return Err(format!("renew_at = {} is outside 0.1..0.95", self.renew_at));
         }

@@ -13,7 +13,7 @@
 //! HTTP `POST /api/v1/cfssl/newcert` (cfssl makes the P-256 key), a new connection each time.
 //!
 //! ```text
-//! cargo bench -p pki-service --bench serve_load -- --url https://127.0.0.1:PORT \
+//! cargo bench -p pki-service --bench serve_load -- --url https://127.0.0.1:PORT [--url …] \
 //!     --root ROOT.crt --agents DIR [--concurrency 64] [--duration 10] [--label NAME]
 //! cargo bench -p pki-service --bench serve_load -- --cfssl http://127.0.0.1:8888 \
 //!     --agents DIR [--concurrency 1] [--duration 10] [--label NAME]
@@ -35,14 +35,15 @@ use pki_service::client::{request, Endpoint};
 use pki_service::protocol::{Issued, RenewRequest, RENEW};
 
 const USAGE: &str =
-    "usage: serve_load (--url https://HOST:PORT --root FILE | --cfssl http://HOST:PORT) \
+    "usage: serve_load (--url https://HOST:PORT [--url ...] --root FILE | --cfssl http://HOST:PORT) \
 --agents DIR [--concurrency N] [--duration SECONDS] [--label TEXT] [--header]";
 
 /// Whom the load goes to.
 enum Target {
     /// `issuer serve`, over mutual TLS.
     Service {
-        endpoint: Endpoint,
+        /// One or more instances: agent `i` goes to instance `i mod n`.
+        endpoints: Vec<Endpoint>,
         agents: Vec<(String, Arc<rustls::ClientConfig>)>,
     },
     /// `cfssl serve`, plain HTTP: (host, port) and the agents' CNs.
@@ -63,7 +64,7 @@ impl Target {
 }
 
 struct Options {
-    url: Option<String>,
+    urls: Vec<String>,
     cfssl: Option<String>,
     root: Option<PathBuf>,
     agents: PathBuf,
@@ -81,7 +82,7 @@ fn die(message: impl std::fmt::Display) -> ! {
 
 fn options() -> Options {
     let mut o = Options {
-        url: None,
+        urls: Vec::new(),
         cfssl: None,
         root: None,
         agents: PathBuf::new(),
@@ -99,7 +100,7 @@ fn options() -> Options {
         match a.as_str() {
             // What `cargo bench` adds for a harness = false target.
             "--bench" => {}
-            "--url" => o.url = Some(value()),
+            "--url" => o.urls.push(value()),
             "--cfssl" => o.cfssl = Some(value()),
             "--root" => o.root = Some(value().into()),
             "--agents" => o.agents = value().into(),
@@ -130,8 +131,8 @@ fn options() -> Options {
     if o.agents.as_os_str().is_empty() {
         die("--agents is required");
     }
-    if o.url.is_some() == o.cfssl.is_some() {
-        die("give exactly one of --url and --cfssl");
+    if o.urls.is_empty() == o.cfssl.is_some() {
+        die("give --url (once per instance) or --cfssl, not both");
     }
     o
 }
@@ -169,7 +170,11 @@ fn target(o: &Options) -> Target {
         let names = dirs.into_iter().map(|(n, _)| n).collect();
         return Target::Cfssl { host, port, names };
     }
-    let endpoint = Endpoint::parse(o.url.as_deref().unwrap()).unwrap_or_else(|e| die(e));
+    let endpoints = o
+        .urls
+        .iter()
+        .map(|u| Endpoint::parse(u).unwrap_or_else(|e| die(e)))
+        .collect();
     let root_file = o.root.as_ref().unwrap_or_else(|| die("--url needs --root"));
     let root = pki_service::tls::load_chain(root_file)
         .unwrap_or_else(|e| die(e))
@@ -188,7 +193,7 @@ fn target(o: &Options) -> Target {
             (name, Arc::new(config))
         })
         .collect();
-    Target::Service { endpoint, agents }
+    Target::Service { endpoints, agents }
 }
 
 /// A fresh P-256 key and a CSR for it with `cn` as subject, as an agent makes them.
@@ -251,7 +256,7 @@ async fn cfssl_newcert(host: &str, port: u16, cn: &str) -> Result<(), String> {
 /// One renewal of agent `i`: the latency, or what went wrong.
 async fn one(target: &Target, i: usize) -> Result<Duration, String> {
     match target {
-        Target::Service { endpoint, agents } => {
+        Target::Service { endpoints, agents } => {
             let (cn, tls) = &agents[i % agents.len()];
             let body = serde_json::to_vec(&RenewRequest {
                 csr_pem: fresh_csr(cn),

@@ -79,6 +79,14 @@ impl ClusterFile {
             cluster = self.name,
             timer = AGENT_TIMER_FILE,
         );
+        if !self.service_fallback.is_empty() {
+            let list: Vec<String> = self
+                .service_fallback
+                .iter()
+                .map(|u| format!("\"{u}\""))
+                .collect();
+            config.push_str(&format!("fallback = [{}]\n", list.join(", ")));
+        }
         for (role, cert, key) in leaves {
             config.push_str(&format!(
                 "\n[[leaf]]\nrole = \"{role}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n"

@@ -44,6 +44,10 @@ pub struct ClusterFile {
     /// member and client folder gets a `pki-agent.toml` and systemd units for `pki-agent`.
     #[serde(default)]
     pub service: Option<String>,
+    /// Further instances of the service (several CA hosts on one PostgreSQL ledger), written
+    /// into every `pki-agent.toml` as `fallback`.
+    #[serde(default)]
+    pub service_fallback: Vec<String>,
     /// Leaf key algorithm (default p256).
     #[serde(default)]
     pub key: Option<String>,

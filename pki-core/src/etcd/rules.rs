@@ -156,6 +156,11 @@ impl ClusterFile {
         if let Some(s) = &self.service {
             check("service", s, v::url)?;
         }
+        if self.service.is_none() && !self.service_fallback.is_empty() {
+            let why = "needs `service`: the fallbacks are tried after it".into();
+            return Err(Invalid::value("service-fallback", "", why));
+        }
+        each("service-fallback", &self.service_fallback, v::url)?;
         if let Some(k) = &self.key {
             if k.parse::<KeyAlgorithm>().is_err() {
                 let p =

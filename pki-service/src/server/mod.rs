@@ -146,15 +146,19 @@ pub async fn serve(
     let dir = config.ca_dir.clone();
     let root = config.root.clone();
     let life = config.leaf_lifetime;
-    let (core, unlock) = tokio::task::spawn_blocking(move || {
-        let core = Core::open(&dir, root.as_deref(), life, &unlock);
-        (core, unlock)
+    let days = config.crl_days;
+    // The ledger is used on blocking threads only (PostgreSQL's client blocks).
+    let (opened, unlock) = tokio::task::spawn_blocking(move || {
+        let opened = Core::open(&dir, root.as_deref(), life, &unlock).and_then(|mut core| {
+            let crls = core.sign_crls(OffsetDateTime::now_utc(), days)?;
+            Ok((core, crls))
+        });
+        (opened, unlock)
     })
     .await
     .expect("join");
-    let mut core = core?;
+    let (core, crls) = opened?;
     let tls = load_tls(&config, core.root_der())?;
-    let crls = core.sign_crls(OffsetDateTime::now_utc(), config.crl_days)?;
     let audit = audit::AuditLog::open(&config.ca_dir.join("audit.log"))?;
     let listener =
         TcpListener::bind(config.listen)
