@@ -15,6 +15,9 @@ pub fn ledger_migrate(a: &LedgerMigrateArgs) -> Result<()> {
     if !from_path.is_file() {
         return Err(Usage::MigrateSource { path: from_path }.into());
     }
+    if !(a.to.starts_with("postgres://") || a.to.starts_with("postgresql://")) {
+        return Err(Usage::MigrateTarget { to: a.to.clone() }.into());
+    }
     let target = LedgerLocation::resolve(
         &a.ca.join("ca.toml"),
         ca.ledger_path(),
