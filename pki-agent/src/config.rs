@@ -227,6 +227,11 @@ path = "/p/crl.der"
                 "key = \"/p/server.crt\"",
                 "same file",
             ),
+            (
+                "state = \"/s/state.json\"",
+                "state = \"/s/state.json\"\nfallback = [\"https://10.0.0.11:8443\", \"http://x:1\"]",
+                "service URL 'http://x:1",
+            ),
         ];
         let p = dir.path().join("good.toml");
         std::fs::write(&p, GOOD).unwrap();

@@ -271,7 +271,7 @@ fn crl_facts(file: &Path, inform: &str) -> (BTreeSet<String>, u64) {
         .lines()
         .skip_while(|l| !l.contains("X509v3 CRL Number"))
         .nth(1)
-        .map(|l| u64::from_str_radix(l.trim().trim_start_matches("0x"), 10).unwrap_or(0))
+        .map(|l| l.trim().parse().unwrap_or(0))
         .unwrap();
     (serials, number)
 }

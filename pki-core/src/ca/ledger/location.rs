@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "postgres")]
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -21,10 +22,12 @@ pub enum LedgerLocation {
     /// An SQLite file.
     Sqlite(PathBuf),
     /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
     Postgres(Box<PgTarget>),
 }
 
 /// A PostgreSQL database to connect to, with its password read (never shown by `Debug`).
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 pub struct PgTarget {
     /// The address as written, without a password.
@@ -35,6 +38,7 @@ pub struct PgTarget {
     pub(crate) tls_roots: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
 }
 
+#[cfg(feature = "postgres")]
 impl std::fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTarget").field("url", &self.url).finish()
@@ -72,6 +76,22 @@ impl LedgerLocation {
                  leave `ledger` out for ledger.sqlite in the CA folder"
             )));
         }
+        #[cfg(not(feature = "postgres"))]
+        return Err(bad(format!(
+            "`ledger = \"{url}\"`: this build of the tool has no PostgreSQL support (the \
+             air-gapped root-ca never has); use issuer or intermediate-ca"
+        )));
+        #[cfg(feature = "postgres")]
+        Self::postgres(url, password_file, tls_ca).map_err(bad)
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres(
+        url: &str,
+        password_file: Option<&Path>,
+        tls_ca: Option<&Path>,
+    ) -> std::result::Result<Self, String> {
+        let bad = |s: String| s;
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| bad(format!("`ledger`: not a PostgreSQL address: {e}")))?;
@@ -116,11 +136,13 @@ impl LedgerLocation {
     pub fn describe(&self) -> String {
         match self {
             LedgerLocation::Sqlite(p) => p.display().to_string(),
+            #[cfg(feature = "postgres")]
             LedgerLocation::Postgres(t) => t.url.clone(),
         }
     }
 }
 
+#[cfg(feature = "postgres")]
 /// The password: from `password_file` (the whole file, one line), else from the pgpass file
 /// (PGPASSFILE, else ~/.pgpass) entry matching host, port, database and user.
 fn password(
@@ -162,6 +184,7 @@ fn password(
     Ok(pgpass_lookup(&text, [&host, &port, db, user]))
 }
 
+#[cfg(feature = "postgres")]
 /// The password of the first `host:port:database:user:password` line matching `want`
 /// (`*` matches anything; `\:` and `\\` are escapes, as libpq reads the file).
 fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<Zeroizing<String>> {
@@ -189,6 +212,7 @@ fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<Zeroizing<String>> {
     None
 }
 
+#[cfg(feature = "postgres")]
 /// A file that holds a secret: refused when others may read it, as libpq does.
 fn read_private(p: &Path) -> std::result::Result<Zeroizing<String>, String> {
     use std::os::unix::fs::PermissionsExt;
@@ -205,6 +229,7 @@ fn read_private(p: &Path) -> std::result::Result<Zeroizing<String>, String> {
         .map_err(|_| format!("{}: not UTF-8 text", p.display()))
 }
 
+#[cfg(feature = "postgres")]
 fn read_roots(
     p: &Path,
 ) -> std::result::Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
@@ -228,6 +253,7 @@ fn read_roots(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn pgpass_lines_match_field_by_field_with_wildcards_and_escapes() {
         let text = "# comment\ndb1:5432:pki:alice:one\n*:*:pki:bob:tw\\:o\nh:1:d:u\n";
@@ -242,6 +268,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn a_password_in_the_address_or_tls_without_roots_is_refused() {
         let f = Path::new("/x/ca.toml");

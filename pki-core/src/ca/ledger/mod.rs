@@ -11,6 +11,7 @@
 pub(crate) mod copy;
 pub(crate) mod location;
 pub(crate) mod mark;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
 
@@ -417,6 +418,7 @@ impl Ledger {
     pub fn connect(location: &LedgerLocation, mark: Option<LedgerMark>) -> Result<Self> {
         let store: Box<dyn LedgerStore> = match location {
             LedgerLocation::Sqlite(path) => Box::new(SqliteLedger::open(path)?),
+            #[cfg(feature = "postgres")]
             LedgerLocation::Postgres(cfg) => Box::new(postgres::PgLedger::connect(cfg)?),
         };
         let ledger = Ledger { store, mark };
