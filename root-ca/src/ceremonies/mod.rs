@@ -26,6 +26,7 @@ use pki_core::keys::{Token, TokenKey};
 
 mod backup;
 mod crl;
+mod cross;
 mod custody;
 mod init;
 mod log;
@@ -34,6 +35,7 @@ mod sign;
 
 pub use backup::{backup, restore};
 pub use crl::{crl, verify_crl_signature};
+pub use cross::cross_sign;
 pub use custody::{custody_resplit, custody_split, custody_verify};
 pub use init::init;
 pub use log::log_verify;
