@@ -82,6 +82,9 @@ pub fn cross_sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
             format!("output:     {}", out.display()),
         ],
     );
+    if let Some(warning) = path_warning(&signer) {
+        say(run, warning);
+    }
     if run.dry_run {
         let problems = preview(&params, &subject_key, &signer, &subject)?;
         say(
@@ -191,6 +194,19 @@ pub fn cross_sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         ),
     );
     Ok(())
+}
+
+/// A signer root whose path length leaves no room for the cross certificate: OpenSSL and Go
+/// enforce a trust anchor's pathLenConstraint, and a path anchor → cross → intermediate → leaf
+/// has two CA certificates under the anchor.
+pub(crate) fn path_warning(signer: &CertFacts) -> Option<String> {
+    match super::path_length(&signer.der) {
+        Some((_, Some(n), _)) if n < 2 => Some(format!(
+            "warning: the signing root {} has pathlen:{n}: OpenSSL and Go refuse a path through this cross certificate to a leaf (path length constraint exceeded) for parties that trust only that root. It still serves verifiers that ignore the anchor's path length; for etcd, trust both roots instead (docs/root-rollover.md, step 1). Roots made with [root] path-length = 2 leave room for it",
+            signer.subject
+        )),
+        _ => None,
+    }
 }
 
 /// The two roots must be two different, currently valid, self-signed roots with different

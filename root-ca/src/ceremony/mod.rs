@@ -89,6 +89,15 @@ pub struct RootSubject {
     pub country: Option<String>,
     #[serde(default = "default_root_days")]
     pub days: u32,
+    /// basicConstraints pathLenConstraint: 1 (default) leaves room for the intermediates
+    /// only; 2 also for a cross certificate between this root and the intermediates, which a
+    /// root rollover from or to this root needs (docs/root-rollover.md).
+    #[serde(default = "default_path_length")]
+    pub path_length: u8,
+}
+
+fn default_path_length() -> u8 {
+    1
 }
 
 fn default_root_days() -> u32 {
@@ -361,6 +370,9 @@ common-name = "Example Root CA 2026"
 organization = "Example Ltd"                 # optional
 country = "GB"                               # optional
 days = 3653                                  # lifetime: default 10 years, at most 25
+# 1: room for the intermediates only. 2: also for a cross certificate in the path, which a
+# root rollover needs (OpenSSL and Go enforce a root's path length; docs/root-rollover.md).
+path-length = 2
 
 [output]
 dir = "root"                                 # the root's state folder; must not exist or be empty

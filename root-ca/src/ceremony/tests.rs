@@ -65,6 +65,31 @@ fn run_table<T: DeserializeOwned + Validate>(base: &str, cases: &[Case<T>]) {
 }
 
 #[test]
+fn init_path_length() {
+    let cases: &[Case<InitCeremony>] = &[
+        ("default 1", |_| {}, None),
+        (
+            "2: room for a cross certificate",
+            |c| c.root.path_length = 2,
+            None,
+        ),
+        (
+            "0: no intermediates at all",
+            |c| c.root.path_length = 0,
+            Some("root.path-length = 0 is out of range"),
+        ),
+        (
+            "3",
+            |c| c.root.path_length = 3,
+            Some("root.path-length = 3 is out of range"),
+        ),
+    ];
+    run_table(INIT, cases);
+    let c: InitCeremony = parse(Path::new("x.toml"), INIT).unwrap();
+    assert_eq!(c.root.path_length, 1);
+}
+
+#[test]
 fn init_validate() {
     fn alg(c: &mut InitCeremony, a: &str) {
         c.key.algorithm = a.into();

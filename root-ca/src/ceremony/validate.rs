@@ -158,6 +158,13 @@ impl InitCeremony {
 impl Validate for InitCeremony {
     fn validate(&self) -> Checked {
         self.algorithm()?;
+        if !(1..=2).contains(&self.root.path_length) {
+            return Err(Invalid::new(
+                "root.path-length",
+                self.root.path_length,
+                "is out of range: 1 (intermediates only) or 2 (room for a cross certificate, for a root rollover)",
+            ));
+        }
         check_days("root.days", self.root.days, Profile::Root)
     }
 }
