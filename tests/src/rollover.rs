@@ -160,3 +160,55 @@ pub fn subjects(dir: &Path, pem: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Stops one member the way a rolling restart does (SIGTERM, then waits for it to exit) and
+/// starts it again from the same `etcd.env`, its log appended to the same file.
+pub fn restart_member(cluster: &mut crate::etcd_cluster::EtcdCluster, i: usize, env: &Path) {
+    use std::process::{Command, Stdio};
+    let version = cluster.version;
+    let m = &mut cluster.members[i];
+    let pid = m.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let t = std::time::Instant::now();
+    loop {
+        if m.child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = m.child.kill();
+            let _ = m.child.wait();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&m.log)
+        .expect("member log");
+    m.child = Command::new("bash")
+        .arg("-c")
+        .arg("set -a; . \"$1\"; set +a; exec etcd")
+        .arg("etcd-member")
+        .arg(env)
+        .env_clear()
+        .env("PATH", version.path_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("restart etcd");
+}
+
+/// Installs `from/name` over `to/name` by one rename (a copy beside it first), as an operator
+/// installs a file on a running host.
+pub fn install_file(from: &Path, to: &Path, name: &str) {
+    let tmp = to.join(format!(".{name}.new"));
+    let data = std::fs::read(from.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", from.join(name).display()));
+    std::fs::write(&tmp, data).unwrap();
+    if name.ends_with(".key") {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::rename(&tmp, to.join(name)).unwrap();
+}

@@ -2,11 +2,17 @@
 //! (`root-ca cross-sign`), paths checked with `openssl verify`, and `issuer etcd`'s trust file
 //! through the rollover (both roots, then the new one alone). docs/root-rollover.md.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use e2e_tests::etcd_cluster::{
+    free_port_base, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
+};
 use e2e_tests::fixture::{fails_with, ok, sh};
-use e2e_tests::rollover::{subjects, Rollover};
+use e2e_tests::rollover::{install_file, restart_member, subjects, Rollover};
+use e2e_tests::writer::{Attempt, Writer};
 
 const A: &str = "CN = Trust Root";
 const B: &str = "CN = Trust Root B";
@@ -386,4 +392,257 @@ fn issuer_etcd_trust_file_through_the_rollover() {
     let text = String::from_utf8_lossy(&check.stdout).to_string();
     assert!(check.status.success(), "{text}");
     assert!(!text.contains("holds 2 roots"), "{text}");
+}
+
+/// The cluster file of the live drill: members installed in `live/nodes/<name>`, clients in
+/// `live/clients/<name>`.
+fn drill_cluster(live: &Path, data: &Path, base: u16, v: EtcdVersion, extra: &str) -> String {
+    let mut s = format!(
+        "name = \"rollover\"\netcd-version = \"{ver}\"\n{extra}\
+         install-dir = \"{b}/nodes/{{name}}\"\nclient-install-dir = \"{b}/clients/{{name}}\"\n\
+         data-dir = \"{d}/{{name}}\"\n",
+        b = live.display(),
+        d = data.display(),
+        ver = v.minor()
+    );
+    for i in 1..=3u16 {
+        s.push_str(&format!(
+            "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\n\
+             client-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
+            base + i,
+            base + 10 + i
+        ));
+    }
+    s.push_str("\n[[client]]\nname = \"root\"\n");
+    s
+}
+
+/// One rolling restart: each member in turn is stopped and started again, and the next waits
+/// until all three are healthy. Returns (member, start, healthy again) per restart.
+fn rolling_restart(
+    cluster: &mut EtcdCluster,
+    ctl: &Etcdctl,
+    live: &Path,
+) -> Vec<(String, Instant, Instant)> {
+    let mut out = Vec::new();
+    for i in 0..cluster.members.len() {
+        let name = cluster.members[i].name.clone();
+        let env = live.join("nodes").join(&name).join("etcd.env");
+        let t0 = Instant::now();
+        restart_member(cluster, i, &env);
+        let mut one = ctl.clone();
+        one.endpoints = cluster.members[i].client_url.clone();
+        one.wait_healthy(1, Duration::from_secs(60), cluster);
+        ctl.wait_healthy(3, Duration::from_secs(60), cluster);
+        out.push((name, t0, Instant::now()));
+    }
+    out
+}
+
+/// The longest gap between acknowledged writes that overlaps [from, to].
+fn gap_within(attempts: &[Attempt], from: Instant, to: Instant) -> Duration {
+    let mut marks: Vec<Instant> = attempts
+        .iter()
+        .filter(|a| a.acked)
+        .map(|a| a.done)
+        .collect();
+    marks.sort();
+    marks
+        .windows(2)
+        .filter(|w| w[1] >= from && w[0] <= to)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
+}
+
+/// A live 3-member cluster moved from root A to root B with a writer running: trust both and
+/// a rolling restart, every leaf re-issued under B and installed without a restart, the old
+/// root dropped and a second rolling restart; then a client chaining only to A is refused and
+/// no acknowledged write is lost.
+fn live_rollover(v: EtcdVersion, start_port: u16) {
+    let _serial = e2e_tests::serial::exclusive();
+    let r = Rollover::new();
+    r.enrol_b();
+    let d = r.pki.d.clone();
+    let live = d.join("live");
+    let data = d.join("data");
+    let base = free_port_base(start_port, 3);
+    let cluster_file = d.join("cluster.toml");
+    let write_cluster = |extra: &str| {
+        fs::write(&cluster_file, drill_cluster(&live, &data, base, v, extra)).unwrap()
+    };
+    let etcd = |ca: &str, root: &str, out: &Path| {
+        ok(r.pki.issuer(&[
+            "etcd",
+            "--ca",
+            ca,
+            "--cluster",
+            "cluster.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--root",
+            root,
+        ]))
+    };
+    write_cluster("");
+    etcd("ica", "root/root.crt", &live);
+    // The old client, kept aside: at the end it must be refused.
+    let old_client = d.join("old-client");
+    fs::create_dir(&old_client).unwrap();
+    for f in ["client.crt", "client.key", "ca.crt"] {
+        install_file(&live.join("clients/root"), &old_client, f);
+    }
+
+    let mut cluster = EtcdCluster::start(&live, &d.join("logs"), v);
+    let eps = cluster.endpoints();
+    let ctl = Etcdctl::new(&live.join("clients/root"), &eps, v);
+    ctl.wait_healthy(3, Duration::from_secs(60), &mut cluster);
+    ctl.assert_release(3);
+    let mut wctl = ctl.clone();
+    wctl.dial_timeout = "1s";
+    wctl.command_timeout = "2s";
+    let writer = Writer::start(wctl);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Step 1: trust both roots (in place: `live` is where the members' files are installed),
+    // then rolling restart 1.
+    write_cluster("also-trust = [\"root-b/root.crt\"]\n");
+    let out = etcd("ica", "root/root.crt", &live);
+    assert!(out.contains("rewritten"), "{out}");
+    let restart1 = rolling_restart(&mut cluster, &ctl, &live);
+
+    // Step 2: every leaf under B, in a new bundle, installed on the running members (key
+    // first, then certificate) and for the client; no restart.
+    write_cluster("also-trust = [\"root/root.crt\"]\n");
+    let next = d.join("bundle-b");
+    etcd("ica-b", "root-b/root.crt", &next);
+    for i in 1..=3 {
+        let (from, to) = (
+            next.join(format!("nodes/etcd-{i}")),
+            live.join(format!("nodes/etcd-{i}")),
+        );
+        for f in [
+            "server.key",
+            "server.crt",
+            "peer.key",
+            "peer.crt",
+            "crl.der",
+            "ca.crt",
+        ] {
+            install_file(&from, &to, f);
+        }
+    }
+    for f in ["client.key", "client.crt", "ca.crt"] {
+        install_file(&next.join("clients/root"), &live.join("clients/root"), f);
+    }
+    // Each member presents its certificate under B at the next handshake.
+    for m in &cluster.members {
+        let hostport = m.client_url.trim_start_matches("https://").to_string();
+        let ok_b = (0..20).any(|_| {
+            let got = presented_issuer(&hostport, Some(&live.join("clients/root")));
+            got == "CN = Trust Intermediate B" || {
+                std::thread::sleep(Duration::from_millis(250));
+                false
+            }
+        });
+        assert!(ok_b, "{} serves its certificate under B", m.name);
+    }
+    ctl.wait_healthy(3, Duration::from_secs(30), &mut cluster);
+
+    // Step 3: drop A, rolling restart 2.
+    write_cluster("");
+    let out = etcd("ica-b", "root-b/root.crt", &next);
+    assert!(out.contains("rewritten"), "{out}");
+    for i in 1..=3 {
+        install_file(
+            &next.join(format!("nodes/etcd-{i}")),
+            &live.join(format!("nodes/etcd-{i}")),
+            "ca.crt",
+        );
+    }
+    install_file(
+        &next.join("clients/root"),
+        &live.join("clients/root"),
+        "ca.crt",
+    );
+    assert_eq!(
+        subjects(&d, &live.join("nodes/etcd-1/ca.crt")),
+        vec![B.to_string()]
+    );
+    let restart2 = rolling_restart(&mut cluster, &ctl, &live);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Every member and the client on B; the old client (chaining only to A) is refused by
+    // every member, even trusting the members' root.
+    for i in 1..=3 {
+        for f in ["server.crt", "peer.crt"] {
+            let (good, out) = r.verify(
+                "root-b/root.crt",
+                &["intermediate-b.crt"],
+                live.join(format!("nodes/etcd-{i}/{f}")).to_str().unwrap(),
+            );
+            assert!(good, "etcd-{i}/{f}: {out}");
+        }
+    }
+    let mut old = Etcdctl::new(&old_client, &eps, v);
+    old.cacert = live.join("clients/root/ca.crt");
+    for m in &cluster.members {
+        let mut one = old.clone();
+        one.endpoints = m.client_url.clone();
+        let (good, out) = one.try_run(&["put", "/old-root", "x"]);
+        assert!(!good, "{}: a client under A must be refused: {out}", m.name);
+    }
+    let (good, out) = ctl.try_run(&["put", "/new-root", "x"]);
+    assert!(good, "the client under B works: {out}");
+    assert!(cluster.exited().is_empty(), "{}", cluster.log_tails(10));
+
+    // No acknowledged write lost; the unavailability the writer saw during each restart.
+    let (attempts, _stopped) = writer.finish();
+    let (good, out) = ctl.try_run(&["get", "/drill/", "--prefix", "--keys-only"]);
+    assert!(good, "{out}");
+    let stored: BTreeSet<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    let acked: Vec<&Attempt> = attempts.iter().filter(|a| a.acked).collect();
+    assert!(acked.len() > 30, "the writer kept writing: {}", acked.len());
+    let lost: Vec<u64> = acked
+        .iter()
+        .filter(|a| !stored.contains(format!("/drill/{}", a.n).as_str()))
+        .map(|a| a.n)
+        .collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let failed = attempts.len() - acked.len();
+    let mut lines = Vec::new();
+    for (round, restarts) in [(1, &restart1), (2, &restart2)] {
+        for (name, t0, t1) in restarts.iter() {
+            lines.push(format!(
+                "restart {round} {name}: back and healthy in {:.1?}, longest writer gap {:.2?}",
+                *t1 - *t0,
+                gap_within(&attempts, *t0, *t1)
+            ));
+        }
+    }
+    println!(
+        "{v} root rollover A -> B: writer {} acknowledged, {failed} failed, none lost\n  {}",
+        acked.len(),
+        lines.join("\n  ")
+    );
+    // A rolling restart of one member of three keeps the quorum: the writer must not stall.
+    for (round, restarts) in [(1, &restart1), (2, &restart2)] {
+        for (name, t0, t1) in restarts.iter() {
+            let gap = gap_within(&attempts, *t0, *t1);
+            assert!(
+                gap < Duration::from_secs(10),
+                "restart {round} {name}: writer stalled {gap:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn live_rollover_etcd_3_4() {
+    live_rollover(EtcdVersion::V3_4, 43100);
+}
+
+#[test]
+fn live_rollover_etcd_3_5() {
+    live_rollover(EtcdVersion::V3_5, 43300);
 }
