@@ -503,6 +503,10 @@ fn live_rollover(v: EtcdVersion, start_port: u16) {
     wctl.command_timeout = "2s";
     let writer = Writer::start(wctl);
     std::thread::sleep(Duration::from_secs(2));
+    // The old client works under A (the control for its refusal at the end).
+    let mut old = Etcdctl::new(&old_client, &eps, v);
+    let (good, out) = old.try_run(&["put", "/old-root", "before"]);
+    assert!(good, "the client under A works before the rollover: {out}");
 
     // Step 1: trust both roots (in place: `live` is where the members' files are installed),
     // then rolling restart 1.
@@ -584,16 +588,34 @@ fn live_rollover(v: EtcdVersion, start_port: u16) {
             assert!(good, "etcd-{i}/{f}: {out}");
         }
     }
-    let mut old = Etcdctl::new(&old_client, &eps, v);
     old.cacert = live.join("clients/root/ca.crt");
+    let unknown_before = cluster.log_count("unknown authority");
     for m in &cluster.members {
         let mut one = old.clone();
         one.endpoints = m.client_url.clone();
         let (good, out) = one.try_run(&["put", "/old-root", "x"]);
         assert!(!good, "{}: a client under A must be refused: {out}", m.name);
     }
+    // ...by the members' TLS check of its chain, as their logs say.
+    let t = Instant::now();
+    while cluster.log_count("unknown authority") <= unknown_before
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        cluster.log_count("unknown authority") > unknown_before,
+        "the members log the old client's chain as unknown: {}",
+        cluster.log_tails(5)
+    );
     let (good, out) = ctl.try_run(&["put", "/new-root", "x"]);
     assert!(good, "the client under B works: {out}");
+    let check = r.pki.issuer(&["check-etcd", next.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     assert!(cluster.exited().is_empty(), "{}", cluster.log_tails(10));
 
     // No acknowledged write lost; the unavailability the writer saw during each restart.
