@@ -21,6 +21,7 @@ pub enum Kind {
     Sign,
     Revoke,
     Crl,
+    CrossSign,
     Custody,
     Backup,
     Restore,
@@ -59,6 +60,9 @@ pub enum Command {
     Revoke(RunArgs),
     /// Sign the root CRL in the token.
     Crl(RunArgs),
+    /// Root rollover: certify another root's key with this root's key (new-with-old or
+    /// old-with-new).
+    CrossSign(RunArgs),
     /// M-of-N custody of the token PIN and the backup wrap key.
     Custody {
         #[command(subcommand)]

@@ -147,6 +147,9 @@ pub enum RootError {
     #[error("the root key was generated without backup (index.toml has no key-backup = true): it can never leave its token, and no backup of it can be made. A root meant to be backed up is made with [key] backup = true at init")]
     NotBackupKey,
 
+    #[error("cross-sign: {reason}; nothing was signed")]
+    CrossPair { reason: String },
+
     #[error("backup file {path}: {reason}")]
     BadBackup { path: PathBuf, reason: String },
 

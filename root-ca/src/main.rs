@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                 Kind::Sign => ceremony::TEMPLATE_SIGN,
                 Kind::Revoke => ceremony::TEMPLATE_REVOKE,
                 Kind::Crl => ceremony::TEMPLATE_CRL,
+                Kind::CrossSign => ceremony::TEMPLATE_CROSS_SIGN,
                 Kind::Custody => ceremony::TEMPLATE_CUSTODY,
                 Kind::Backup => ceremony::TEMPLATE_BACKUP,
                 Kind::Restore => ceremony::TEMPLATE_RESTORE,
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         | Command::Sign(a)
         | Command::Revoke(a)
         | Command::Crl(a)
+        | Command::CrossSign(a)
         | Command::Backup(BackupArgs { run: a, .. })
         | Command::Restore(a)
         | Command::Custody {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
                 Command::Sign(_) => ceremonies::sign,
                 Command::Revoke(_) => ceremonies::revoke,
                 Command::Crl(_) => ceremonies::crl,
+                Command::CrossSign(_) => ceremonies::cross_sign,
                 Command::Backup(_) => ceremonies::backup,
                 Command::Restore(_) => ceremonies::restore,
                 Command::Custody {

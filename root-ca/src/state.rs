@@ -6,7 +6,7 @@
 //! transport.sealed          its identity, AES-GCM encrypted by a key that never leaves the token
 //! crl.pem                   the latest root CRL (also in every response bundle)
 //! index.toml                the intermediates signed, their status, the CRL number, the log head
-//! intermediates/<serial>.crt
+//! intermediates/<serial>.crt  every CA certificate this root signed: intermediates and cross certificates
 //! ceremony.log              hash-chained JSON lines, one record per operation
 //! ```
 
@@ -55,6 +55,10 @@ pub struct IntermediateEntry {
     /// SHA-256 of the certified public key: a second signature for it needs allow-resign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
+    /// `cross-certificate` for a cross certificate of another root (`root-ca cross-sign`);
+    /// absent for an intermediate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl RootIndex {

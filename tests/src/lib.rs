@@ -13,5 +13,6 @@ pub mod state;
 pub mod etcd_cluster;
 
 // ---- trust tests (tests/tests/e2e/trust/): a SoftHSM2-rooted PKI with constraints and root CRLs ----
+pub mod rollover;
 pub mod trust_pki;
 pub mod writer;

@@ -50,10 +50,16 @@ fn toml_list(items: &[&str]) -> String {
 impl TrustPki {
     /// A root (P-256, in a SoftHSM2 token) and an age identity for the CA folder.
     pub fn new() -> Self {
+        Self::with_root("")
+    }
+
+    /// As [`TrustPki::new`], with `extra` lines in the init ceremony's `[root]` table (e.g.
+    /// `path-length = 2`).
+    pub fn with_root(extra: &str) -> Self {
         let d = fresh_dir();
         let conf = softhsm_token(&d.join("tok"));
         let p = TrustPki { d, conf };
-        p.write("init.toml", "allow-network = true\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n[root]\ncommon-name = \"Trust Root\"\n[output]\ndir = \"root\"\n");
+        p.write("init.toml", &format!("allow-network = true\n[token]\ntoken-label = \"root-ca\"\nkey-label = \"root\"\n[key]\nalgorithm = \"p256\"\n[root]\ncommon-name = \"Trust Root\"\n{extra}[output]\ndir = \"root\"\n"));
         ok(p.root_ca(&["init", "init.toml", "--pin-file", "tok/user.pin"]));
         ok(run(
             &p.d,

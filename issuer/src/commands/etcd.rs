@@ -9,6 +9,7 @@ pub fn etcd(
     root: Option<&Path>,
     secret: &SecretArgs,
 ) -> Result<()> {
+    let cluster_path = cluster;
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
     let ca = open_ca(ca_dir)?;
     let _lock = ca.lock_exclusive()?;
@@ -23,6 +24,7 @@ pub fn etcd(
             root: root_facts.subject.clone(),
         }
     })?;
+    let trust_pem = trust_file(&root_facts, &cluster, cluster_path)?;
     let mut ledger = ca.ledger()?;
     let now = OffsetDateTime::now_utc();
     // A bundle made before crl.der (it has only crl.pem) gets a fresh DER CRL here; its
@@ -42,6 +44,7 @@ pub fn etcd(
             ca: &signer,
             ledger: &mut ledger,
             root_pem: root_facts.pem().as_str(),
+            trust_pem: &trust_pem,
             crl_der: &crl_der,
             now,
         },
@@ -59,6 +62,9 @@ pub fn etcd(
     }
     for k in &report.kept {
         println!("kept    {k} (already there; not replaced)");
+    }
+    for t in &report.trust_changed {
+        println!("trust   {t} rewritten: the roots it holds changed (root rollover); restart each member, one at a time, to load it (docs/root-rollover.md)", t = t.display());
     }
     for s in &report.stale {
         eprintln!(
@@ -88,6 +94,72 @@ pub fn etcd(
 }
 
 pub(super) use pki_core::ca::sign_etcd_crl as etcd_crl;
+
+/// The trust file of every folder: the CA's root, then each `also-trust` root of the cluster
+/// file (relative to its folder), each checked to be a self-signed CA certificate whose
+/// signature verifies, and none the CA's root again.
+fn trust_file(
+    root: &CertFacts,
+    cluster: &pki_core::etcd::ClusterFile,
+    cluster_path: &Path,
+) -> Result<String> {
+    let base = cluster_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut pem = root.pem();
+    let mut seen = vec![root.der.clone()];
+    for rel in &cluster.also_trust {
+        let path = if rel.is_absolute() {
+            rel.clone()
+        } else {
+            base.join(rel)
+        };
+        let bad = |problem: String| pki_core::Error::TrustRoot {
+            path: path.clone(),
+            problem,
+        };
+        let bytes = output::read(&path)?;
+        let blocks =
+            pki_core::x509::pem_blocks(&path.display().to_string(), &bytes, "CERTIFICATE")?;
+        if blocks.len() != 1 {
+            return Err(bad(format!(
+                "holds {} certificates; name one root certificate per entry",
+                blocks.len()
+            ))
+            .into());
+        }
+        let facts = CertFacts::from_der(&path.display().to_string(), &blocks[0])?;
+        if !facts.self_signed || !facts.is_ca || !facts.key_cert_sign {
+            return Err(bad(format!(
+                "{} is not a self-signed root CA certificate (a cross certificate or an intermediate in a trust file would bypass its revocation, facts C6); name the root's root.crt",
+                facts.subject
+            ))
+            .into());
+        }
+        if pki_core::keys::verify_certificate(&facts.der, &facts.spki_der).is_err() {
+            return Err(bad("its self-signature does not verify".into()).into());
+        }
+        if seen.contains(&facts.der) {
+            return Err(bad(format!(
+                "{} is already trusted (it is the CA's root or named twice)",
+                facts.subject
+            ))
+            .into());
+        }
+        if facts.not_after < OffsetDateTime::now_utc() {
+            return Err(bad(format!(
+                "{} expired on {}",
+                facts.subject,
+                pki_core::x509::fmt_time(facts.not_after)
+            ))
+            .into());
+        }
+        seen.push(facts.der.clone());
+        pem.push_str(&facts.pem());
+    }
+    Ok(pem)
+}
 
 /// "N entries, B bytes": what a written CRL costs every etcd connection (docs/crl.md).
 pub(super) fn crl_size(entries: usize, bytes: usize) -> String {

@@ -181,11 +181,31 @@ pub enum Error {
         label: String,
     },
 
-    /// A bundle whose `ca.crt` is another root than the CA's.
-    #[error("{path} holds another root than this CA's; a bundle has exactly one trust anchor")]
+    /// A bundle whose `ca.crt` holds none of the roots this run trusts.
+    #[error("{path} holds another root than this CA's (and than the cluster file's also-trust roots): it is another PKI's bundle; write this one into another folder")]
     BundleOtherRoot {
         /// The bundle's trust file.
         path: PathBuf,
+    },
+
+    /// A cluster file's `also-trust` entry that is not a usable root.
+    #[error("cluster file also-trust {path}: {problem}")]
+    TrustRoot {
+        /// The file named.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A trust file change that drops a root some kept leaf may still chain to.
+    #[error("{path} would stop trusting {root}, but {leaf} was not issued by this CA's intermediate and may chain to that root: members and clients holding it would be refused. Re-issue every leaf under the new chain first (a new bundle folder from the new intermediate, docs/root-rollover.md), install it everywhere, then drop the old root")]
+    TrustDrop {
+        /// The trust file that would change.
+        path: PathBuf,
+        /// The root that would be dropped.
+        root: String,
+        /// A kept leaf not issued by the current intermediate.
+        leaf: PathBuf,
     },
 
     /// Another batch holds the output folder's lock.

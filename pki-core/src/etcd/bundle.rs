@@ -25,6 +25,101 @@ pub struct BundleReport {
     pub stale: Vec<String>,
     /// Every file this run wrote or rewrote.
     pub written: Vec<PathBuf>,
+    /// Trust files rewritten because the set of trusted roots changed (a root rollover step:
+    /// each member must restart to read it, etcd-io/etcd#11555).
+    pub trust_changed: Vec<PathBuf>,
+}
+
+/// The certificates of a PEM trust file, DER each; empty when unreadable.
+fn trust_set(pem: &[u8]) -> std::collections::BTreeSet<Vec<u8>> {
+    crate::x509::certs::pem_blocks("trust file", pem, "CERTIFICATE")
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Writes a trust file: absent, it is written; holding the same roots, left alone; sharing a
+/// root with `trust_pem` (a rollover step), replaced atomically; sharing none, refused (another
+/// PKI's bundle).
+fn write_trust(path: &Path, trust_pem: &str, report: &mut BundleReport) -> Result<()> {
+    let Ok(old) = std::fs::read(path) else {
+        output::write_atomic(path, trust_pem.as_bytes(), Mode::Public, false)?;
+        report.written.push(path.to_path_buf());
+        return Ok(());
+    };
+    let (old_set, new_set) = (trust_set(&old), trust_set(trust_pem.as_bytes()));
+    if old_set == new_set {
+        return Ok(());
+    }
+    if old_set.is_disjoint(&new_set) {
+        return Err(Error::BundleOtherRoot {
+            path: path.to_path_buf(),
+        });
+    }
+    output::write_atomic(path, trust_pem.as_bytes(), Mode::Public, true)?;
+    report.written.push(path.to_path_buf());
+    report.trust_changed.push(path.to_path_buf());
+    Ok(())
+}
+
+/// Every trust file and leaf certificate already in the bundle.
+fn existing_files(out: &Path, cluster: &ClusterFile) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut trust = vec![out.join("ca.crt")];
+    let mut leaves = Vec::new();
+    for m in &cluster.members {
+        let d = out.join("nodes").join(&m.name);
+        trust.push(d.join("ca.crt"));
+        leaves.push(LeafPaths::new(&d, LeafRole::Server).cert);
+        leaves.push(LeafPaths::new(&d, LeafRole::Peer).cert);
+    }
+    for c in &cluster.clients {
+        let d = out.join("clients").join(&c.name);
+        trust.push(d.join(c.kind.ca_file()));
+        leaves.push(d.join(c.kind.cert_file()));
+    }
+    for p in &cluster.proxies {
+        let d = out.join("proxies").join(&p.name);
+        trust.push(d.join("ca.crt"));
+        leaves.push(LeafPaths::new(&d, LeafRole::Server).cert);
+    }
+    trust.retain(|p| p.exists());
+    leaves.retain(|p| p.exists());
+    (trust, leaves)
+}
+
+/// Refuses a run whose trust file drops a root while a kept leaf was issued by another
+/// intermediate than this run's: that leaf may chain to the dropped root, and whoever holds
+/// it would be refused by every member once they restart.
+fn check_trust_drop<S: Signer>(
+    out: &Path,
+    cluster: &ClusterFile,
+    inputs: &BundleInputs<'_, S>,
+) -> Result<()> {
+    let new_set = trust_set(inputs.trust_pem.as_bytes());
+    let (trust_files, leaves) = existing_files(out, cluster);
+    for t in &trust_files {
+        let old = std::fs::read(t).unwrap_or_default();
+        let Some(dropped) = trust_set(&old).into_iter().find(|c| !new_set.contains(c)) else {
+            continue;
+        };
+        for leaf in &leaves {
+            let bytes = std::fs::read(leaf).unwrap_or_default();
+            let der = crate::x509::certs::pem_blocks("leaf", &bytes, "CERTIFICATE")
+                .ok()
+                .and_then(|b| b.into_iter().next())
+                .unwrap_or_default();
+            if crate::keys::verify_certificate(&der, &inputs.ca.cert.spki_der).is_err() {
+                let root = crate::x509::CertFacts::from_der("dropped root", &dropped)
+                    .map(|f| format!("{} (SHA256 {})", f.subject, f.fingerprint))
+                    .unwrap_or_else(|_| "a root".into());
+                return Err(Error::TrustDrop {
+                    path: t.clone(),
+                    root,
+                    leaf: leaf.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Everything `build_bundle` needs besides the cluster file.
@@ -33,8 +128,11 @@ pub struct BundleInputs<'a, S: Signer> {
     pub ca: &'a IssuingCa<S>,
     /// The ledger each leaf is recorded in before its files are written.
     pub ledger: &'a mut Ledger,
-    /// The root certificate (PEM): the one trust file of every folder.
+    /// The root certificate (PEM) the intermediate chains to.
     pub root_pem: &'a str,
+    /// The trust file of every folder (PEM): the root, then the cluster file's `also-trust`
+    /// roots during a root rollover (docs/root-rollover.md).
+    pub trust_pem: &'a str,
     /// The etcd CRL (DER) to install when the bundle has no `crl.der` yet.
     pub crl_der: &'a [u8],
     /// The issuance time (validity starts from it).
@@ -170,6 +268,7 @@ pub fn build_bundle<S: Signer>(
     mut inputs: BundleInputs<'_, S>,
 ) -> Result<BundleReport> {
     gate_every_leaf(cluster, inputs.ca.gate())?;
+    check_trust_drop(out, cluster, &inputs)?;
     let mut report = BundleReport::default();
     let existing_cluster = out.join("nodes").exists();
     let crl_now = write_shared_files(out, &inputs, &mut report)?;
@@ -203,8 +302,7 @@ pub fn build_bundle<S: Signer>(
             cluster,
             &mut report,
         )?;
-        let root = inputs.root_pem.as_bytes();
-        write_if_absent(&dir.join("ca.crt"), root, Mode::Public, &mut report)?;
+        write_trust(&dir.join("ca.crt"), inputs.trust_pem, &mut report)?;
     }
     if !cluster.clients.is_empty() {
         let rbac = cluster.rbac_script();
@@ -222,8 +320,8 @@ fn write_shared_files<S: Signer>(
 ) -> Result<Vec<u8>> {
     output::create_dir(out, 0o755)?;
     let root_path = out.join("ca.crt");
-    write_if_absent(&root_path, inputs.root_pem.as_bytes(), Mode::Public, report)?;
-    if output::read_to_string(&root_path)?.trim() != inputs.root_pem.trim() {
+    write_trust(&root_path, inputs.trust_pem, report)?;
+    if !trust_set(&output::read(&root_path)?).is_superset(&trust_set(inputs.root_pem.as_bytes())) {
         return Err(Error::BundleOtherRoot { path: root_path });
     }
     let int_pem = inputs.ca.cert.pem();
@@ -265,8 +363,7 @@ fn write_member<S: Signer>(
         cluster,
         report,
     )?;
-    let root = inputs.root_pem.as_bytes();
-    write_if_absent(&dir.join("ca.crt"), root, Mode::Public, report)?;
+    write_trust(&dir.join("ca.crt"), inputs.trust_pem, report)?;
     write_if_absent(&dir.join(ETCD_CRL_FILE), crl, Mode::Public, report)?;
     if let Some(files) = cluster.member_agent_files(m) {
         write_agent_files(dir, &files, report)?;
@@ -325,7 +422,7 @@ fn write_client<S: Signer>(
     if let Some(parent) = ca.parent().filter(|p| *p != dir) {
         output::create_dir(parent, 0o755)?;
     }
-    write_if_absent(&ca, inputs.root_pem.as_bytes(), Mode::Public, report)?;
+    write_trust(&ca, inputs.trust_pem, report)?;
     if let Some(files) = cluster.client_agent_files(c) {
         write_agent_files(dir, &files, report)?;
     }

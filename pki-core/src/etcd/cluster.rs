@@ -54,6 +54,12 @@ pub struct ClusterFile {
     /// Leaf lifetime in days (default 90).
     #[serde(default)]
     pub days: Option<u32>,
+    /// Root rollover (docs/root-rollover.md): further root certificates (PEM files, relative
+    /// to the cluster file's folder) every trust file holds beside the issuing CA's root. Name
+    /// the new root here before any leaf moves to it, the old root while leaves move, and
+    /// nothing once every leaf chains to the new root.
+    #[serde(default)]
+    pub also_trust: Vec<std::path::PathBuf>,
     /// The `[[member]]` tables.
     #[serde(default, rename = "member")]
     pub members: Vec<Member>,

@@ -236,6 +236,7 @@ mod tests {
             revoked_at: at.map(Into::into),
             request_id: None,
             key_fingerprint: None,
+            kind: None,
         }
     }
 

@@ -35,7 +35,7 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
         OffsetDateTime::now_utc(),
     )?;
     let serial = Serial::random();
-    let params = Profile::Root.params(
+    let mut params = Profile::Root.params(
         &subject,
         &SubjectNames::default(),
         &validity,
@@ -43,6 +43,7 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
         alg,
         None,
     )?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(c.root.path_length));
     describe_params(
         run,
         &format!("root-ca init: new {alg} key '{}' in token '{}', self-signed root:", c.token.key_label, c.token.token_label),
@@ -50,7 +51,7 @@ pub fn init(file: &Path, run: &mut Run<'_>) -> Result<()> {
         &validity,
         &serial,
         &[
-            "extensions: basicConstraints critical CA:TRUE pathlen:1; keyUsage critical keyCertSign, cRLSign; subjectKeyIdentifier".into(),
+            format!("extensions: basicConstraints critical CA:TRUE pathlen:{}; keyUsage critical keyCertSign, cRLSign; subjectKeyIdentifier", c.root.path_length),
             format!("state folder: {}", dir.path.display()),
         ],
     );

@@ -26,6 +26,7 @@ use pki_core::keys::{Token, TokenKey};
 
 mod backup;
 mod crl;
+mod cross;
 mod custody;
 mod init;
 mod log;
@@ -34,6 +35,7 @@ mod sign;
 
 pub use backup::{backup, restore};
 pub use crl::{crl, verify_crl_signature};
+pub use cross::cross_sign;
 pub use custody::{custody_resplit, custody_split, custody_verify};
 pub use init::init;
 pub use log::log_verify;
@@ -117,7 +119,7 @@ fn sign_checked(
     .map_err(|e| RootError::Lint(e.to_string()))?
     .der()
     .to_vec();
-    let problems = ca_conformance(profile, &lint_der);
+    let problems = conformance(profile, params, &lint_der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }
@@ -143,11 +145,45 @@ fn sign_checked(
             "the token-signed certificate differs from the linted one".into(),
         ));
     }
-    let problems = ca_conformance(profile, &der);
+    let problems = conformance(profile, params, &der);
     if !problems.is_empty() {
         return Err(RootError::Lint(problems.join("; ")));
     }
     Ok(der)
+}
+
+/// The profile check of a CA certificate. A root made with `path-length = 2` (room for a
+/// cross certificate, docs/root-rollover.md) is held to that path length instead of the
+/// root profile's 1; everything else is the profile's.
+pub(crate) fn conformance(profile: Profile, params: &CertificateParams, der: &[u8]) -> Vec<String> {
+    let mut problems = ca_conformance(profile, der);
+    let want = match params.is_ca {
+        rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(n)) => n,
+        _ => return problems,
+    };
+    if profile != Profile::Root || want == 1 {
+        return problems;
+    }
+    problems.retain(|p| !p.starts_with("basicConstraints must be"));
+    match path_length(der) {
+        Some((true, Some(n), true)) if n as u8 == want => {}
+        found => problems.push(format!(
+            "basicConstraints must be critical CA:TRUE, pathlen:{want} (found {found:?} as CA, pathlen, critical)"
+        )),
+    }
+    problems
+}
+
+/// basicConstraints of a certificate as (CA, pathlen, critical); None without the extension.
+pub(crate) fn path_length(der: &[u8]) -> Option<(bool, Option<u32>, bool)> {
+    use x509_parser::prelude::{FromDer, ParsedExtension};
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    c.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::BasicConstraints(b) => Some((b.ca, b.path_len_constraint, e.critical)),
+            _ => None,
+        })
 }
 
 fn tbs(der: &[u8]) -> Result<Vec<u8>> {

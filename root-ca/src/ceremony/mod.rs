@@ -14,7 +14,7 @@ use pki_core::keys::{default_module, TokenConfig};
 mod tests;
 mod validate;
 
-pub use validate::{parse_cidr, reason_code, Invalid, RequestSource, Validate};
+pub use validate::{parse_cidr, reason_code, CrossDirection, Invalid, RequestSource, Validate};
 
 impl InitCeremony {
     /// The token attributes the root key is generated with: [key] backup.
@@ -89,6 +89,15 @@ pub struct RootSubject {
     pub country: Option<String>,
     #[serde(default = "default_root_days")]
     pub days: u32,
+    /// basicConstraints pathLenConstraint: 1 (default) leaves room for the intermediates
+    /// only; 2 also for a cross certificate between this root and the intermediates, which a
+    /// root rollover from or to this root needs (docs/root-rollover.md).
+    #[serde(default = "default_path_length")]
+    pub path_length: u8,
+}
+
+fn default_path_length() -> u8 {
+    1
 }
 
 fn default_root_days() -> u32 {
@@ -257,6 +266,40 @@ pub struct RestoreInput {
     pub backup: PathBuf,
 }
 
+/// `root-ca cross-sign`: one root's key certifies another root's subject and key, so that a
+/// relying party trusting either root can build a path to what the other signs (RFC 4210 §4.4:
+/// new-with-old, old-with-new).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrossSignCeremony {
+    #[serde(default)]
+    pub allow_network: bool,
+    /// `new-with-old` (the old root certifies the new root's key) or `old-with-new` (the new
+    /// root certifies the old root's key); checked against the two roots' start dates.
+    pub direction: String,
+    /// The root whose key signs, in the token below.
+    pub signer_root_dir: PathBuf,
+    /// The root whose subject and key are certified (only its root.crt is read).
+    pub subject_root_dir: PathBuf,
+    /// Lifetime in days; default: until the earlier of the two roots' expiry. Never past
+    /// either root.
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// A second cross certificate for the same pair and direction is refused unless true.
+    #[serde(default)]
+    pub allow_resign: bool,
+    /// The signer's token and key.
+    pub token: TokenSection,
+    pub output: CrossSignOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrossSignOutput {
+    /// The cross certificate as PEM (must not exist).
+    pub certificate: PathBuf,
+}
+
 /// A ceremony file as read: its contents, the folder relative paths start from, and the
 /// SHA-256 of the exact bytes reviewed, which the ceremony log records.
 pub struct Loaded<T> {
@@ -327,6 +370,9 @@ common-name = "Example Root CA 2026"
 organization = "Example Ltd"                 # optional
 country = "GB"                               # optional
 days = 3653                                  # lifetime: default 10 years, at most 25
+# 1: room for the intermediates only. 2: also for a cross certificate in the path, which a
+# root rollover needs (OpenSSL and Go enforce a root's path length; docs/root-rollover.md).
+path-length = 2
 
 [output]
 dir = "root"                                 # the root's state folder; must not exist or be empty
@@ -457,4 +503,29 @@ key-label = "root-2026"                      # the label recorded in the backup
 
 [input]
 backup = "root-key-backup.toml"
+"#;
+
+pub const TEMPLATE_CROSS_SIGN: &str = r#"# root-ca cross-sign ceremony: one root's key certifies the other root (root rollover,
+# docs/root-rollover.md). Run it twice, once per direction, each time with the signer's token:
+#   new-with-old: the old root signs; a party that trusts only the old root reaches the new one
+#   old-with-new: the new root signs; a party that trusts only the new root reaches the old one
+# The cross certificate carries the certified root's exact subject and key, with the signer as
+# issuer, and never outlives either root.
+# Run:  root-ca cross-sign THIS_FILE --dry-run   then   root-ca cross-sign THIS_FILE
+
+allow-network = false
+direction = "new-with-old"                   # or "old-with-new"
+signer-root-dir = "root"                     # the root whose key signs (the token below)
+subject-root-dir = "root-2031"               # the root certified (only its root.crt is read)
+# days = 1826                                # default: until the earlier root expires
+# A second cross certificate for the same roots and direction is refused unless this is true.
+allow-resign = false
+
+[token]                                      # the signer's token and key
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token-label = "root-ca"
+key-label = "root-2026"
+
+[output]
+certificate = "root-2031-by-root-2026.crt"   # must not exist
 "#;

@@ -65,6 +65,31 @@ fn run_table<T: DeserializeOwned + Validate>(base: &str, cases: &[Case<T>]) {
 }
 
 #[test]
+fn init_path_length() {
+    let cases: &[Case<InitCeremony>] = &[
+        ("default 1", |_| {}, None),
+        (
+            "2: room for a cross certificate",
+            |c| c.root.path_length = 2,
+            None,
+        ),
+        (
+            "0: no intermediates at all",
+            |c| c.root.path_length = 0,
+            Some("root.path-length = 0 is out of range"),
+        ),
+        (
+            "3",
+            |c| c.root.path_length = 3,
+            Some("root.path-length = 3 is out of range"),
+        ),
+    ];
+    run_table(INIT, cases);
+    let c: InitCeremony = parse(Path::new("x.toml"), INIT).unwrap();
+    assert_eq!(c.root.path_length, 1);
+}
+
+#[test]
 fn init_validate() {
     fn alg(c: &mut InitCeremony, a: &str) {
         c.key.algorithm = a.into();
@@ -596,4 +621,76 @@ fn custody_templates_parse() {
         backup.key_policy(),
         pki_core::keys::KeyPolicy::WrappedBackup
     );
+}
+
+const CROSS: &str = r#"
+direction = "new-with-old"
+signer-root-dir = "root-a"
+subject-root-dir = "root-b"
+[token]
+token-label = "root-ca"
+key-label = "root-a"
+[output]
+certificate = "b-by-a.crt"
+"#;
+
+#[test]
+fn cross_sign_validate() {
+    let dir = Some("is not a direction; use new-with-old");
+    run_table::<CrossSignCeremony>(
+        CROSS,
+        &[
+            ("new-with-old", |_| {}, None),
+            (
+                "old-with-new",
+                |c| c.direction = "old-with-new".into(),
+                None,
+            ),
+            ("RFC spelling", |c| c.direction = "NewWithOld".into(), dir),
+            (
+                "new-with-new is the root itself",
+                |c| c.direction = "new-with-new".into(),
+                dir,
+            ),
+            ("empty", |c| c.direction = String::new(), dir),
+            (
+                "same folder twice",
+                |c| c.subject_root_dir = "root-a".into(),
+                Some("subject-root-dir = \"root-a\" is the signer's own folder"),
+            ),
+            ("one day", |c| c.days = Some(1), None),
+            (
+                "zero days",
+                |c| c.days = Some(0),
+                Some("days = 0 must be at least 1"),
+            ),
+            (
+                "past the root profile",
+                |c| c.days = Some(pki_core::x509::Profile::Root.max_days() + 1),
+                Some("is too long"),
+            ),
+            (
+                "the longest root",
+                |c| c.days = Some(pki_core::x509::Profile::Root.max_days()),
+                None,
+            ),
+        ],
+    );
+    let c: CrossSignCeremony = parse(Path::new("x.toml"), CROSS).unwrap();
+    assert_eq!(c.direction(), Ok(CrossDirection::NewWithOld));
+    assert!(!c.allow_resign);
+    // The file names what the ceremony writes; unknown fields (a misspelt direction key) are refused.
+    let err =
+        parse::<CrossSignCeremony>(Path::new("x.toml"), &CROSS.replace("direction", "directon"))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("unknown field `directon`"), "{err}");
+}
+
+#[test]
+fn cross_sign_template_validates() {
+    let c: CrossSignCeremony = parse(Path::new("template.toml"), TEMPLATE_CROSS_SIGN).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.direction(), Ok(CrossDirection::NewWithOld));
+    assert_eq!(c.days, None);
 }

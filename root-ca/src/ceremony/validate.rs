@@ -10,8 +10,8 @@ use pki_core::x509::Profile;
 use pki_core::x509::Serial;
 
 use super::{
-    BackupCeremony, CertificateSection, CrlCeremony, CustodyCeremony, InitCeremony, RequestSection,
-    RestoreCeremony, RevokeCeremony, SignCeremony,
+    BackupCeremony, CertificateSection, CrlCeremony, CrossSignCeremony, CustodyCeremony,
+    InitCeremony, RequestSection, RestoreCeremony, RevokeCeremony, SignCeremony,
 };
 use crate::error::RootError;
 
@@ -158,6 +158,13 @@ impl InitCeremony {
 impl Validate for InitCeremony {
     fn validate(&self) -> Checked {
         self.algorithm()?;
+        if !(1..=2).contains(&self.root.path_length) {
+            return Err(Invalid::new(
+                "root.path-length",
+                self.root.path_length,
+                "is out of range: 1 (intermediates only) or 2 (room for a cross certificate, for a root rollover)",
+            ));
+        }
         check_days("root.days", self.root.days, Profile::Root)
     }
 }
@@ -356,6 +363,58 @@ impl Validate for BackupCeremony {
 impl Validate for RestoreCeremony {
     fn validate(&self) -> Checked {
         Ok(())
+    }
+}
+
+/// Which way a cross certificate points (RFC 4210 §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossDirection {
+    /// The old root's key certifies the new root: parties that trust only the old root reach
+    /// what the new root signs.
+    NewWithOld,
+    /// The new root's key certifies the old root: parties that trust only the new root reach
+    /// what the old root signs.
+    OldWithNew,
+}
+
+impl CrossDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrossDirection::NewWithOld => "new-with-old",
+            CrossDirection::OldWithNew => "old-with-new",
+        }
+    }
+}
+
+impl CrossSignCeremony {
+    /// [direction] as a value.
+    pub fn direction(&self) -> Checked<CrossDirection> {
+        match self.direction.as_str() {
+            "new-with-old" => Ok(CrossDirection::NewWithOld),
+            "old-with-new" => Ok(CrossDirection::OldWithNew),
+            other => Err(Invalid::new(
+                "direction",
+                other,
+                "is not a direction; use new-with-old (the old root signs the new one) or old-with-new (the new root signs the old one)",
+            )),
+        }
+    }
+}
+
+impl Validate for CrossSignCeremony {
+    fn validate(&self) -> Checked {
+        self.direction()?;
+        if self.signer_root_dir == self.subject_root_dir {
+            return Err(Invalid::new(
+                "subject-root-dir",
+                &self.subject_root_dir,
+                "is the signer's own folder: a cross certificate certifies the other root; a root's own certificate is root.crt",
+            ));
+        }
+        match self.days {
+            Some(days) => check_days("days", days, Profile::Root),
+            None => Ok(()),
+        }
     }
 }
 

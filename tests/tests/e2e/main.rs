@@ -20,6 +20,7 @@ mod hardening;
 mod issuance;
 mod ledger_postgres;
 mod lifecycle;
+mod rollover;
 mod root_ceremonies;
 mod service;
 mod token_intermediate;

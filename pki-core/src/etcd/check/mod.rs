@@ -240,7 +240,7 @@ fn check_trust_file(cx: &mut Ctx, path: &Path) {
                     "trust-file",
                     path,
                     format!(
-                        "holds {} certificates; the bundle's trust file is the root alone",
+                        "holds {} roots; the bundle's trust file is the root alone, except during a root rollover (the cluster file's also-trust): drop the old root once every leaf chains to the new one (docs/root-rollover.md)",
                         certs.len()
                     ),
                 );

@@ -113,6 +113,7 @@ pub fn sign(file: &Path, run: &mut Run<'_>) -> Result<()> {
         revoked_at: None,
         request_id: request_id.clone(),
         key_fingerprint: Some(got.clone()),
+        kind: None,
     });
     let mut record = ceremony_record(file, &sha256, c.allow_network);
     record["allow_resign"] = json!(c.allow_resign);
