@@ -258,6 +258,7 @@ async fn one(target: &Target, i: usize) -> Result<Duration, String> {
     match target {
         Target::Service { endpoints, agents } => {
             let (cn, tls) = &agents[i % agents.len()];
+            let endpoint = &endpoints[i % endpoints.len()];
             let body = serde_json::to_vec(&RenewRequest {
                 csr_pem: fresh_csr(cn),
             })
