@@ -179,6 +179,39 @@ impl Postgres {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Turns TLS on (PostgreSQL reloads it without a restart) with this certificate and key.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let s = self.server_dir();
+        std::fs::copy(cert, s.join("tls.crt")).unwrap();
+        std::fs::copy(key, s.join("tls.key")).unwrap();
+        chmod(&s.join("tls.key"), 0o600);
+        if is_root() {
+            for f in ["tls.crt", "tls.key"] {
+                let ok = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(s.join(f))
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+        }
+        for sql in [
+            format!(
+                "ALTER SYSTEM SET ssl_cert_file = '{}'",
+                s.join("tls.crt").display()
+            ),
+            format!(
+                "ALTER SYSTEM SET ssl_key_file = '{}'",
+                s.join("tls.key").display()
+            ),
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            self.psql("postgres", &sql);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
     /// Runs an SQL file (a `pg_dump` backup, say) on database `name` with `psql -f`.
     pub fn psql_file(&self, name: &str, file: &Path) {
         let out = Command::new(self.bin.join("psql"))
