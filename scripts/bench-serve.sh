@@ -157,7 +157,8 @@ if [ "${POSTGRES:-1}" = 1 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ]; then
   echo "## The server ledger: $first intermediate, the same agents, ledger on PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $3}'), a throwaway cluster on this machine's disk, fsync on)"
   echo
   pg="$WORK/pg"; mkdir -p "$pg"
-  AS=(); if [ "$(id -u)" -eq 0 ]; then chown postgres "$pg"; AS=(runuser -u postgres --); fi
+  # The server runs as `postgres` when this runs as root: it must reach its folder.
+  AS=(); if [ "$(id -u)" -eq 0 ]; then chmod 755 "$WORK"; chown postgres "$pg"; AS=(runuser -u postgres --); fi
   pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
   echo "$pw" >"$pg/pw"; chmod 644 "$pg/pw"
   "${AS[@]}" "$PGBIN/initdb" -D "$pg/data" -U pki --auth-local=trust --auth-host=scram-sha-256 --pwfile="$pg/pw" >/dev/null

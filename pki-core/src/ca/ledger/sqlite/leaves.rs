@@ -7,15 +7,17 @@ use time::OffsetDateTime;
 
 use crate::ca::ledger::{LeafRecord, ListFilter};
 
-/// Reserves every serial or none: each must be new to both `serials` and `leaves`.
-pub(super) fn reserve(tx: &Transaction<'_>, serials: &[String]) -> rusqlite::Result<()> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO serials (serial, reserved_at)
-         SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM leaves WHERE serial = ?1)",
+/// Checks that no leaf has any of these serials. An SQLite ledger serves one host: the
+/// leaves' primary key refuses a duplicate when the leaf is recorded, which is before its
+/// certificate leaves the process, so no reservation row is written (it would cost one more
+/// synced commit per leaf).
+pub(super) fn reserve(conn: &Connection, serials: &[String]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT NOT EXISTS (SELECT 1 FROM leaves WHERE serial = ?1)
+            AND NOT EXISTS (SELECT 1 FROM serials WHERE serial = ?1)",
     )?;
     for s in serials {
-        if stmt.execute(params![s, now])? != 1 {
+        if !stmt.query_row(params![s], |r| r.get::<_, bool>(0))? {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
                 Some(format!("serial {s} is already recorded")),

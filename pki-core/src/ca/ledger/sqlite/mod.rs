@@ -85,8 +85,8 @@ CREATE TABLE IF NOT EXISTS renewals (
     old_serial   TEXT NOT NULL REFERENCES leaves(serial),
     confirmed_at INTEGER
 );
--- Serials reserved before signing (the service reserves each one here first): a serial is
--- never reserved twice, nor one a recorded leaf already has.
+-- Serials reserved before signing. Kept for a ledger moved here from PostgreSQL (where each
+-- instance reserves its serials before it signs); on SQLite the leaves' key does that job.
 CREATE TABLE IF NOT EXISTS serials (
     serial      TEXT PRIMARY KEY,
     reserved_at INTEGER NOT NULL
@@ -182,7 +182,7 @@ impl LedgerStore for SqliteLedger {
         self.path.display().to_string()
     }
     fn reserve_serials(&mut self, serials: &[String]) -> Result<()> {
-        self.in_tx(|tx| leaves::reserve(tx, serials))
+        leaves::reserve(&self.conn, serials).map_err(|e| self.err(e))
     }
     fn record_many_in_run(
         &mut self,
