@@ -12,7 +12,8 @@
 # concurrency. cfssl serves the same intermediate, driven by the same load generator over
 # plain HTTP (cfssl makes each key itself), sequentially and at each concurrency.
 #
-# Then the server ledger: the first curve's folder is moved to a throwaway PostgreSQL
+# Then the server ledger (after the CLI figures, which measure the SQLite ledger): the first
+# curve's folder is moved to a throwaway PostgreSQL
 # (`issuer ledger migrate`; initdb/pg_ctl on a loopback port, as the `postgres` user when run as
 # root) and the same load runs against one and against two `issuer serve` instances on that
 # database, the agents spread over both (skipped when no PostgreSQL server binaries are
@@ -138,6 +139,24 @@ for curve in $CURVES; do
   fi
 done
 
+echo
+last=$(echo "$CURVES" | awk '{print $NF}')
+d="$WORK/$last"
+echo "## One leaf from the command line ($last intermediate, new P-256 key; wall time, 30 runs)"
+echo
+if [ "$HAVE_HYPERFINE" = 1 ]; then
+  cmds=(-n "issuer issue client" --prepare "rm -rf $d/one"
+    "env PKI_AGE_IDENTITY=$d/identity.txt $ISSUER issue client --ca $d/ca --out $d/one --cn one")
+  if [ "$HAVE_CFSSL" = 1 ]; then
+    echo '{"CN": "one", "key": {"algo": "ecdsa", "size": 256}}' >"$d/one-csr.json"
+    cmds+=(-n "cfssl gencert" --prepare true
+      "cfssl gencert -ca $d/ref/intermediate.crt -ca-key $d/cfssl-ca-key.pem -config $d/cfssl.json $d/one-csr.json")
+  fi
+  hyperfine -N --warmup 3 --runs 30 --style basic --export-markdown "$WORK/cli.md" "${cmds[@]}" >/dev/null 2>&1
+  cat "$WORK/cli.md"
+else
+  echo "hyperfine not installed (apt hyperfine): no CLI figures"
+fi
 # start_serve DIR NAME: an `issuer serve` on DIR's CA folder; sets SPORT, appends to PIDS.
 start_serve() {
   local d=$1 name=$2
@@ -170,9 +189,11 @@ if [ "${POSTGRES:-1}" = 1 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ]; then
   PGPASSWORD=$pw "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U pki -d postgres -c "CREATE DATABASE pki"
   "$ISSUER" ledger migrate --ca "$d/ca" --to "postgres://pki@127.0.0.1:$PGPORT/pki" --password-file "$d/ledger.pass" >/dev/null
   start_serve "$d" pg1; p1=$SPORT
+  header=--header
   for c in $CONCURRENCY; do
     load --url "https://127.0.0.1:$p1" --root "$d/ref/ca.crt" --agents "$d/agents" \
-      --concurrency "$c" --duration "$DURATION" --label "issuer serve on PostgreSQL, 1 instance, $first, load $(cut -d' ' -f1 /proc/loadavg)" --header
+      --concurrency "$c" --duration "$DURATION" --label "issuer serve on PostgreSQL, 1 instance, $first, load $(cut -d' ' -f1 /proc/loadavg)" $header
+    header=
   done
   start_serve "$d" pg2; p2=$SPORT
   for c in $CONCURRENCY; do
@@ -188,24 +209,6 @@ else
   echo "(no PostgreSQL server binaries, or POSTGRES=0: the server-ledger runs are left out)"
 fi
 
-echo
-last=$(echo "$CURVES" | awk '{print $NF}')
-d="$WORK/$last"
-echo "## One leaf from the command line ($last intermediate, new P-256 key; wall time, 30 runs)"
-echo
-if [ "$HAVE_HYPERFINE" = 1 ]; then
-  cmds=(-n "issuer issue client" --prepare "rm -rf $d/one"
-    "env PKI_AGE_IDENTITY=$d/identity.txt $ISSUER issue client --ca $d/ca --out $d/one --cn one")
-  if [ "$HAVE_CFSSL" = 1 ]; then
-    echo '{"CN": "one", "key": {"algo": "ecdsa", "size": 256}}' >"$d/one-csr.json"
-    cmds+=(-n "cfssl gencert" --prepare true
-      "cfssl gencert -ca $d/ref/intermediate.crt -ca-key $d/cfssl-ca-key.pem -config $d/cfssl.json $d/one-csr.json")
-  fi
-  hyperfine -N --warmup 3 --runs 30 --style basic --export-markdown "$WORK/cli.md" "${cmds[@]}" >/dev/null 2>&1
-  cat "$WORK/cli.md"
-else
-  echo "hyperfine not installed (apt hyperfine): no CLI figures"
-fi
 if grep -q "first error" "$WORK/load.log"; then
   echo
   grep "first error" "$WORK/load.log"
