@@ -131,7 +131,7 @@ fn options() -> Options {
     if o.agents.as_os_str().is_empty() {
         die("--agents is required");
     }
-    if !o.urls.is_empty() == o.cfssl.is_some() {
+    if o.urls.is_empty() != o.cfssl.is_some() {
         die("give --url (once per instance) or --cfssl, one of the two");
     }
     o
