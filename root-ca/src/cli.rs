@@ -32,9 +32,10 @@ pub struct RunArgs {
     /// The ceremony file (TOML).
     pub file: PathBuf,
     /// Show what would be generated or signed, writing nothing and never using the root key.
-    /// The token is not opened, except by `sign` with a request bundle: the bundle is
-    /// encrypted to the transport identity, which only the token can unseal, so that dry run
-    /// needs the PIN. The serial and validity dates shown are drawn again at signing time.
+    /// The token is not opened, except by `init` (it prints the token's capability check,
+    /// generating nothing) and by `sign` with a request bundle: the bundle is encrypted to the
+    /// transport identity, which only the token can unseal. Both need the PIN. The serial and
+    /// validity dates shown are drawn again at signing time.
     #[arg(long)]
     pub dry_run: bool,
     /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt). Refused
@@ -72,6 +73,11 @@ pub enum Command {
     Backup(BackupArgs),
     /// Unwrap a backup into a fresh token, which then holds the same root key.
     Restore(RunArgs),
+    /// What a PKCS#11 token can do for each ceremony, before anything is generated.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Ceremony log commands.
     Log {
         #[command(subcommand)]
@@ -110,6 +116,14 @@ pub enum CustodyCommand {
         #[arg(long, value_name = "FILE")]
         identity: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Open the token an init ceremony file names and print, for each ceremony, whether the
+    /// token can run it and why (mechanisms, key sizes, PIN lengths, key templates tried on
+    /// session objects). Generates nothing; fails when the token cannot finish that init.
+    Check(RunArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -150,6 +150,9 @@ pub enum RootError {
     #[error("cross-sign: {reason}; nothing was signed")]
     CrossPair { reason: String },
 
+    #[error("init failed after the root key was generated: {reason}; {cleanup}")]
+    Unfinished { reason: String, cleanup: String },
+
     #[error("backup file {path}: {reason}")]
     BadBackup { path: PathBuf, reason: String },
 
@@ -180,7 +183,7 @@ impl RootError {
     }
 
     pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
-        RootError::Token(pki_core::error::TokenError::pkcs11(op, e))
+        RootError::Token(pki_core::error::TokenError::failed(op, e))
     }
 }
 

@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{BackupArgs, Cli, Command, CustodyCommand, Kind, LogCommand, RunArgs};
+use cli::{BackupArgs, Cli, Command, CustodyCommand, Kind, LogCommand, RunArgs, TokenCommand};
 use root_ca::{ceremonies, ceremony};
 
 fn main() -> ExitCode {
@@ -45,6 +45,9 @@ fn main() -> ExitCode {
         | Command::CrossSign(a)
         | Command::Backup(BackupArgs { run: a, .. })
         | Command::Restore(a)
+        | Command::Token {
+            command: TokenCommand::Check(a),
+        }
         | Command::Custody {
             command: CustodyCommand::Split(a) | CustodyCommand::Resplit(a),
         } => {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
                 Command::CrossSign(_) => ceremonies::cross_sign,
                 Command::Backup(_) => ceremonies::backup,
                 Command::Restore(_) => ceremonies::restore,
+                Command::Token { .. } => ceremonies::token_check,
                 Command::Custody {
                     command: CustodyCommand::Split(_),
                 } => ceremonies::custody_split,

@@ -16,7 +16,7 @@ pub enum TokenError {
     },
 
     /// No initialised token carries the configured label.
-    #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label, and SOFTHSM2_CONF for SoftHSM2")]
+    #[error("no token labelled '{label}' in {module} (tokens found: {found}). Check the token label{hint}")]
     NoToken {
         /// The token label looked for.
         label: String,
@@ -24,10 +24,12 @@ pub enum TokenError {
         module: PathBuf,
         /// The labels of the tokens found, quoted and comma-separated, or `none`.
         found: String,
+        /// A hint for this module (SoftHSM2's configuration variable), or empty.
+        hint: String,
     },
 
     /// More than one token carries the configured label.
-    #[error("{count} tokens in {module} are labelled '{label}'; refusing to guess which one holds the key. Give each token its own label (softhsm2-util --show-slots lists them)")]
+    #[error("{count} tokens in {module} are labelled '{label}'; refusing to guess which one holds the key. Give each token its own label (pkcs11-tool --module {module} --list-slots lists them)")]
     AmbiguousToken {
         /// The token label from the configuration.
         label: String,
@@ -114,13 +116,45 @@ pub enum TokenError {
         token: String,
     },
 
-    /// A PKCS#11 call failed.
-    #[error("PKCS#11 {op} failed: {reason}")]
+    /// A PKCS#11 call returned an error: the function, the CKR_ name and number, what the
+    /// call was about (mechanism, attribute), and what to do next.
+    #[error("PKCS#11 {op} failed: {function} returned {ckr} ({number:#x}){detail}. {next}")]
     Pkcs11 {
         /// The operation, such as `sign` or `open session`.
         op: &'static str,
-        /// The PKCS#11 library's error.
+        /// The PKCS#11 function, such as `C_GenerateKeyPair`.
+        function: String,
+        /// The return value's name, such as `CKR_MECHANISM_INVALID`.
+        ckr: &'static str,
+        /// The return value's number.
+        number: u64,
+        /// `; mechanism CKM_…` or `; attribute CKA_…`, or empty.
+        detail: String,
+        /// What to do next.
+        next: &'static str,
+    },
+
+    /// A failure that is not a PKCS#11 return value (the library's own conversions, or the
+    /// message a signer kept from the token).
+    #[error("could not {op}: {reason}")]
+    Failed {
+        /// The operation.
+        op: &'static str,
+        /// Why.
         reason: String,
+    },
+
+    /// The token cannot do what the ceremony needs; found before anything was generated.
+    #[error("token '{token}' cannot {what}: {why}. Nothing was generated or changed in the token. {next}")]
+    Unsupported {
+        /// The token's label.
+        token: String,
+        /// What the ceremony needs, such as `hold a backup key`.
+        what: String,
+        /// What the token lacks, from its mechanism list, PIN range or a refused template.
+        why: String,
+        /// The next step.
+        next: String,
     },
 
     /// The token returned a signature of the wrong shape (an ECDSA signature of the wrong
@@ -135,11 +169,74 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// A [`TokenError::Pkcs11`] for operation `op`, with the library's error as the reason.
-    pub fn pkcs11(op: &'static str, e: impl std::fmt::Display) -> Self {
-        TokenError::Pkcs11 {
-            op,
-            reason: e.to_string(),
+    /// A [`TokenError::Pkcs11`] for operation `op` from cryptoki's error (a return value with
+    /// its function), or [`TokenError::Failed`] for the library's own errors.
+    pub fn pkcs11(op: &'static str, e: cryptoki::error::Error) -> Self {
+        Self::pkcs11_about(op, "", e)
+    }
+
+    /// [`TokenError::pkcs11`] naming what the call was about (`mechanism CKM_ECDSA`,
+    /// `attribute CKA_WRAP_WITH_TRUSTED`, ...).
+    pub fn pkcs11_about(op: &'static str, about: &str, e: cryptoki::error::Error) -> Self {
+        match e {
+            cryptoki::error::Error::Pkcs11(rv, function) => {
+                let (ckr, number) = crate::keys::pkcs11_return_value(rv);
+                TokenError::Pkcs11 {
+                    op,
+                    function: format!("C_{function:?}"),
+                    ckr,
+                    number: number as u64,
+                    detail: if about.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {about}")
+                    },
+                    next: next_step(rv),
+                }
+            }
+            other => TokenError::Failed {
+                op,
+                reason: other.to_string(),
+            },
         }
+    }
+
+    /// A [`TokenError::Failed`]: `op` failed for `reason`.
+    pub fn failed(op: &'static str, reason: impl std::fmt::Display) -> Self {
+        TokenError::Failed {
+            op,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The return value of a [`TokenError::Pkcs11`].
+    pub fn return_value(&self) -> Option<&'static str> {
+        match self {
+            TokenError::Pkcs11 { ckr, .. } => Some(ckr),
+            _ => None,
+        }
+    }
+}
+
+/// What a ceremony team does next about a return value.
+fn next_step(rv: cryptoki::error::RvError) -> &'static str {
+    use cryptoki::error::RvError as R;
+    match rv {
+        R::MechanismInvalid | R::MechanismParamInvalid => "The token does not offer this mechanism or these parameters: `root-ca token check` lists what it offers and which ceremonies it can run",
+        R::AttributeTypeInvalid | R::AttributeValueInvalid | R::TemplateInconsistent | R::TemplateIncomplete | R::AttributeReadOnly => "The token refuses this key template: `root-ca token check` tries the templates on session objects and says which ceremonies it can run",
+        R::FunctionNotSupported => "The module does not implement this function: `root-ca token check` says which ceremonies avoid it",
+        R::GeneralError | R::FunctionFailed | R::DeviceError | R::DeviceMemory => "The token failed internally: check the module's own log (tpm2-pkcs11: TSS2_LOG=all+error; opencryptoki: /var/log/opencryptoki) and run `root-ca token check`",
+        R::PinLenRange => "The PIN's length is outside the token's range (`root-ca token check` prints it)",
+        R::PinIncorrect | R::PinInvalid => "Check the PIN source; repeated failures lock the token",
+        R::PinLocked => "The user PIN is locked: the security officer must unblock it",
+        R::UserNotLoggedIn | R::UserPinNotInitialized => "Log in with the user PIN (initialise the user PIN first on a new token)",
+        R::DeviceRemoved | R::TokenNotPresent | R::TokenNotRecognized => "Reconnect the token and run the ceremony again",
+        R::KeySizeRange => "The token does not support this key size: `root-ca token check` prints the sizes it offers",
+        R::KeyFunctionNotPermitted | R::KeyTypeInconsistent => "The key's attributes do not allow this use: check it with pkcs11-tool --list-objects",
+        R::ObjectHandleInvalid | R::KeyHandleInvalid => "The object is gone from the token: check the key label with pkcs11-tool --list-objects",
+        R::SessionHandleInvalid | R::SessionClosed | R::SessionCount => "The session ended: run the ceremony again",
+        R::EncryptedDataInvalid | R::EncryptedDataLenRange => "The sealed data does not decrypt under this token's key: the file is damaged or belongs to another token",
+        R::TokenWriteProtected => "The token is read-only: use a writable token",
+        _ => "Run `root-ca token check` against this token to see which ceremonies it supports",
     }
 }

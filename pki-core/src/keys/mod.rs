@@ -14,7 +14,9 @@ pub use algorithm::KeyAlgorithm;
 pub use ca_key::CaKey;
 pub use keyfile::{new_identity_file, KeySecret};
 pub use pkcs11::{
-    default_module, KeyAttributes, KeyBackup, KeyPolicy, PublicParts, Token, TokenConfig, TokenKey,
+    default_module, is_softhsm, pkcs11_return_value, Capabilities, CeremonyNeed, KeyAttributes,
+    KeyBackup, KeyPolicy, PublicParts, RawTokenInfo, SealScheme, Token, TokenConfig, TokenKey,
+    Verdict, CUSTODY_PIN_LEN,
 };
 pub use sigcheck::{refuse_weak_signature, verify as verify_signature, verify_certificate};
 pub use signer::{FileKey, Signer};

@@ -102,7 +102,7 @@ pub fn backup(file: &Path, run: &mut Run<'_>) -> Result<()> {
     // `key`'s handle is stale after the security officer's login: only objects looked up
     // afresh are used from here on.
     let sealed = output::read(&dir.sealed_identity_path())?;
-    let transport = token.open_transport(&sealed)?;
+    let transport = token.open_transport(&sealed, &root.spki_der)?;
     let transport_enc =
         custody::encrypt_with_passphrase(&quorum.secret.transport_backup_passphrase(), &transport)?;
     let mut f = BackupFile {
@@ -220,8 +220,8 @@ pub fn restore(file: &Path, run: &mut Run<'_>) -> Result<()> {
         });
     }
     let transport = open_transport_backup(&path, &f, &quorum)?;
-    token.check_transport_key()?;
-    let sealed = token.seal_transport(&transport)?;
+    token.prepare_transport()?;
+    let sealed = token.seal_transport(&transport, &key)?;
     token.change_user_pin(&fresh_pin, &quorum.secret.token_pin())?;
     drop(fresh_pin);
     let old_sealed = output::read(&dir.sealed_identity_path()).unwrap_or_default();

@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pki_core::keys::{Token, TokenKey};
+use pki_core::error::TokenError;
+use pki_core::keys::{Token, TokenKey, CUSTODY_PIN_LEN};
 use pki_core::output::{self, Mode};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -41,6 +42,7 @@ pub fn custody_split(file: &Path, run: &mut Run<'_>) -> Result<()> {
     }
     let old_pin = pin::resolve(run.pin_file)?;
     let token = Token::open(&c.token.config(recorded_key_id(&index, &c.token)), &old_pin)?;
+    refuse_short_pins(&token)?;
     root_key(&token, &c.token, &dir, &root)?;
     let secret = CustodySecret::new(custody::new_secret());
     let state = write_split(&dir, &c, &secret, 1, &root.fingerprint)?;
@@ -57,6 +59,22 @@ pub fn custody_split(file: &Path, run: &mut Run<'_>) -> Result<()> {
     report(run, &dir, &state, &index.log_head);
     say(run, "the token's user PIN was replaced: the old PIN no longer opens it. Destroy every copy of it (PIN files, ROOT_CA_PIN)");
     Ok(())
+}
+
+/// The custody PIN has [`CUSTODY_PIN_LEN`] characters: a token whose PIN range excludes it
+/// is refused before anything is written or the PIN changed.
+fn refuse_short_pins(token: &Token) -> Result<()> {
+    let (min, max) = (token.info.min_pin, token.info.max_pin);
+    if (min..=max).contains(&CUSTODY_PIN_LEN) {
+        return Ok(());
+    }
+    Err(TokenError::Unsupported {
+        token: token.config.token_label.clone(),
+        what: "hold a custody PIN".into(),
+        why: format!("it takes user PINs of {min}..{max} characters and the custody PIN has {CUSTODY_PIN_LEN} (128 bits as hex)"),
+        next: "Keep the PIN out of custody on this token (guard the PIN file instead), or use a token whose capability check shows custody split: yes".into(),
+    }
+    .into())
 }
 
 /// A new set of custodians (or a new threshold): M custodians of the current generation
@@ -82,6 +100,7 @@ pub fn custody_resplit(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let quorum = custody::gather(&dir, &old, run.custodians)?;
     let old_pin = quorum.secret.token_pin();
     let token = Token::open(&c.token.config(recorded_key_id(&index, &c.token)), &old_pin)?;
+    refuse_short_pins(&token)?;
     let _key: TokenKey = root_key(&token, &c.token, &dir, &root)?;
     let secret = if c.new_secret {
         CustodySecret::new(custody::new_secret())

@@ -37,7 +37,7 @@ pub use backup::{backup, restore};
 pub use crl::{crl, verify_crl_signature};
 pub use cross::cross_sign;
 pub use custody::{custody_resplit, custody_split, custody_verify};
-pub use init::init;
+pub use init::{init, token_check};
 pub use log::log_verify;
 pub use revoke::revoke;
 pub use sign::sign;

@@ -30,6 +30,15 @@ pub struct KeyAttributes {
     pub always_sensitive: bool,
     /// CKA_SIGN: the key can sign (must be true).
     pub sign: bool,
+    /// The "sign-only" usage flags the token left true although the strict template asked
+    /// for false (or that the portable template left to the token): `CKA_DECRYPT`,
+    /// `CKA_UNWRAP`, `CKA_DERIVE`. Empty on a token that honours them all.
+    pub usage_not_restricted: Vec<&'static str>,
+    /// Which key template the token accepted: `strict` or `portable` (empty for a key read
+    /// back later).
+    pub template: &'static str,
+    /// CKA_ALWAYS_AUTHENTICATE: each signature needs a context-specific login.
+    pub always_authenticate: bool,
 }
 
 impl Token {
@@ -69,6 +78,9 @@ impl Token {
             never_extractable: false,
             always_sensitive: false,
             sign: false,
+            usage_not_restricted: Vec::new(),
+            template: "",
+            always_authenticate: key.always_authenticate,
         };
         for a in attrs {
             match a {
@@ -81,6 +93,15 @@ impl Token {
                 Attribute::AlwaysSensitive(b) => out.always_sensitive = b,
                 Attribute::Sign(b) => out.sign = b,
                 _ => {}
+            }
+        }
+        for (name, a) in [
+            ("CKA_DECRYPT", AttributeType::Decrypt),
+            ("CKA_UNWRAP", AttributeType::Unwrap),
+            ("CKA_DERIVE", AttributeType::Derive),
+        ] {
+            if self.bool_attribute(key.private, a)? {
+                out.usage_not_restricted.push(name);
             }
         }
         let checks: [(&'static str, bool, bool, &'static str); 7] = [

@@ -36,6 +36,23 @@ pub(super) fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
     })
 }
 
+/// `SubjectPublicKeyInfo` of an RSA key (rsaEncryption, NULL parameters).
+pub(super) fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let key = der_rsa_public_key(n, e);
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_sequence(|w| {
+                w.next()
+                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(&[
+                        1, 2, 840, 113549, 1, 1, 1,
+                    ]));
+                w.next().write_null();
+            });
+            w.next().write_bitvec_bytes(&key, key.len() * 8);
+        })
+    })
+}
+
 /// `CKM_ECDSA` gives fixed-width r‖s; X.509 wants `SEQUENCE { INTEGER r, INTEGER s }`.
 pub fn ecdsa_raw_to_der(raw: &[u8], field_len: usize) -> Result<Vec<u8>> {
     if raw.len() != 2 * field_len {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 
 use super::error::{Result, TokenError};
 use super::{KeyAttributes, KeyPolicy, Token, TokenKey};
@@ -19,6 +19,12 @@ impl Token {
 
     /// [`Token::generate`] under a policy: `WrappedBackup` makes the private key extractable
     /// (it stays sensitive, so the token hands it out only wrapped).
+    ///
+    /// The strict template (a signing key and nothing else: decrypt, unwrap and derive set
+    /// false) is tried first; a token that refuses it (tpm2-pkcs11 rejects usage flags that
+    /// contradict its own) gets the portable one, which sets only what every token must honour.
+    /// What the token made is read back and checked either way, and the usage flags it left
+    /// on are recorded. A key pair that fails its checks is destroyed before the error returns.
     pub fn generate_with(
         self: &Arc<Self>,
         alg: KeyAlgorithm,
@@ -35,33 +41,152 @@ impl Token {
         }
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let (template, _) = self.generate_pair(alg, policy, &label, &id, true)?;
+        let made = self
+            .key_by(&label, Some(&id))
+            .and_then(|key| self.read_attributes_as(&key, policy).map(|a| (key, a)));
+        match made {
+            Ok((key, mut attrs)) => {
+                attrs.template = template.name();
+                Ok((key, attrs))
+            }
+            Err(e) => {
+                let _ = self.destroy_key_pair(&label, &id);
+                Err(e)
+            }
+        }
+    }
+
+    /// `C_GenerateKeyPair` with the strict template, then the portable one when the token
+    /// refuses the first. `on_token` false makes session objects (the capability probe).
+    pub(super) fn generate_pair(
+        &self,
+        alg: KeyAlgorithm,
+        policy: KeyPolicy,
+        label: &str,
+        id: &[u8],
+        on_token: bool,
+    ) -> Result<(KeyTemplate, (ObjectHandle, ObjectHandle))> {
+        let mut first = None;
+        for template in [KeyTemplate::Strict, KeyTemplate::Portable] {
+            let (mechanism, public, private) = template.build(alg, policy, label, id, on_token);
+            match self
+                .session()
+                .generate_key_pair(&mechanism, &public, &private)
+            {
+                Ok(pair) => return Ok((template, pair)),
+                Err(e @ cryptoki::error::Error::Pkcs11(rv, _))
+                    if first.is_none() && template_refused(rv) =>
+                {
+                    first = Some(e)
+                }
+                Err(e) => {
+                    let about = format!(
+                        "mechanism {}, {} template{}",
+                        mechanism.mechanism_type(),
+                        template.name(),
+                        first
+                            .map(|f| format!(
+                                " (the strict template was refused first: {})",
+                                TokenError::pkcs11("generate key pair", f)
+                            ))
+                            .unwrap_or_default()
+                    );
+                    return Err(TokenError::pkcs11_about("generate key pair", &about, e));
+                }
+            }
+        }
+        unreachable!("the portable template either succeeds or returns its error")
+    }
+
+    /// Destroys the private and public objects with `label` and `id` (a key pair this run made
+    /// and could not finish). Returns how many objects went.
+    pub fn destroy_key_pair(&self, label: &str, id: &[u8]) -> Result<usize> {
+        let mut n = 0;
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            for o in self.find_with_id(class, label, Some(id))? {
+                self.session()
+                    .destroy_object(o)
+                    .map_err(|e| TokenError::pkcs11("destroy an unfinished key", e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Return values with which a token refuses a template it does not like (tpm2-pkcs11 answers
+/// CKR_GENERAL_ERROR to usage flags that contradict its own).
+fn template_refused(rv: cryptoki::error::RvError) -> bool {
+    use cryptoki::error::RvError as R;
+    matches!(
+        rv,
+        R::GeneralError
+            | R::FunctionFailed
+            | R::AttributeValueInvalid
+            | R::AttributeTypeInvalid
+            | R::TemplateInconsistent
+    )
+}
+
+/// The key-pair templates, strictest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KeyTemplate {
+    /// A signing key and nothing else: encrypt, decrypt, wrap, unwrap and derive false.
+    Strict,
+    /// Only what a root key must have: token, private, sensitive, extractable as the policy
+    /// says, sign/verify; usage flags left to the token (then read back and recorded).
+    Portable,
+}
+
+impl KeyTemplate {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            KeyTemplate::Strict => "strict",
+            KeyTemplate::Portable => "portable",
+        }
+    }
+
+    fn build(
+        self,
+        alg: KeyAlgorithm,
+        policy: KeyPolicy,
+        label: &str,
+        id: &[u8],
+        on_token: bool,
+    ) -> (Mechanism<'static>, Vec<Attribute>, Vec<Attribute>) {
         let common = |private: bool| {
             vec![
-                Attribute::Token(true),
+                Attribute::Token(on_token),
                 Attribute::Private(private),
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::Id(id.to_vec()),
             ]
         };
+        let backup = policy == KeyPolicy::WrappedBackup;
         let mut public = common(false);
-        public.extend([
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-        ]);
+        public.push(Attribute::Verify(true));
         let mut private = common(true);
         private.extend([
             Attribute::Sensitive(true),
-            Attribute::Extractable(policy == KeyPolicy::WrappedBackup),
-            // A backup key may leave the token only under a wrap key the security officer
-            // marked trusted: the user PIN alone cannot export it.
-            Attribute::WrapWithTrusted(policy == KeyPolicy::WrappedBackup),
+            Attribute::Extractable(backup),
             Attribute::Sign(true),
-            // A signing key and nothing else: SoftHSM2 would otherwise default these to true.
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
         ]);
+        // A backup key may leave the token only under a wrap key the security officer marked
+        // trusted: the user PIN alone cannot export it. Sent only then: some tokens
+        // (opencryptoki) do not know the attribute at all.
+        if backup {
+            private.push(Attribute::WrapWithTrusted(true));
+        }
+        if self == KeyTemplate::Strict {
+            public.extend([Attribute::Encrypt(false), Attribute::Wrap(false)]);
+            // A signing key and nothing else: SoftHSM2 would otherwise default these to true.
+            private.extend([
+                Attribute::Decrypt(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+            ]);
+        }
         let mechanism = match alg {
             KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
                 let curve = if alg == KeyAlgorithm::P256 {
@@ -82,11 +207,6 @@ impl Token {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
-        self.session()
-            .generate_key_pair(&mechanism, &public, &private)
-            .map_err(|e| TokenError::pkcs11("generate key pair", e))?;
-        let key = self.key_by(&label, Some(&id))?;
-        let attrs = self.read_attributes_as(&key, policy)?;
-        Ok((key, attrs))
+        (mechanism, public, private)
     }
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 
+use super::capability::MechanismUse;
 use super::der::{der_rsa_public_key, strip_zeros, unwrap_point};
 use super::error::{Result, TokenError};
+use super::key::SignPath;
 use super::{KeyPolicy, Token, TokenKey};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::oid;
@@ -16,7 +18,7 @@ impl Token {
         self.find_with_id(class, label, None)
     }
 
-    fn find_with_id(
+    pub(super) fn find_with_id(
         &self,
         class: ObjectClass,
         label: &str,
@@ -59,6 +61,34 @@ impl Token {
                     .map(|i| format!(" with CKA_ID {}", hex::encode(i)))
                     .unwrap_or_default(),
             }),
+        }
+    }
+
+    /// A boolean attribute of `object`; false when the token does not know the attribute
+    /// (an older token has no `CKA_ALWAYS_AUTHENTICATE`).
+    pub(super) fn bool_attribute(&self, object: ObjectHandle, a: AttributeType) -> Result<bool> {
+        match self.session().get_attributes(object, &[a]) {
+            Ok(attrs) => Ok(attrs.into_iter().any(|x| {
+                matches!(
+                    x,
+                    Attribute::AlwaysAuthenticate(true)
+                        | Attribute::WrapWithTrusted(true)
+                        | Attribute::Decrypt(true)
+                        | Attribute::Unwrap(true)
+                        | Attribute::Derive(true)
+                        | Attribute::Encrypt(true)
+                        | Attribute::Wrap(true)
+                )
+            })),
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::AttributeTypeInvalid,
+                _,
+            )) => Ok(false),
+            Err(e) => Err(TokenError::pkcs11_about(
+                "read an attribute",
+                &format!("attribute {a}"),
+                e,
+            )),
         }
     }
 
@@ -165,11 +195,24 @@ impl Token {
             }
             _ => return Err(unsupported()),
         };
+        let path =
+            SignPath::choose(alg, |m| self.offers(m, MechanismUse::Sign)).ok_or_else(|| {
+                TokenError::Unsupported {
+                    token: self.config.token_label.clone(),
+                    what: format!("sign with a {alg} key"),
+                    why: "it lists no signature mechanism for this key type".into(),
+                    next: "Run `root-ca token check` to see the mechanisms it offers".into(),
+                }
+            })?;
+        let always_authenticate =
+            self.bool_attribute(private, AttributeType::AlwaysAuthenticate)?;
         let key = TokenKey {
             token: Arc::clone(self),
             private,
             alg,
             public_raw: raw,
+            path,
+            always_authenticate,
             last_error: std::sync::Mutex::new(None),
         };
         key.prove_pair(label)?;

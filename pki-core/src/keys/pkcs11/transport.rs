@@ -1,39 +1,228 @@
-//! The token-resident AES key that seals the root's transport identity at rest.
+//! The seal that keeps the root's transport identity (an age X25519 secret) at rest: data
+//! only the token can open, in a form that says how it was made.
+//!
+//! Two schemes, chosen by what the token offers when the root is made (or restored):
+//! - **token-aes-256-gcm**: AES-256-GCM inside the token under a token AES key
+//!   (`<key label>-transport`). Needs `C_GenerateKey` and `CKM_AES_GCM` (SoftHSM2).
+//! - **token-rsa-oaep+aes-256-gcm**: a random AES-256 key encrypts the identity in software
+//!   (AES-256-GCM); that key is encrypted to a token RSA key pair (`<key label>-transport`,
+//!   decrypt-only, never extractable) with RSA-OAEP (SHA-256, MGF1-SHA-256), which only
+//!   `C_Decrypt` in the token can undo; and the whole seal is signed by the root key, so
+//!   nobody without the token can make a seal that opens (the public half alone would let
+//!   anyone encrypt). Needs `CKM_RSA_PKCS_KEY_PAIR_GEN` and `CKM_RSA_PKCS_OAEP` (tpm2-pkcs11,
+//!   opencryptoki, SoftHSM2).
+//!
+//! The file starts with a header naming the scheme; a file without it is the format written
+//! before schemes existed (token AES-GCM: IV ‖ ciphertext ‖ tag) and still opens.
 
-use cryptoki::mechanism::Mechanism;
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use zeroize::Zeroizing;
 
 use super::attributes::check_attributes;
+use super::capability::MechanismUse;
+use super::der::rsa_spki;
 use super::error::{Result, TokenError};
-use super::Token;
+use super::{Token, TokenKey};
+use crate::keys::algorithm::KeyAlgorithm;
+
+/// The header of a sealed file: a magic string and a format version.
+const MAGIC: &[u8; 17] = b"pki-toolkit-seal\n";
+const VERSION: u8 = 2;
+const GCM_AAD: &[u8] = b"root-ca transport identity";
+
+/// How a transport identity is sealed (recorded in the sealed file and the ceremony log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealScheme {
+    /// AES-256-GCM in the token under a token AES key.
+    TokenAesGcm,
+    /// RSA-OAEP-SHA256 to a token RSA key for a software AES-256-GCM key, signed by the root.
+    TokenRsaOaep,
+}
+
+impl SealScheme {
+    fn byte(self) -> u8 {
+        match self {
+            SealScheme::TokenAesGcm => 1,
+            SealScheme::TokenRsaOaep => 2,
+        }
+    }
+
+    /// The scheme's name, as the ceremony log and `token check` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SealScheme::TokenAesGcm => "token-aes-256-gcm",
+            SealScheme::TokenRsaOaep => "token-rsa-oaep-sha256+aes-256-gcm",
+        }
+    }
+
+    /// The mechanisms the scheme needs from the token.
+    pub fn needs(self) -> &'static str {
+        match self {
+            SealScheme::TokenAesGcm => "CKM_AES_KEY_GEN (C_GenerateKey), CKM_AES_GCM",
+            SealScheme::TokenRsaOaep => "CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_RSA_PKCS_OAEP decrypt",
+        }
+    }
+}
+
+fn oaep() -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ))
+}
+
+fn truncated() -> TokenError {
+    TokenError::Refused(
+        "the sealed transport identity is truncated or malformed; restore root/transport.sealed from the ceremony backup".into(),
+    )
+}
+
+/// Reads a big-endian u16-length-prefixed field.
+fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
+    if buf.len() < 2 {
+        return Err(truncated());
+    }
+    let n = u16::from_be_bytes([buf[0], buf[1]]) as usize;
+    if buf.len() < 2 + n {
+        return Err(truncated());
+    }
+    let (field, rest) = buf[2..].split_at(n);
+    *buf = rest;
+    Ok(field)
+}
+
+fn put(out: &mut Vec<u8>, field: &[u8]) {
+    out.extend_from_slice(&(field.len() as u16).to_be_bytes());
+    out.extend_from_slice(field);
+}
 
 impl Token {
-    /// The token-resident AES key that keeps the transport identity encrypted at rest.
-    fn transport_key(&self, create: bool) -> Result<ObjectHandle> {
-        let label = format!("{}-transport", self.config.key_label);
-        match self.find(ObjectClass::SECRET_KEY, &label)?.as_slice() {
-            [] => {}
-            [k] => {
-                self.check_transport_attributes(*k, &label)?;
-                return Ok(*k);
-            }
-            many => {
-                return Err(TokenError::AmbiguousKey {
-                    key: label,
-                    token: self.config.token_label.clone(),
-                    class: "secret-key",
-                    count: many.len(),
-                    id: String::new(),
-                })
+    fn transport_label(&self) -> String {
+        format!("{}-transport", self.config.key_label)
+    }
+
+    /// The transport object already in the token, and its scheme: a secret key (AES-GCM) or
+    /// a private key (RSA-OAEP). Refuses two of either.
+    fn existing_transport(&self) -> Result<Option<(SealScheme, ObjectHandle)>> {
+        let label = self.transport_label();
+        let mut found = None;
+        for (class, scheme, what) in [
+            (
+                ObjectClass::SECRET_KEY,
+                SealScheme::TokenAesGcm,
+                "secret-key",
+            ),
+            (
+                ObjectClass::PRIVATE_KEY,
+                SealScheme::TokenRsaOaep,
+                "private-key",
+            ),
+        ] {
+            match self.find(class, &label)?.as_slice() {
+                [] => {}
+                [k] if found.is_none() => found = Some((scheme, *k)),
+                many => {
+                    return Err(TokenError::AmbiguousKey {
+                        key: label,
+                        token: self.config.token_label.clone(),
+                        class: what,
+                        count: many.len().max(2),
+                        id: String::new(),
+                    })
+                }
             }
         }
-        if !create {
-            return Err(TokenError::NoKey {
-                key: label,
-                token: self.config.token_label.clone(),
-            });
+        Ok(found)
+    }
+
+    /// The scheme a new seal would use on this token: its AES-GCM where the token lists it,
+    /// else RSA-OAEP; None when it offers neither.
+    pub fn preferred_seal(&self) -> Option<SealScheme> {
+        let gcm = self.offers(MechanismType::AES_KEY_GEN, MechanismUse::Generate)
+            && self.offers(MechanismType::AES_GCM, MechanismUse::Encrypt)
+            && self.offers(MechanismType::AES_GCM, MechanismUse::Decrypt);
+        if gcm {
+            return Some(SealScheme::TokenAesGcm);
         }
+        self.oaep_seal_possible()
+            .then_some(SealScheme::TokenRsaOaep)
+    }
+
+    fn oaep_seal_possible(&self) -> bool {
+        self.offers(
+            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+            MechanismUse::GenerateKeyPair,
+        ) && self.offers(MechanismType::RSA_PKCS_OAEP, MechanismUse::Decrypt)
+            && self.rsa_transport_bits().is_some()
+    }
+
+    /// RSA-3072 where the token's range allows it, else RSA-2048.
+    fn rsa_transport_bits(&self) -> Option<u64> {
+        [3072u64, 2048]
+            .into_iter()
+            .find(|b| self.key_size_allowed(MechanismType::RSA_PKCS_KEY_PAIR_GEN, *b))
+    }
+
+    /// Makes sure a transport key is in the token before the root key is generated, so that a
+    /// token that cannot seal fails before anything else exists in it. A transport key left by
+    /// an earlier, interrupted run is reused only if it never left the token. Returns the
+    /// scheme seals will use.
+    pub fn prepare_transport(&self) -> Result<SealScheme> {
+        if let Some((scheme, key)) = self.existing_transport()? {
+            self.check_transport_attributes(key, &self.transport_label(), scheme)?;
+            return Ok(scheme);
+        }
+        let unsupported = |why: String| {
+            TokenError::Unsupported {
+            token: self.config.token_label.clone(),
+            what: "seal the root's transport identity".into(),
+            why,
+            next: "Use a token that offers AES-GCM or RSA-OAEP decryption (`root-ca token check` lists what this one offers)".into(),
+        }
+        };
+        match self.preferred_seal() {
+            Some(SealScheme::TokenAesGcm) => match self.generate_aes_transport() {
+                Ok(_) => Ok(SealScheme::TokenAesGcm),
+                // A token listing AES key generation without implementing C_GenerateKey.
+                Err(e) if self.oaep_seal_possible() => {
+                    self.generate_rsa_transport().map_err(|e2| {
+                        unsupported(format!(
+                            "AES key generation failed ({e}), and so did RSA ({e2})"
+                        ))
+                    })?;
+                    Ok(SealScheme::TokenRsaOaep)
+                }
+                Err(e) => Err(e),
+            },
+            Some(SealScheme::TokenRsaOaep) => {
+                self.generate_rsa_transport()?;
+                Ok(SealScheme::TokenRsaOaep)
+            }
+            None => Err(unsupported(format!(
+                "it offers neither {} nor {}",
+                SealScheme::TokenAesGcm.needs(),
+                SealScheme::TokenRsaOaep.needs()
+            ))),
+        }
+    }
+
+    /// Checks a transport key already in the token (from an earlier, interrupted init) before
+    /// it is reused; no key is fine.
+    pub fn check_transport_key(&self) -> Result<()> {
+        match self.existing_transport()? {
+            Some((scheme, key)) => {
+                self.check_transport_attributes(key, &self.transport_label(), scheme)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn generate_aes_transport(&self) -> Result<ObjectHandle> {
         self.session()
             .generate_key(
                 &Mechanism::AesKeyGen,
@@ -49,24 +238,66 @@ impl Token {
                     Attribute::Wrap(false),
                     Attribute::Unwrap(false),
                     Attribute::ValueLen(32u64.into()),
-                    Attribute::Label(label.into_bytes()),
+                    Attribute::Label(self.transport_label().into_bytes()),
                 ],
             )
-            .map_err(|e| TokenError::pkcs11("generate transport wrapping key", e))
+            .map_err(|e| {
+                TokenError::pkcs11_about(
+                    "generate the transport key",
+                    "mechanism CKM_AES_KEY_GEN",
+                    e,
+                )
+            })
     }
 
-    /// Checks a transport key already in the token (from an earlier, interrupted init) before
-    /// it is reused; no key is fine, one will be generated.
-    pub fn check_transport_key(&self) -> Result<()> {
-        match self.transport_key(false) {
-            Ok(_) | Err(TokenError::NoKey { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+    /// The RSA transport key pair: decrypt-only where the token honours it (the strict
+    /// template first, then only what must hold).
+    fn generate_rsa_transport(&self) -> Result<()> {
+        let bits = self.rsa_transport_bits().unwrap_or(2048);
+        let label = self.transport_label().into_bytes();
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(label.clone()),
+            Attribute::Id(id.to_vec()),
+            Attribute::Encrypt(true),
+            Attribute::ModulusBits(bits.into()),
+            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+        ];
+        let base = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(label),
+            Attribute::Id(id.to_vec()),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Decrypt(true),
+        ];
+        let mut strict = base.clone();
+        strict.extend([Attribute::Sign(false), Attribute::Unwrap(false)]);
+        let session = self.session();
+        let made = session
+            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &strict)
+            .or_else(|_| session.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &base));
+        made.map(|_| ()).map_err(|e| {
+            TokenError::pkcs11_about(
+                "generate the transport key pair",
+                "mechanism CKM_RSA_PKCS_KEY_PAIR_GEN",
+                e,
+            )
+        })
     }
 
     /// Refuses a transport key that is not token-resident, private, sensitive and was never
     /// extractable: whoever could read it could read the sealed transport identity.
-    fn check_transport_attributes(&self, key: ObjectHandle, label: &str) -> Result<()> {
+    fn check_transport_attributes(
+        &self,
+        key: ObjectHandle,
+        label: &str,
+        scheme: SealScheme,
+    ) -> Result<()> {
         let attrs = self
             .session()
             .get_attributes(
@@ -132,52 +363,227 @@ impl Token {
                 "the key could have been extracted at some point",
             ),
         ];
-        check_attributes(&self.config, label, &checks)
+        check_attributes(&self.config, label, &checks)?;
+        let _ = scheme;
+        Ok(())
     }
 
-    /// Encrypts `plain` with AES-256-GCM inside the token: output is IV ‖ ciphertext ‖ tag.
-    pub fn seal_transport(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        let key = self.transport_key(true)?;
+    /// Seals `plain` with the token's transport key (made by [`Token::prepare_transport`]);
+    /// under RSA-OAEP the seal is signed by `root`, the root key of this token.
+    pub fn seal_transport(&self, plain: &[u8], root: &TokenKey) -> Result<Vec<u8>> {
+        let (scheme, key) = match self.existing_transport()? {
+            Some(found) => found,
+            None => {
+                self.prepare_transport()?;
+                self.existing_transport()?.ok_or_else(truncated)?
+            }
+        };
+        self.check_transport_attributes(key, &self.transport_label(), scheme)?;
+        let mut out = MAGIC.to_vec();
+        out.extend([VERSION, scheme.byte()]);
+        match scheme {
+            SealScheme::TokenAesGcm => out.extend(self.gcm_seal(key, plain)?),
+            SealScheme::TokenRsaOaep => {
+                let spki = self.transport_public_spki()?;
+                let public = PublicEncryptingKey::from_der(&spki)
+                    .map_err(|e| TokenError::failed("read the transport public key", e))
+                    .and_then(|k| {
+                        OaepPublicEncryptingKey::new(k)
+                            .map_err(|e| TokenError::failed("read the transport public key", e))
+                    })?;
+                let data_key = Zeroizing::new({
+                    let mut k = [0u8; 32];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+                    k
+                });
+                let mut wrapped = vec![0u8; public.ciphertext_size()];
+                let n = public
+                    .encrypt(&OAEP_SHA256_MGF1SHA256, &data_key[..], &mut wrapped, None)
+                    .map_err(|e| {
+                        TokenError::failed("encrypt the seal key to the transport key", e)
+                    })?
+                    .len();
+                wrapped.truncate(n);
+                let mut nonce = [0u8; 12];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+                let aad = out.clone();
+                let mut body = plain.to_vec();
+                let sealing = LessSafeKey::new(
+                    UnboundKey::new(&AES_256_GCM, &data_key[..])
+                        .map_err(|e| TokenError::failed("make the seal key", e))?,
+                );
+                sealing
+                    .seal_in_place_append_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(&aad),
+                        &mut body,
+                    )
+                    .map_err(|e| TokenError::failed("encrypt the transport identity", e))?;
+                put(&mut out, &wrapped);
+                put(&mut out, &nonce);
+                put(&mut out, &body);
+                let signature = root.sign_checked(&out)?;
+                put(&mut out, &signature);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens what [`Token::seal_transport`] made (or a seal from before schemes existed).
+    /// `root_spki` is the root certificate's public key, which signed an RSA-OAEP seal.
+    pub fn open_transport(&self, sealed: &[u8], root_spki: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let Some(rest) = sealed.strip_prefix(&MAGIC[..]) else {
+            return self.gcm_open(sealed);
+        };
+        let [version, scheme, body @ ..] = rest else {
+            return Err(truncated());
+        };
+        if *version != VERSION {
+            return Err(TokenError::Refused(format!(
+                "the sealed transport identity has format version {version}; this root-ca reads version {VERSION}: use the root-ca release that wrote it"
+            )));
+        }
+        match *scheme {
+            1 => self.gcm_open(body),
+            2 => self.oaep_open(sealed, body, root_spki),
+            other => Err(TokenError::Refused(format!(
+                "the sealed transport identity names seal scheme {other}, which this root-ca does not know"
+            ))),
+        }
+    }
+
+    fn oaep_open(&self, whole: &[u8], body: &[u8], root_spki: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut cur = body;
+        let wrapped = take(&mut cur)?;
+        let nonce = take(&mut cur)?;
+        let ct = take(&mut cur)?;
+        let signed_len = whole.len() - cur.len();
+        let signature = take(&mut cur)?;
+        if !cur.is_empty() || nonce.len() != 12 {
+            return Err(truncated());
+        }
+        let alg = KeyAlgorithm::from_spki_der(root_spki)
+            .map_err(|e| TokenError::failed("read the root public key", e))?;
+        crate::keys::sigcheck::verify(
+            super::key::signature_oid(alg),
+            root_spki,
+            &whole[..signed_len],
+            signature,
+        )
+        .map_err(|_| {
+            TokenError::Refused(
+                "the sealed transport identity is not signed by this root's key: it was replaced or damaged; restore root/transport.sealed from the ceremony backup".into(),
+            )
+        })?;
+        let Some((SealScheme::TokenRsaOaep, key)) = self.existing_transport()? else {
+            return Err(TokenError::NoKey {
+                key: self.transport_label(),
+                token: self.config.token_label.clone(),
+            });
+        };
+        let capacity = wrapped.len().max(512);
+        let data_key = {
+            let session = self.session();
+            self.raw()
+                .decrypt(&session, &oaep(), key, wrapped, capacity)
+                .map_err(|e| {
+                    TokenError::pkcs11_about(
+                        "decrypt the seal key",
+                        "mechanism CKM_RSA_PKCS_OAEP (SHA-256, MGF1-SHA-256)",
+                        e,
+                    )
+                })?
+        };
+        let opening =
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &data_key).map_err(|_| truncated())?);
+        let mut buf = Zeroizing::new(ct.to_vec());
+        let aad = &whole[..MAGIC.len() + 2];
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
+        let n = opening
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf[..],
+            )
+            .map_err(|_| {
+                TokenError::Refused(
+                    "the sealed transport identity does not decrypt (damaged file)".into(),
+                )
+            })?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// The transport key pair's public key as a SubjectPublicKeyInfo.
+    fn transport_public_spki(&self) -> Result<Vec<u8>> {
+        let label = self.transport_label();
+        let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, None)?;
+        let attrs = self
+            .session()
+            .get_attributes(
+                public,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )
+            .map_err(|e| TokenError::pkcs11("read the transport public key", e))?;
+        let (mut n, mut e) = (None, None);
+        for a in attrs {
+            match a {
+                Attribute::Modulus(v) => n = Some(v),
+                Attribute::PublicExponent(v) => e = Some(v),
+                _ => {}
+            }
+        }
+        match (n, e) {
+            (Some(n), Some(e)) => Ok(rsa_spki(&n, &e)),
+            _ => Err(TokenError::Refused(format!(
+                "the transport public key '{label}' has no RSA modulus or exponent"
+            ))),
+        }
+    }
+
+    /// AES-256-GCM inside the token: IV ‖ ciphertext ‖ tag.
+    fn gcm_seal(&self, key: ObjectHandle, plain: &[u8]) -> Result<Vec<u8>> {
         let mut iv = [0u8; 12];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut iv);
         let iv_copy = iv;
-        let params = cryptoki::mechanism::aead::GcmParams::new(
-            &mut iv,
-            b"root-ca transport identity",
-            128u64.into(),
-        )
-        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
+        let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, GCM_AAD, 128u64.into())
+            .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
         let ct = self
             .session()
             .encrypt(&Mechanism::AesGcm(params), key, plain)
-            .map_err(|e| TokenError::pkcs11("encrypt transport identity", e))?;
+            .map_err(|e| {
+                TokenError::pkcs11_about("encrypt transport identity", "mechanism CKM_AES_GCM", e)
+            })?;
         let mut out = iv_copy.to_vec();
         out.extend(ct);
         Ok(out)
     }
 
-    /// Decrypts what [`Token::seal_transport`] produced.
-    pub fn open_transport(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    fn gcm_open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 + 16 {
-            return Err(TokenError::Refused(
-                "the sealed transport identity is truncated".into(),
-            ));
+            return Err(truncated());
         }
-        let key = self.transport_key(false)?;
+        let key = match self.existing_transport()? {
+            Some((SealScheme::TokenAesGcm, key)) => key,
+            _ => {
+                return Err(TokenError::NoKey {
+                    key: self.transport_label(),
+                    token: self.config.token_label.clone(),
+                })
+            }
+        };
         let mut iv = [0u8; 12];
         iv.copy_from_slice(&sealed[..12]);
-        let params = cryptoki::mechanism::aead::GcmParams::new(
-            &mut iv,
-            b"root-ca transport identity",
-            128u64.into(),
-        )
-        .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
+        let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, GCM_AAD, 128u64.into())
+            .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
         self.session()
             .decrypt(&Mechanism::AesGcm(params), key, &sealed[12..])
             .map(Zeroizing::new)
             .map_err(|e| {
-                TokenError::pkcs11(
+                TokenError::pkcs11_about(
                     "decrypt transport identity (damaged file or wrong token?)",
+                    "mechanism CKM_AES_GCM",
                     e,
                 )
             })

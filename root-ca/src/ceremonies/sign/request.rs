@@ -145,10 +145,11 @@ pub(super) fn check_request_key(c: &SignCeremony, csr: &CheckedCsr) -> Result<St
     Ok(got)
 }
 
-/// Unseals the root's transport identity with the token's AES key.
+/// Unseals the root's transport identity with the token's transport key (the seal names
+/// its scheme; an RSA-OAEP seal's signature is checked against the root certificate).
 fn transport_identity(token: &Token, dir: &RootDir) -> Result<age::x25519::Identity> {
     let sealed = output::read(&dir.sealed_identity_path())?;
-    let secret = token.open_transport(&sealed)?;
+    let secret = token.open_transport(&sealed, &dir.cert()?.spki_der)?;
     let damaged = || RootError::SealedIdentityDamaged {
         path: dir.sealed_identity_path(),
     };
