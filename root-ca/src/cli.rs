@@ -123,7 +123,18 @@ pub enum TokenCommand {
     /// Open the token an init ceremony file names and print, for each ceremony, whether the
     /// token can run it and why (mechanisms, key sizes, PIN lengths, key templates tried on
     /// session objects). Generates nothing; fails when the token cannot finish that init.
-    Check(RunArgs),
+    Check(TokenCheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenCheckArgs {
+    /// An init ceremony file: its [token] names the module, token and key label, its [key] the
+    /// algorithm and whether the key must be backed up.
+    pub file: PathBuf,
+    /// File whose first line is the token user PIN (else ROOT_CA_PIN, else a prompt): the
+    /// templates are tried on session objects, which need a login.
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -45,9 +45,6 @@ fn main() -> ExitCode {
         | Command::CrossSign(a)
         | Command::Backup(BackupArgs { run: a, .. })
         | Command::Restore(a)
-        | Command::Token {
-            command: TokenCommand::Check(a),
-        }
         | Command::Custody {
             command: CustodyCommand::Split(a) | CustodyCommand::Resplit(a),
         } => {
@@ -62,7 +59,6 @@ fn main() -> ExitCode {
                 Command::CrossSign(_) => ceremonies::cross_sign,
                 Command::Backup(_) => ceremonies::backup,
                 Command::Restore(_) => ceremonies::restore,
-                Command::Token { .. } => ceremonies::token_check,
                 Command::Custody {
                     command: CustodyCommand::Split(_),
                 } => ceremonies::custody_split,
@@ -73,6 +69,17 @@ fn main() -> ExitCode {
                 _ => None,
             };
             run_ceremony(a, so_pin_file, ceremony, &mut stdout)
+        }
+        Command::Token {
+            command: TokenCommand::Check(t),
+        } => {
+            let a = RunArgs {
+                file: t.file.clone(),
+                dry_run: false,
+                pin_file: t.pin_file.clone(),
+                custodian_identities: Vec::new(),
+            };
+            run_ceremony(&a, None, ceremonies::token_check, &mut stdout)
         }
         Command::Custody {
             command: CustodyCommand::Verify { root_dir, identity },

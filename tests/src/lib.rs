@@ -8,6 +8,7 @@ pub mod serial;
 pub mod service;
 pub mod snapshot;
 pub mod state;
+pub mod tokens;
 
 // ---- lifecycle tests (tests/tests/e2e/): a running etcd cluster and etcdctl ----
 pub mod etcd_cluster;

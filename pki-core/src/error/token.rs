@@ -185,6 +185,8 @@ impl TokenError {
                     op,
                     function: format!("C_{function:?}"),
                     ckr,
+                    // CK_RV is 64 bits here, 32 on other platforms.
+                    #[allow(clippy::unnecessary_cast)]
                     number: number as u64,
                     detail: if about.is_empty() {
                         String::new()

@@ -160,22 +160,33 @@ fn refuse_unsupported(token: &Token, caps: &Capabilities, policy: KeyPolicy) -> 
             "hold a root key that can be backed up (backup = true)",
         ));
     }
-    for (row, what) in needed {
-        if let Some(r) = caps.row(row).filter(|r| !r.verdict.supported()) {
-            return Err(TokenError::Unsupported {
-                token: token.config.token_label.clone(),
-                what: what.into(),
-                why: r.verdict.why().to_string(),
-                next: if policy == KeyPolicy::WrappedBackup && row == "backup:" {
-                    "Set backup = false in [key] (the key then dies with the token), or use a token whose capability check shows backup: yes (`root-ca init FILE --dry-run` prints it)".into()
-                } else {
-                    "Use a token whose capability check shows this step supported (`root-ca init FILE --dry-run` prints the table)".into()
-                },
-            }
-            .into());
-        }
+    let failing: Vec<_> = needed
+        .into_iter()
+        .filter_map(|(row, what)| {
+            caps.row(row)
+                .filter(|r| !r.verdict.supported())
+                .map(|r| (row, what, r.verdict.why().to_string()))
+        })
+        .collect();
+    if failing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let backup_only = failing.len() == 1 && failing[0].0 == "backup:";
+    Err(TokenError::Unsupported {
+        token: token.config.token_label.clone(),
+        what: failing.iter().map(|f| f.1).collect::<Vec<_>>().join(", nor "),
+        why: failing
+            .iter()
+            .map(|f| format!("{}: {}", f.1, f.2))
+            .collect::<Vec<_>>()
+            .join("; "),
+        next: if backup_only {
+            "Set backup = false in [key] (the key then dies with the token), or use a token whose capability check shows backup: yes (`root-ca init FILE --dry-run` prints it)".into()
+        } else {
+            "Use a token whose capability check shows these steps supported (`root-ca init FILE --dry-run` prints the table)".into()
+        },
+    }
+    .into())
 }
 
 /// A failure after the key pair was generated: the pair is destroyed (no orphan key under the

@@ -24,4 +24,5 @@ mod rollover;
 mod root_ceremonies;
 mod service;
 mod token_intermediate;
+mod tokens;
 mod trust;

@@ -82,6 +82,8 @@ impl RawModule {
     }
 
     /// `C_GetTokenInfo`, keeping only what the toolkit reads.
+    // CK_ULONG is 64 bits here, 32 on other platforms: the casts are not always no-ops.
+    #[allow(clippy::unnecessary_cast)]
     pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<RawTokenInfo, CkError> {
         let f = self
             .table()
