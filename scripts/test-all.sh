@@ -18,6 +18,6 @@ cargo test -p root-ca -p intermediate-ca -p issuer -p pki-agent --locked --no-fa
 echo "test-all: fast tier passed in $((SECONDS - t0)) s" >&2
 t1=$SECONDS
 cargo build --workspace --bins --locked
-cargo test -p pki-core --locked --test token_labels
+cargo test -p pki-core --locked --test token_labels --test context_login
 cargo test -p e2e-tests --locked --no-fail-fast --test e2e
 echo "test-all: slow tier passed in $((SECONDS - t1)) s (both tiers: $((SECONDS - t0)) s)" >&2

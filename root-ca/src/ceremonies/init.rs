@@ -175,11 +175,14 @@ fn refuse_unsupported(token: &Token, caps: &Capabilities, policy: KeyPolicy) -> 
     Err(TokenError::Unsupported {
         token: token.config.token_label.clone(),
         what: failing.iter().map(|f| f.1).collect::<Vec<_>>().join(", nor "),
-        why: failing
-            .iter()
-            .map(|f| format!("{}: {}", f.1, f.2))
-            .collect::<Vec<_>>()
-            .join("; "),
+        why: match failing.as_slice() {
+            [one] => one.2.clone(),
+            many => many
+                .iter()
+                .map(|f| format!("to {}: {}", f.1, f.2))
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
         next: if backup_only {
             "Set backup = false in [key] (the key then dies with the token), or use a token whose capability check shows backup: yes (`root-ca init FILE --dry-run` prints it)".into()
         } else {

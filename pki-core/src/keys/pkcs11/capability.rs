@@ -157,7 +157,8 @@ impl Token {
         let (keygen, bits) = match alg {
             KeyAlgorithm::P256 => (MechanismType::ECC_KEY_PAIR_GEN, 256),
             KeyAlgorithm::P384 => (MechanismType::ECC_KEY_PAIR_GEN, 384),
-            KeyAlgorithm::Ed25519 => (MechanismType::ECC_EDWARDS_KEY_PAIR_GEN, 255),
+            // Tokens give Ed25519 as 256 bits (SoftHSM2: 256..456).
+            KeyAlgorithm::Ed25519 => (MechanismType::ECC_EDWARDS_KEY_PAIR_GEN, 256),
             KeyAlgorithm::Rsa(b) => (MechanismType::RSA_PKCS_KEY_PAIR_GEN, b as u64),
         };
         let sign_path = SignPath::choose(alg, |m| self.offers(m, MechanismUse::Sign));

@@ -53,8 +53,11 @@ fn check(rv: CK_RV, function: Function) -> Result<(), CkError> {
     Rv::from(rv).into_result(function)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim_end().to_string()
+/// A blank-padded CK_UTF8CHAR field as text (some modules pad with NULs as well).
+pub(super) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches([' ', '\0'])
+        .to_string()
 }
 
 impl RawModule {

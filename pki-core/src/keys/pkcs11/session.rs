@@ -121,9 +121,9 @@ impl Token {
 fn token_info(ctx: &Pkcs11, raw: &RawModule, slot: Slot) -> Option<RawTokenInfo> {
     match ctx.get_token_info(slot) {
         Ok(info) => Some(RawTokenInfo {
-            label: info.label().trim_end().to_string(),
-            manufacturer: info.manufacturer_id().trim_end().to_string(),
-            model: info.model().trim_end().to_string(),
+            label: super::raw::text(info.label().as_bytes()),
+            manufacturer: super::raw::text(info.manufacturer_id().as_bytes()),
+            model: super::raw::text(info.model().as_bytes()),
             min_pin: info.min_pin_length() as u64,
             max_pin: info.max_pin_length() as u64,
             initialized: info.token_initialized(),
