@@ -216,7 +216,9 @@ impl TestToken {
             "pkcsslotd: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let pid = slotd_pid().expect("pkcsslotd wrote no PID file");
+        // The daemon forks: its PID file may come a moment after the parent returns.
+        wait_for(Duration::from_secs(10), || slotd_pid().is_some());
+        let pid = slotd_pid().expect("pkcsslotd wrote no PID file within 10 s");
         t.pids.push(pid);
         let pkcsconf = |args: &[&str], stdin: &str| {
             let mut c = Command::new("pkcsconf")

@@ -6,15 +6,14 @@ mod cluster;
 mod constructors;
 mod input;
 mod response;
-mod token;
 
 use std::path::PathBuf;
 
+pub use crate::keys::TokenError;
 pub use bundle::BundleProblem;
 pub use cluster::ClusterRule;
 pub use input::{BatchLeafProblem, CrlProblem, CsrProblem, KeyFileProblem, NameProblem};
 pub use response::ResponseProblem;
-pub use token::TokenError;
 
 /// Errors of the PKI toolkit's library.
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +246,8 @@ pub enum Error {
     /// A server or peer certificate without any DNS name or IP address.
     #[error("a {role} certificate needs at least one DNS name or IP address: etcd and its clients check the names")]
     NoNames {
-        /// The leaf's role.
-        role: crate::x509::profile::LeafRole,
+        /// The leaf's role: `server` or `peer`.
+        role: &'static str,
     },
 
     /// An IP range whose prefix is longer than the address.
@@ -477,13 +476,12 @@ pub enum Error {
     },
 
     /// A revocation reason name that RFC 5280 does not define.
-    #[error(
-        "reason: '{given}' is not a revocation reason; use one of {}",
-        crate::x509::crl::Reason::NAMES
-    )]
+    #[error("reason: '{given}' is not a revocation reason; use one of {known}")]
     UnknownRevocationReason {
         /// The name as given.
         given: String,
+        /// The names RFC 5280 defines, comma-separated.
+        known: &'static str,
     },
 
     /// A CRL that does not parse, or a root CRL that is not the pinned root's.
@@ -578,8 +576,8 @@ pub enum Error {
     /// Generating a new key in software failed.
     #[error("generating a {algorithm} key failed: {reason}")]
     KeyGeneration {
-        /// The algorithm asked for.
-        algorithm: crate::keys::algorithm::KeyAlgorithm,
+        /// The algorithm asked for, as `p256`, `rsa3072`, ...
+        algorithm: String,
         /// aws-lc's reason.
         reason: String,
     },

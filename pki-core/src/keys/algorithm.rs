@@ -67,7 +67,7 @@ impl KeyAlgorithm {
             other => KeyPair::generate_for(other.signature_algorithm()),
         };
         res.map_err(|e| Error::KeyGeneration {
-            algorithm: self,
+            algorithm: self.to_string(),
             reason: e.to_string(),
         })
     }

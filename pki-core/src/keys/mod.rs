@@ -15,8 +15,8 @@ pub use ca_key::CaKey;
 pub use keyfile::{new_identity_file, KeySecret};
 pub use pkcs11::{
     default_module, is_softhsm, pkcs11_return_value, Capabilities, CeremonyNeed, KeyAttributes,
-    KeyBackup, KeyPolicy, PublicParts, RawTokenInfo, SealScheme, Token, TokenConfig, TokenKey,
-    Verdict, CUSTODY_PIN_LEN,
+    KeyBackup, KeyPolicy, PublicParts, RawTokenInfo, SealScheme, Token, TokenConfig, TokenError,
+    TokenKey, Verdict, CUSTODY_PIN_LEN,
 };
 pub use sigcheck::{refuse_weak_signature, verify as verify_signature, verify_certificate};
 pub use signer::{FileKey, Signer};

@@ -58,6 +58,7 @@ impl Reason {
             other => {
                 return Err(Error::UnknownRevocationReason {
                     given: other.to_string(),
+                    known: Reason::NAMES,
                 })
             }
         })

@@ -315,6 +315,45 @@ fn drill(t: &TestToken, d: &Path, algs: &[&str], token_key: &str, custody: bool)
         "openssl verify of the leaf signed by the token-held intermediate: {v}"
     );
 
+    // A seal changed on disk (one byte of its ciphertext) is refused by its root signature,
+    // before the token decrypts anything; put back, it opens again.
+    let sealed = d.join("root/transport.sealed");
+    let good_seal = std::fs::read(&sealed).unwrap();
+    let mut bad = good_seal.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    std::fs::write(&sealed, &bad).unwrap();
+    let out = ok(dr.run(
+        "intermediate-ca",
+        &[
+            "request",
+            "--dir",
+            "ica-t",
+            "--to-file",
+            "root/transport.recipient",
+            "--out",
+            "t.age",
+        ],
+    ));
+    let fp = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CSR key fingerprint (SHA-256 of the public key): "))
+        .unwrap()
+        .to_string();
+    let sign_t = dr.write(
+        "sign-t.toml",
+        &format!(
+            "allow-network = true\nroot-dir = \"root\"\n{}[request]\nbundle = \"t.age\"\nkey-fingerprint = \"{fp}\"\n[output]\nresponse = \"t-response.age\"\n",
+            dr.token_section("root")
+        ),
+    );
+    refused(
+        dr.root_ca(&["sign", &sign_t, "--pin-file", &dr.pin(), "--dry-run"]),
+        "is not signed by this root's key",
+    );
+    std::fs::write(&sealed, &good_seal).unwrap();
+    ok(dr.root_ca(&["sign", &sign_t, "--pin-file", &dr.pin(), "--dry-run"]));
+
     // CRL, revoke, CRL listing the serial; the log's chain.
     let first = dr.crl("crl-1.pem");
     let serial = dr.serial(&int1);

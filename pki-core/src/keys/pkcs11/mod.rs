@@ -21,6 +21,7 @@ pub use attributes::KeyAttributes;
 pub use backup::{KeyBackup, PublicParts};
 pub use capability::{Capabilities, CeremonyNeed, Verdict, CUSTODY_PIN_LEN};
 pub use ckr::name_and_number as pkcs11_return_value;
+pub use error::TokenError;
 pub use key::TokenKey;
 pub use raw::RawTokenInfo;
 pub use transport::SealScheme;

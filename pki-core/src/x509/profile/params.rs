@@ -104,7 +104,9 @@ impl Profile {
                     });
                 }
                 if role.requires_san() && names.is_empty() {
-                    return Err(Error::NoNames { role });
+                    return Err(Error::NoNames {
+                        role: role.as_str(),
+                    });
                 }
                 // ExplicitNoCa writes basicConstraints CA:FALSE (critical) and the SKI.
                 p.is_ca = IsCa::ExplicitNoCa;

@@ -15,24 +15,22 @@
 //! The file starts with a header naming the scheme; a file without it is the format written
 //! before schemes existed (token AES-GCM: IV ‖ ciphertext ‖ tag) and still opens.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use zeroize::Zeroizing;
 
 use super::attributes::check_attributes;
 use super::capability::MechanismUse;
-use super::der::rsa_spki;
 use super::error::{Result, TokenError};
 use super::{Token, TokenKey};
-use crate::keys::algorithm::KeyAlgorithm;
+
+mod gcm;
+mod oaep;
 
 /// The header of a sealed file: a magic string and a format version.
-const MAGIC: &[u8; 17] = b"pki-toolkit-seal\n";
+pub(super) const MAGIC: &[u8; 17] = b"pki-toolkit-seal\n";
 const VERSION: u8 = 2;
-const GCM_AAD: &[u8] = b"root-ca transport identity";
+pub(super) const GCM_AAD: &[u8] = b"root-ca transport identity";
 
 /// How a transport identity is sealed (recorded in the sealed file and the ceremony log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,22 +66,14 @@ impl SealScheme {
     }
 }
 
-fn oaep() -> Mechanism<'static> {
-    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
-        MechanismType::SHA256,
-        PkcsMgfType::MGF1_SHA256,
-        PkcsOaepSource::empty(),
-    ))
-}
-
-fn truncated() -> TokenError {
+pub(super) fn truncated() -> TokenError {
     TokenError::Refused(
         "the sealed transport identity is truncated or malformed; restore root/transport.sealed from the ceremony backup".into(),
     )
 }
 
 /// Reads a big-endian u16-length-prefixed field.
-fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
+pub(super) fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
     if buf.len() < 2 {
         return Err(truncated());
     }
@@ -96,19 +86,19 @@ fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
     Ok(field)
 }
 
-fn put(out: &mut Vec<u8>, field: &[u8]) {
+pub(super) fn put(out: &mut Vec<u8>, field: &[u8]) {
     out.extend_from_slice(&(field.len() as u16).to_be_bytes());
     out.extend_from_slice(field);
 }
 
 impl Token {
-    fn transport_label(&self) -> String {
+    pub(super) fn transport_label(&self) -> String {
         format!("{}-transport", self.config.key_label)
     }
 
     /// The transport object already in the token, and its scheme: a secret key (AES-GCM) or
     /// a private key (RSA-OAEP). Refuses two of either.
-    fn existing_transport(&self) -> Result<Option<(SealScheme, ObjectHandle)>> {
+    pub(super) fn existing_transport(&self) -> Result<Option<(SealScheme, ObjectHandle)>> {
         let label = self.transport_label();
         let mut found = None;
         for (class, scheme, what) in [
@@ -151,21 +141,6 @@ impl Token {
         }
         self.oaep_seal_possible()
             .then_some(SealScheme::TokenRsaOaep)
-    }
-
-    fn oaep_seal_possible(&self) -> bool {
-        self.offers(
-            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-            MechanismUse::GenerateKeyPair,
-        ) && self.offers(MechanismType::RSA_PKCS_OAEP, MechanismUse::Decrypt)
-            && self.rsa_transport_bits().is_some()
-    }
-
-    /// RSA-3072 where the token's range allows it, else RSA-2048.
-    fn rsa_transport_bits(&self) -> Option<u64> {
-        [3072u64, 2048]
-            .into_iter()
-            .find(|b| self.key_size_allowed(MechanismType::RSA_PKCS_KEY_PAIR_GEN, *b))
     }
 
     /// Makes sure a transport key is in the token before the root key is generated, so that a
@@ -220,74 +195,6 @@ impl Token {
             }
             None => Ok(()),
         }
-    }
-
-    fn generate_aes_transport(&self) -> Result<ObjectHandle> {
-        self.session()
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(false),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
-                    Attribute::Sign(false),
-                    Attribute::Verify(false),
-                    Attribute::Wrap(false),
-                    Attribute::Unwrap(false),
-                    Attribute::ValueLen(32u64.into()),
-                    Attribute::Label(self.transport_label().into_bytes()),
-                ],
-            )
-            .map_err(|e| {
-                TokenError::pkcs11_about(
-                    "generate the transport key",
-                    "mechanism CKM_AES_KEY_GEN",
-                    e,
-                )
-            })
-    }
-
-    /// The RSA transport key pair: decrypt-only where the token honours it (the strict
-    /// template first, then only what must hold).
-    fn generate_rsa_transport(&self) -> Result<()> {
-        let bits = self.rsa_transport_bits().unwrap_or(2048);
-        let label = self.transport_label().into_bytes();
-        let mut id = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
-        let public = vec![
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(label.clone()),
-            Attribute::Id(id.to_vec()),
-            Attribute::Encrypt(true),
-            Attribute::ModulusBits(bits.into()),
-            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-        ];
-        let base = vec![
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Label(label),
-            Attribute::Id(id.to_vec()),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Decrypt(true),
-        ];
-        let mut strict = base.clone();
-        strict.extend([Attribute::Sign(false), Attribute::Unwrap(false)]);
-        let session = self.session();
-        let made = session
-            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &strict)
-            .or_else(|_| session.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &base));
-        made.map(|_| ()).map_err(|e| {
-            TokenError::pkcs11_about(
-                "generate the transport key pair",
-                "mechanism CKM_RSA_PKCS_KEY_PAIR_GEN",
-                e,
-            )
-        })
     }
 
     /// Refuses a transport key that is not token-resident, private, sensitive and was never
@@ -383,48 +290,7 @@ impl Token {
         out.extend([VERSION, scheme.byte()]);
         match scheme {
             SealScheme::TokenAesGcm => out.extend(self.gcm_seal(key, plain)?),
-            SealScheme::TokenRsaOaep => {
-                let spki = self.transport_public_spki()?;
-                let public = PublicEncryptingKey::from_der(&spki)
-                    .map_err(|e| TokenError::failed("read the transport public key", e))
-                    .and_then(|k| {
-                        OaepPublicEncryptingKey::new(k)
-                            .map_err(|e| TokenError::failed("read the transport public key", e))
-                    })?;
-                let data_key = Zeroizing::new({
-                    let mut k = [0u8; 32];
-                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
-                    k
-                });
-                let mut wrapped = vec![0u8; public.ciphertext_size()];
-                let n = public
-                    .encrypt(&OAEP_SHA256_MGF1SHA256, &data_key[..], &mut wrapped, None)
-                    .map_err(|e| {
-                        TokenError::failed("encrypt the seal key to the transport key", e)
-                    })?
-                    .len();
-                wrapped.truncate(n);
-                let mut nonce = [0u8; 12];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-                let aad = out.clone();
-                let mut body = plain.to_vec();
-                let sealing = LessSafeKey::new(
-                    UnboundKey::new(&AES_256_GCM, &data_key[..])
-                        .map_err(|e| TokenError::failed("make the seal key", e))?,
-                );
-                sealing
-                    .seal_in_place_append_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(&aad),
-                        &mut body,
-                    )
-                    .map_err(|e| TokenError::failed("encrypt the transport identity", e))?;
-                put(&mut out, &wrapped);
-                put(&mut out, &nonce);
-                put(&mut out, &body);
-                let signature = root.sign_checked(&out)?;
-                put(&mut out, &signature);
-            }
+            SealScheme::TokenRsaOaep => self.oaep_seal(&mut out, plain, root)?,
         }
         Ok(out)
     }
@@ -450,142 +316,5 @@ impl Token {
                 "the sealed transport identity names seal scheme {other}, which this root-ca does not know"
             ))),
         }
-    }
-
-    fn oaep_open(&self, whole: &[u8], body: &[u8], root_spki: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut cur = body;
-        let wrapped = take(&mut cur)?;
-        let nonce = take(&mut cur)?;
-        let ct = take(&mut cur)?;
-        let signed_len = whole.len() - cur.len();
-        let signature = take(&mut cur)?;
-        if !cur.is_empty() || nonce.len() != 12 {
-            return Err(truncated());
-        }
-        let alg = KeyAlgorithm::from_spki_der(root_spki)
-            .map_err(|e| TokenError::failed("read the root public key", e))?;
-        crate::keys::sigcheck::verify(
-            super::key::signature_oid(alg),
-            root_spki,
-            &whole[..signed_len],
-            signature,
-        )
-        .map_err(|_| {
-            TokenError::Refused(
-                "the sealed transport identity is not signed by this root's key: it was replaced or damaged; restore root/transport.sealed from the ceremony backup".into(),
-            )
-        })?;
-        let Some((SealScheme::TokenRsaOaep, key)) = self.existing_transport()? else {
-            return Err(TokenError::NoKey {
-                key: self.transport_label(),
-                token: self.config.token_label.clone(),
-            });
-        };
-        let capacity = wrapped.len().max(512);
-        let data_key = {
-            let session = self.session();
-            self.raw()
-                .decrypt(&session, &oaep(), key, wrapped, capacity)
-                .map_err(|e| {
-                    TokenError::pkcs11_about(
-                        "decrypt the seal key",
-                        "mechanism CKM_RSA_PKCS_OAEP (SHA-256, MGF1-SHA-256)",
-                        e,
-                    )
-                })?
-        };
-        let opening =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &data_key).map_err(|_| truncated())?);
-        let mut buf = Zeroizing::new(ct.to_vec());
-        let aad = &whole[..MAGIC.len() + 2];
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
-        let n = opening
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut buf[..],
-            )
-            .map_err(|_| {
-                TokenError::Refused(
-                    "the sealed transport identity does not decrypt (damaged file)".into(),
-                )
-            })?
-            .len();
-        buf.truncate(n);
-        Ok(buf)
-    }
-
-    /// The transport key pair's public key as a SubjectPublicKeyInfo.
-    fn transport_public_spki(&self) -> Result<Vec<u8>> {
-        let label = self.transport_label();
-        let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, None)?;
-        let attrs = self
-            .session()
-            .get_attributes(
-                public,
-                &[AttributeType::Modulus, AttributeType::PublicExponent],
-            )
-            .map_err(|e| TokenError::pkcs11("read the transport public key", e))?;
-        let (mut n, mut e) = (None, None);
-        for a in attrs {
-            match a {
-                Attribute::Modulus(v) => n = Some(v),
-                Attribute::PublicExponent(v) => e = Some(v),
-                _ => {}
-            }
-        }
-        match (n, e) {
-            (Some(n), Some(e)) => Ok(rsa_spki(&n, &e)),
-            _ => Err(TokenError::Refused(format!(
-                "the transport public key '{label}' has no RSA modulus or exponent"
-            ))),
-        }
-    }
-
-    /// AES-256-GCM inside the token: IV ‖ ciphertext ‖ tag.
-    fn gcm_seal(&self, key: ObjectHandle, plain: &[u8]) -> Result<Vec<u8>> {
-        let mut iv = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut iv);
-        let iv_copy = iv;
-        let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, GCM_AAD, 128u64.into())
-            .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
-        let ct = self
-            .session()
-            .encrypt(&Mechanism::AesGcm(params), key, plain)
-            .map_err(|e| {
-                TokenError::pkcs11_about("encrypt transport identity", "mechanism CKM_AES_GCM", e)
-            })?;
-        let mut out = iv_copy.to_vec();
-        out.extend(ct);
-        Ok(out)
-    }
-
-    fn gcm_open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if sealed.len() < 12 + 16 {
-            return Err(truncated());
-        }
-        let key = match self.existing_transport()? {
-            Some((SealScheme::TokenAesGcm, key)) => key,
-            _ => {
-                return Err(TokenError::NoKey {
-                    key: self.transport_label(),
-                    token: self.config.token_label.clone(),
-                })
-            }
-        };
-        let mut iv = [0u8; 12];
-        iv.copy_from_slice(&sealed[..12]);
-        let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, GCM_AAD, 128u64.into())
-            .map_err(|e| TokenError::pkcs11("AES-GCM parameters", e))?;
-        self.session()
-            .decrypt(&Mechanism::AesGcm(params), key, &sealed[12..])
-            .map(Zeroizing::new)
-            .map_err(|e| {
-                TokenError::pkcs11_about(
-                    "decrypt transport identity (damaged file or wrong token?)",
-                    "mechanism CKM_AES_GCM",
-                    e,
-                )
-            })
     }
 }
