@@ -58,6 +58,9 @@ pub enum Command {
     /// One-time enrolment tokens for the online service.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The installed root CRL in the etcd CRL: end the hold of its new entries now.
+    #[command(subcommand)]
+    RootCrl(RootCrlCommand),
     /// The ledger: move it to PostgreSQL (several `issuer serve` hosts), or accept one restored
     /// from a backup.
     #[command(subcommand)]
@@ -214,6 +217,16 @@ pub struct ServeArgs {
     /// Requests one identity may make per minute, sustained.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_minute: u32,
+    /// The longest a new entry of the installed root CRL stays out of the etcd CRL while
+    /// unexpired leaves still chain to the intermediate it revokes, so their agents move them
+    /// first (e.g. 10m, 1h). Entries an etcd CRL has listed are listed for ever after.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub root_crl_hold: String,
+    /// A file naming age identity files, one path per line, tried in order to unlock the
+    /// active intermediate; re-read at start and at every SIGHUP, so that a new generation
+    /// protected by a new identity (a compromise rotation) is loaded by adding its file here.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["identity", "passphrase_file"])]
+    pub identity_list: Option<PathBuf>,
     #[command(flatten)]
     pub secret: SecretArgs,
 }
@@ -224,6 +237,22 @@ pub enum TokenCommand {
     /// obtains exactly that entry's leaves (a member: server and peer; a client: its client
     /// leaf) once, before it expires. The token is printed once and stored only as a hash.
     Create(TokenCreateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RootCrlCommand {
+    /// End the hold of every entry of the installed root CRL now: the service's next etcd CRL
+    /// (within a second) lists them all, even where leaves still chain to a revoked
+    /// intermediate; those hosts are cut off until they are re-issued or re-enrolled. Run it
+    /// on every CA host that serves this folder.
+    Release(RootCrlReleaseArgs),
+}
+
+// The arguments of `issuer root-crl release`.
+#[derive(Args, Debug)]
+pub struct RootCrlReleaseArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

@@ -104,6 +104,12 @@ pub enum Usage {
         /// The duration given.
         lifetime: String,
     },
+    /// `issuer serve --root-crl-hold` longer than a week.
+    #[error("--root-crl-hold {hold}: at most 7d; a hold keeps a revoked intermediate trusted by etcd for that long")]
+    RootCrlHold {
+        /// The duration given.
+        hold: String,
+    },
     /// `issuer revoke SERIAL` with a serial that is not hex.
     #[error("serial: '{serial}' is not hex; give the serial as `issuer list` shows it")]
     SerialNotHex {

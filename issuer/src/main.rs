@@ -91,6 +91,9 @@ fn run(command: Command) -> error::Result<bool> {
         ),
         Command::Serve(a) => commands::serve(&a),
         Command::Token(cli::TokenCommand::Create(a)) => done(commands::token_create(&a)),
+        Command::RootCrl(cli::RootCrlCommand::Release(a)) => {
+            done(commands::root_crl_release(&a.ca))
+        }
         Command::Ledger(cli::LedgerCommand::Migrate(a)) => done(commands::ledger_migrate(&a)),
         Command::Ledger(cli::LedgerCommand::AcceptRestore(a)) => {
             done(commands::ledger_accept_restore(&a))

@@ -33,7 +33,8 @@ pub struct Agent {
 /// What a leaf looks like on disk.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LeafView {
-    /// The role.
+    /// The role (not serialised: the status line of the leaf names it once).
+    #[serde(skip_serializing)]
     pub role: String,
     /// Serial, hex.
     pub serial: String,
@@ -269,11 +270,14 @@ impl Agent {
             .is_some_and(|int| int != active)
     }
 
-    /// First leaves of this host with a one-time token. Refuses when a leaf file exists.
-    pub fn enrol(&self, token: &str) -> AgentResult<Vec<Issued>> {
+    /// First leaves of this host with a one-time token. Refuses when a leaf file exists,
+    /// unless `replace` (a host whose leaves were revoked, superseded or expired): the new
+    /// pairs are then swapped in as a renewal would, and the agent's memory of refusals and
+    /// failures is cleared.
+    pub fn enrol(&self, token: &str, replace: bool) -> AgentResult<Vec<Issued>> {
         for l in &self.config.leaves {
             for p in [&l.cert, &l.key] {
-                if std::fs::symlink_metadata(p).is_ok() {
+                if !replace && std::fs::symlink_metadata(p).is_ok() {
                     return Err(AgentError::AlreadyEnrolled { path: p.clone() });
                 }
             }
@@ -326,6 +330,13 @@ impl Agent {
                 issued.chain_pem.as_bytes(),
                 key.as_bytes(),
             )?;
+        }
+        if replace {
+            let mut state = State::load(&self.config.state)?;
+            for l in &self.config.leaves {
+                state.leaves.insert(l.role.clone(), Default::default());
+            }
+            state.save(&self.config.state)?;
         }
         Ok(out)
     }

@@ -39,7 +39,7 @@ pub enum AgentError {
     #[error("could not make a CSR for the new key: {0}")]
     Csr(String),
     /// Enrolment would replace files that exist.
-    #[error("{path} exists: this host is enrolled already (the agent renews it); remove the old files first if you mean to start over")]
+    #[error("{path} exists: this host is enrolled already (the agent renews it); after a revocation, a supersession or an expiry (`pki-agent status` exits 3 or shows it expired), `pki-agent enrol --replace` with a new token swaps in new leaves")]
     AlreadyEnrolled {
         /// The file.
         path: PathBuf,

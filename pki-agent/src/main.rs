@@ -28,9 +28,14 @@ enum Command {
         /// File whose first line is the token (never a command-line value).
         #[arg(long, value_name = "FILE")]
         token_file: PathBuf,
+        /// Replace the leaves this host has (revoked, superseded or expired: `status` says
+        /// so) with new ones, swapped in as a renewal would.
+        #[arg(long)]
+        replace: bool,
     },
     /// Renew what is due, confirm renewals, install the CRL. Without --once, keeps doing so.
-    /// Exit status: 0 done, 1 a failure, 2 a leaf within the danger window afterwards.
+    /// Exit status: 0 done, 1 a failure, 2 a leaf within the danger window afterwards, 3 a
+    /// leaf the service refused for good (revoked, superseded: re-enrol the host).
     Run {
         /// The agent's configuration file.
         #[arg(long, value_name = "FILE")]
@@ -42,8 +47,9 @@ enum Command {
         #[arg(long, requires = "once")]
         renew_now: bool,
     },
-    /// Expiry, renewal time, last renewal and CRL of each leaf. Exit status 2 when a leaf is
-    /// within the danger window or the CRL is past its nextUpdate.
+    /// Expiry, renewal time, last renewal attempt and its outcome, and CRL of each leaf. Exit
+    /// status 3 when the service refused a leaf for good (revoked, superseded: re-enrol the
+    /// host), else 2 when a leaf is within the danger window or the CRL is past its nextUpdate.
     Status {
         /// The agent's configuration file.
         #[arg(long, value_name = "FILE")]
@@ -73,10 +79,14 @@ fn danger_code(agent: &Agent) -> ExitCode {
 
 fn run(command: Command) -> AgentResult<ExitCode> {
     match command {
-        Command::Enrol { config, token_file } => {
+        Command::Enrol {
+            config,
+            token_file,
+            replace,
+        } => {
             let agent = Agent::new(Config::load(&config)?)?;
             let token = pki_core::output::read_secret_file(&token_file, "enrolment token")?;
-            for l in agent.enrol(token.trim())? {
+            for l in agent.enrol(token.trim(), replace)? {
                 println!(
                     "enrolled {} {} (serial {}, until {})",
                     l.role, l.subject, l.serial, l.not_after
@@ -110,6 +120,9 @@ fn run(command: Command) -> AgentResult<ExitCode> {
                 for f in &r.failures {
                     eprintln!("{at}pki-agent: {f}");
                 }
+                for f in &r.refused {
+                    eprintln!("{at}pki-agent: refused for good: {f}");
+                }
             };
             if !once {
                 pki_agent::run::daemon(&agent, print)?;
@@ -118,6 +131,9 @@ fn run(command: Command) -> AgentResult<ExitCode> {
             print(&report);
             if !report.failures.is_empty() {
                 return Ok(ExitCode::FAILURE);
+            }
+            if !report.refused.is_empty() {
+                return Ok(ExitCode::from(3));
             }
             Ok(danger_code(&agent))
         }
@@ -143,6 +159,17 @@ fn run(command: Command) -> AgentResult<ExitCode> {
                         ),
                         (None, e) => println!("{:<7} {}", l.role, e.clone().unwrap_or_default()),
                     }
+                    if let Some(r) = &l.refused {
+                        println!("{:<7} REFUSED for good by the service: {r}; re-enrol this host with a new token", "");
+                    } else if l.consecutive_failures > 0 {
+                        println!(
+                            "{:<7} last attempt {} failed ({} in a row): {}",
+                            "",
+                            l.last_attempt.clone().unwrap_or_default(),
+                            l.consecutive_failures,
+                            l.last_error.clone().unwrap_or_default()
+                        );
+                    }
                 }
                 if let Some(c) = &s.crl {
                     match &c.installed {
@@ -154,7 +181,9 @@ fn run(command: Command) -> AgentResult<ExitCode> {
                     }
                 }
             }
-            Ok(if s.danger {
+            Ok(if s.refused {
+                ExitCode::from(3)
+            } else if s.danger {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS

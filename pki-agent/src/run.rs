@@ -19,6 +19,17 @@ pub struct PassReport {
     pub failures: Vec<String>,
     /// Whether any failure may pass if tried again (the service unreachable or busy).
     pub transient: bool,
+    /// Leaves the service refused for good (revoked, superseded, unknown, expired), one line
+    /// each: not asked about again until the host is re-enrolled.
+    pub refused: Vec<String>,
+}
+
+/// Whether a remembered permanent refusal is about the leaf on disk now (a re-enrolment puts
+/// a new serial there, and the refusal no longer applies).
+fn remembered_serial_is(s: &crate::state::LeafState, serial: &str) -> bool {
+    s.refused
+        .as_deref()
+        .is_some_and(|r| r.contains(&format!("(serial {serial})")))
 }
 
 /// Renews every leaf that is due, confirms unconfirmed renewals, fetches the CRL when
@@ -55,11 +66,64 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
         if view.renew_after > now && !renew_now && !rotated {
             continue;
         }
+        // A leaf the service refused for good is not asked about again: the same answer
+        // would come back, for ever (status shows it and exits 3).
+        let remembered = state.leaves.get(&l.role).cloned().unwrap_or_default();
+        if let Some(code) = remembered
+            .refused
+            .as_ref()
+            .filter(|_| remembered_serial_is(&remembered, &view.serial))
+        {
+            report.refused.push(format!(
+                "{}: the service refused serial {} for good ({code}); re-enrol this host with a new token (pki-agent enrol --replace)",
+                l.role, view.serial
+            ));
+            continue;
+        }
+        let at = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         match agent.renew(l, &mut state) {
-            Ok(new) => report
-                .renewed
-                .push(format!("{}: {} -> {}", l.role, view.serial, new.serial)),
-            Err(e) => fail(&mut report, format!("{} renewal", l.role), e),
+            Ok(new) => {
+                let s = state.leaves.entry(l.role.clone()).or_default();
+                s.last_attempt = Some(at);
+                s.last_outcome = Some("renewed".into());
+                s.last_error = None;
+                s.consecutive_failures = 0;
+                s.refused = None;
+                state.save(&agent.config.state)?;
+                report
+                    .renewed
+                    .push(format!("{}: {} -> {}", l.role, view.serial, new.serial))
+            }
+            Err(e) => {
+                let permanent = match &e {
+                    crate::error::AgentError::Service(s) => {
+                        s.permanent_refusal().map(str::to_string)
+                    }
+                    _ => None,
+                };
+                let s = state.leaves.entry(l.role.clone()).or_default();
+                s.last_attempt = Some(at);
+                s.last_outcome = Some(
+                    if permanent.is_some() {
+                        "refused"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                );
+                s.last_error = Some(e.to_string());
+                s.consecutive_failures += 1;
+                s.refused = permanent.map(|code| format!("{code} (serial {})", view.serial));
+                let refused = s.refused.is_some();
+                state.save(&agent.config.state)?;
+                if refused {
+                    report.refused.push(format!("{} renewal: {e}", l.role));
+                } else {
+                    fail(&mut report, format!("{} renewal", l.role), e)
+                }
+            }
         }
     }
     if fetch_crl && agent.config.crl.is_some() {

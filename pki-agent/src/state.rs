@@ -26,6 +26,23 @@ pub struct LeafState {
     pub last_renewal: Option<String>,
     /// A renewed serial installed but not yet confirmed to the service.
     pub unconfirmed: Option<String>,
+    /// When the agent last tried to renew it, RFC 3339.
+    #[serde(default)]
+    pub last_attempt: Option<String>,
+    /// How that attempt ended: `renewed`, `failed` (may pass later) or `refused` (for good).
+    #[serde(default)]
+    pub last_outcome: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Failed attempts in a row.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The service's code when it refused this leaf for good (`revoked`, `superseded`,
+    /// `unknown-leaf`, `expired`): the agent stops asking; `pki-agent enrol --replace` with a
+    /// new token is the way back.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 /// The CRL installed.

@@ -17,6 +17,8 @@ pub struct Status {
     /// A leaf has less than the danger window left (or is missing or expired), or the CRL is
     /// past its nextUpdate.
     pub danger: bool,
+    /// A leaf the service refused for good (status exits 3).
+    pub refused: bool,
 }
 
 /// One leaf.
@@ -35,6 +37,17 @@ pub struct LeafStatus {
     pub last_renewal: Option<String>,
     /// A renewal installed but not yet confirmed.
     pub unconfirmed: Option<String>,
+    /// When the agent last tried to renew it.
+    pub last_attempt: Option<String>,
+    /// How that ended: `renewed`, `failed`, `refused`.
+    pub last_outcome: Option<String>,
+    /// Why it failed.
+    pub last_error: Option<String>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// The service refused this leaf for good (the code and serial): the agent no longer
+    /// asks; the host must be re-enrolled.
+    pub refused: Option<String>,
 }
 
 /// The CRL.
@@ -74,9 +87,15 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
                 error,
                 last_renewal: s.last_renewal,
                 unconfirmed: s.unconfirmed,
+                last_attempt: s.last_attempt,
+                last_outcome: s.last_outcome,
+                last_error: s.last_error,
+                consecutive_failures: s.consecutive_failures,
+                refused: s.refused,
             }
         })
-        .collect();
+        .collect::<Vec<LeafStatus>>();
+    let refused = leaves.iter().any(|l| l.refused.is_some());
     let parse =
         |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
     let crl = agent.config.crl.as_ref().map(|_| {
@@ -97,5 +116,6 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
         leaves,
         crl,
         danger,
+        refused,
     }
 }

@@ -79,6 +79,23 @@ impl ServiceError {
             _ => false,
         }
     }
+
+    /// The refusal's code when the service refuses this leaf for good (revoked, superseded,
+    /// unknown to the ledger, expired): asking again will not help; the host must re-enrol.
+    pub fn permanent_refusal(&self) -> Option<&str> {
+        match self {
+            ServiceError::Refused { status, error, .. }
+                if (*status == 401 || *status == 403)
+                    && matches!(
+                        error.as_str(),
+                        "revoked" | "superseded" | "unknown-leaf" | "expired"
+                    ) =>
+            {
+                Some(error)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Result of the service crate.

@@ -105,8 +105,12 @@ pub struct Refusal {
 /// `GET /v1/health`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the CRL could not be re-signed on time.
+    /// `ok`, `degraded` when the CRL could not be re-signed on time, or `reload-failed` when
+    /// the last SIGHUP reload failed (the answer is then 503).
     pub status: String,
+    /// Why the last reload failed, while it is the latest word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_error: Option<String>,
     /// The active generation of the CA folder.
     pub generation: u32,
     /// End of validity of the active intermediate, RFC 3339.

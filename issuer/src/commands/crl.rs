@@ -67,8 +67,10 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
         );
     }
     if a.etcd_out.is_some() || a.etcd_bundle.is_some() {
+        // A CRL published by hand lists every entry of the root CRL (no hold): recorded, so
+        // that the service's later etcd CRLs keep listing them (revocation is monotonic).
         let root_pair = match (&root, &root_crl) {
-            (Some(r), Some(c)) => Some((r, c.as_slice())),
+            (Some(r), Some(c)) => Some((r, c.as_slice(), &[][..])),
             _ => None,
         };
         let c = etcd_crl(&ca, &signer, &mut ledger, root_pair, now, a.days)?;
@@ -88,6 +90,9 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
         }
         // Only now may expired entries listed for the last time leave the next etcd CRL.
         c.selection.published(&mut ledger, c.number)?;
+        if let (Some(r), Some(der)) = (&root, &root_crl) {
+            record_root_published(&ca, &ledger, r, der, c.number, now)?;
+        }
         for (t, format) in &targets {
             println!(
                 "etcd CRL: {} ({}, {n} revoked serials{}; {})",
@@ -104,6 +109,52 @@ pub fn crl(a: &crate::cli::CrlArgs) -> Result<()> {
                 crl_size(n, std::fs::metadata(t).map_or(0, |m| m.len() as usize))
             );
         }
+    }
+    Ok(())
+}
+
+/// Records that etcd CRL `number` listed every entry of the root CRL `der` (see
+/// `pki_core::ca::RootHold`): no later etcd CRL, the service's included, leaves them out.
+pub(super) fn record_root_published(
+    ca: &pki_core::ca::CaDir,
+    ledger: &pki_core::ca::Ledger,
+    root: &pki_core::x509::CertFacts,
+    der: &[u8],
+    number: u64,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let crl = pki_core::ca::RootCrl::parse("root CRL", der, root)?;
+    pki_core::ca::root_crl_hold(ca, ledger, &crl, time::Duration::ZERO, now)?.published(number)?;
+    Ok(())
+}
+
+/// `issuer root-crl release`: every entry of the installed root CRL goes into the next etcd
+/// CRL, held or not.
+pub fn root_crl_release(dir: &Path) -> Result<()> {
+    let ca = open_ca(dir)?;
+    let _lock = ca.lock_exclusive()?;
+    let root = pki_core::ca::pinned_root(&ca)?;
+    let Some(crl) = pki_core::ca::installed_root_crl(&ca, &root)? else {
+        println!(
+            "no root CRL is installed in {}: nothing is held",
+            ca.path.display()
+        );
+        return Ok(());
+    };
+    let released = pki_core::ca::release_root_crl_hold(&ca, &crl, OffsetDateTime::now_utc())?;
+    if released.is_empty() {
+        println!(
+            "every entry of root CRL {} is in the etcd CRL already: nothing was held",
+            crl.number_text()
+        );
+    } else {
+        println!(
+            "released {} entr{} of root CRL {} ({}): a running `issuer serve` lists them in its next etcd CRL; `issuer crl --etcd-bundle` lists them now",
+            released.len(),
+            if released.len() == 1 { "y" } else { "ies" },
+            crl.number_text(),
+            released.join(", ")
+        );
     }
     Ok(())
 }

@@ -33,8 +33,12 @@ pub fn etcd(
         None
     } else {
         let (_, root_crl) = root_and_crl(&ca, root, None)?;
-        let pair = root_crl.as_deref().map(|c| (&root_facts, c));
-        Some(etcd_crl(&ca, &signer, &mut ledger, pair, now, 30)?)
+        let pair = root_crl.as_deref().map(|c| (&root_facts, c, &[][..]));
+        let signed = etcd_crl(&ca, &signer, &mut ledger, pair, now, 30)?;
+        if let Some(der) = &root_crl {
+            super::crl::record_root_published(&ca, &ledger, &root_facts, der, signed.number, now)?;
+        }
+        Some(signed)
     };
     let crl_der = etcd_crl.as_ref().map(|c| c.der.clone()).unwrap_or_default();
     let report = pki_core::etcd::build_bundle(

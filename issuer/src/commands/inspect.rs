@@ -9,7 +9,19 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
         filter.expiring_before = Some(after(d)?);
         filter.active_only = true;
     }
-    let rows = ca.ledger()?.list(&filter)?;
+    let ledger = ca.ledger()?;
+    let rows = ledger.list(&filter)?;
+    let now = OffsetDateTime::now_utc();
+    // An active leaf past its notAfter is shown as expired: it holds nothing and no one can
+    // use it (the ledger keeps it active: nothing replaced or revoked it).
+    let shown = |r: &pki_core::ca::LeafRecord| -> String {
+        if r.status == "active" && r.not_after <= now {
+            "expired".into()
+        } else {
+            r.status.clone()
+        }
+    };
+    let held = root_crl_held(&ca, &ledger, now)?;
     // One buffered writer: stdout is line-buffered, and a million-row ledger would otherwise
     // cost a write per line.
     use std::io::Write;
@@ -17,6 +29,14 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let res = (|| -> std::io::Result<()> {
         if json {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).expect("row serialises");
+                    v["expired"] = serde_json::Value::Bool(r.not_after <= now);
+                    v
+                })
+                .collect();
             serde_json::to_writer_pretty(&mut out, &rows)?;
             writeln!(out)?;
             return Ok(());
@@ -38,11 +58,14 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
                 "{:<34} {:<7} {:<10} {:<22} {:<21} {}",
                 r.serial,
                 r.profile,
-                r.status,
+                shown(r),
                 r.subject,
                 fmt_time(r.not_after),
                 names.join(",")
             )?;
+        }
+        for line in &held {
+            writeln!(out, "{line}")?;
         }
         out.flush()
     })();
@@ -54,6 +77,24 @@ pub fn list(ca: &Path, expiring_within: Option<&str>, json: bool) -> Result<()> 
             source: e,
         })?),
     }
+}
+
+/// The root CRL entries held out of the etcd CRL now (with the default hold; `issuer serve
+/// --root-crl-hold` decides for the service), one line each naming the leaves that hold them.
+fn root_crl_held(
+    ca: &CaDir,
+    ledger: &pki_core::ca::Ledger,
+    now: OffsetDateTime,
+) -> Result<Vec<String>> {
+    let Ok(root) = pki_core::ca::pinned_root(ca) else {
+        return Ok(Vec::new());
+    };
+    let Some(crl) = pki_core::ca::installed_root_crl(ca, &root)? else {
+        return Ok(Vec::new());
+    };
+    let hold =
+        pki_core::ca::root_crl_hold(ca, ledger, &crl, pki_core::ca::DEFAULT_ROOT_CRL_HOLD, now)?;
+    Ok(hold.describe())
 }
 
 /// Returns whether every check passed.

@@ -27,7 +27,7 @@ use pki_core::{output, Error};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-pub use crl::{crl, revoke};
+pub use crl::{crl, revoke, root_crl_release};
 pub use etcd::{check_etcd, etcd};
 pub use inspect::{list, verify};
 pub use issue::{batch, issue};

@@ -9,18 +9,19 @@ pub(super) fn replace_all(
     secret: &SecretArgs,
     what: &str,
 ) -> Result<()> {
-    // Leaves issued or renewed through `issuer serve` live on their hosts; their agents
-    // renew them (under the active generation), this command cannot reach their files.
-    let (agent, recs): (Vec<_>, Vec<_>) = recs
-        .into_iter()
-        .partition(|r| r.cert_path.starts_with("agent:"));
+    // Leaves an agent is responsible for are never superseded here: those issued or renewed
+    // through `issuer serve` live on their hosts, and those `issuer etcd` wrote into a folder
+    // with a pki-agent.toml (the cluster file names a service) are renewed by that host's
+    // agent, which moves them to the active generation by itself; superseding them would
+    // lock the agent out (403 superseded).
+    let (agent, recs): (Vec<_>, Vec<_>) = recs.into_iter().partition(agent_managed);
     if !agent.is_empty() {
         println!(
-            "{} leaf/leaves kept by pki-agent left to their agents: {}",
+            "{} leaf/leaves left to their hosts' agents (they renew under the active generation at their next run; `issuer list` shows when): {}",
             agent.len(),
             agent
                 .iter()
-                .map(|r| format!("{} {}", r.profile, r.subject))
+                .map(|r| format!("{} {} ({})", r.profile, r.subject, r.serial))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -77,7 +78,30 @@ pub(super) fn replace_all(
     println!(
         "{done} leaf/leaves replaced in place; etcd picks up new leaf files on the next handshake"
     );
+    let mut hands: Vec<String> = recs
+        .iter()
+        .filter_map(|r| {
+            Path::new(&r.cert_path)
+                .parent()
+                .map(|p| p.display().to_string())
+        })
+        .collect();
+    hands.sort();
+    hands.dedup();
+    println!(
+        "hosts that need hands: copy these folders to their hosts (no agent renews them): {}",
+        hands.join(", ")
+    );
     Ok(())
+}
+
+/// A leaf an agent keeps: issued through the service, or written by `issuer etcd` into a
+/// member or client folder that has agent files.
+fn agent_managed(r: &pki_core::ca::LeafRecord) -> bool {
+    r.cert_path.starts_with("agent:")
+        || Path::new(&r.cert_path)
+            .parent()
+            .is_some_and(|d| d.join(pki_core::etcd::AGENT_CONFIG_FILE).exists())
 }
 
 pub fn renew(ca_dir: &Path, within: &str, dry_run: bool, secret: &SecretArgs) -> Result<()> {

@@ -31,6 +31,14 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
         config.leaf_lifetime = Some(life);
     }
     config.crl_refresh = std::time::Duration::from_secs(refresh.whole_seconds().max(60) as u64);
+    let hold = parse_duration(&a.root_crl_hold)?;
+    if hold > time::Duration::days(7) {
+        return Err(Usage::RootCrlHold {
+            hold: a.root_crl_hold.clone(),
+        }
+        .into());
+    }
+    config.root_crl_hold = hold;
     config.rate = pki_service::server::RateLimit {
         burst: a.rate_burst,
         per_minute: a.rate_per_minute,
@@ -43,7 +51,11 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
         pin_file: a.secret.pin_file.clone(),
     };
     open_ca(&a.ca)?;
-    match pki_service::server::run(config, Box::new(move |ca| secret.unlock_ca(ca))) {
+    let unlock: Box<pki_service::server::Unlock> = match a.identity_list.clone() {
+        Some(list) => Box::new(move |ca| unlock_with_list(ca, &list, secret.pin_file.as_deref())),
+        None => Box::new(move |ca| secret.unlock_ca(ca)),
+    };
+    match pki_service::server::run(config, unlock) {
         Ok(()) => Ok(true),
         Err(pki_service::ServiceError::Core(e)) => Err(e.into()),
         Err(e) => {
@@ -51,6 +63,33 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
             Ok(false)
         }
     }
+}
+
+/// Unlocks the active intermediate with the first identity file `list` names (one path per
+/// line; `#` comments and blank lines skipped) that opens it. The list is read anew each time,
+/// so a SIGHUP after adding a new generation's identity loads that generation.
+fn unlock_with_list(
+    ca: &pki_core::ca::CaDir,
+    list: &Path,
+    pin_file: Option<&Path>,
+) -> pki_core::Result<pki_core::ca::IssuingCa<pki_core::keys::CaKey>> {
+    let text = String::from_utf8_lossy(&output::read(list)?).into_owned();
+    let mut last = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let args = SecretArgs {
+            identity: Some(PathBuf::from(line)),
+            passphrase_file: None,
+            pin_file: pin_file.map(Path::to_path_buf),
+        };
+        match args.unlock_ca(ca) {
+            Ok(unlocked) => return Ok(unlocked),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(pki_core::Error::NoKeySecret))
 }
 
 /// The leaves one cluster-file entry gets: a member its server and peer leaves, a client its

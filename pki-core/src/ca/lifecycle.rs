@@ -92,14 +92,19 @@ pub fn direct_entries(
     Ok(sel)
 }
 
+/// The root's revocations for the etcd CRL: the root, its CRL (DER), and the serials (lower-case
+/// hex) of the entries held back for now (see [`crate::ca::RootHold`]; empty: all of them).
+pub type RootEntries<'a> = (&'a CertFacts, &'a [u8], &'a [String]);
+
 /// Entries of the etcd CRL signed at `this_update`: every revoked leaf of every generation
 /// under the expiry rule (leaves of other generations name their issuer), then every
-/// certificate the root revoked (naming the root), as the root CRL lists them.
+/// certificate the root revoked (naming the root), as the root CRL lists them, but for those
+/// held back.
 pub fn etcd_entries(
     ca: &CaDir,
     ledger: &Ledger,
     active: u32,
-    root: Option<(&CertFacts, &[u8])>,
+    root: Option<RootEntries<'_>>,
     this_update: OffsetDateTime,
 ) -> Result<Selection> {
     let mut own = Vec::new();
@@ -127,10 +132,13 @@ pub fn etcd_entries(
     // Entries without certificateIssuer must come first: the extension carries over to the
     // entries that follow it (RFC 5280 §5.3.3).
     own.extend(others);
-    if let Some((root_cert, crl_der)) = root {
+    if let Some((root_cert, crl_der, held)) = root {
         crate::x509::crl::verify_signature(crl_der, &root_cert.spki_der)
             .map_err(|_| Error::RootCrlNotByRoot)?;
         for mut e in crate::x509::crl::parse_entries("root CRL", crl_der)? {
+            if held.contains(&Serial::from_bytes(&e.serial).to_hex()) {
+                continue;
+            }
             e.certificate_issuer = Some(root_cert.subject_der.clone());
             own.push(e);
         }
@@ -228,7 +236,7 @@ pub fn sign_etcd_crl<S: Signer>(
     ca: &CaDir,
     signer: &IssuingCa<S>,
     ledger: &mut Ledger,
-    root: Option<(&CertFacts, &[u8])>,
+    root: Option<RootEntries<'_>>,
     now: OffsetDateTime,
     days: u32,
 ) -> Result<SignedCrl> {

@@ -13,8 +13,12 @@ pub(crate) mod request;
 
 pub use batch::{run as run_batch, BatchFile, BatchLeaf, BatchReport};
 pub use folder::root_crl::{
-    install as install_root_crl, installed as installed_root_crl, Installed as InstalledRootCrl,
-    RootCrl,
+    install as install_root_crl, installed as installed_root_crl, pinned_root,
+    Installed as InstalledRootCrl, RootCrl,
+};
+pub use folder::root_hold::{
+    decide as root_crl_hold, release as release_root_crl_hold, HeldEntry, RootHold,
+    DEFAULT_ROOT_CRL_HOLD,
 };
 pub use folder::{
     check_key_matches, key_fingerprint, CaDir, CaLock, CaState, GenerationState, NewKey,
@@ -28,7 +32,7 @@ pub use ledger::{
 };
 pub use lifecycle::{
     crl_file_der, direct_entries, etcd_entries, expiry_warnings, publish_crl, replace_leaf,
-    sign_direct_crl, sign_etcd_crl, CrlFormat, Selection, SignedCrl, CRL_WARN_DAYS,
+    sign_direct_crl, sign_etcd_crl, CrlFormat, RootEntries, Selection, SignedCrl, CRL_WARN_DAYS,
     INTERMEDIATE_WARN_DAYS,
 };
 pub use policy::{

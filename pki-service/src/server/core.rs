@@ -36,9 +36,11 @@ pub struct CrlSet {
     pub next_update: OffsetDateTime,
     /// The ledger's revocations when they were signed.
     pub mark: RevocationMark,
-    /// Active leaves still chaining to an intermediate the root CRL revokes (the root CRL's
-    /// entries are left out of the etcd CRL until none is left).
+    /// Unexpired active leaves holding root CRL entries out of the etcd CRL (see
+    /// `pki_core::ca::RootHold`).
     pub root_crl_withheld: usize,
+    /// The root CRL entries (serials, lower-case hex) left out of the etcd CRL for now.
+    pub root_entries_held: Vec<String>,
 }
 
 /// The unlocked CA folder.
@@ -48,6 +50,7 @@ pub struct Core {
     ledger: Ledger,
     root: CertFacts,
     root_crl: Option<pki_core::ca::RootCrl>,
+    root_crl_hold: time::Duration,
 }
 
 /// The hash under which an enrolment token is stored (lower-case hex SHA-256).
@@ -84,7 +87,13 @@ impl Core {
             ledger,
             root,
             root_crl,
+            root_crl_hold: pki_core::ca::DEFAULT_ROOT_CRL_HOLD,
         })
+    }
+
+    /// The longest a new root CRL entry is held out of the etcd CRL.
+    pub fn set_root_crl_hold(&mut self, hold: time::Duration) {
+        self.root_crl_hold = hold;
     }
 
     /// The active generation.
@@ -291,27 +300,22 @@ impl Core {
         let _lock = self.ca.lock_exclusive()?;
         self.ledger.sweep_renewed(now)?;
         let mark = self.ledger.revocation_mark()?;
-        let withheld = self.root_crl_withheld()?;
-        let root = match withheld {
-            0 => self
-                .root_crl
-                .as_ref()
-                .map(|c| (&self.root, c.der.as_slice())),
-            _ => None,
-        };
+        let mut hold = self.root_crl_hold(now)?;
+        let skip = hold.skip();
+        let root = self
+            .root_crl
+            .as_ref()
+            .map(|c| (&self.root, c.der.as_slice(), skip.as_slice()));
         let etcd = sign_etcd_crl(&self.ca, &self.signer, &mut self.ledger, root, now, days)?;
         etcd.selection.published(&mut self.ledger, etcd.number)?;
+        // From this CRL on, every entry it lists stays in every later one.
+        hold.published(etcd.number)?;
         let direct = sign_direct_crl(&self.signer, &mut self.ledger, now, days)?;
         direct
             .selection
             .published(&mut self.ledger, direct.number)?;
-        if withheld > 0 {
-            super::log(format_args!(
-                "root CRL left out of etcd CRL {}: {withheld} active leaves still chain to an \
-                 intermediate it revokes; their agents renew them under the active one, \
-                 `issuer reissue --from GEN` moves the others (issuer list shows them)",
-                etcd.number
-            ));
+        for line in hold.describe() {
+            super::log(format_args!("etcd CRL {}: {line}", etcd.number));
         }
         let this_update = now.replace_nanosecond(0).expect("ns");
         Ok(CrlSet {
@@ -322,39 +326,19 @@ impl Core {
             this_update,
             next_update: this_update + time::Duration::days(days as i64),
             mark,
-            root_crl_withheld: withheld,
+            root_crl_withheld: hold.holding_leaves(),
+            root_entries_held: skip,
         })
     }
 
-    /// Active leaves that chain to an intermediate the root CRL revokes. While there are any,
-    /// the root CRL's entries stay out of the etcd CRL: they would cut those leaves off before
-    /// their agents replaced them (an agent renews at once when the active intermediate is
-    /// not the one that issued its leaf). The service says so on every CRL it signs.
-    pub fn root_crl_withheld(&self) -> pki_core::Result<usize> {
-        let Some(crl) = &self.root_crl else {
-            return Ok(0);
-        };
-        let active = self.ledger.list(&pki_core::ca::ListFilter {
-            active_only: true,
-            ..Default::default()
-        })?;
-        let mut revoked_generations = std::collections::BTreeMap::new();
-        let mut withheld = 0;
-        for rec in &active {
-            let revoked = match revoked_generations.get(&rec.generation) {
-                Some(r) => *r,
-                None => {
-                    let r = self
-                        .ca
-                        .cert(rec.generation)
-                        .map(|c| crl.revocation_of(&c).is_some())
-                        .unwrap_or(false);
-                    revoked_generations.insert(rec.generation, r);
-                    r
-                }
-            };
-            withheld += usize::from(revoked);
+    /// The root CRL hold at `now`: which of the installed root CRL's entries are still held
+    /// out of the etcd CRL, and by which leaves.
+    pub fn root_crl_hold(&self, now: OffsetDateTime) -> pki_core::Result<pki_core::ca::RootHold> {
+        match &self.root_crl {
+            Some(crl) => {
+                pki_core::ca::root_crl_hold(&self.ca, &self.ledger, crl, self.root_crl_hold, now)
+            }
+            None => Ok(pki_core::ca::RootHold::default()),
         }
-        Ok(withheld)
     }
 }

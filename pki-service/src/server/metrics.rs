@@ -18,6 +18,8 @@ pub struct Metrics {
     pub confirmed: AtomicU64,
     /// CRLs signed.
     pub crls_signed: AtomicU64,
+    /// SIGHUP reloads that failed.
+    pub reload_failures: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -33,8 +35,12 @@ pub struct Gauges {
     pub intermediate_not_after: OffsetDateTime,
     /// The active generation.
     pub generation: u32,
-    /// Active leaves that keep the root CRL out of the etcd CRL.
+    /// Unexpired active leaves holding root CRL entries out of the etcd CRL.
     pub root_crl_withheld: usize,
+    /// Root CRL entries held out of the etcd CRL.
+    pub root_entries_held: usize,
+    /// The last reload failed.
+    pub reload_failed: bool,
 }
 
 impl Metrics {
@@ -123,8 +129,26 @@ impl Metrics {
         gauge(
             &mut s,
             "pki_root_crl_withheld_leaves",
-            "Active leaves chaining to an intermediate the root CRL revokes; the root CRL stays out of the etcd CRL while above 0.",
+            "Unexpired active leaves chaining to an intermediate a new root CRL entry revokes; that entry stays out of the etcd CRL while above 0, until its hold ends.",
             g.root_crl_withheld as i64,
+        );
+        gauge(
+            &mut s,
+            "pki_root_crl_entries_held",
+            "Root CRL entries held out of the etcd CRL for now (bounded by --root-crl-hold).",
+            g.root_entries_held as i64,
+        );
+        gauge(
+            &mut s,
+            "pki_reload_failed",
+            "1 while the last SIGHUP reload failed (the service signs with what it loaded before).",
+            i64::from(g.reload_failed),
+        );
+        counter(
+            &mut s,
+            "pki_reload_failures_total",
+            "SIGHUP reloads that failed.",
+            self.reload_failures.load(Ordering::Relaxed),
         );
         s
     }

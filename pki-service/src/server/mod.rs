@@ -48,6 +48,9 @@ pub struct Config {
     pub root: Option<PathBuf>,
     /// Lifetime of the leaves the service issues, instead of the profile's (drills, tests).
     pub leaf_lifetime: Option<time::Duration>,
+    /// The longest a new root CRL entry is held out of the etcd CRL while leaves still chain
+    /// to the intermediate it revokes (see `pki_core::ca::RootHold`).
+    pub root_crl_hold: time::Duration,
     /// Validity of each CRL signed, in days.
     pub crl_days: u32,
     /// The CRLs are re-signed at least this often.
@@ -70,6 +73,7 @@ impl Config {
             tls_key,
             root: None,
             leaf_lifetime: None,
+            root_crl_hold: pki_core::ca::DEFAULT_ROOT_CRL_HOLD,
             crl_days: 7,
             crl_refresh: Duration::from_secs(3600),
             revocation_poll: Duration::from_secs(1),
@@ -97,6 +101,10 @@ struct Shared {
     audit: audit::AuditLog,
     unlock: Box<Unlock>,
     degraded: AtomicBool,
+    /// The last reload (SIGHUP) failed: the service still signs with the intermediate it had,
+    /// which after a compromise rotation is the revoked one. Health answers 503 until a
+    /// reload succeeds.
+    reload_failed: Mutex<Option<String>>,
     draining: AtomicBool,
 }
 
@@ -147,9 +155,11 @@ pub async fn serve(
     let root = config.root.clone();
     let life = config.leaf_lifetime;
     let days = config.crl_days;
+    let hold = config.root_crl_hold;
     // The ledger is used on blocking threads only (PostgreSQL's client blocks).
     let (opened, unlock) = tokio::task::spawn_blocking(move || {
         let opened = Core::open(&dir, root.as_deref(), life, &unlock).and_then(|mut core| {
+            core.set_root_crl_hold(hold);
             let crls = core.sign_crls(OffsetDateTime::now_utc(), days)?;
             Ok((core, crls))
         });
@@ -191,6 +201,7 @@ pub async fn serve(
         audit,
         unlock,
         degraded: AtomicBool::new(false),
+        reload_failed: Mutex::new(None),
         draining: AtomicBool::new(false),
     });
     if let Some(tx) = bound {
@@ -274,6 +285,7 @@ async fn reload(shared: Arc<Shared>) {
             s.config.leaf_lifetime,
             &s.unlock,
         )?;
+        core.set_root_crl_hold(s.config.root_crl_hold);
         let tls = load_tls(&s.config, core.root_der())?;
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
         let generation = core.generation();
@@ -286,9 +298,25 @@ async fn reload(shared: Arc<Shared>) {
     })
     .await
     .expect("join");
+    let mut failed = shared
+        .reload_failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     match done {
-        Ok(g) => log(format_args!("reloaded: generation {g} active")),
-        Err(e) => log(format_args!("reload failed, still serving as before: {e}")),
+        Ok(g) => {
+            *failed = None;
+            log(format_args!("reloaded: generation {g} active"))
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .reload_failures
+                .fetch_add(1, Ordering::Relaxed);
+            log(format_args!(
+                "RELOAD FAILED, still signing with the intermediate loaded before (health now answers 503 until a reload succeeds): {e}"
+            ));
+            *failed = Some(e.to_string());
+        }
     }
 }
 
@@ -301,15 +329,24 @@ async fn crl_loop(shared: Arc<Shared>) {
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
             let now = OffsetDateTime::now_utc();
-            let (mark, signed_at, withheld) = {
+            let (mark, signed_at, held) = {
                 let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
-                (c.mark, c.this_update, c.root_crl_withheld)
+                (c.mark, c.this_update, c.root_entries_held.clone())
             };
             let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
             let stale = now - signed_at >= s.config.crl_refresh;
-            // During a rotation the withheld count is looked at on every poll: the root CRL
-            // goes into the etcd CRL as soon as the last old leaf is replaced.
-            let rotation_moved = withheld > 0 && core.root_crl_withheld()? != withheld;
+            // While root CRL entries are held back, the hold is looked at on every poll: an
+            // entry goes into the etcd CRL as soon as its last leaf is replaced, or at its
+            // deadline; and the leaves holding it are named in the log once a minute.
+            let rotation_moved = !held.is_empty() && {
+                let hold = core.root_crl_hold(now)?;
+                if now.unix_timestamp() % 60 == 0 {
+                    for line in hold.describe() {
+                        log(format_args!("{line}"));
+                    }
+                }
+                hold.skip() != held
+            };
             if !stale && !rotation_moved && core.revocation_mark()? == mark {
                 return Ok(None);
             }

@@ -173,7 +173,15 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
     let path = req.uri().path().to_string();
     let pem = req.uri().query() == Some("format=pem");
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, protocol::HEALTH) => Outcome::json(&health(&ctx.shared)),
+        (Method::GET, protocol::HEALTH) => {
+            let h = health(&ctx.shared);
+            let mut o = Outcome::json(&h);
+            // A monitor that reads only the status code sees a failed reload too.
+            if h.status == "reload-failed" {
+                o.status = 503;
+            }
+            o
+        }
         (Method::GET, protocol::CA) => {
             let snap = ctx
                 .shared
@@ -207,8 +215,14 @@ fn gauges(s: &Shared) -> Gauges {
         crl_next_update: c.next_update,
         crl_number: c.etcd_number,
         root_crl_withheld: c.root_crl_withheld,
+        root_entries_held: c.root_entries_held.len(),
         intermediate_not_after: snap.not_after,
         generation: snap.info.generation,
+        reload_failed: s
+            .reload_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some(),
     }
 }
 
@@ -218,12 +232,20 @@ fn health(s: &Shared) -> Health {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
+    let reload_error = s
+        .reload_failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Health {
-        status: if s.degraded.load(Ordering::SeqCst) {
+        status: if reload_error.is_some() {
+            "reload-failed".into()
+        } else if s.degraded.load(Ordering::SeqCst) {
             "degraded".into()
         } else {
             "ok".into()
         },
+        reload_error,
         generation: g.generation,
         intermediate_not_after: rfc(g.intermediate_not_after),
         crl_number: g.crl_number,

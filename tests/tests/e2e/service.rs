@@ -1143,11 +1143,15 @@ fn kill_9_under_load_loses_no_issued_certificate() {
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
 }
 
-/// A rotation with the service and an agent running: the root revokes intermediate 1,
+/// Rotations with the service and an agent running. First: the root revokes intermediate 1,
 /// intermediate 2 is installed, `issuer reissue` moves the command-line leaves (the service's
-/// own among them) and SIGHUP reloads. The root CRL stays out of the etcd CRL while an active
-/// leaf still chains to intermediate 1; the agent renews its leaf at once because the active
-/// intermediate changed; then the etcd CRL lists intermediate 1.
+/// own among them) but leaves a leaf kept by an agent alone, and SIGHUP reloads. The new root
+/// CRL entry stays out of the etcd CRL while an active leaf still chains to intermediate 1;
+/// the agent renews its leaf at once because the active intermediate changed; then the etcd
+/// CRL lists intermediate 1. Second and third, with the agent dead: intermediate 1 stays
+/// listed in every etcd CRL served (monotonic, checked on every poll), the new entry is held
+/// and the log and `issuer list` name the leaf holding it; `issuer root-crl release` ends the
+/// hold at once, and a hold nobody releases ends at its deadline (`--root-crl-hold`).
 #[test]
 fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
     let _serial = e2e_tests::serial::exclusive();
@@ -1184,6 +1188,8 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
         "1000",
         "--rate-per-minute",
         "100000",
+        "--root-crl-hold",
+        &format!("{HOLD_SECS}s"),
     ])
     .current_dir(&p.d)
     .env("PKI_AGE_IDENTITY", p.path("id.txt"))
@@ -1191,6 +1197,24 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
     let svc = Service::start(cmd, &p.path("serve.log"));
     let root = p.path("root/root.crt");
     let (cert, key) = (p.path("host/client.crt"), p.path("host/client.key"));
+    // A leaf the command line wrote into a folder that has agent files: its host's agent
+    // keeps it, so `issuer reissue` must leave it alone.
+    ok(p.issuer(&[
+        "issue",
+        "client",
+        "--ca",
+        "ica",
+        "--out",
+        "agent-host",
+        "--cn",
+        "app2",
+    ]));
+    std::fs::write(
+        p.path("agent-host/pki-agent.toml"),
+        "# written by issuer etcd\n",
+    )
+    .unwrap();
+    let app2 = p.serial_of("agent-host/client.crt");
     let conf = p.path("agent.toml");
     std::fs::write(
         &conf,
@@ -1220,7 +1244,26 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
     p.root_crl("root-crl-1.pem");
     let r2 = p.request_and_sign(2, Default::default());
     ok(p.install(&r2));
-    ok(p.issuer(&["reissue", "--ca", "ica", "--from", "1"]));
+    let out = ok(p.issuer(&["reissue", "--ca", "ica", "--from", "1"]));
+    assert!(
+        out.contains("left to their hosts' agents") && out.contains(&app2),
+        "reissue names the agent's leaf it leaves alone:\n{out}"
+    );
+    assert!(out.contains("hosts that need hands"), "{out}");
+    let listed = ok(p.issuer(&["list", "--ca", "ica", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == app2.as_str())
+        .expect("app2 in the ledger");
+    assert_eq!(
+        row["status"], "active",
+        "reissue superseded an agent's leaf: {row}"
+    );
+    // Out of the way for what follows (its agent is not running in this test).
+    ok(p.issuer(&["revoke", &app2, "--ca", "ica", "--reason", "superseded"]));
     svc.signal("HUP");
     let t = std::time::Instant::now();
     while !svc.log_text().contains("reloaded: generation 2 active") {
@@ -1257,8 +1300,9 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
         "intermediate 1 is not refused while the agent's leaf needs it"
     );
     assert!(
-        svc.log_text().contains("root CRL left out of etcd CRL"),
-        "{}",
+        svc.log_text().contains("held out of the etcd CRL until")
+            && svc.log_text().contains("CN=app"),
+        "the log names the leaf holding the entry: {}",
         svc.log_text()
     );
 
@@ -1283,4 +1327,113 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
         "{}",
         metric()
     );
+
+    // From here the agent is dead. Every etcd CRL the service serves must list intermediate 1.
+    let serial_listed = |serial: &str| {
+        let a = call(
+            svc.port,
+            &root,
+            None,
+            "GET",
+            "/v1/crl/etcd?format=pem",
+            None,
+            None,
+        );
+        std::fs::write(p.path("etcd-crl.pem"), &a.body).unwrap();
+        let text = openssl(&p.d, &["crl", "-noout", "-text", "-in", "etcd-crl.pem"]);
+        text.to_ascii_lowercase()
+            .replace(':', "")
+            .contains(serial.trim_start_matches('0'))
+    };
+    let rotate = |n: u32| {
+        p.root_revokes(&format!("intermediate-{}.crt", n - 1));
+        p.root_crl(&format!("root-crl-{n}.pem"));
+        let r = p.request_and_sign(n, Default::default());
+        ok(p.install(&r));
+        ok(p.issuer(&["reissue", "--ca", "ica", "--from", &(n - 1).to_string()]));
+        let before = svc.log_text().matches("reloaded: generation").count();
+        svc.signal("HUP");
+        let t = std::time::Instant::now();
+        while svc.log_text().matches("reloaded: generation").count() == before {
+            assert!(t.elapsed() < Duration::from_secs(20), "{}", svc.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Watches the served CRL until `serial` is listed (or `limit` passes), asserting on every
+    // poll that intermediate 1 is still there; returns how long it took.
+    let until_listed = |serial: &str, limit: Duration| {
+        let t = std::time::Instant::now();
+        loop {
+            assert!(
+                serial_listed(&int1),
+                "an etcd CRL left intermediate 1 out again"
+            );
+            if serial_listed(serial) {
+                return t.elapsed();
+            }
+            assert!(
+                t.elapsed() < limit,
+                "{serial} not listed within {limit:?}: {}",
+                svc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+
+    // Rotation 2 with the agent dead: the entry for intermediate 2 is held, intermediate 1
+    // stays listed; the hold is named, then released by hand.
+    let int2 = p.serial_of("intermediate-2.crt");
+    rotate(3);
+    assert!(
+        serial_listed(&int1) && !serial_listed(&int2),
+        "{}",
+        svc.log_text()
+    );
+    assert!(
+        metric().contains("pki_root_crl_entries_held 1"),
+        "{}",
+        metric()
+    );
+    let list = ok(p.issuer(&["list", "--ca", "ica"]));
+    assert!(
+        list.contains(&format!("root CRL entry {int2}")) && list.contains("CN=app"),
+        "issuer list names the held entry and its leaf:\n{list}"
+    );
+    let out = ok(p.issuer(&["root-crl", "release", "--ca", "ica"]));
+    assert!(out.contains("released 1 entry"), "{out}");
+    let took = until_listed(&int2, Duration::from_secs(10));
+    eprintln!("released by hand: intermediate 2 listed {took:?} after `issuer root-crl release`");
+
+    // Rotation 3, nobody releases: the hold ends at its deadline. The holder is a leaf of
+    // generation 3 whose (dead) agent keeps it.
+    ok(p.issuer(&[
+        "issue",
+        "client",
+        "--ca",
+        "ica",
+        "--out",
+        "agent-host3",
+        "--cn",
+        "app3",
+    ]));
+    std::fs::write(
+        p.path("agent-host3/pki-agent.toml"),
+        "# written by issuer etcd\n",
+    )
+    .unwrap();
+    let int3 = p.serial_of("intermediate-3.crt");
+    rotate(4);
+    assert!(
+        !serial_listed(&int3) && serial_listed(&int2),
+        "{}",
+        svc.log_text()
+    );
+    let took = until_listed(&int3, Duration::from_secs(HOLD_SECS + 15));
+    eprintln!(
+        "hold of {HOLD_SECS}s: intermediate 3 listed {took:?} after the reload, no agent alive"
+    );
+    assert!(serial_listed(&int2) && serial_listed(&int1));
 }
+
+/// The root CRL hold of the rotation test's service.
+const HOLD_SECS: u64 = 20;

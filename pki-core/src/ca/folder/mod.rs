@@ -11,6 +11,7 @@
 
 mod lock;
 pub(crate) mod root_crl;
+pub(crate) mod root_hold;
 mod staging;
 
 pub use lock::CaLock;

@@ -100,6 +100,11 @@ impl RootCrl {
             .map(|(_, at)| crate::x509::validity::fmt_time(*at))
     }
 
+    /// The serials it revokes, lower-case hex.
+    pub fn revoked_serials(&self) -> Vec<String> {
+        self.revoked.iter().map(|(s, _)| s.to_hex()).collect()
+    }
+
     /// The CRL number as decimal text (for messages), `none` when absent.
     pub fn number_text(&self) -> String {
         match &self.number {
