@@ -1437,3 +1437,239 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
 
 /// The root CRL hold of the rotation test's service.
 const HOLD_SECS: u64 = 20;
+
+/// A host whose leaf is revoked: its agent's renewal is refused for good, the agent records it
+/// and stops asking (`run` and `status` exit 3, the status names the refusal, once per leaf),
+/// `enrol` without `--replace` says what to do, and `enrol --replace` with a new token brings
+/// the host back.
+#[test]
+fn a_revoked_agent_stops_asking_and_enrol_replace_brings_it_back() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &[]);
+    let cl = w.cluster.to_str().unwrap();
+    let token = |name: &str| {
+        ok(w.ca.issuer(&[
+            "token",
+            "create",
+            "--ca",
+            "ca",
+            "--cluster",
+            cl,
+            "--client",
+            "app",
+            "--out",
+            name,
+        ]));
+    };
+    token("tok1");
+    let host = tmp.path().join("host-app");
+    let conf = tmp.path().join("agent-app.toml");
+    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::copy(&w.ca.root, host.join("ca.crt")).unwrap();
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &host.join("ca.crt"),
+            &host.join("state.json"),
+            &[("client", &cert, &key)],
+            None,
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(
+        tmp.path(),
+        &["enrol", "--config", c, "--token-file", "tok1"],
+    );
+    assert!(o.status.success(), "{}", text_of(&o));
+    let first = serial(&cert);
+    let row = ledger_row(&w.ca, &first);
+    ok(w.ca.issuer(&[
+        "revoke",
+        row["serial"].as_str().unwrap(),
+        "--ca",
+        "ca",
+        "--reason",
+        "keyCompromise",
+    ]));
+
+    // Refused for good: exit 3, remembered, not asked again.
+    let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text_of(&o));
+    assert!(text_of(&o).contains("refused for good"), "{}", text_of(&o));
+    let o = agent(tmp.path(), &["status", "--config", c, "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text_of(&o));
+    let json = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        json.matches("\"role\"").count(),
+        1,
+        "one role key per leaf:\n{json}"
+    );
+    let s: Value = serde_json::from_str(&json).unwrap();
+    let leaf = &s["leaves"][0];
+    assert_eq!(leaf["last_outcome"], "refused", "{json}");
+    assert!(
+        leaf["refused"].as_str().unwrap().starts_with("revoked"),
+        "{json}"
+    );
+    assert_eq!(leaf["consecutive_failures"], 1, "{json}");
+    let refusals = || {
+        let m = call(svc.port, &w.ca.root, None, "GET", "/metrics", None, None);
+        String::from_utf8_lossy(&m.body)
+            .lines()
+            .find(|l| l.starts_with("pki_refused_total{reason=\"revoked\"}"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let before = refusals();
+    let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text_of(&o));
+    assert_eq!(
+        refusals(),
+        before,
+        "the agent asked again after a permanent refusal"
+    );
+
+    // enrol says what to do; --replace with a new token brings the host back.
+    token("tok2");
+    let o = agent(
+        tmp.path(),
+        &["enrol", "--config", c, "--token-file", "tok2"],
+    );
+    assert!(
+        !o.status.success() && text_of(&o).contains("enrol --replace"),
+        "{}",
+        text_of(&o)
+    );
+    let o = agent(
+        tmp.path(),
+        &["enrol", "--config", c, "--token-file", "tok2", "--replace"],
+    );
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert_ne!(serial(&cert), first);
+    let (good, out) = openssl_verify(tmp.path(), &w.ca.root, &cert);
+    assert!(good, "{out}");
+    let o = agent(tmp.path(), &["status", "--config", c, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
+    let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
+}
+
+/// SIGHUP loads a generation protected by a new identity once its file is added to the
+/// service's --identity-list; before that, the reload fails loudly: health answers 503
+/// `reload-failed` and the metric says so, while the service keeps serving.
+#[test]
+fn sighup_loads_a_new_identity_from_the_identity_list_and_a_failed_reload_is_visible() {
+    let _serial = e2e_tests::serial::exclusive();
+    let p = e2e_tests::trust_pki::TrustPki::new();
+    p.enrol(1, Default::default());
+    ok(p.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ica",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    std::fs::write(
+        p.path("ids.list"),
+        format!("# identities\n{}\n", p.path("id.txt").display()),
+    )
+    .unwrap();
+    let mut cmd = Command::new(e2e_tests::fixture::tool("issuer"));
+    cmd.args([
+        "serve",
+        "--ca",
+        "ica",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "svc/server.crt",
+        "--tls-key",
+        "svc/server.key",
+        "--identity-list",
+        "ids.list",
+    ])
+    .current_dir(&p.d)
+    .env_remove("PKI_AGE_IDENTITY")
+    .env("SOFTHSM2_CONF", &p.conf);
+    let svc = Service::start(cmd, &p.path("serve.log"));
+    let root = p.path("root/root.crt");
+    let health = || call(svc.port, &root, None, "GET", "/v1/health", None, None);
+    assert_eq!(health().status, 200);
+
+    // Generation 2 under a new identity (the thief may hold the old one).
+    ok(run(
+        &p.d,
+        "intermediate-ca",
+        &["new-identity", "id2.txt"],
+        &[],
+    ));
+    let r2 = p.request_and_sign_with(2, Default::default(), &["--identity", "id2.txt"]);
+    ok(run(
+        &p.d,
+        "intermediate-ca",
+        &[
+            "install",
+            "--dir",
+            "ica",
+            "--root-fingerprint",
+            &p.root_fingerprint(),
+            &r2,
+            "--identity",
+            "id2.txt",
+        ],
+        &[],
+    ));
+    let reloads = |what: &str| svc.log_text().matches(what).count();
+    let wait_log = |what: &str, n: usize| {
+        let t = std::time::Instant::now();
+        while reloads(what) < n {
+            assert!(t.elapsed() < Duration::from_secs(20), "{}", svc.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    svc.signal("HUP");
+    wait_log("RELOAD FAILED", 1);
+    let h = health();
+    assert_eq!(h.status, 503, "{}", String::from_utf8_lossy(&h.body));
+    let body: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(body["status"], "reload-failed", "{body}");
+    assert_eq!(body["generation"], 1, "still serving generation 1: {body}");
+    let m = call(svc.port, &root, None, "GET", "/metrics", None, None);
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        m.contains("pki_reload_failed 1") && m.contains("pki_reload_failures_total 1"),
+        "{m}"
+    );
+
+    // The new identity added to the list: the next SIGHUP loads generation 2.
+    std::fs::write(
+        p.path("ids.list"),
+        format!(
+            "{}\n{}\n",
+            p.path("id.txt").display(),
+            p.path("id2.txt").display()
+        ),
+    )
+    .unwrap();
+    svc.signal("HUP");
+    wait_log("reloaded: generation 2 active", 1);
+    let h = health();
+    assert_eq!(h.status, 200, "{}", String::from_utf8_lossy(&h.body));
+    let body: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["generation"].as_u64()),
+        (Some("ok"), Some(2))
+    );
+    let m = call(svc.port, &root, None, "GET", "/metrics", None, None);
+    assert!(String::from_utf8_lossy(&m.body).contains("pki_reload_failed 0"));
+}
