@@ -363,7 +363,7 @@ pub fn root_crl(a: &RootCrlArgs) -> Result<()> {
         }
     }
     println!(
-        "publish it to etcd: issuer crl --ca {} --etcd-bundle BUNDLE",
+        "a running `issuer serve` on this folder puts it into its etcd CRL at its next reload (kill -HUP), holding new entries at most its --root-crl-hold while agents move their hosts; without the service, publish it: issuer crl --ca {} --etcd-bundle BUNDLE",
         dir.display()
     );
     Ok(())

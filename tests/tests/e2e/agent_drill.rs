@@ -1,23 +1,36 @@
-//! The renewal drill: a real 3-member etcd cluster (3.4 and 3.5) whose members and clients
-//! renew by themselves through `issuer serve` and a `pki-agent` daemon each, leaves living
-//! 30 seconds, a writer running throughout. Then a client is revoked and every member must
-//! refuse it within the agents' CRL interval. Printed: rounds, the longest write gap, the
-//! revocation window.
+//! The renewal and compromise drill: a real 3-member etcd cluster (3.4 and 3.5) whose members
+//! and clients renew by themselves through `issuer serve` and a `pki-agent` daemon each,
+//! leaves living 30 seconds, a writer running throughout. Then a client is revoked and every
+//! member must refuse it within the agents' CRL interval. Then the intermediate is stolen: a
+//! thief forges a `CN=root` client certificate under it that etcd accepts, and the runbook's
+//! compromise rotation runs with one agent dead throughout (the `ops` client's, whose
+//! command-line leaf of the stolen intermediate holds its root CRL entry back): the forged
+//! certificate must be refused by every member within the hold plus the agents' CRL interval,
+//! and never accepted again (polled every second); every etcd CRL the service serves after the
+//! first listing the stolen intermediate lists it; the dead host comes back by `enrol
+//! --replace`. Printed: rounds, the longest write gap, the revocation window, the timeline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_tests::etcd_cluster::{free_port_base, EtcdCluster, EtcdVersion, Etcdctl};
-use e2e_tests::fixture::{ok, tool, OpensslCa};
+use e2e_tests::etcd_cluster::{
+    free_port_base, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
+};
+use e2e_tests::fixture::{ok, run, tool};
 use e2e_tests::service::Service;
+use e2e_tests::trust_pki::TrustPki;
 use e2e_tests::writer::{error_window, Writer};
 
 /// Leaf lifetime in the drill; the agents renew at about 2/3 of it.
 const LIFETIME: &str = "30s";
 /// Renewal rounds every leaf must go through.
 const ROUNDS: usize = 4;
+/// The service's root CRL hold in the compromise drill.
+const HOLD: &str = "20s";
+/// The agents' CRL interval.
+const CRL_INTERVAL_SECS: u64 = 10;
 
 /// A running agent daemon, killed on drop.
 struct AgentDaemon(Child);
@@ -78,7 +91,7 @@ fn cluster_text(bundle: &Path, data: &Path, base: u16, v: EtcdVersion, url: &str
         ));
     }
     s.push_str(
-        "\n[[client]]\nname = \"root\"\nroles = []\n\n[[client]]\nname = \"app\"\nroles = []\n",
+        "\n[[client]]\nname = \"root\"\nroles = []\n\n[[client]]\nname = \"app\"\nroles = []\n\n[[client]]\nname = \"ops\"\nroles = []\n",
     );
     s
 }
@@ -105,14 +118,14 @@ fn agent_conf(folder: &Path, state_dir: &Path, name: &str) -> PathBuf {
 
 fn drill(v: EtcdVersion, start_port: u16) {
     let _serial = e2e_tests::serial::exclusive();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let ca = OpensslCa::new(d);
-    ok(ca.issuer(&[
+    let p = TrustPki::new();
+    p.enrol(1, Default::default());
+    let d = p.d.as_path();
+    ok(p.issuer(&[
         "issue",
         "server",
         "--ca",
-        "ca",
+        "ica",
         "--out",
         "svc",
         "--cn",
@@ -120,27 +133,37 @@ fn drill(v: EtcdVersion, start_port: u16) {
         "--ip",
         "127.0.0.1",
     ]));
-    let root = ca.root.to_str().unwrap().to_string();
-    let svc = Service::start(
-        ca.issuer_command(&[
+    // The service unlocks with the identity files listed here, re-read at every SIGHUP: a
+    // compromise rotation protects the new generation with a new identity.
+    std::fs::write(
+        d.join("ids.list"),
+        format!("{}\n", d.join("id.txt").display()),
+    )
+    .unwrap();
+    let mut serve = std::process::Command::new(tool("issuer"));
+    serve
+        .args([
             "serve",
             "--ca",
-            "ca",
+            "ica",
             "--listen",
             "127.0.0.1:0",
             "--tls-cert",
             "svc/server.crt",
             "--tls-key",
             "svc/server.key",
-            "--root",
-            &root,
             "--leaf-lifetime",
             LIFETIME,
             "--crl-days",
             "1",
-        ]),
-        &d.join("serve.log"),
-    );
+            "--identity-list",
+            "ids.list",
+            "--root-crl-hold",
+            HOLD,
+        ])
+        .current_dir(d)
+        .env_remove("PKI_AGE_IDENTITY");
+    let svc = Service::start(serve, &d.join("serve.log"));
     let base = free_port_base(start_port, 3);
     let bundle = d.join("bundle");
     std::fs::write(
@@ -148,16 +171,14 @@ fn drill(v: EtcdVersion, start_port: u16) {
         cluster_text(&bundle, &d.join("data"), base, v, &svc.url()),
     )
     .unwrap();
-    ok(ca.issuer(&[
+    ok(p.issuer(&[
         "etcd",
         "--ca",
-        "ca",
+        "ica",
         "--cluster",
         "cluster.toml",
         "--out",
         "bundle",
-        "--root",
-        &root,
     ]));
     let states = d.join("agents");
     std::fs::create_dir_all(&states).unwrap();
@@ -166,6 +187,10 @@ fn drill(v: EtcdVersion, start_port: u16) {
         .collect();
     folders.push(("root".into(), bundle.join("clients/root")));
     folders.push(("app".into(), bundle.join("clients/app")));
+    // The `ops` host's agent is dead throughout: it keeps the bundle's 90-day leaf of
+    // intermediate 1.
+    let ops_dir = bundle.join("clients/ops");
+    let ops_conf = agent_conf(&ops_dir, &states, "ops");
     let confs: Vec<(String, PathBuf)> = folders
         .iter()
         .map(|(n, f)| (n.clone(), agent_conf(f, &states, n)))
@@ -278,7 +303,14 @@ fn drill(v: EtcdVersion, start_port: u16) {
     assert!(good, "app works before its revocation: {out}");
     let serial = serial_of(&app_dir.join("client.crt")).unwrap();
     let serial = serial.trim_start_matches("serial=").to_string();
-    ok(ca.issuer(&["revoke", &serial, "--ca", "ca", "--reason", "keyCompromise"]));
+    ok(p.issuer(&[
+        "revoke",
+        &serial,
+        "--ca",
+        "ica",
+        "--reason",
+        "keyCompromise",
+    ]));
     let revoked_at = Instant::now();
     let mut refused_by: BTreeMap<String, Duration> = BTreeMap::new();
     while refused_by.len() < 3 {
@@ -344,16 +376,282 @@ fn drill(v: EtcdVersion, start_port: u16) {
         gap < Duration::from_secs(3),
         "renewals must not interrupt writes: longest gap {gap:?}"
     );
+    compromise(&p, &svc, &cluster, &bundle, &ops_conf, &states, &eps, v);
     drop(daemons);
     assert!(svc.stop(Duration::from_secs(20)).success());
 }
 
+/// Whether `ctl` (with one member as endpoint) is accepted for a read.
+fn accepted(ctl: &Etcdctl, endpoint: &str) -> bool {
+    let mut one = ctl.clone();
+    one.endpoints = endpoint.to_string();
+    one.dial_timeout = "1s";
+    one.command_timeout = "2s";
+    one.try_run(&["get", "/drill/0"]).0
+}
+
+/// The compromise rotation of docs/rotation.md with agents running and the `ops` agent dead.
+#[allow(clippy::too_many_arguments)]
+fn compromise(
+    p: &TrustPki,
+    svc: &Service,
+    cluster: &EtcdCluster,
+    bundle: &Path,
+    ops_conf: &Path,
+    states: &Path,
+    eps: &str,
+    v: EtcdVersion,
+) {
+    let d = p.d.as_path();
+    let rootctl = Etcdctl::new(&bundle.join("clients/root"), eps, v);
+    let mut wctl = rootctl.clone();
+    wctl.dial_timeout = "1s";
+    wctl.command_timeout = "2s";
+    let writer = Writer::start(wctl);
+    // The thief copied generation 1's key and its identity: a CN=root client certificate
+    // from a copy of the CA folder, unknown to the real ledger.
+    let (good, out, err) = e2e_tests::fixture::sh(d, "cp", &["-a", "ica", "thief-ica"]);
+    assert!(good, "{out}{err}");
+    ok(p.issuer(&[
+        "issue",
+        "client",
+        "--ca",
+        "thief-ica",
+        "--out",
+        "thief",
+        "--cn",
+        "root",
+    ]));
+    std::fs::copy(bundle.join("clients/root/ca.crt"), d.join("thief/ca.crt")).unwrap();
+    let thief = Etcdctl::new(&d.join("thief"), eps, v);
+    let members: Vec<(String, String)> = cluster
+        .members
+        .iter()
+        .map(|m| (m.name.clone(), m.client_url.clone()))
+        .collect();
+    for (name, url) in &members {
+        assert!(
+            accepted(&thief, url),
+            "the forged certificate works on {name} before the rotation"
+        );
+    }
+    let opsctl = Etcdctl::new(&bundle.join("clients/ops"), eps, v);
+    assert!(
+        accepted(&opsctl, &members[0].1),
+        "ops works before the rotation"
+    );
+
+    // Hour 0 (docs/rotation.md): the root revokes intermediate 1 and signs its CRL with the
+    // new intermediate, under a new identity; installed, listed for the service, reloaded.
+    let int1 = p.serial_of("intermediate-1.crt");
+    p.root_revokes("intermediate-1.crt");
+    p.root_crl("root-crl-1.pem");
+    ok(run(d, "intermediate-ca", &["new-identity", "id2.txt"], &[]));
+    let r2 = p.request_and_sign_with(2, Default::default(), &["--identity", "id2.txt"]);
+    ok(run(
+        d,
+        "intermediate-ca",
+        &[
+            "install",
+            "--dir",
+            "ica",
+            "--root-fingerprint",
+            &p.root_fingerprint(),
+            &r2,
+            "--identity",
+            "id2.txt",
+        ],
+        &[],
+    ));
+    std::fs::write(
+        d.join("ids.list"),
+        format!(
+            "{}\n{}\n",
+            d.join("id.txt").display(),
+            d.join("id2.txt").display()
+        ),
+    )
+    .unwrap();
+    let reissue = ok(p.issuer(&[
+        "reissue",
+        "--ca",
+        "ica",
+        "--from",
+        "1",
+        "--identity",
+        "id2.txt",
+    ]));
+    assert!(
+        reissue.contains("left to their hosts' agents") && reissue.contains("client ops"),
+        "reissue leaves the agents' leaves alone and names them:\n{reissue}"
+    );
+    svc.signal("HUP");
+    let t0 = Instant::now();
+
+    // Watch, once a second: which members refuse the forged certificate (never to accept it
+    // again), which serve a leaf of intermediate 2, and every etcd CRL the service serves.
+    let bound = Duration::from_secs(20 + CRL_INTERVAL_SECS + 15);
+    let mut refused: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut moved: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut crls: BTreeMap<u64, bool> = BTreeMap::new();
+    let mut first_listing: Option<(u64, Duration)> = None;
+    let root_pem = d.join("root/root.crt");
+    let watch = |refused: &mut BTreeMap<String, Duration>,
+                 moved: &mut BTreeMap<String, Duration>,
+                 crls: &mut BTreeMap<u64, bool>,
+                 first_listing: &mut Option<(u64, Duration)>| {
+        for (name, url) in &members {
+            let ok_now = accepted(&thief, url);
+            match refused.get(name) {
+                Some(at) => assert!(
+                    !ok_now,
+                    "{name} accepted the forged certificate again {:?} after refusing it at {at:?}",
+                    t0.elapsed()
+                ),
+                None if !ok_now => {
+                    refused.insert(name.clone(), t0.elapsed());
+                }
+                None => {}
+            }
+            let hostport = url.trim_start_matches("https://");
+            if !moved.contains_key(name)
+                && presented_issuer(hostport, Some(&bundle.join("clients/root")))
+                    .contains("Intermediate 2")
+            {
+                moved.insert(name.clone(), t0.elapsed());
+            }
+        }
+        let a = e2e_tests::fixture::bash(&format!(
+            "curl -sf --cacert {} https://127.0.0.1:{}/v1/crl/etcd?format=pem | openssl crl -noout -text",
+            root_pem.display(),
+            svc.port
+        ))
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&a.stdout).to_ascii_lowercase();
+        if let Some(n) = text
+            .lines()
+            .skip_while(|l| !l.contains("x509v3 crl number"))
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+        {
+            let lists = text.replace(':', "").contains(int1.trim_start_matches('0'));
+            crls.insert(n, lists);
+            if lists && first_listing.is_none() {
+                *first_listing = Some((n, t0.elapsed()));
+            }
+        }
+    };
+    loop {
+        watch(&mut refused, &mut moved, &mut crls, &mut first_listing);
+        if refused.len() == members.len() && moved.len() == members.len() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < bound,
+            "after {bound:?}: forged refused by {refused:?}, members moved {moved:?}; service:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let forged_refused = refused.values().max().copied().unwrap();
+    let all_moved = moved.values().max().copied().unwrap();
+    assert!(
+        svc.log_text().contains("held out of the etcd CRL") && svc.log_text().contains("CN=ops"),
+        "the service named the dead host's leaf holding the entry:\n{}",
+        svc.log_text()
+    );
+
+    // The dead host, as the runbook says: cut off once the hold ended; a new token and
+    // `pki-agent enrol --replace` bring it back under intermediate 2.
+    assert!(
+        !accepted(&opsctl, &members[0].1),
+        "ops is cut off with intermediate 1"
+    );
+    ok(p.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ica",
+        "--cluster",
+        "cluster.toml",
+        "--client",
+        "ops",
+        "--out",
+        "ops.token",
+    ]));
+    let o = run(
+        d,
+        "pki-agent",
+        &[
+            "enrol",
+            "--config",
+            ops_conf.to_str().unwrap(),
+            "--token-file",
+            "ops.token",
+            "--replace",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = Instant::now();
+    while !accepted(&opsctl, &members[0].1) {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "ops did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A few more seconds of watching: the forged certificate stays refused everywhere.
+    let steady = Instant::now();
+    while steady.elapsed() < Duration::from_secs(5) {
+        watch(&mut refused, &mut moved, &mut crls, &mut first_listing);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (first_n, listed_at) = first_listing.expect("an etcd CRL listed intermediate 1");
+    for (n, lists) in &crls {
+        assert!(
+            *n < first_n || *lists,
+            "etcd CRL {n}, served after CRL {first_n} listed intermediate 1, left it out: {crls:?}"
+        );
+    }
+    let (attempts, stopped) = writer.finish();
+    let (good, out) = rootctl.try_run(&["get", "/drill/", "--prefix"]);
+    assert!(good, "{out}");
+    let stored: BTreeSet<&str> = out.lines().collect();
+    for a in attempts.iter().filter(|a| a.acked) {
+        assert!(
+            stored.contains(format!("/drill/{}", a.n).as_str()),
+            "acknowledged write /drill/{} lost",
+            a.n
+        );
+    }
+    let gap = error_window(&attempts, attempts[0].done, stopped);
+    let _ = states;
+    println!(
+        "{v} compromise rotation (hold {HOLD}, CRL interval {CRL_INTERVAL_SECS}s, ops agent dead): \
+         every member on intermediate 2 after {all_moved:.1?} ({moved:?}); stolen intermediate \
+         first listed in etcd CRL {first_n} after {listed_at:.1?}; forged CN=root refused by \
+         every member after {forged_refused:.1?} ({refused:?}), never accepted again over \
+         {:.0?}; etcd CRLs served {:?}; dead host re-enrolled; writer: {} acknowledged, \
+         {} failed, longest gap {gap:.1?}",
+        t0.elapsed(),
+        crls.keys().collect::<Vec<_>>(),
+        attempts.iter().filter(|a| a.acked).count(),
+        attempts.iter().filter(|a| !a.acked).count(),
+    );
+    assert!(
+        gap < Duration::from_secs(3),
+        "the rotation must not interrupt writes: longest gap {gap:?}"
+    );
+}
+
 #[test]
 fn members_and_clients_renew_by_themselves_etcd_3_4() {
-    drill(EtcdVersion::V3_4, 47100);
+    drill(EtcdVersion::V3_4, 27100);
 }
 
 #[test]
 fn members_and_clients_renew_by_themselves_etcd_3_5() {
-    drill(EtcdVersion::V3_5, 48100);
+    drill(EtcdVersion::V3_5, 28100);
 }
