@@ -364,9 +364,10 @@ fn an_agent_renews_its_member_and_keeps_the_crl_current() {
         "openssl checks the CRL's signature: {verified:?}"
     );
 
-    // The revoked peer leaf is refused; the server leaf still renews; the pass exits 1.
+    // The revoked peer leaf is refused for good; the server leaf still renews; the pass
+    // exits 3 (a permanent refusal: re-enrol the host).
     let o = agent(tmp.path(), &["run", "--config", c, "--once", "--renew-now"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text_of(&o));
     assert!(
         text_of(&o).contains("peer renewal") && text_of(&o).contains("revoked"),
         "{}",
@@ -685,7 +686,7 @@ fn rate_limits_and_reload() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         svc.log_text()
-            .contains("reload failed, still serving as before"),
+            .contains("RELOAD FAILED, still signing with the intermediate loaded before"),
         "{}",
         svc.log_text()
     );
@@ -698,7 +699,9 @@ fn rate_limits_and_reload() {
         None,
         None,
     );
-    assert_eq!(a.status, 200);
+    // Still serving, and saying loudly that the reload failed.
+    assert_eq!(a.status, 503, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("reload-failed"));
     assert!(svc.stop(Duration::from_secs(20)).success());
 }
 
@@ -956,7 +959,7 @@ fn refusals_record_nothing() {
     std::thread::sleep(Duration::from_secs(13));
     let after_expiry = w.ca.ledger();
     let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text_of(&o));
     assert!(
         text_of(&o).contains("403 expired") && text_of(&o).contains("enrol again"),
         "an expired leaf gets a status and the next step: {}",
@@ -971,9 +974,12 @@ fn refusals_record_nothing() {
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(
         s.status.code(),
-        Some(2),
-        "an expired leaf is in the danger window"
+        Some(3),
+        "an expired leaf the service refused for good: status exits 3 (it is also in the danger window)"
     );
+    let json: Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(json["danger"], true, "{json}");
+    assert!(json["leaves"][0]["refused"].as_str().unwrap().starts_with("expired"), "{json}");
 }
 
 /// The service down for longer than the renewal point: the agent keeps the working
