@@ -123,6 +123,22 @@ impl Agent {
         Ok(Arc::new(pki_service::tls::client_config(&root, identity)?))
     }
 
+    /// TLS with this host's first unexpired leaf when it has one: the service then limits the
+    /// host by its own identity, not together with every host behind the same address (the
+    /// anonymous limit is for enrolment, health and metrics).
+    fn identified_tls(&self) -> AgentResult<Arc<rustls::ClientConfig>> {
+        let now = OffsetDateTime::now_utc();
+        let live = self
+            .config
+            .leaves
+            .iter()
+            .find(|l| self.view(l).is_ok_and(|v| v.not_after > now));
+        match live.and_then(|l| read_pair(l).ok()) {
+            Some((chain, key)) => self.tls(Some((&chain, &key))).or_else(|_| self.tls(None)),
+            None => self.tls(None),
+        }
+    }
+
     fn call(
         &self,
         tls: Arc<rustls::ClientConfig>,
@@ -246,7 +262,7 @@ impl Agent {
     /// The intermediate the service issues with now, DER, checked against our root.
     pub fn active_intermediate(&self) -> AgentResult<Vec<u8>> {
         let info: protocol::CaInfo = self
-            .call(self.tls(None)?, "GET", protocol::CA, None, None)?
+            .call(self.identified_tls()?, "GET", protocol::CA, None, None)?
             .json()?;
         let int = CertFacts::from_pem("intermediate", info.intermediate_pem.as_bytes())?;
         pki_core::keys::verify_certificate(&int.der, &self.root.spki_der).map_err(|_| {
@@ -400,19 +416,7 @@ impl Agent {
         let Some(c) = &self.config.crl else {
             return Ok(None);
         };
-        // With this host's first leaf when it has one: the service then limits the host by
-        // its own identity, not with every host behind the same address.
-        let now = OffsetDateTime::now_utc();
-        let live = self
-            .config
-            .leaves
-            .iter()
-            .find(|l| self.view(l).is_ok_and(|v| v.not_after > now));
-        let identity = live.and_then(|l| read_pair(l).ok());
-        let tls = match &identity {
-            Some((chain, key)) => self.tls(Some((chain, key))).or_else(|_| self.tls(None))?,
-            None => self.tls(None)?,
-        };
+        let tls = self.identified_tls()?;
         let info: protocol::CaInfo = self
             .call(tls.clone(), "GET", protocol::CA, None, None)?
             .json()?;

@@ -157,9 +157,16 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
     };
     let mut backoff = first_backoff();
     let mut last_crl: Option<std::time::Instant> = None;
+    let mut last_refused: Vec<String> = Vec::new();
     loop {
         let fetch = last_crl.is_none_or(|t| t.elapsed() >= crl_every);
-        let report = pass(agent, fetch, false)?;
+        let mut report = pass(agent, fetch, false)?;
+        // A permanent refusal is said once, not at every pass.
+        if report.refused == last_refused {
+            report.refused.clear();
+        } else {
+            last_refused = report.refused.clone();
+        }
         print(&report);
         if fetch && report.crl_number.is_some() {
             last_crl = Some(std::time::Instant::now());
@@ -179,11 +186,20 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
     }
 }
 
-/// Until the earliest renewal, at most `crl_due` (when the next CRL fetch is due).
+/// Until the earliest renewal, at most `crl_due` (when the next CRL fetch is due). A leaf the
+/// service refused for good is not waited for: nothing will renew it.
 fn next_wake(agent: &Agent, crl_due: Duration) -> Duration {
     let now = OffsetDateTime::now_utc();
     let mut wait = crl_due;
+    let state = State::load(&agent.config.state).unwrap_or_default();
     for l in &agent.config.leaves {
+        let refused = state
+            .leaves
+            .get(&l.role)
+            .is_some_and(|s| s.refused.is_some());
+        if refused {
+            continue;
+        }
         if let Ok(v) = agent.view(l) {
             let until = (v.renew_after - now).max(time::Duration::seconds(1));
             wait = wait.min(Duration::from_secs(until.whole_seconds() as u64));

@@ -521,24 +521,43 @@ fn compromise(
                 moved.insert(name.clone(), t0.elapsed());
             }
         }
-        let a = e2e_tests::fixture::bash(&format!(
-            "curl -sf --cacert {} https://127.0.0.1:{}/v1/crl/etcd?format=pem | openssl crl -noout -text",
-            root_pem.display(),
-            svc.port
-        ))
-        .output()
-        .unwrap();
-        let text = String::from_utf8_lossy(&a.stdout).to_ascii_lowercase();
-        if let Some(n) = text
-            .lines()
-            .skip_while(|l| !l.contains("x509v3 crl number"))
-            .nth(1)
-            .and_then(|l| l.trim().parse::<u64>().ok())
-        {
-            let lists = text.replace(':', "").contains(int1.trim_start_matches('0'));
-            crls.insert(n, lists);
-            if lists && first_listing.is_none() {
-                *first_listing = Some((n, t0.elapsed()));
+        // The CRLs etcd enforces: every member's installed file, each second, and what the
+        // service serves, every third second (anonymously, within the per-address limit; a
+        // leaf's own bucket belongs to its agent).
+        let mut texts: Vec<String> = members
+            .iter()
+            .map(|(name, _)| {
+                let f = bundle.join(format!("nodes/{name}/crl.der"));
+                let o = std::process::Command::new("openssl")
+                    .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+                    .arg(&f)
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&o.stdout).to_ascii_lowercase()
+            })
+            .collect();
+        if t0.elapsed().as_secs() % 3 == 0 {
+            let a = e2e_tests::fixture::bash(&format!(
+                "curl -sf --cacert {} https://127.0.0.1:{}/v1/crl/etcd?format=pem | openssl crl -noout -text",
+                root_pem.display(),
+                svc.port
+            ))
+            .output()
+            .unwrap();
+            texts.push(String::from_utf8_lossy(&a.stdout).to_ascii_lowercase());
+        }
+        for text in texts {
+            if let Some(n) = text
+                .lines()
+                .skip_while(|l| !l.contains("x509v3 crl number"))
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+            {
+                let lists = text.replace(':', "").contains(int1.trim_start_matches('0'));
+                crls.insert(n, lists);
+                if lists && first_listing.is_none() {
+                    *first_listing = Some((n, t0.elapsed()));
+                }
             }
         }
     };
@@ -616,8 +635,22 @@ fn compromise(
         );
     }
     let (attempts, stopped) = writer.finish();
-    let (good, out) = rootctl.try_run(&["get", "/drill/", "--prefix"]);
-    assert!(good, "{out}");
+    // Read back (retried: a read can meet the admin client's own renewal mid-swap).
+    let mut read = rootctl.try_run(&["get", "/drill/", "--prefix"]);
+    let t = Instant::now();
+    while !read.0 && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_secs(1));
+        read = rootctl.try_run(&["get", "/drill/", "--prefix"]);
+    }
+    let (good, out) = read;
+    assert!(
+        good,
+        "{out}\nwriter: {} acknowledged, {} failed\nroot agent:\n{}\nmembers:\n{}",
+        attempts.iter().filter(|a| a.acked).count(),
+        attempts.iter().filter(|a| !a.acked).count(),
+        std::fs::read_to_string(states.join("root.log")).unwrap_or_default(),
+        cluster.log_tails(15)
+    );
     let stored: BTreeSet<&str> = out.lines().collect();
     for a in attempts.iter().filter(|a| a.acked) {
         assert!(
@@ -627,7 +660,6 @@ fn compromise(
         );
     }
     let gap = error_window(&attempts, attempts[0].done, stopped);
-    let _ = states;
     println!(
         "{v} compromise rotation (hold {HOLD}, CRL interval {CRL_INTERVAL_SECS}s, ops agent dead): \
          every member on intermediate 2 after {all_moved:.1?} ({moved:?}); stolen intermediate \

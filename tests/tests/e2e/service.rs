@@ -979,7 +979,13 @@ fn refusals_record_nothing() {
     );
     let json: Value = serde_json::from_slice(&s.stdout).unwrap();
     assert_eq!(json["danger"], true, "{json}");
-    assert!(json["leaves"][0]["refused"].as_str().unwrap().starts_with("expired"), "{json}");
+    assert!(
+        json["leaves"][0]["refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("expired"),
+        "{json}"
+    );
 }
 
 /// The service down for longer than the renewal point: the agent keeps the working
