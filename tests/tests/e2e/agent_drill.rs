@@ -536,7 +536,7 @@ fn compromise(
                 String::from_utf8_lossy(&o.stdout).to_ascii_lowercase()
             })
             .collect();
-        if t0.elapsed().as_secs() % 3 == 0 {
+        if t0.elapsed().as_secs().is_multiple_of(3) {
             let a = e2e_tests::fixture::bash(&format!(
                 "curl -sf --cacert {} https://127.0.0.1:{}/v1/crl/etcd?format=pem | openssl crl -noout -text",
                 root_pem.display(),
