@@ -440,12 +440,13 @@ impl Agent {
                 ),
             });
         }
-        let crl = crate::crl::check(
-            &answer.body,
-            &info.intermediate_pem,
-            &self.root,
-            state.crl.as_ref().map(|s| s.number),
-        )?;
+        // The floor: the higher of what this agent installed and what the file holds now.
+        let floor = state
+            .crl
+            .as_ref()
+            .map(|s| s.number)
+            .max(crate::crl::installed_number(&c.path));
+        let crl = crate::crl::check(&answer.body, &info.intermediate_pem, &self.root, floor)?;
         let bytes = match c.format.as_str() {
             "pem" => pki_core::x509::to_pem("X509 CRL", &answer.body).into_bytes(),
             _ => answer.body.clone(),

@@ -73,3 +73,21 @@ pub fn check(
         next_update,
     })
 }
+
+/// The CRL number of the CRL file installed at `path` (DER or PEM), when it can be read: the
+/// floor a new CRL must exceed, besides the agent's own memory. A CRL installed by other means
+/// (`issuer crl --etcd-bundle`, a copied bundle) is then never replaced by an older one on the
+/// agent's first pass.
+pub fn installed_number(path: &std::path::Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let der = if bytes.first() == Some(&0x30) {
+        bytes
+    } else {
+        pki_core::x509::pem_blocks("installed CRL", &bytes, "X509 CRL")
+            .ok()?
+            .into_iter()
+            .next()?
+    };
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
+    crl.crl_number().and_then(|n| n.try_into().ok())
+}
