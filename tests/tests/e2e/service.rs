@@ -971,6 +971,13 @@ fn refusals_record_nothing() {
         "the expired leaf's files are left as they are"
     );
     assert_eq!(w.ca.ledger(), after_expiry);
+    // The ledger still counts the expired leaf active; `issuer list` shows it expired.
+    let list = ok(w.ca.issuer(&["list", "--ca", "ca"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&short) && l.contains(" expired ")),
+        "{list}"
+    );
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(
         s.status.code(),
@@ -1684,4 +1691,55 @@ fn sighup_loads_a_new_identity_from_the_identity_list_and_a_failed_reload_is_vis
     );
     let m = call(svc.port, &root, None, "GET", "/metrics", None, None);
     assert!(String::from_utf8_lossy(&m.body).contains("pki_reload_failed 0"));
+}
+
+/// A CRL published into a member's folder by hand (or by `issuer etcd`) after the service
+/// signed its own is newer than what the service serves: the agent's first pass, with no memory
+/// of its own yet, keeps it instead of installing the service's older one.
+#[test]
+fn the_agent_never_replaces_a_newer_installed_crl_with_an_older_one() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let svc = start(&w, &[]);
+    let node = w.bundle.join("nodes/etcd-1");
+    let crl = node.join("crl.der");
+    ok(w.ca.issuer(&["crl", "--ca", "ca", "--etcd-out", crl.to_str().unwrap()]));
+    let number = || {
+        openssl(
+            tmp.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-noout",
+                "-crlnumber",
+                "-in",
+                crl.to_str().unwrap(),
+            ],
+        )
+    };
+    let by_hand = number();
+    let conf = tmp.path().join("agent-etcd-1.toml");
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &node.join("ca.crt"),
+            &tmp.path().join("state/etcd-1.json"),
+            &[("server", &node.join("server.crt"), &node.join("server.key"))],
+            Some(&crl),
+        ),
+    )
+    .unwrap();
+    let o = agent(
+        tmp.path(),
+        &["run", "--config", conf.to_str().unwrap(), "--once"],
+    );
+    assert!(
+        text_of(&o).contains("lower than the installed CRL"),
+        "the service's older CRL is refused: {}",
+        text_of(&o)
+    );
+    assert_eq!(number(), by_hand, "the newer CRL stays installed");
 }
