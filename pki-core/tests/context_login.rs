@@ -6,6 +6,9 @@
 
 use std::process::Command;
 
+mod common;
+use common::{init_token, softhsm_conf};
+
 use pki_core::keys::{default_module, verify_signature, Token, TokenConfig};
 use rcgen::SigningKey;
 use zeroize::Zeroizing;
@@ -13,17 +16,7 @@ use zeroize::Zeroizing;
 #[test]
 fn a_key_with_always_authenticate_signs_after_a_context_specific_login() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = softhsm_conf(dir.path());
     let run = |prog: &str, args: &[&str]| {
         let o = Command::new(prog)
             .args(args)
@@ -36,19 +29,7 @@ fn a_key_with_always_authenticate_signs_after_a_context_specific_login() {
             String::from_utf8_lossy(&o.stderr)
         );
     };
-    run(
-        "softhsm2-util",
-        &[
-            "--init-token",
-            "--free",
-            "--label",
-            "ctx",
-            "--pin",
-            "1234-user",
-            "--so-pin",
-            "1234-so",
-        ],
-    );
+    init_token(&conf, "ctx");
     let module = default_module().display().to_string();
     run(
         "pkcs11-tool",

@@ -2,22 +2,12 @@
 //! whichever the module lists first. Real SoftHSM2 tokens (this test binary sets
 //! SOFTHSM2_CONF for its own process, so it holds this one test only).
 
-use std::path::Path;
-use std::process::Command;
-
 use pki_core::error::TokenError;
 use pki_core::keys::{default_module, Token, TokenConfig};
 use zeroize::Zeroizing;
 
-fn init_token(conf: &Path, label: &str) {
-    let o = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", label])
-        .args(["--pin", "1234-user", "--so-pin", "1234-so"])
-        .env("SOFTHSM2_CONF", conf)
-        .output()
-        .expect("softhsm2-util (apt-get install softhsm2)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
+mod common;
+use common::{init_token, softhsm_conf};
 
 fn config(label: &str) -> TokenConfig {
     TokenConfig {
@@ -31,17 +21,7 @@ fn config(label: &str) -> TokenConfig {
 #[test]
 fn two_tokens_under_one_label_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = softhsm_conf(dir.path());
     init_token(&conf, "twin");
     init_token(&conf, "twin");
     init_token(&conf, "single");

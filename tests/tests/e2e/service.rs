@@ -123,6 +123,28 @@ fn serial(file: &Path) -> String {
         .to_string()
 }
 
+/// The `app` client's host: its folder `host-app` with the root, and an agent configuration
+/// for its client leaf (not enrolled yet). Returns (configuration, certificate, key).
+fn app_host(dir: &Path, w: &World, svc: &Service) -> (PathBuf, PathBuf, PathBuf) {
+    let host = dir.join("host-app");
+    let conf = dir.join("agent-app.toml");
+    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::copy(&w.ca.root, host.join("ca.crt")).unwrap();
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &host.join("ca.crt"),
+            &host.join("state.json"),
+            &[("client", &cert, &key)],
+            None,
+        ),
+    )
+    .unwrap();
+    (conf, cert, key)
+}
+
 fn ledger_row(ca: &OpensslCa, serial: &str) -> Value {
     let rows: Value = serde_json::from_str(&ca.ledger()).unwrap();
     rows.as_array()
@@ -441,22 +463,7 @@ fn a_token_enrols_its_entry_once() {
         "stored hashed"
     );
 
-    let host = tmp.path().join("host-app");
-    let conf = tmp.path().join("agent-app.toml");
-    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::copy(&w.ca.root, host.join("ca.crt")).unwrap();
-    std::fs::write(
-        &conf,
-        agent_config(
-            &svc.url(),
-            &host.join("ca.crt"),
-            &host.join("state.json"),
-            &[("client", &cert, &key)],
-            None,
-        ),
-    )
-    .unwrap();
+    let (conf, cert, key) = app_host(tmp.path(), &w, &svc);
     let c = conf.to_str().unwrap();
     let o = agent(tmp.path(), &["enrol", "--config", c, "--token-file", "tok"]);
     assert!(o.status.success(), "{}", text_of(&o));
@@ -1483,22 +1490,7 @@ fn a_revoked_agent_stops_asking_and_enrol_replace_brings_it_back() {
         ]));
     };
     token("tok1");
-    let host = tmp.path().join("host-app");
-    let conf = tmp.path().join("agent-app.toml");
-    let (cert, key) = (host.join("client.crt"), host.join("client.key"));
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::copy(&w.ca.root, host.join("ca.crt")).unwrap();
-    std::fs::write(
-        &conf,
-        agent_config(
-            &svc.url(),
-            &host.join("ca.crt"),
-            &host.join("state.json"),
-            &[("client", &cert, &key)],
-            None,
-        ),
-    )
-    .unwrap();
+    let (conf, cert, _key) = app_host(tmp.path(), &w, &svc);
     let c = conf.to_str().unwrap();
     let o = agent(
         tmp.path(),
