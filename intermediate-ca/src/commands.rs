@@ -4,6 +4,7 @@ use pki_core::bundle::{Bundle, BundleKind};
 use pki_core::ca::{CaDir, NewKey, TokenLocation};
 use pki_core::error::ResponseProblem;
 use pki_core::keys::KeyAlgorithm;
+use pki_core::keys::KeyError;
 use pki_core::keys::{new_identity_file, KeySecret};
 use pki_core::output;
 use pki_core::x509::fmt_time;
@@ -214,7 +215,7 @@ fn reply_identity_for_install<'a>(ca: &CaDir, secret: &'a KeySecret) -> Result<R
                 .ok()
                 .map(str::trim)
                 .and_then(|l| age::x25519::Identity::from_str(l).ok())
-                .ok_or_else(|| Error::Identity {
+                .ok_or_else(|| KeyError::Identity {
                     path: path.clone(),
                     reason: "not an age identity; the file is damaged".into(),
                 })?;

@@ -3,6 +3,7 @@
 //! is one of intermediate-ca's own flags or commands, it is added here.
 
 use pki_core::keys::KeyAlgorithm;
+use pki_core::keys::KeyError;
 use pki_core::Error;
 
 /// An error of an `intermediate-ca` command.
@@ -14,6 +15,19 @@ pub enum IcaError {
     /// intermediate-ca refused how it was called.
     #[error(transparent)]
     Usage(#[from] Usage),
+}
+
+// The library's concept errors reach this tool through its `Error` (converted at the edge).
+impl From<pki_core::keys::KeyError> for IcaError {
+    fn from(e: pki_core::keys::KeyError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
+impl From<pki_core::x509::X509Error> for IcaError {
+    fn from(e: pki_core::x509::X509Error) -> Self {
+        Self::Core(e.into())
+    }
 }
 
 /// Result alias of `intermediate-ca`'s commands.
@@ -57,7 +71,7 @@ fn core_message(e: &Error) -> String {
         Error::StagedRequestMismatch { staged, .. } => format!(
             "{e}; pass --request {staged} to abandon it (`intermediate-ca status` shows it)"
         ),
-        Error::BadRecipient { .. } => format!(
+        pki_core::Error::Key(KeyError::BadRecipient { .. }) => format!(
             "{e}; pass the root's transport recipient (age1..., as `root-ca init` printed it) with --to or --to-file"
         ),
         Error::Token(pki_core::error::TokenError::Module { .. }) => format!(
@@ -85,7 +99,7 @@ mod tests {
             message(&e.into()),
             "ca: the staged generation 2 belongs to request r-2, not r-1; pass --request r-2 to abandon it (`intermediate-ca status` shows it)"
         );
-        assert!(message(&Error::NoTokenPin.into())
+        assert!(message(&KeyError::NoTokenPin.into())
             .ends_with("pass --pin-file FILE or set PKI_TOKEN_PIN_FILE"));
         let weak = IcaError::from(Usage::WeakIntermediateKey {
             algorithm: KeyAlgorithm::Rsa(2048),

@@ -2,6 +2,7 @@
 //! library's errors, worded here. The library says what is wrong; where the next step is one
 //! of issuer's own flags, it is added here, so the library names no flag.
 
+use pki_core::x509::X509Error;
 use std::path::PathBuf;
 
 use pki_core::Error;
@@ -15,6 +16,19 @@ pub enum IssuerError {
     /// issuer refused how it was called.
     #[error(transparent)]
     Usage(#[from] Usage),
+}
+
+// The library's concept errors reach this tool through its `Error` (converted at the edge).
+impl From<pki_core::keys::KeyError> for IssuerError {
+    fn from(e: pki_core::keys::KeyError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
+impl From<pki_core::x509::X509Error> for IssuerError {
+    fn from(e: pki_core::x509::X509Error) -> Self {
+        Self::Core(e.into())
+    }
 }
 
 /// Result alias of `issuer`'s commands.
@@ -132,30 +146,34 @@ fn core_message(e: &Error) -> String {
         return m;
     }
     match e {
-        Error::RequestsCa { .. } => {
+        pki_core::Error::X509(X509Error::RequestsCa { .. }) => {
             format!("{e}. If this is expected, pass --ignore-requested-ca to issue a plain leaf")
         }
         Error::UnapprovedNames { .. } => {
             format!("{e}: pass each one with --dns/--ip if it is right")
         }
-        Error::CnRequired { what, requested } => format!(
+        pki_core::Error::X509(X509Error::CnRequired { what, requested }) => format!(
             "{what}: the request asks for CN={requested}, and no --cn was given; the CN is the \
              etcd user the certificate logs in as, so the operator must type it: pass --cn \
              {requested} if that is right"
         ),
-        Error::CnMismatch {
+        pki_core::Error::X509(X509Error::CnMismatch {
             what,
             requested,
             approved,
-        } => format!(
+        }) => format!(
             "{what}: the request asks for CN={requested}, but --cn is {approved}; the CN is the \
              etcd user the certificate logs in as and is never taken from a request. Ask the \
              requester for a request with CN={approved}, or pass --cn {requested} if that user \
              is right"
         ),
-        Error::UnknownRevocationReason { .. } => format!("{e} (--reason)"),
-        Error::ZeroDays => format!("{e} (--days, or days in the batch or cluster file)"),
-        Error::NoNames { .. } => {
+        pki_core::Error::X509(X509Error::UnknownRevocationReason { .. }) => {
+            format!("{e} (--reason)")
+        }
+        pki_core::Error::X509(X509Error::ZeroDays) => {
+            format!("{e} (--days, or days in the batch or cluster file)")
+        }
+        pki_core::Error::X509(X509Error::NoNames { .. }) => {
             format!("{e}: pass --dns or --ip, or list them in the batch or cluster file")
         }
         _ => e.to_string(),
@@ -165,6 +183,7 @@ fn core_message(e: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pki_core::keys::KeyError;
     use std::path::PathBuf;
 
     #[test]
@@ -177,7 +196,7 @@ mod tests {
             message(&exists.into()),
             "out/server.crt: already exists; refusing to overwrite it (pass --force to replace it)"
         );
-        let cn = Error::CnRequired {
+        let cn = X509Error::CnRequired {
             what: "evil.csr".into(),
             requested: "root".into(),
         };
@@ -186,10 +205,10 @@ mod tests {
         assert!(
             cn.contains("no --cn was given") && cn.ends_with("pass --cn root if that is right")
         );
-        assert!(message(&Error::NoKeySecret.into())
+        assert!(message(&KeyError::NoKeySecret.into())
             .contains("pass --identity FILE or --passphrase-file FILE"));
         // Errors without a flag to suggest read as the library wrote them.
-        let other = Error::SignatureInvalid.into();
+        let other = KeyError::SignatureInvalid.into();
         assert_eq!(message(&other), "the signature does not verify");
         // issuer's own refusals name its flags.
         let usage = IssuerError::from(Usage::RootCrlWithoutRoot);

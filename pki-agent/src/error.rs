@@ -52,5 +52,18 @@ pub enum AgentError {
     },
 }
 
+// The library's concept errors reach this tool through its `Error` (converted at the edge).
+impl From<pki_core::keys::KeyError> for AgentError {
+    fn from(e: pki_core::keys::KeyError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
+impl From<pki_core::x509::X509Error> for AgentError {
+    fn from(e: pki_core::x509::X509Error) -> Self {
+        Self::Core(e.into())
+    }
+}
+
 /// Result of the agent.
 pub type AgentResult<T> = std::result::Result<T, AgentError>;

@@ -3,6 +3,7 @@
 //! age gives confidentiality only; authenticity comes from the CSR key fingerprint read out at
 //! the ceremony and from the response chaining to the pinned root fingerprint.
 
+use crate::keys::KeyError;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -186,13 +187,13 @@ impl Bundle {
     /// Encrypts to one X25519 recipient, ASCII-armoured: `age -d -i identity` reads it.
     pub fn seal(&self, recipient: &str) -> Result<Vec<u8>> {
         let r = age::x25519::Recipient::from_str(recipient.trim()).map_err(|e| {
-            Error::BadRecipient {
+            KeyError::BadRecipient {
                 recipient: recipient.trim().to_string(),
                 detail: e.to_string(),
             }
         })?;
         let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-            .map_err(|e| Error::Age {
+            .map_err(|e| KeyError::Age {
                 op: "encryption",
                 reason: e.to_string(),
             })?;

@@ -1,6 +1,7 @@
 //! The command-line pieces the three tools share (cargo feature `cli`): the secret flags and
 //! the generated completions and man pages.
 
+use crate::keys::KeyError;
 use std::path::PathBuf;
 
 use crate::ca::folder::CaDir;
@@ -39,7 +40,7 @@ impl SecretArgs {
 
     /// The secret that unlocks a key at rest: `--identity`, `--passphrase-file`, the environment,
     /// then a terminal prompt labelled `label` (asked twice when `confirm`). Fails with
-    /// [`crate::Error::NoKeySecret`] when none of them gives one.
+    /// [`KeyError::NoKeySecret`] when none of them gives one.
     pub fn resolve(&self, label: &str, confirm: bool) -> Result<KeySecret> {
         resolve(
             self.identity.as_deref(),
@@ -78,14 +79,14 @@ pub mod generated_docs {
 pub fn common_message(e: &crate::Error) -> Option<String> {
     use crate::Error;
     Some(match e {
-        Error::NoKeySecret => format!(
+        crate::Error::Key(KeyError::NoKeySecret) => format!(
             "{e}; pass --identity FILE or --passphrase-file FILE (or set PKI_AGE_IDENTITY or PKI_PASSPHRASE_FILE), or run on a terminal to be prompted"
         ),
-        Error::KeyNeedsPassphrase { .. } => {
+        crate::Error::Key(KeyError::KeyNeedsPassphrase { .. }) => {
             format!("{e}; pass --passphrase-file FILE (or run on a terminal to be prompted)")
         }
-        Error::KeyNeedsIdentity { .. } => format!("{e}; pass --identity FILE"),
-        Error::NoTokenPin => format!("{e}: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE"),
+        crate::Error::Key(KeyError::KeyNeedsIdentity { .. }) => format!("{e}; pass --identity FILE"),
+        crate::Error::Key(KeyError::NoTokenPin) => format!("{e}: pass --pin-file FILE or set PKI_TOKEN_PIN_FILE"),
         Error::OutputExists { .. } => format!("{e} (pass --force to replace it)"),
         Error::RootCrlUnusable { .. } => {
             format!("{e}. Install a good one with `intermediate-ca root-crl --dir CA_DIR FILE`")

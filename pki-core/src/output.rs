@@ -2,6 +2,7 @@
 //! never overwriting without an explicit `force`, private keys created 0600 from the start
 //! (never chmod-ed after the secret is already on disk).
 
+use crate::keys::KeyError;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -281,11 +282,12 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<zeroize::Zero
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(Error::SecretFileOpen {
+        return Err(KeyError::SecretFileOpen {
             what,
             path: path.to_path_buf(),
             mode: mode & 0o7777,
-        });
+        }
+        .into());
     }
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
     f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;

@@ -69,6 +69,19 @@ pub enum ServiceError {
     BadAnswer(String),
 }
 
+// The library's concept errors reach this tool through its `Error` (converted at the edge).
+impl From<pki_core::keys::KeyError> for ServiceError {
+    fn from(e: pki_core::keys::KeyError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
+impl From<pki_core::x509::X509Error> for ServiceError {
+    fn from(e: pki_core::x509::X509Error) -> Self {
+        Self::Core(e.into())
+    }
+}
+
 impl ServiceError {
     /// Whether trying again later may succeed (the service unreachable, busy or failing),
     /// rather than a refusal that will repeat.

@@ -160,6 +160,19 @@ pub enum RootError {
     BackupMismatch { backup: PathBuf, cert: PathBuf },
 }
 
+// The library's concept errors reach this tool through its `Error` (converted at the edge).
+impl From<pki_core::keys::KeyError> for RootError {
+    fn from(e: pki_core::keys::KeyError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
+impl From<pki_core::x509::X509Error> for RootError {
+    fn from(e: pki_core::x509::X509Error) -> Self {
+        Self::Core(e.into())
+    }
+}
+
 impl RootError {
     /// The message `root-ca` prints: where the fix is in the ceremony file, it says where.
     pub fn message(&self) -> String {

@@ -1,6 +1,7 @@
 //! `issuer renew` and `issuer reissue`: successors swapped into place.
 
 use super::*;
+use pki_core::x509::X509Error;
 
 pub(super) fn replace_all(
     ca: &CaDir,
@@ -123,7 +124,7 @@ pub(super) fn after(duration: &str) -> Result<OffsetDateTime> {
         .checked_add(parse_duration(duration)?)
         .filter(|t| t.year() <= 9999)
         .ok_or_else(|| {
-            Error::BadValidity(format!(
+            X509Error::BadValidity(format!(
                 "'{duration}' reaches past the year 9999; give a shorter duration such as 30d"
             ))
         })?)

@@ -4,6 +4,7 @@ use super::*;
 use crate::cli::{ServeArgs, TokenCreateArgs};
 use pki_core::ca::EnrolLeaf;
 use pki_core::etcd::ClusterFile;
+use pki_core::keys::KeyError;
 
 /// Longest an enrolment token may live.
 const MAX_TOKEN_TTL: time::Duration = time::Duration::hours(24);
@@ -89,7 +90,7 @@ fn unlock_with_list(
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or(pki_core::Error::NoKeySecret))
+    Err(last.unwrap_or(KeyError::NoKeySecret.into()))
 }
 
 /// The leaves one cluster-file entry gets: a member its server and peer leaves, a client its

@@ -1,5 +1,7 @@
 //! Issuing leaves: profile → to-be-signed → signature → ledger → files, in that order.
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use std::path::{Path, PathBuf};
 
 use rcgen::Issuer;
@@ -93,19 +95,20 @@ impl<S: Signer> IssuingCa<S> {
     /// A failed signature, with the key's own reason when it has one (a token's error).
     fn signing_error(&self, e: rcgen::Error) -> Error {
         let key = self.issuer.key();
-        Error::SigningFailed {
+        KeyError::SigningFailed {
             what: "certificate",
             signer: key.describe(),
             reason: key.take_sign_error().unwrap_or_else(|| e.to_string()),
         }
+        .into()
     }
 
     /// Wraps `key` and `cert`, the intermediate certificate of `generation`. Its gate holds the
     /// certificate's own name constraints only (see [`IssuingCa::with_gate`]). Fails with
-    /// [`Error::BadCertificate`] when the certificate cannot be used to sign.
+    /// [`X509Error::BadCertificate`] when the certificate cannot be used to sign.
     pub fn new(generation: u32, cert: CertFacts, key: S) -> Result<Self> {
         let issuer = Issuer::from_ca_cert_der(&cert.der.clone().into(), key).map_err(|e| {
-            Error::BadCertificate {
+            X509Error::BadCertificate {
                 what: "issuing CA certificate".into(),
                 detail: e.to_string(),
             }
@@ -151,15 +154,20 @@ impl<S: Signer> IssuingCa<S> {
         indirect: bool,
     ) -> Result<Vec<u8>> {
         if next_update > self.cert.not_after {
-            return Err(Error::OutlivesIssuer {
+            return Err(X509Error::OutlivesIssuer {
                 requested: crate::x509::validity::fmt_time(next_update),
                 issuer: crate::x509::validity::fmt_time(self.cert.not_after),
-            });
+            }
+            .into());
         }
-        let ski = self.cert.ski.clone().ok_or_else(|| Error::BadCertificate {
-            what: "issuing CA certificate".into(),
-            detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
-        })?;
+        let ski = self
+            .cert
+            .ski
+            .clone()
+            .ok_or_else(|| X509Error::BadCertificate {
+                what: "issuing CA certificate".into(),
+                detail: "no subjectKeyIdentifier, so CRLs could not name their issuer key".into(),
+            })?;
         let der = crate::x509::crl::sign_crl(
             self.issuer.key(),
             &crate::x509::crl::CrlParams {
@@ -173,7 +181,7 @@ impl<S: Signer> IssuingCa<S> {
             entries,
         )?;
         crate::x509::crl::verify_signature(&der, &self.cert.spki_der).map_err(|_| {
-            Error::SignatureCheckFailed {
+            X509Error::SignatureCheckFailed {
                 what: "CRL".into(),
                 issuer: self.cert.subject.clone(),
             }
@@ -222,7 +230,7 @@ impl<S: Signer> IssuingCa<S> {
             }
             LeafKey::Spki { spki_der, alg } => {
                 let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
-                    Error::BadPublicKey {
+                    X509Error::BadPublicKey {
                         what: "public key",
                         detail: e.to_string(),
                     }
@@ -252,7 +260,7 @@ impl<S: Signer> IssuingCa<S> {
         };
         let cert_der = cert.der().to_vec();
         crate::keys::sigcheck::verify_certificate(&cert_der, &self.cert.spki_der).map_err(
-            |_| Error::SignatureCheckFailed {
+            |_| X509Error::SignatureCheckFailed {
                 what: format!("{} certificate for {}", req.role, req.subject.common_name),
                 issuer: self.cert.subject.clone(),
             },

@@ -2,7 +2,7 @@
 //! leaf of a batch file. Each enum is the `problem` of one [`Error`](super::Error) variant,
 //! which names the input.
 
-/// Why a subject or DNS name cannot be certified ([`Error::BadName`](super::Error::BadName)).
+/// Why a subject or DNS name cannot be certified ([`X509Error::BadName`](super::X509Error::BadName)).
 #[derive(Debug, thiserror::Error)]
 pub enum NameProblem {
     /// The common name is empty or only spaces.
@@ -25,7 +25,7 @@ pub enum NameProblem {
     },
 }
 
-/// Why a CSR is refused ([`Error::CsrRejected`](super::Error::CsrRejected)).
+/// Why a CSR is refused ([`X509Error::CsrRejected`](super::X509Error::CsrRejected)).
 #[derive(Debug, thiserror::Error)]
 pub enum CsrProblem {
     /// The PEM file holds more than one request block.
@@ -45,7 +45,7 @@ pub enum CsrProblem {
     BadSignature,
 }
 
-/// Why a CRL is refused ([`Error::BadCrl`](super::Error::BadCrl)).
+/// Why a CRL is refused ([`X509Error::BadCrl`](super::X509Error::BadCrl)).
 #[derive(Debug, thiserror::Error)]
 pub enum CrlProblem {
     /// The DER does not parse as a CRL.
@@ -73,7 +73,7 @@ pub enum CrlProblem {
     },
 }
 
-/// Why a PEM private key cannot be used ([`Error::BadKeyFile`](super::Error::BadKeyFile)).
+/// Why a PEM private key cannot be used ([`KeyError::BadKeyFile`](super::KeyError::BadKeyFile)).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileProblem {
     /// A SEC1 (`BEGIN EC PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) key.

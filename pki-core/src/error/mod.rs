@@ -1,5 +1,9 @@
-//! One error type for the library. Every message says what went wrong *and* what to do next,
-//! because these strings are what an operator reads at 3 a.m. Secrets never appear in them.
+//! The library's error at its edge. Each concept folder owns its own error type —
+//! [`KeyError`] (`keys/`), [`X509Error`] (`x509/`), [`TokenError`] (`keys/pkcs11/`) — and
+//! [`Error`] wraps them (`Error::Key`, `Error::X509`, `Error::Token`) beside the errors of the
+//! CA folder, the ledger, bundles and files, which are still here. Every message says what
+//! went wrong *and* what to do next, because these strings are what an operator reads at 3 a.m.
+//! Secrets never appear in them.
 
 mod bundle;
 mod cluster;
@@ -9,7 +13,8 @@ mod response;
 
 use std::path::PathBuf;
 
-pub use crate::keys::TokenError;
+pub use crate::keys::{KeyError, TokenError};
+pub use crate::x509::X509Error;
 pub use bundle::BundleProblem;
 pub use cluster::ClusterRule;
 pub use input::{BatchLeafProblem, CrlProblem, CsrProblem, KeyFileProblem, NameProblem};
@@ -36,63 +41,6 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Text that should hold PEM blocks does not parse as PEM, or holds no block of the
-    /// expected tag.
-    #[error("{what}: not valid PEM ({detail}); expected a '-----BEGIN {expected}-----' block")]
-    MalformedPem {
-        /// The file or input read, as named in the message.
-        what: String,
-        /// The PEM tag looked for, such as `CERTIFICATE` or `PRIVATE KEY`.
-        expected: &'static str,
-        /// The PEM parser's complaint, or that no such block was found.
-        detail: String,
-    },
-
-    /// DER that should be an X.509 certificate does not parse (or has trailing bytes or
-    /// unreadable extensions), or an issuing CA certificate cannot be used to sign.
-    #[error("{what}: not a valid X.509 certificate ({detail})")]
-    BadCertificate {
-        /// The certificate, as named in the message.
-        what: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-
-    /// A CSR is refused: not a single well-formed PKCS#10 request, or its signature does not
-    /// verify (see [`CsrProblem`]; CA:TRUE and unapproved names have their own variants).
-    #[error("{what}: the CSR is not acceptable: {problem}")]
-    CsrRejected {
-        /// The CSR, as named in the message.
-        what: String,
-        /// Why it is refused.
-        problem: CsrProblem,
-    },
-
-    /// A key or signature algorithm below policy or not supported: RSA under 2048 bits, an
-    /// EC curve other than P-256/P-384, SHA-1 or older hashes, RSA-PSS. Holds the details.
-    #[error("weak or forbidden algorithm: {0}")]
-    WeakAlgorithm(String),
-
-    /// A key algorithm name (`--key`, a batch leaf's `key`) that the toolkit does not know, or
-    /// an RSA size it cannot generate. Holds the name as given.
-    #[error(
-        "unknown key algorithm '{0}'; use one of p256, p384, ed25519, rsa2048, rsa3072, rsa4096"
-    )]
-    UnknownAlgorithm(String),
-
-    /// A certificate or CRL would end after the certificate of its issuer: the validity is
-    /// refused, never clamped.
-    #[error(
-        "the requested validity ends {requested}, after the issuer's certificate ends {issuer}; \
-         a certificate never outlives its issuer: ask for fewer days or renew the issuer first"
-    )]
-    OutlivesIssuer {
-        /// The requested end (a certificate's notAfter or a CRL's nextUpdate), RFC 3339.
-        requested: String,
-        /// The issuing certificate's notAfter, RFC 3339.
-        issuer: String,
-    },
-
     /// The issuing CA certificate (or one being imported or installed) is not valid at the
     /// current time.
     #[error("the issuer certificate is not valid now (valid {not_before} to {not_after}); renew or rotate it first")]
@@ -103,47 +51,6 @@ pub enum Error {
         not_after: String,
     },
 
-    /// A lifetime that cannot be used: zero days, more than the profile's maximum, a duration
-    /// that does not parse, or a CRL whose nextUpdate is not after its thisUpdate.
-    #[error("invalid validity: {0}")]
-    BadValidity(String),
-
-    /// A private key (in a file or a token) is not the key of the certificate it goes with.
-    /// Holds which key and certificate.
-    #[error("the private key does not match the certificate's public key ({0}); check that you passed the right pair")]
-    KeyMismatch(String),
-
-    /// A certificate used as a CA lacks basicConstraints CA:TRUE or keyUsage keyCertSign (or,
-    /// for the root of a response, is not self-signed). Holds which certificate.
-    #[error("{0}: not a CA certificate (basicConstraints CA:TRUE and keyUsage keyCertSign are required)")]
-    NotCa(String),
-
-    /// A sealed (age-encrypted) key file cannot be decrypted: the wrong identity or
-    /// passphrase, the wrong kind of secret, or a damaged file.
-    #[error("cannot decrypt {path}: {reason}")]
-    KeyDecrypt {
-        /// The sealed key file.
-        path: PathBuf,
-        /// Why it could not be decrypted, and what to pass instead.
-        reason: String,
-    },
-
-    /// No identity file, passphrase file, environment variable or terminal prompt gave the
-    /// secret that unlocks a key at rest.
-    #[error("no way to unlock the key at rest: no identity or passphrase file was given, PKI_AGE_IDENTITY and PKI_PASSPHRASE_FILE are unset, and there is no terminal to prompt on")]
-    NoKeySecret,
-
-    /// No PIN file was given, `PKI_TOKEN_PIN_FILE` is unset and there is no terminal.
-    #[error("no token PIN")]
-    NoTokenPin,
-
-    /// A CSR asks for CA:TRUE (issuing goes on only when the operator says to ignore it).
-    #[error("{what}: the CSR is not acceptable: it asks for CA:TRUE; leaves are never CAs")]
-    RequestsCa {
-        /// The request, as named in the message.
-        what: String,
-    },
-
     /// A CSR asks for names the operator did not approve.
     #[error("{what}: the CSR is not acceptable: it asks for names you did not approve ({names}); the CA decides the names")]
     UnapprovedNames {
@@ -151,24 +58,6 @@ pub enum Error {
         what: String,
         /// The names not approved, `DNS:…`/`IP:…`, comma-separated.
         names: String,
-    },
-
-    /// A lifetime of zero days.
-    #[error("invalid validity: a lifetime must be at least 1 day")]
-    ZeroDays,
-
-    /// A key at rest was given an identity, but it is protected by a passphrase.
-    #[error("cannot decrypt {path}: this key is protected by a passphrase, not an age identity")]
-    KeyNeedsPassphrase {
-        /// The key file.
-        path: PathBuf,
-    },
-
-    /// A key at rest was given a passphrase, but it is encrypted to an age identity.
-    #[error("cannot decrypt {path}: this key is encrypted to an age identity, not a passphrase")]
-    KeyNeedsIdentity {
-        /// The key file.
-        path: PathBuf,
     },
 
     /// A bundle leaf with only its certificate or only its key on disk.
@@ -236,36 +125,6 @@ pub enum Error {
     #[error("the root CRL is not signed by the root certificate; refusing to use it")]
     RootCrlNotByRoot,
 
-    /// A request that does not fit the certificate profile it asks for.
-    #[error("{problem}")]
-    ProfileMismatch {
-        /// What does not fit.
-        problem: String,
-    },
-
-    /// A server or peer certificate without any DNS name or IP address.
-    #[error("a {role} certificate needs at least one DNS name or IP address: etcd and its clients check the names")]
-    NoNames {
-        /// The leaf's role: `server` or `peer`.
-        role: &'static str,
-    },
-
-    /// An IP range whose prefix is longer than the address.
-    #[error("{ip}/{prefix}: prefix too long")]
-    PrefixTooLong {
-        /// The range's address.
-        ip: std::net::IpAddr,
-        /// Its prefix length.
-        prefix: u8,
-    },
-
-    /// A new passphrase below the minimum length.
-    #[error("the passphrase must be at least {min} characters")]
-    ShortPassphrase {
-        /// The minimum length.
-        min: usize,
-    },
-
     /// `import` into a folder that is already a managed CA folder.
     #[error("{path} is already a managed CA folder; import into a new, empty folder")]
     AlreadyManaged {
@@ -291,27 +150,6 @@ pub enum Error {
     EntriesDiffer {
         /// What was asked for (the prompt's label).
         what: String,
-    },
-
-    /// age could not encrypt or decrypt a bundle or a key at rest.
-    #[error("age {op} failed: {reason}")]
-    Age {
-        /// `encryption` or `decryption`.
-        op: &'static str,
-        /// What age reported.
-        reason: String,
-    },
-
-    /// A file holding a secret (PIN, passphrase, age identity) gives the group or others some
-    /// access to it.
-    #[error("{what} file {path} can be read or written by others (mode {mode:04o}); it holds a secret, so it is refused as ssh refuses an open key: run `chmod 600 {path}` (and check who has already read it)")]
-    SecretFileOpen {
-        /// What the file holds (`passphrase`, `age identity`, ...).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits (`mode & 0o7777`).
-        mode: u32,
     },
 
     /// Abandoning a staged request in a CA folder where no generation is waiting for its
@@ -464,35 +302,6 @@ pub enum Error {
         size: Option<u32>,
     },
 
-    /// A subject or DNS name that cannot be certified.
-    #[error("{0}")]
-    BadName(NameProblem),
-
-    /// A leaf role (profile) name that is not `server`, `peer` or `client`.
-    #[error("role: '{given}' is not a role; use server, peer or client")]
-    UnknownRole {
-        /// The name as given.
-        given: String,
-    },
-
-    /// A revocation reason name that RFC 5280 does not define.
-    #[error("reason: '{given}' is not a revocation reason; use one of {known}")]
-    UnknownRevocationReason {
-        /// The name as given.
-        given: String,
-        /// The names RFC 5280 defines, comma-separated.
-        known: &'static str,
-    },
-
-    /// A CRL that does not parse, or a root CRL that is not the pinned root's.
-    #[error("{what}: {problem}")]
-    BadCrl {
-        /// The CRL, as named in the message.
-        what: String,
-        /// What is wrong with it.
-        problem: CrlProblem,
-    },
-
     /// A bundle that cannot be opened or read.
     #[error("{what}: {problem}")]
     BadBundle {
@@ -500,40 +309,6 @@ pub enum Error {
         what: String,
         /// What is wrong with it.
         problem: BundleProblem,
-    },
-
-    /// A text that is not an age X25519 recipient (`age1...`).
-    #[error("recipient: '{recipient}' is not an age X25519 recipient ({detail})")]
-    BadRecipient {
-        /// The text as given, trimmed.
-        recipient: String,
-        /// age's complaint.
-        detail: String,
-    },
-
-    /// A PEM private key that is not an unencrypted PKCS#8 key this toolkit can use.
-    #[error("{what}: {problem}")]
-    BadKeyFile {
-        /// The key, as named in the message.
-        what: String,
-        /// What is wrong with it.
-        problem: KeyFileProblem,
-    },
-
-    /// A CA key at rest whose decrypted content is not text.
-    #[error("{}: the decrypted key is not PEM text", .path.display())]
-    KeyNotText {
-        /// The sealed key file.
-        path: PathBuf,
-    },
-
-    /// A SubjectPublicKeyInfo that does not parse.
-    #[error("{what}: unreadable ({detail})")]
-    BadPublicKey {
-        /// The key, as named in the message (`public key`, `CSR public key`).
-        what: &'static str,
-        /// The parser's complaint.
-        detail: String,
     },
 
     /// An IP address recorded in the ledger that does not parse: the ledger is damaged.
@@ -557,34 +332,10 @@ pub enum Error {
         problem: String,
     },
 
-    /// Signing a certificate, CRL or CSR failed (a token's error, or rcgen's).
-    #[error("signing the {what} with {signer} failed: {reason}")]
-    SigningFailed {
-        /// What was being signed: `certificate`, `CRL`, `CSR`.
-        what: &'static str,
-        /// The signing key, as its [`Signer::describe`](crate::keys::signer::Signer::describe) says.
-        signer: String,
-        /// The token's or rcgen's reason.
-        reason: String,
-    },
-
     /// A thread of a batch that signs certificates ended without handing them over; nothing of
     /// its chunk was recorded or written.
     #[error("signing failed: a signing thread stopped before handing over its certificates; nothing of that chunk was recorded")]
     SigningThreadStopped,
-
-    /// Generating a new key in software failed.
-    #[error("generating a {algorithm} key failed: {reason}")]
-    KeyGeneration {
-        /// The algorithm asked for, as `p256`, `rsa3072`, ...
-        algorithm: String,
-        /// aws-lc's reason.
-        reason: String,
-    },
-
-    /// A signature that does not verify with the public key it is checked against.
-    #[error("the signature does not verify")]
-    SignatureInvalid,
 
     /// A PKCS#11 token operation failed; see [`TokenError`].
     #[error(transparent)]
@@ -654,46 +405,6 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// An age identity file has no `AGE-SECRET-KEY-1` line, or an invalid one.
-    #[error("age identity {path}: {reason}")]
-    Identity {
-        /// The identity file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-
-    /// A name of a leaf (a SAN, or a CN that looks like a host name) is excluded or not
-    /// permitted by the name constraints of the issuing intermediate or the pinned root.
-    #[error(
-        "{name} is outside the name constraints of the issuing CA '{issuer}' ({rule}): etcd, \
-         openssl and every other validator would reject the certificate, so it was not issued. \
-         Leave the name out, or have the root sign an intermediate whose constraints cover it \
-         (docs/enrolment.md, section on name constraints)"
-    )]
-    NameNotPermitted {
-        /// The name, as `DNS:<name>` or `IP:<address>`.
-        name: String,
-        /// The subject of the CA certificate that carries the constraint.
-        issuer: String,
-        /// The subtree that excludes the name, or the subtrees that alone are permitted.
-        rule: String,
-    },
-
-    /// A CA certificate of the chain carries a name constraint the gate cannot evaluate (a
-    /// directoryName, a malformed iPAddress), so nothing is issued.
-    #[error(
-        "the issuing CA '{issuer}' carries a name constraint this toolkit cannot check \
-         ({constraint}); refusing to issue rather than sign a certificate validators may reject. \
-         Use an intermediate constrained to DNS names and IP ranges only"
-    )]
-    UncheckableConstraint {
-        /// The subject of the CA certificate that carries the constraint.
-        issuer: String,
-        /// The constraint, such as `directoryName ...` or `iPAddress of 6 bytes`.
-        constraint: String,
-    },
-
     /// The active intermediate is listed on the root CRL held in the CA folder.
     #[error(
         "the active intermediate '{issuer}' (serial {serial}) is revoked by the root CRL {crl} \
@@ -755,46 +466,13 @@ pub enum Error {
         installed: String,
     },
 
-    /// A CSR or cfssl request proposes a CN and the operator gave no `--cn`.
-    #[error(
-        "{what}: the request asks for CN={requested}, and no CN was approved; the CN is the \
-         etcd user the certificate logs in as, so the operator must give it"
-    )]
-    CnRequired {
-        /// The request, as named in the message.
-        what: String,
-        /// The CN the request proposes.
-        requested: String,
-    },
+    /// A key, its secret or a signature failed; see [`KeyError`].
+    #[error(transparent)]
+    Key(#[from] KeyError),
 
-    /// The CN a CSR or cfssl request proposes differs from the operator's `--cn`.
-    #[error(
-        "{what}: the request asks for CN={requested}, but the approved CN is {approved}; the CN \
-         is the etcd user the certificate logs in as and is never taken from a request. Ask the \
-         requester for a request with CN={approved}"
-    )]
-    CnMismatch {
-        /// The request, as named in the message.
-        what: String,
-        /// The CN the request proposes.
-        requested: String,
-        /// The CN the operator gave.
-        approved: String,
-    },
-
-    /// A certificate or CRL just signed does not verify with the issuing certificate's public
-    /// key: the signing key is not that certificate's key.
-    #[error(
-        "the {what} just signed does not verify with the public key of the issuing certificate \
-         '{issuer}': the signing key is not that certificate's key (a wrong or substituted token \
-         key?). Nothing was recorded or written; check the key with `intermediate-ca status`"
-    )]
-    SignatureCheckFailed {
-        /// What was signed: `CRL`, or the role and CN of a leaf.
-        what: String,
-        /// The issuing certificate's subject.
-        issuer: String,
-    },
+    /// A certificate, CSR, CRL, name or profile was refused; see [`X509Error`].
+    #[error(transparent)]
+    X509(#[from] X509Error),
 }
 
 /// Result alias of the library.

@@ -1,6 +1,7 @@
 //! The cfssl CSR JSON of etcd's `hack/tls-setup` (`CN`, `hosts`, `key{algo,size}`, `names`),
 //! read so that teams can migrate their existing request files unchanged.
 
+use crate::x509::X509Error;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -75,9 +76,10 @@ pub fn parse(what: &str, text: &str) -> Result<CfsslRequest> {
             ("ed25519", _) => KeyAlgorithm::Ed25519,
             ("rsa", None) => KeyAlgorithm::Rsa(2048),
             ("rsa", Some(bits)) if bits < KeyAlgorithm::MIN_RSA_BITS => {
-                return Err(Error::WeakAlgorithm(format!(
+                return Err(X509Error::WeakAlgorithm(format!(
                     "{what}: RSA {bits} bits; at least 2048 are required"
-                )))
+                ))
+                .into())
             }
             ("rsa", Some(bits @ (2048 | 3072 | 4096))) => KeyAlgorithm::Rsa(bits),
             (algo, size) => {

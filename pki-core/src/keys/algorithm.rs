@@ -1,5 +1,7 @@
 //! Key algorithms the toolkit generates and accepts, and the signature algorithm each one implies.
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,17 +61,18 @@ impl KeyAlgorithm {
                     3072 => RsaKeySize::_3072,
                     4096 => RsaKeySize::_4096,
                     other => {
-                        return Err(Error::UnknownAlgorithm(format!("rsa{other}")));
+                        return Err(X509Error::UnknownAlgorithm(format!("rsa{other}")).into());
                     }
                 };
                 KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)
             }
             other => KeyPair::generate_for(other.signature_algorithm()),
         };
-        res.map_err(|e| Error::KeyGeneration {
+        res.map_err(|e| KeyError::KeyGeneration {
             algorithm: self.to_string(),
             reason: e.to_string(),
         })
+        .map_err(crate::Error::from)
     }
 
     /// Identifies the algorithm of a key from its SubjectPublicKeyInfo.
@@ -77,12 +80,12 @@ impl KeyAlgorithm {
         use x509_parser::prelude::FromDer;
         use x509_parser::public_key::PublicKey;
         let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).map_err(|e| {
-            Error::BadPublicKey {
+            X509Error::BadPublicKey {
                 what: "public key",
                 detail: e.to_string(),
             }
         })?;
-        let parsed = info.parsed().map_err(|e| Error::BadPublicKey {
+        let parsed = info.parsed().map_err(|e| X509Error::BadPublicKey {
             what: "public key",
             detail: e.to_string(),
         })?;
@@ -98,28 +101,28 @@ impl KeyAlgorithm {
                 match curve.as_str() {
                     crate::oid::P256 => Ok(KeyAlgorithm::P256),
                     crate::oid::P384 => Ok(KeyAlgorithm::P384),
-                    other => Err(Error::WeakAlgorithm(format!(
+                    other => Err(X509Error::WeakAlgorithm(format!(
                         "EC curve {other} is not supported; use P-256 or P-384"
-                    ))),
+                    )).into()),
                 }
             }
             PublicKey::RSA(rsa) => {
                 let bits = rsa.key_size() as u32;
                 if bits < Self::MIN_RSA_BITS {
-                    return Err(Error::WeakAlgorithm(format!(
+                    return Err(X509Error::WeakAlgorithm(format!(
                         "RSA key of {bits} bits; at least {} bits are required",
                         Self::MIN_RSA_BITS
-                    )));
+                    )).into());
                 }
                 Ok(KeyAlgorithm::Rsa(bits))
             }
             _ if info.algorithm.algorithm.to_id_string() == crate::oid::ED25519 => {
                 Ok(KeyAlgorithm::Ed25519)
             }
-            _ => Err(Error::WeakAlgorithm(format!(
+            _ => Err(X509Error::WeakAlgorithm(format!(
                 "public key algorithm {} is not supported; use P-256, P-384, Ed25519 or RSA >= 2048",
                 info.algorithm.algorithm.to_id_string()
-            ))),
+            )).into()),
         }
     }
 }
@@ -145,10 +148,10 @@ impl FromStr for KeyAlgorithm {
             "rsa2048" => Ok(KeyAlgorithm::Rsa(2048)),
             "rsa3072" => Ok(KeyAlgorithm::Rsa(3072)),
             "rsa4096" => Ok(KeyAlgorithm::Rsa(4096)),
-            "rsa1024" | "rsa512" => Err(Error::WeakAlgorithm(format!(
-                "{s}: RSA below 2048 bits is refused"
-            ))),
-            _ => Err(Error::UnknownAlgorithm(s.to_string())),
+            "rsa1024" | "rsa512" => {
+                Err(X509Error::WeakAlgorithm(format!("{s}: RSA below 2048 bits is refused")).into())
+            }
+            _ => Err(X509Error::UnknownAlgorithm(s.to_string()).into()),
         }
     }
 }
@@ -165,11 +168,11 @@ mod tests {
         }
         assert!(matches!(
             "rsa1024".parse::<KeyAlgorithm>(),
-            Err(Error::WeakAlgorithm(_))
+            Err(crate::Error::X509(X509Error::WeakAlgorithm(_)))
         ));
         assert!(matches!(
             "dsa".parse::<KeyAlgorithm>(),
-            Err(Error::UnknownAlgorithm(_))
+            Err(crate::Error::X509(X509Error::UnknownAlgorithm(_)))
         ));
     }
 

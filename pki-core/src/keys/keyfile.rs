@@ -2,6 +2,7 @@
 //! X25519 identity (the usual case: the identity lives on another medium) or with a passphrase.
 //! Plaintext key bytes only ever exist in memory, in `Zeroizing` buffers.
 
+use crate::keys::KeyError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -9,7 +10,7 @@ use std::str::FromStr;
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{self, Mode};
 
 /// What unlocks a key at rest.
@@ -33,11 +34,11 @@ impl KeySecret {
             .lines()
             .map(str::trim)
             .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
-            .ok_or_else(|| Error::Identity {
+            .ok_or_else(|| KeyError::Identity {
                 path: path.to_path_buf(),
                 reason: "no AGE-SECRET-KEY-1 line; make one with `intermediate-ca new-identity FILE` or `age-keygen -o FILE`".into(),
             })?;
-        let identity = age::x25519::Identity::from_str(line).map_err(|_| Error::Identity {
+        let identity = age::x25519::Identity::from_str(line).map_err(|_| KeyError::Identity {
             path: path.to_path_buf(),
             reason: "the AGE-SECRET-KEY line is not a valid X25519 identity".into(),
         })?;
@@ -47,11 +48,11 @@ impl KeySecret {
         })
     }
 
-    /// A passphrase secret; fails with [`Error::ShortPassphrase`] when it has fewer than 12
+    /// A passphrase secret; fails with [`KeyError::ShortPassphrase`] when it has fewer than 12
     /// characters.
     pub fn passphrase(p: Zeroizing<String>) -> Result<Self> {
         if p.chars().count() < 12 {
-            return Err(Error::ShortPassphrase { min: 12 });
+            return Err(KeyError::ShortPassphrase { min: 12 }.into());
         }
         Ok(KeySecret::Passphrase(SecretString::from(p.to_string())))
     }
@@ -72,7 +73,7 @@ impl KeySecret {
             KeySecret::Identity { identity, .. } => {
                 let r = identity.to_public();
                 age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-                    .map_err(|e| Error::Age {
+                    .map_err(|e| KeyError::Age {
                         op: "encryption",
                         reason: e.to_string(),
                     })?
@@ -85,7 +86,7 @@ impl KeySecret {
     /// Decrypts a sealed key file.
     pub fn open(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         let data = output::read(path)?;
-        let fail = |reason: String| Error::KeyDecrypt {
+        let fail = |reason: String| KeyError::KeyDecrypt {
             path: path.to_path_buf(),
             reason,
         };
@@ -97,7 +98,7 @@ impl KeySecret {
             (age::DecryptError::NoMatchingKeys, KeySecret::Identity { .. })
                 if is_passphrase_file(&data) =>
             {
-                Error::KeyNeedsPassphrase {
+                KeyError::KeyNeedsPassphrase {
                     path: path.to_path_buf(),
                 }
             }
@@ -107,7 +108,7 @@ impl KeySecret {
                 identity.to_public()
             )),
             (age::DecryptError::NoMatchingKeys, KeySecret::Passphrase(_)) => {
-                Error::KeyNeedsIdentity {
+                KeyError::KeyNeedsIdentity {
                     path: path.to_path_buf(),
                 }
             }
@@ -118,7 +119,7 @@ impl KeySecret {
                 fail("the file is damaged or has been tampered with".into())
             }
             (other, _) => fail(format!("not a readable age file ({other})")),
-        })
+        }).map_err(crate::Error::from)
     }
 }
 
@@ -132,7 +133,7 @@ fn is_passphrase_file(data: &[u8]) -> bool {
 
 /// Encrypts with ASCII armour, finishing both the stream and the armour.
 pub fn armored_encrypt(encryptor: age::Encryptor, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let err = |e: std::io::Error| Error::Age {
+    let err = |e: std::io::Error| KeyError::Age {
         op: "encryption",
         reason: e.to_string(),
     };

@@ -4,6 +4,7 @@
 // The submodules are private to the crate: other crates use the items re-exported here.
 pub(crate) mod algorithm;
 mod ca_key;
+mod error;
 pub(crate) mod keyfile;
 pub(crate) mod pkcs11;
 pub(crate) mod sigcheck;
@@ -12,6 +13,7 @@ pub(crate) mod unlock;
 
 pub use algorithm::KeyAlgorithm;
 pub use ca_key::CaKey;
+pub use error::KeyError;
 pub use keyfile::{new_identity_file, KeySecret};
 pub use pkcs11::{
     default_module, is_softhsm, pkcs11_return_value, Capabilities, CeremonyNeed, KeyAttributes,

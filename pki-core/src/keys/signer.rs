@@ -2,6 +2,8 @@
 //! (`keys::pkcs11`) both implement [`Signer`], so profiles and issuance never know where the
 //! key lives.
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
@@ -48,11 +50,12 @@ impl FileKey {
             return Err(bad_key(what, KeyFileProblem::PasswordProtected));
         }
         if !pem.contains("-----BEGIN PRIVATE KEY-----") {
-            return Err(Error::MalformedPem {
+            return Err(X509Error::MalformedPem {
                 what: what.into(),
                 expected: "PRIVATE KEY",
                 detail: "no private key block found".into(),
-            });
+            }
+            .into());
         }
         // rcgen's error would not leak the key, but it says little; keep our own wording.
         let unusable = |e: rcgen::Error| {
@@ -144,10 +147,11 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 fn bad_key(what: &str, problem: KeyFileProblem) -> Error {
-    Error::BadKeyFile {
+    KeyError::BadKeyFile {
         what: what.into(),
         problem,
     }
+    .into()
 }
 
 #[cfg(test)]

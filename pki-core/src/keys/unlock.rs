@@ -2,6 +2,7 @@
 //! *file* (`--identity` or `PKI_AGE_IDENTITY`, a path), a passphrase file
 //! (`--passphrase-file` or `PKI_PASSPHRASE_FILE`), or a prompt the binary supplies.
 
+use crate::keys::KeyError;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -35,7 +36,7 @@ pub fn resolve(
     }
     match prompt()? {
         Some(p) => KeySecret::passphrase(p),
-        None => Err(Error::NoKeySecret),
+        None => Err(KeyError::NoKeySecret.into()),
     }
 }
 
@@ -46,7 +47,7 @@ fn passphrase_from_file(path: &Path) -> Result<KeySecret> {
 }
 
 /// Asks for a passphrase on the controlling terminal (not stdout, never echoed). Returns None
-/// when there is no terminal, so scripts get [`Error::NoKeySecret`] instead of a hang.
+/// when there is no terminal, so scripts get [`KeyError::NoKeySecret`] instead of a hang.
 pub fn prompt_on_tty(label: &str, confirm: bool) -> Result<Option<Zeroizing<String>>> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
@@ -86,5 +87,5 @@ pub fn token_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = std::env::var_os(ENV_TOKEN_PIN_FILE).filter(|v| !v.is_empty()) {
         return from_file(Path::new(&p));
     }
-    prompt_on_tty("Token user PIN", false)?.ok_or(Error::NoTokenPin)
+    prompt_on_tty("Token user PIN", false)?.ok_or(KeyError::NoTokenPin.into())
 }

@@ -1,15 +1,16 @@
 //! Reading certificates: PEM blocks, and the facts about a certificate the tools act on.
 
+use crate::x509::X509Error;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::x509::serial::Serial;
 
 /// Every PEM block with the given tag, in order. Errors when the text has none or is not PEM.
 pub fn pem_blocks(what: &str, text: &[u8], tag: &'static str) -> Result<Vec<Vec<u8>>> {
-    let blocks = pem::parse_many(text).map_err(|e| Error::MalformedPem {
+    let blocks = pem::parse_many(text).map_err(|e| X509Error::MalformedPem {
         what: what.into(),
         expected: tag,
         detail: e.to_string(),
@@ -20,11 +21,12 @@ pub fn pem_blocks(what: &str, text: &[u8], tag: &'static str) -> Result<Vec<Vec<
         .map(|b| b.into_contents())
         .collect();
     if found.is_empty() {
-        return Err(Error::MalformedPem {
+        return Err(X509Error::MalformedPem {
             what: what.into(),
             expected: tag,
             detail: "no such block found".into(),
-        });
+        }
+        .into());
     }
     Ok(found)
 }
@@ -143,16 +145,16 @@ pub struct CertFacts {
 }
 
 impl CertFacts {
-    /// Reads the facts of a DER certificate. Fails with [`Error::BadCertificate`] when it does not
+    /// Reads the facts of a DER certificate. Fails with [`X509Error::BadCertificate`] when it does not
     /// parse, has trailing bytes, or has an unreadable basicConstraints or keyUsage.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
-        let bad = |detail: String| Error::BadCertificate {
+        let bad = |detail: String| X509Error::BadCertificate {
             what: what.into(),
             detail,
         };
         let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(bad("trailing bytes after the certificate".into()));
+            return Err(bad("trailing bytes after the certificate".into()).into());
         }
         let bc = cert.basic_constraints().map_err(|e| bad(e.to_string()))?;
         let ku = cert.key_usage().map_err(|e| bad(e.to_string()))?;
@@ -228,7 +230,10 @@ mod tests {
             "CERTIFICATE",
         )
         .unwrap_err();
-        assert!(matches!(err, Error::MalformedPem { .. }), "{err}");
+        assert!(
+            matches!(err, crate::Error::X509(X509Error::MalformedPem { .. })),
+            "{err}"
+        );
         let err = pem_blocks("x.crt", b"hello", "CERTIFICATE").unwrap_err();
         assert!(err.to_string().contains("BEGIN CERTIFICATE"));
     }

@@ -12,11 +12,13 @@
 //!
 //! The encoder streams entries, so a CRL of a million entries stays small in memory.
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use time::OffsetDateTime;
 use yasna::models::{GeneralizedTime, UTCTime};
 use yasna::{DERWriter, Tag};
 
-use crate::error::{CrlProblem, Error, Result};
+use crate::error::{CrlProblem, Result};
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::Signer;
 use crate::oid;
@@ -56,10 +58,11 @@ impl Reason {
             "cessationOfOperation" => Reason::CessationOfOperation,
             "privilegeWithdrawn" => Reason::PrivilegeWithdrawn,
             other => {
-                return Err(Error::UnknownRevocationReason {
+                return Err(X509Error::UnknownRevocationReason {
                     given: other.to_string(),
                     known: Reason::NAMES,
-                })
+                }
+                .into())
             }
         })
     }
@@ -144,9 +147,7 @@ pub fn sign_crl(
     entries: &[CrlEntry],
 ) -> Result<Vec<u8>> {
     if params.next_update <= params.this_update {
-        return Err(Error::BadValidity(
-            "nextUpdate must be after thisUpdate".into(),
-        ));
+        return Err(X509Error::BadValidity("nextUpdate must be after thisUpdate".into()).into());
     }
     let alg_der = signature_algorithm_der(signer.key_algorithm());
     let tbs = yasna::construct_der(|w| {
@@ -214,7 +215,7 @@ pub fn sign_crl(
     });
     let sig = signer.sign(&tbs).map_err(|e| {
         let reason = signer.take_sign_error().unwrap_or_else(|| e.to_string());
-        Error::SigningFailed {
+        KeyError::SigningFailed {
             what: "CRL",
             signer: signer.describe(),
             reason,
@@ -235,7 +236,7 @@ pub fn parse_entries(what: &str, der: &[u8]) -> Result<Vec<CrlEntry>> {
     use x509_parser::prelude::FromDer;
     let (_, crl) =
         x509_parser::revocation_list::CertificateRevocationList::from_der(der).map_err(|e| {
-            Error::BadCrl {
+            X509Error::BadCrl {
                 what: what.into(),
                 problem: CrlProblem::NotCrl {
                     detail: e.to_string(),
@@ -260,7 +261,7 @@ pub fn verify_signature(der: &[u8], issuer_spki: &[u8]) -> Result<()> {
     use x509_parser::prelude::FromDer;
     let (_, crl) =
         x509_parser::revocation_list::CertificateRevocationList::from_der(der).map_err(|e| {
-            Error::BadCrl {
+            X509Error::BadCrl {
                 what: "CRL".into(),
                 problem: CrlProblem::NotCrl {
                     detail: e.to_string(),

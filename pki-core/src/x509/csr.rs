@@ -1,6 +1,8 @@
 //! CSR intake. A CSR contributes a public key (proved by its signature) and, at most, the names
 //! the requester hoped for. It never contributes an extension: the profile decides those.
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use std::net::IpAddr;
 
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -48,9 +50,9 @@ impl CheckedCsr {
         Self::from_der(what, &blocks[0])
     }
 
-    /// Parses and checks a DER CSR: fails with [`Error::CsrRejected`] when it is not a single
+    /// Parses and checks a DER CSR: fails with [`X509Error::CsrRejected`] when it is not a single
     /// well-formed PKCS#10 request or its signature does not verify, and with
-    /// [`Error::WeakAlgorithm`] for a refused key or hash.
+    /// [`X509Error::WeakAlgorithm`] for a refused key or hash.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self> {
         let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
             der,
@@ -73,7 +75,9 @@ impl CheckedCsr {
         let key_alg = KeyAlgorithm::from_spki_der(&spki_der)?;
         sigcheck::verify(&sig_oid, &spki_der, info.raw, csr.signature_value.as_ref()).map_err(
             |e| match e {
-                Error::SignatureInvalid => rejected(what, CsrProblem::BadSignature),
+                crate::Error::Key(KeyError::SignatureInvalid) => {
+                    rejected(what, CsrProblem::BadSignature)
+                }
                 other => other,
             },
         )?;
@@ -120,18 +124,21 @@ impl CheckedCsr {
 
     /// The public key in the form rcgen signs over.
     pub fn public_key(&self) -> Result<rcgen::SubjectPublicKeyInfo> {
-        rcgen::SubjectPublicKeyInfo::from_der(&self.spki_der).map_err(|e| Error::BadPublicKey {
-            what: "CSR public key",
-            detail: e.to_string(),
-        })
+        rcgen::SubjectPublicKeyInfo::from_der(&self.spki_der)
+            .map_err(|e| X509Error::BadPublicKey {
+                what: "CSR public key",
+                detail: e.to_string(),
+            })
+            .map_err(crate::Error::from)
     }
 }
 
 fn rejected(what: &str, problem: CsrProblem) -> Error {
-    Error::CsrRejected {
+    X509Error::CsrRejected {
         what: what.into(),
         problem,
     }
+    .into()
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {

@@ -6,6 +6,7 @@ pub(crate) mod certs;
 pub(crate) mod conformance;
 pub(crate) mod crl;
 pub(crate) mod csr;
+mod error;
 pub(crate) mod profile;
 pub(crate) mod serial;
 pub(crate) mod validity;
@@ -20,6 +21,7 @@ pub use crl::{
     CrlEntry, CrlParams, Reason,
 };
 pub use csr::CheckedCsr;
+pub use error::X509Error;
 pub use profile::{ExcludedNames, LeafRole, NameLimits, Profile, Subject, SubjectNames};
 pub use serial::Serial;
 pub use validity::{fmt_time, parse_duration, Validity};

@@ -1,6 +1,7 @@
 //! Validity windows. A certificate never outlives its issuer: we refuse rather than clamp,
 //! so the operator learns the issuer is close to its end instead of getting a short leaf.
 
+use crate::x509::X509Error;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Error, Result};
@@ -26,12 +27,13 @@ impl Validity {
         now: OffsetDateTime,
     ) -> Result<Self> {
         if days == 0 {
-            return Err(Error::ZeroDays);
+            return Err(X509Error::ZeroDays.into());
         }
         if days > max_days {
-            return Err(Error::BadValidity(format!(
+            return Err(X509Error::BadValidity(format!(
                 "{days} days is longer than this profile allows ({max_days} days)"
-            )));
+            ))
+            .into());
         }
         Self::lasting(Duration::days(days as i64), issuer, now)
     }
@@ -45,7 +47,7 @@ impl Validity {
         now: OffsetDateTime,
     ) -> Result<Self> {
         if lifetime < Duration::seconds(10) {
-            return Err(Error::ZeroDays);
+            return Err(X509Error::ZeroDays.into());
         }
         let now = now.replace_nanosecond(0).expect("zero nanoseconds");
         let mut not_before = now - BACKDATE.min(lifetime / 10);
@@ -58,10 +60,11 @@ impl Validity {
                 });
             }
             if not_after > ina {
-                return Err(Error::OutlivesIssuer {
+                return Err(X509Error::OutlivesIssuer {
                     requested: fmt_time(not_after),
                     issuer: fmt_time(ina),
-                });
+                }
+                .into());
             }
             if not_before < inb {
                 not_before = inb;
@@ -90,7 +93,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     };
     let n: i64 = num
         .parse()
-        .map_err(|_| Error::BadValidity(format!("'{s}' is not a duration like 30d or 12h")))?;
+        .map_err(|_| X509Error::BadValidity(format!("'{s}' is not a duration like 30d or 12h")))?;
     let unit_secs: i64 = match unit {
         "d" => 86_400,
         "h" => 3_600,
@@ -98,19 +101,21 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         "m" => 60,
         "s" => 1,
         _ => {
-            return Err(Error::BadValidity(format!(
+            return Err(X509Error::BadValidity(format!(
                 "'{s}': unknown unit '{unit}'; use w, d, h, m or s"
-            )))
+            ))
+            .into())
         }
     };
     // Checked: `Duration::days` panics past i64 seconds (`999999999999999d`).
     n.checked_mul(unit_secs)
         .map(Duration::seconds)
         .ok_or_else(|| {
-            Error::BadValidity(format!(
+            X509Error::BadValidity(format!(
                 "'{s}' is too long to be a duration; give a shorter one such as 30d"
             ))
         })
+        .map_err(crate::Error::from)
 }
 
 #[cfg(test)]
@@ -124,7 +129,10 @@ mod tests {
         let err = Validity::within_issuer(90, 825, Some(issuer), now).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&fmt_time(issuer.1)), "{msg}");
-        assert!(matches!(err, Error::OutlivesIssuer { .. }));
+        assert!(matches!(
+            err,
+            crate::Error::X509(X509Error::OutlivesIssuer { .. })
+        ));
         let ok = Validity::within_issuer(29, 825, Some(issuer), now).unwrap();
         assert!(ok.not_after <= issuer.1 && ok.not_before >= issuer.0);
     }

@@ -143,19 +143,22 @@ impl Refused {
 
     /// A failure of signing a leaf: policy refusals are the caller's, the rest the service's.
     pub fn from_issuance(e: pki_core::Error) -> Self {
+        use pki_core::x509::X509Error as X;
         use pki_core::Error as E;
         match e {
-            E::NameNotPermitted { .. }
-            | E::UncheckableConstraint { .. }
+            E::X509(
+                X::NameNotPermitted { .. }
+                | X::UncheckableConstraint { .. }
+                | X::NoNames { .. }
+                | X::CnRequired { .. }
+                | X::CnMismatch { .. }
+                | X::RequestsCa { .. }
+                | X::OutlivesIssuer { .. },
+            )
             | E::IssuerRevoked { .. }
-            | E::NoNames { .. }
-            | E::CnRequired { .. }
-            | E::CnMismatch { .. }
             | E::UnapprovedNames { .. }
-            | E::RequestsCa { .. }
-            | E::OutlivesIssuer { .. }
             | E::IssuerNotCurrent { .. } => Self::new(403, "policy", e.to_string()),
-            E::CsrRejected { .. } | E::WeakAlgorithm(_) | E::UnknownAlgorithm(_) => {
+            E::X509(X::CsrRejected { .. } | X::WeakAlgorithm(_) | X::UnknownAlgorithm(_)) => {
                 Self::bad_csr(e)
             }
             other => Self::internal(other),

@@ -1,6 +1,7 @@
 //! `root-ca crl`: sign the root's CRL in the token, check its signature in software, record
 //! its number, and write it (also kept in the root folder for response bundles).
 
+use pki_core::x509::X509Error;
 use std::path::Path;
 
 use pki_core::keys::verify_signature;
@@ -36,10 +37,10 @@ pub fn crl(file: &Path, run: &mut Run<'_>) -> Result<()> {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
     let next = now + Duration::days(c.next_update_days as i64);
     if next > root.not_after {
-        return Err(pki_core::Error::OutlivesIssuer {
+        return Err(pki_core::Error::from(X509Error::OutlivesIssuer {
             requested: fmt_time(next),
             issuer: fmt_time(root.not_after),
-        }
+        })
         .into());
     }
     let number = index.crl_number + 1;

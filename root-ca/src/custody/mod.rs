@@ -16,6 +16,7 @@ mod sharing;
 pub use quorum::{gather, prompt_allowed, Quorum};
 pub use sharing::{combine, new_secret, share_number, split, verify, ShareBytes, SharingError};
 
+use pki_core::keys::KeyError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -300,8 +301,11 @@ fn armor_with(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn age_error(reason: String) -> RootError {
-    RootError::Core(pki_core::Error::Age {
-        op: "encryption",
-        reason,
-    })
+    RootError::Core(
+        KeyError::Age {
+            op: "encryption",
+            reason,
+        }
+        .into(),
+    )
 }

@@ -17,6 +17,8 @@ mod staging;
 pub use lock::CaLock;
 pub use staging::StagedRequest;
 
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -250,7 +252,7 @@ impl CaDir {
         }
         let facts = CertFacts::from_pem("CA certificate", cert_pem)?;
         if !facts.is_ca || !facts.key_cert_sign {
-            return Err(Error::NotCa(format!("CA certificate ({})", facts.subject)));
+            return Err(X509Error::NotCa(format!("CA certificate ({})", facts.subject)).into());
         }
         let now = OffsetDateTime::now_utc();
         if facts.not_after < now {
@@ -315,11 +317,12 @@ impl CaDir {
         let facts = self.cert(id)?;
         let key = token.key()?;
         if key.spki_der() != facts.spki_der {
-            return Err(Error::KeyMismatch(format!(
+            return Err(KeyError::KeyMismatch(format!(
                 "the token key is not the key of {} ({})",
                 self.cert_path(id).display(),
                 facts.subject
-            )));
+            ))
+            .into());
         }
         Ok((id, facts, crate::keys::CaKey::Token(key)))
     }
@@ -329,7 +332,7 @@ impl CaDir {
         let id = self.active()?;
         let facts = self.cert(id)?;
         let pem = secret.open(&self.key_path(id))?;
-        let pem = std::str::from_utf8(&pem).map_err(|_| Error::KeyNotText {
+        let pem = std::str::from_utf8(&pem).map_err(|_| KeyError::KeyNotText {
             path: self.key_path(id),
         })?;
         let key = FileKey::from_pkcs8_pem("CA key", pem)?;
@@ -346,11 +349,12 @@ pub fn key_fingerprint(spki_der: &[u8]) -> String {
 /// Refuses a key whose public half differs from the certificate's.
 pub fn check_key_matches(key: &FileKey, cert: &CertFacts) -> Result<()> {
     if key.spki_der() != cert.spki_der {
-        return Err(Error::KeyMismatch(format!(
+        return Err(KeyError::KeyMismatch(format!(
             "certificate '{}' has a different public key than the {}",
             cert.subject,
             crate::keys::signer::Signer::describe(key)
-        )));
+        ))
+        .into());
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The root CRL a CA folder holds (`root-crl.pem`): checked against the pinned root before it
 //! is trusted, consulted by the issuance gate, and replaced only by a newer one.
 
+use crate::x509::X509Error;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -46,7 +47,7 @@ impl RootCrl {
 
     /// Checks that `der` is a CRL issued and signed by `root`.
     pub fn parse(what: &str, der: &[u8], root: &CertFacts) -> Result<Self> {
-        let bad = |problem| Error::BadCrl {
+        let bad = |problem| X509Error::BadCrl {
             what: what.into(),
             problem,
         };
@@ -56,14 +57,15 @@ impl RootCrl {
             })
         })?;
         if !rest.is_empty() {
-            return Err(bad(CrlProblem::TrailingBytes));
+            return Err(bad(CrlProblem::TrailingBytes).into());
         }
         let issuer = crl.issuer().to_string();
         if crl.issuer().as_raw() != root.subject_der.as_slice() {
             return Err(bad(CrlProblem::OtherIssuer {
                 issuer,
                 root: root.subject.clone(),
-            }));
+            })
+            .into());
         }
         crate::x509::crl::verify_signature(der, &root.spki_der).map_err(|_| {
             bad(CrlProblem::NotSignedByRoot {
@@ -196,7 +198,7 @@ pub fn installed(ca: &CaDir, root: &CertFacts) -> Result<Option<RootCrl>> {
 /// A root CRL that cannot be trusted, named once (the parse error names the file too).
 pub fn unusable(crl: PathBuf, e: Error) -> Error {
     let reason = match e {
-        Error::BadCrl { problem, .. } => problem.to_string(),
+        crate::Error::X509(X509Error::BadCrl { problem, .. }) => problem.to_string(),
         other => other.to_string(),
     };
     Error::RootCrlUnusable { crl, reason }
@@ -224,7 +226,9 @@ pub fn check_for_install(
     let incoming = response_crl
         .map(|der| {
             RootCrl::parse(what, der, root).map_err(|e| match e {
-                Error::BadCrl { problem, .. } => Error::Response(ResponseProblem::RootCrl(problem)),
+                crate::Error::X509(X509Error::BadCrl { problem, .. }) => {
+                    Error::Response(ResponseProblem::RootCrl(problem))
+                }
                 other => other,
             })
         })

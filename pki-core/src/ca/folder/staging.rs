@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::keys::signer::Signer;
+use crate::keys::KeyError;
+use crate::x509::X509Error;
 
 /// What `intermediate-ca request` produced.
 pub struct StagedRequest {
@@ -139,7 +141,7 @@ impl CaDir {
         params.distinguished_name = subject.to_dn();
         let csr = params
             .serialize_request(&key)
-            .map_err(|e| Error::SigningFailed {
+            .map_err(|e| KeyError::SigningFailed {
                 what: "CSR",
                 signer: key.describe(),
                 reason: key.take_sign_error().unwrap_or_else(|| e.to_string()),
@@ -220,16 +222,14 @@ impl CaDir {
             }));
         }
         if !root.self_signed || !root.is_ca {
-            return Err(Error::NotCa("root certificate in the response".into()));
+            return Err(X509Error::NotCa("root certificate in the response".into()).into());
         }
         crate::keys::sigcheck::verify_certificate(&root.der, &root.spki_der)
             .map_err(|_| Error::Response(ResponseProblem::RootSelfSignature))?;
         crate::keys::sigcheck::verify_certificate(&int.der, &root.spki_der)
             .map_err(|_| Error::Response(ResponseProblem::NotSignedByRoot))?;
         if !int.is_ca || !int.key_cert_sign {
-            return Err(Error::NotCa(
-                "intermediate certificate in the response".into(),
-            ));
+            return Err(X509Error::NotCa("intermediate certificate in the response".into()).into());
         }
         if now < int.not_before || now > int.not_after {
             return Err(Error::IssuerNotCurrent {

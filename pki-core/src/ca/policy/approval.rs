@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::x509::csr::CheckedCsr;
 use crate::x509::profile::{LeafRole, Subject, SubjectNames};
+use crate::x509::X509Error;
 
 /// Names a CSR asks for that the operator did not pass with --dns/--ip.
 pub(super) fn unapproved_names(what: &str, csr: &CheckedCsr, names: &SubjectNames) -> Result<()> {
@@ -45,7 +46,7 @@ pub struct Approval<'a> {
 /// each name it asks for must be passed with --dns/--ip. Returns the CN to certify, if any.
 pub fn approve_csr(what: &str, csr: &CheckedCsr, a: &Approval<'_>) -> Result<Option<String>> {
     if csr.requested_ca && !a.ignore_requested_ca {
-        return Err(Error::RequestsCa { what: what.into() });
+        return Err(X509Error::RequestsCa { what: what.into() }.into());
     }
     unapproved_names(what, csr, a.names)?;
     approve_cn(what, csr.common_name.as_deref(), a.cn)
@@ -55,15 +56,17 @@ pub fn approve_csr(what: &str, csr: &CheckedCsr, a: &Approval<'_>) -> Result<Opt
 /// the operator typed the same one with --cn.
 pub fn approve_cn(what: &str, requested: Option<&str>, cn: Option<&str>) -> Result<Option<String>> {
     match (requested, cn) {
-        (Some(r), None) => Err(Error::CnRequired {
+        (Some(r), None) => Err(X509Error::CnRequired {
             what: what.into(),
             requested: r.into(),
-        }),
-        (Some(r), Some(c)) if r != c => Err(Error::CnMismatch {
+        }
+        .into()),
+        (Some(r), Some(c)) if r != c => Err(X509Error::CnMismatch {
             what: what.into(),
             requested: r.into(),
             approved: c.into(),
-        }),
+        }
+        .into()),
         (_, c) => Ok(c.map(str::to_string)),
     }
 }

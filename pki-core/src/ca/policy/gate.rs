@@ -1,6 +1,7 @@
 //! The [`Gate`] of one issuing CA: the name constraints of its chain and whether the root
 //! revoked it, asked before every signature.
 
+use crate::x509::X509Error;
 use std::path::PathBuf;
 
 use super::approval::unapproved_names;
@@ -118,11 +119,12 @@ impl Gate {
             unapproved_names(&csr.subject, csr, &req.names)?;
             if let Some(requested) = &csr.common_name {
                 if *requested != req.subject.common_name {
-                    return Err(Error::CnMismatch {
+                    return Err(X509Error::CnMismatch {
                         what: format!("CSR {}", csr.subject),
                         requested: requested.clone(),
                         approved: req.subject.common_name.clone(),
-                    });
+                    }
+                    .into());
                 }
             }
         }

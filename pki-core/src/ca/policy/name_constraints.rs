@@ -2,6 +2,7 @@
 //! carries, how each matches a leaf's names (as OpenSSL and Go match them), and which names of
 //! a leaf they apply to.
 
+use crate::x509::X509Error;
 use std::net::IpAddr;
 
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -140,7 +141,7 @@ pub struct Constraints {
 impl Constraints {
     /// The constraints of a certificate, None when it carries none.
     pub fn of_certificate(what: &str, der: &[u8]) -> Result<Option<Self>> {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| Error::BadCertificate {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| X509Error::BadCertificate {
             what: what.into(),
             detail: e.to_string(),
         })?;
@@ -199,10 +200,11 @@ impl Constraints {
     /// that none of them matches.
     pub fn check(&self, name: &LeafName) -> Result<()> {
         if let Some(u) = self.uncheckable.first() {
-            return Err(Error::UncheckableConstraint {
+            return Err(X509Error::UncheckableConstraint {
                 issuer: self.holder.clone(),
                 constraint: u.clone(),
-            });
+            }
+            .into());
         }
         if let Some(x) = self.excluded.iter().find(|s| s.test(name) == Some(true)) {
             return Err(self.refusal(name, format!("it excludes {x}")));
@@ -220,11 +222,12 @@ impl Constraints {
     }
 
     fn refusal(&self, name: &LeafName, rule: String) -> Error {
-        Error::NameNotPermitted {
+        X509Error::NameNotPermitted {
             name: name.to_string(),
             issuer: self.holder.clone(),
             rule,
         }
+        .into()
     }
 }
 

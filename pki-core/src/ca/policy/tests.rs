@@ -1,6 +1,7 @@
 //! The gate tested directly: constraint matching, CSR approval, and the checks `sign_leaf`
 //! cannot be talked out of.
 
+use crate::x509::X509Error;
 use std::net::IpAddr;
 
 use rcgen::{CertificateParams, CidrSubnet, GeneralSubtree, Issuer, NameConstraints};
@@ -9,7 +10,6 @@ use time::OffsetDateTime;
 use super::name_constraints::{dns_matches, ip_matches};
 use super::*;
 use crate::ca::issuing::{IssuingCa, LeafKey, LeafRequest};
-use crate::error::Error;
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::keys::signer::FileKey;
 use crate::x509::certs::CertFacts;
@@ -151,7 +151,10 @@ fn permitted_subtrees_refuse_names_outside_them_naming_both() {
         let e = gate
             .check(LeafRole::Server, &Subject::cn("m1"), &bad)
             .unwrap_err();
-        assert!(matches!(e, Error::NameNotPermitted { .. }), "{e}");
+        assert!(
+            matches!(e, crate::Error::X509(X509Error::NameNotPermitted { .. })),
+            "{e}"
+        );
         let msg = e.to_string();
         assert!(msg.starts_with(&format!("{name} is outside")), "{msg}");
         assert!(msg.contains("CN=gate intermediate"), "{msg}");
@@ -271,7 +274,10 @@ fn sign_leaf_cannot_skip_the_gate() {
         )
         .err()
         .expect("refused");
-    assert!(matches!(e, Error::NameNotPermitted { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::X509(X509Error::NameNotPermitted { .. })),
+        "{e}"
+    );
     ca.sign_leaf(
         generated(
             LeafRole::Server,
@@ -296,7 +302,13 @@ fn a_key_that_is_not_the_certificates_never_yields_a_leaf() {
         )
         .err()
         .expect("refused");
-    assert!(matches!(e, Error::SignatureCheckFailed { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            crate::Error::X509(X509Error::SignatureCheckFailed { .. })
+        ),
+        "{e}"
+    );
     assert!(
         e.to_string().contains("Nothing was recorded or written"),
         "{e}"
@@ -305,7 +317,13 @@ fn a_key_that_is_not_the_certificates_never_yields_a_leaf() {
     let e = ca
         .sign_crl(&[], 1, t, t + time::Duration::days(1), false)
         .unwrap_err();
-    assert!(matches!(e, Error::SignatureCheckFailed { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            crate::Error::X509(X509Error::SignatureCheckFailed { .. })
+        ),
+        "{e}"
+    );
 }
 
 fn csr(cn: Option<&str>, dns: &[&str]) -> CheckedCsr {
@@ -330,10 +348,16 @@ fn a_csr_cn_needs_the_operators_cn() {
     };
     let root = csr(Some("root"), &[]);
     let e = approve_csr("evil.csr", &root, &approval(None)).unwrap_err();
-    assert!(matches!(e, Error::CnRequired { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::X509(X509Error::CnRequired { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("CN=root"), "{e}");
     let e = approve_csr("evil.csr", &root, &approval(Some("app"))).unwrap_err();
-    assert!(matches!(e, Error::CnMismatch { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::X509(X509Error::CnMismatch { .. })),
+        "{e}"
+    );
     assert_eq!(
         approve_csr("evil.csr", &root, &approval(Some("root"))).unwrap(),
         Some("root".into())
@@ -344,7 +368,10 @@ fn a_csr_cn_needs_the_operators_cn() {
         Some("app".into())
     );
     let e = approve_cn("req.json", Some("root"), None).unwrap_err();
-    assert!(matches!(e, Error::CnRequired { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::X509(X509Error::CnRequired { .. })),
+        "{e}"
+    );
 }
 
 #[test]
@@ -371,7 +398,10 @@ fn a_csr_request_that_was_not_approved_is_refused_at_signing() {
         key: LeafKey::Csr(Box::new(c)),
     };
     let e = ca.sign_leaf(req, now).err().expect("refused");
-    assert!(matches!(e, Error::CnMismatch { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::X509(X509Error::CnMismatch { .. })),
+        "{e}"
+    );
 }
 
 #[test]

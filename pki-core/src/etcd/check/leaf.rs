@@ -2,6 +2,7 @@
 //! constraints, expiry, key mode and match.
 
 use super::*;
+use crate::x509::X509Error;
 
 /// Checks one leaf chain file and its key; returns the leaf's DNS names and IPs.
 pub(super) fn check_leaf(
@@ -154,10 +155,10 @@ pub(super) fn check_name_constraints(
     for name in names {
         let why = match c.check(&name) {
             Ok(()) => continue,
-            Err(crate::Error::NameNotPermitted { rule, .. }) => {
+            Err(crate::Error::X509(X509Error::NameNotPermitted { rule, .. })) => {
                 format!("{name} is outside the intermediate's name constraints ({rule})")
             }
-            Err(crate::Error::UncheckableConstraint { constraint, .. }) => format!(
+            Err(crate::Error::X509(X509Error::UncheckableConstraint { constraint, .. })) => format!(
                 "the intermediate carries a name constraint this toolkit cannot check ({constraint})"
             ),
             Err(e) => e.to_string(),

@@ -1,6 +1,7 @@
 //! The to-be-signed parameters of each profile ([`Profile::params`]), and the name constraints
 //! an intermediate may carry ([`NameLimits`]).
 
+use crate::x509::X509Error;
 use std::net::IpAddr;
 
 use rcgen::{
@@ -9,7 +10,7 @@ use rcgen::{
 };
 
 use super::{LeafRole, Profile, Subject, SubjectNames};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys::algorithm::KeyAlgorithm;
 use crate::x509::serial::Serial;
 use crate::x509::validity::Validity;
@@ -76,9 +77,10 @@ impl Profile {
         match self {
             Profile::Root | Profile::Intermediate => {
                 if !names.is_empty() {
-                    return Err(Error::ProfileMismatch {
+                    return Err(X509Error::ProfileMismatch {
                         problem: "CA certificates carry no subject alternative names".into(),
-                    });
+                    }
+                    .into());
                 }
                 let pathlen = if self == Profile::Root { 1 } else { 0 };
                 p.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
@@ -88,10 +90,11 @@ impl Profile {
                 p.use_authority_key_identifier_extension = self == Profile::Intermediate;
                 if let Some(l) = limits {
                     if self == Profile::Root {
-                        return Err(Error::ProfileMismatch {
+                        return Err(X509Error::ProfileMismatch {
                             problem: "name constraints belong on the intermediate, not the root"
                                 .into(),
-                        });
+                        }
+                        .into());
                     }
                     p.name_constraints = Some(name_constraints(l)?);
                 }
@@ -99,14 +102,16 @@ impl Profile {
             leaf => {
                 let role = leaf.leaf_role().expect("leaf profile");
                 if limits.is_some() {
-                    return Err(Error::ProfileMismatch {
+                    return Err(X509Error::ProfileMismatch {
                         problem: "leaves carry no name constraints".into(),
-                    });
+                    }
+                    .into());
                 }
                 if role.requires_san() && names.is_empty() {
-                    return Err(Error::NoNames {
+                    return Err(X509Error::NoNames {
                         role: role.as_str(),
-                    });
+                    }
+                    .into());
                 }
                 // ExplicitNoCa writes basicConstraints CA:FALSE (critical) and the SKI.
                 p.is_ca = IsCa::ExplicitNoCa;
@@ -139,10 +144,11 @@ fn name_constraints(l: &NameLimits) -> Result<NameConstraints> {
     for (ip, prefix) in &l.permitted_ips {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if *prefix > max {
-            return Err(Error::PrefixTooLong {
+            return Err(X509Error::PrefixTooLong {
                 ip: *ip,
                 prefix: *prefix,
-            });
+            }
+            .into());
         }
         permitted.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
             *ip, *prefix,

@@ -1,6 +1,7 @@
 //! The five certificate [`Profile`]s and the three etcd [`LeafRole`]s: their names, lifetimes,
 //! default keys and extended key usages.
 
+use crate::x509::X509Error;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -80,9 +81,10 @@ impl FromStr for LeafRole {
             "server" => Ok(LeafRole::Server),
             "peer" => Ok(LeafRole::Peer),
             "client" => Ok(LeafRole::Client),
-            other => Err(Error::UnknownRole {
+            other => Err(X509Error::UnknownRole {
                 given: other.to_string(),
-            }),
+            }
+            .into()),
         }
     }
 }

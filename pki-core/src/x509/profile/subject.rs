@@ -1,11 +1,12 @@
 //! What a certificate names: its [`Subject`] (the CN and organisational attributes) and a
 //! leaf's [`SubjectNames`] (DNS names and IP addresses), checked before they are written.
 
+use crate::x509::X509Error;
 use std::net::IpAddr;
 
 use rcgen::{DistinguishedName, DnType, SanType};
 
-use crate::error::{Error, NameProblem, Result};
+use crate::error::{NameProblem, Result};
 
 /// The subject of a certificate: a CN and, from migration inputs such as cfssl's `names`,
 /// optional organisational attributes. Nothing else reaches a subject.
@@ -37,10 +38,10 @@ impl Subject {
     pub(super) fn validate(&self) -> Result<()> {
         let cn = &self.common_name;
         if cn.trim().is_empty() {
-            return Err(Error::BadName(NameProblem::EmptyCommonName));
+            return Err(X509Error::BadName(NameProblem::EmptyCommonName).into());
         }
         if cn.len() > 64 || cn.chars().any(|c| c.is_control()) {
-            return Err(Error::BadName(NameProblem::CommonNameTooLong));
+            return Err(X509Error::BadName(NameProblem::CommonNameTooLong).into());
         }
         Ok(())
     }
@@ -113,9 +114,10 @@ impl SubjectNames {
                             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 });
             if !ok {
-                return Err(Error::BadName(NameProblem::InvalidDns {
+                return Err(X509Error::BadName(NameProblem::InvalidDns {
                     name: name.to_string(),
-                }));
+                })
+                .into());
             }
         }
         Ok(())
@@ -127,7 +129,7 @@ impl SubjectNames {
             let ia5 = d
                 .to_ascii_lowercase()
                 .try_into()
-                .map_err(|_| Error::BadName(NameProblem::NonAsciiDns { name: d.clone() }))?;
+                .map_err(|_| X509Error::BadName(NameProblem::NonAsciiDns { name: d.clone() }))?;
             sans.push(SanType::DnsName(ia5));
         }
         for ip in &self.ips {
