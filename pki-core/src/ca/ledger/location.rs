@@ -119,7 +119,10 @@ impl LedgerLocation {
                         .into(),
                 ))
             }
-            None => None,
+            None => {
+                refuse_plaintext_remote(&config).map_err(bad)?;
+                None
+            }
         };
         if tls_roots.is_some() {
             // With roots given, TLS is not optional.
@@ -249,9 +252,69 @@ fn read_roots(
     Ok(certs)
 }
 
+/// Without `ledger_tls_ca`, the password and every revocation would cross the network in
+/// clear: refused for a database that is not on this machine (loopback or a Unix socket),
+/// unless the address says `sslmode=disable`, the explicit opt-out.
+#[cfg(feature = "postgres")]
+fn refuse_plaintext_remote(config: &postgres::Config) -> std::result::Result<(), String> {
+    use postgres::config::{Host, SslMode};
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Ok(());
+    }
+    let remote: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .filter_map(|h| match h {
+            Host::Tcp(name) => {
+                let local = name == "localhost"
+                    || name
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                (!local).then(|| name.clone())
+            }
+            Host::Unix(_) => None,
+        })
+        .collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the ledger database at {} is not on this machine and `ledger_tls_ca` is unset: the password and every revocation would cross the network in clear. Set `ledger_tls_ca` to the CA file the database's certificate chains to (TLS, the server verified by name), or, on a network you trust, say so with `?sslmode=disable` in the `ledger` address",
+        remote.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_remote_database_without_tls_is_refused_unless_the_address_opts_out() {
+        let f = Path::new("/x/ca.toml");
+        let r = |url: &str| LedgerLocation::resolve(f, "/x/l".into(), Some(url), None, None);
+        let e = r("postgres://u@db.example.net:5432/pki")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("db.example.net")
+                && e.contains("ledger_tls_ca")
+                && e.contains("sslmode=disable"),
+            "{e}"
+        );
+        assert!(r("postgres://u@10.0.0.7/pki").is_err());
+        for local in [
+            "postgres://u@127.0.0.1:5432/pki",
+            "postgres://u@127.0.0.2/pki",
+            "postgres://u@localhost/pki",
+            "postgres://u@[::1]:5432/pki",
+            "postgres://u@%2Frun%2Fpostgresql/pki",
+            "postgres://u@db.example.net/pki?sslmode=disable",
+        ] {
+            assert!(r(local).is_ok(), "{local}: {:?}", r(local).err());
+        }
+    }
 
     #[cfg(feature = "postgres")]
     #[test]
