@@ -36,6 +36,7 @@ pub use lifecycle::{
     INTERMEDIATE_WARN_DAYS,
 };
 pub use policy::{
-    approve_cn, approve_csr, ledger_request, Approval, Constraints, Gate, LeafName, Subtree,
+    approve_cn, approve_csr, ledger_request, presented_matches_row, Approval, Constraints, Gate,
+    LeafName, Subtree,
 };
 pub use request::{LeafKey, LeafRequest};

@@ -146,6 +146,19 @@ impl Core {
     ) -> Result<(Issued, String), Refused> {
         let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
         let (old, old_facts) = self.identify(presented, now)?;
+        // The successor copies the row: the row must still describe the certificate presented
+        // (a row changed in the database must not become a certificate for another identity).
+        let issuer = self
+            .ca
+            .cert(old.generation)
+            .map(|c| c.subject)
+            .map_err(Refused::internal)?;
+        if let Err(reason) = pki_core::ca::presented_matches_row(&old, presented, &issuer) {
+            super::log(format_args!(
+                "REFUSED a renewal whose ledger row does not match the certificate presented (the database was changed?): {reason}"
+            ));
+            return Err(Refused::row_mismatch(reason));
+        }
         let csr = CheckedCsr::from_pem("CSR", csr_pem.as_bytes()).map_err(Refused::bad_csr)?;
         if csr.spki_der == old_facts.spki_der {
             return Err(Refused::key_reused());

@@ -141,6 +141,15 @@ impl Refused {
         r
     }
 
+    /// The ledger row of the presented leaf no longer describes it (changed in the database).
+    pub fn row_mismatch(reason: String) -> Self {
+        Self::new(
+            403,
+            "ledger-mismatch",
+            format!("{reason}; nothing was issued. The ledger row was changed: check the database and the audit log"),
+        )
+    }
+
     /// A failure of signing a leaf: policy refusals are the caller's, the rest the service's.
     pub fn from_issuance(e: pki_core::Error) -> Self {
         use pki_core::x509::X509Error as X;

@@ -1735,3 +1735,66 @@ fn the_agent_never_replaces_a_newer_installed_crl_with_an_older_one() {
     );
     assert_eq!(number(), by_hand, "the newer CRL stays installed");
 }
+
+/// Someone with write access to the database changes a member's server row into `CN=root`,
+/// profile `client` (the network review's item 6): a renewal with that member's certificate
+/// is refused (`403 ledger-mismatch`, logged), nothing is issued; with the row put back, the
+/// same renewal succeeds.
+#[test]
+fn a_ledger_row_changed_in_the_database_does_not_become_another_identity() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(&w, &[]);
+    let node = w.bundle.join("nodes/etcd-1");
+    let me = Some((node.join("server.crt"), node.join("server.key")));
+    let me = me.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let serial_hex = ledger_row(&w.ca, &serial(&node.join("server.crt")))["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db = w.ca.ca.join("ledger.sqlite");
+    let sql = |q: &str| {
+        let o = Command::new("sqlite3").arg(&db).arg(q).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    sql(&format!(
+        "UPDATE leaves SET subject = 'root', profile = 'client', dns = '[]', ips = '[]' WHERE serial = '{serial_hex}'"
+    ));
+    let before = w.ca.ledger();
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        me,
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr(d, "tampered"))),
+    );
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    assert_eq!(a.status, 403, "{body}");
+    assert!(
+        body.contains("ledger-mismatch") && body.contains("CN"),
+        "{body}"
+    );
+    assert_eq!(w.ca.ledger(), before, "nothing was issued or recorded");
+    assert!(svc
+        .log_text()
+        .contains("does not match the certificate presented"));
+
+    // The row put back as it was: the renewal goes through.
+    sql(&format!(
+        "UPDATE leaves SET subject = 'etcd-1', profile = 'server', dns = '[\"etcd-1\"]', ips = '[\"127.0.0.1\"]' WHERE serial = '{serial_hex}'"
+    ));
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        me,
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr(d, "fixed"))),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+}

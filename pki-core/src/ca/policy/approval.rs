@@ -91,3 +91,76 @@ pub fn ledger_request(
         },
     ))
 }
+
+/// Whether the certificate `der` presented for a renewal is what its ledger row `rec` says:
+/// the same CN, the same DNS and IP names, the extended key usages of the row's profile, and
+/// issued by `issuer` (the subject of the row's generation). A renewal copies the row, so a
+/// row changed in the database (an `UPDATE` of CN, names or profile) must not become a
+/// certificate for another identity: the mismatch is named instead.
+pub fn presented_matches_row(
+    rec: &crate::ca::ledger::LeafRecord,
+    der: &[u8],
+    issuer: &str,
+) -> std::result::Result<(), String> {
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable: {e}"))?;
+    let facts = crate::x509::CertFacts::from_der("presented certificate", der)
+        .map_err(|e| e.to_string())?;
+    let mismatch = |what: &str, row: String, cert: String| {
+        Err(format!(
+            "the ledger row of serial {} says {what} {row}, the certificate presented says {cert}",
+            rec.serial
+        ))
+    };
+    if facts.subject_cn != rec.subject {
+        return mismatch("CN", rec.subject.clone(), facts.subject_cn);
+    }
+    if facts.issuer != issuer {
+        return mismatch("issuer", issuer.to_string(), facts.issuer);
+    }
+    let names = crate::x509::san_names(&cert);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let cert_dns = sorted(names.dns.clone());
+    let cert_ips = sorted(names.ips.iter().map(|i| i.to_string()).collect());
+    if sorted(rec.dns.clone()) != cert_dns || sorted(rec.ips.clone()) != cert_ips {
+        return mismatch(
+            "names",
+            format!("{:?} {:?}", rec.dns, rec.ips),
+            format!("{cert_dns:?} {cert_ips:?}"),
+        );
+    }
+    let role: LeafRole = rec.profile.parse().map_err(|e: Error| e.to_string())?;
+    let mut ekus: Vec<String> = cert
+        .extensions()
+        .iter()
+        .filter_map(|e| match e.parsed_extension() {
+            ParsedExtension::ExtendedKeyUsage(u) => Some(u),
+            _ => None,
+        })
+        .flat_map(|u| {
+            let mut v = Vec::new();
+            if u.server_auth {
+                v.push(crate::oid::SERVER_AUTH.to_string());
+            }
+            if u.client_auth {
+                v.push(crate::oid::CLIENT_AUTH.to_string());
+            }
+            v.extend(u.other.iter().map(|o| o.to_id_string()));
+            v
+        })
+        .collect();
+    ekus.sort();
+    let mut want: Vec<String> = role.eku_oids().iter().map(|s| s.to_string()).collect();
+    want.sort();
+    if ekus != want {
+        return mismatch(
+            &format!("profile {}", rec.profile),
+            format!("(extended key usages {want:?})"),
+            format!("extended key usages {ekus:?}"),
+        );
+    }
+    Ok(())
+}

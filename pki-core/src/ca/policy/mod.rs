@@ -16,7 +16,7 @@ mod approval;
 mod gate;
 mod name_constraints;
 
-pub use approval::{approve_cn, approve_csr, ledger_request, Approval};
+pub use approval::{approve_cn, approve_csr, ledger_request, presented_matches_row, Approval};
 pub use gate::Gate;
 pub use name_constraints::{Constraints, LeafName, Subtree};
 
