@@ -120,6 +120,11 @@ impl Core {
     ) -> Result<(LeafRecord, CertFacts), Refused> {
         let facts = CertFacts::from_der("client certificate", der)
             .map_err(|e| Refused::unauthenticated(e.to_string()))?;
+        // A ledger restored under the running service (its connection re-established) is
+        // refused before it decides anything: it may have forgotten revocations.
+        self.ledger
+            .check_not_rolled_back()
+            .map_err(Refused::internal)?;
         let serial = facts.serial.to_hex();
         let rec = self
             .ledger
@@ -199,6 +204,9 @@ impl Core {
         now: OffsetDateTime,
     ) -> Result<EnrolResponse, Refused> {
         let _lock = self.ca.lock_exclusive().map_err(Refused::internal)?;
+        self.ledger
+            .check_not_rolled_back()
+            .map_err(Refused::internal)?;
         let hash = token_hash(token);
         let grant = self
             .ledger
@@ -311,6 +319,7 @@ impl Core {
     /// a confirmation.
     pub fn sign_crls(&mut self, now: OffsetDateTime, days: u32) -> pki_core::Result<CrlSet> {
         let _lock = self.ca.lock_exclusive()?;
+        self.ledger.check_not_rolled_back()?;
         self.ledger.sweep_renewed(now)?;
         let mark = self.ledger.revocation_mark()?;
         let mut hold = self.root_crl_hold(now)?;

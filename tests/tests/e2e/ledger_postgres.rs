@@ -610,3 +610,139 @@ fn two_instances_on_one_database_lose_and_duplicate_nothing() {
         failed.lock().unwrap()
     );
 }
+
+/// A PostgreSQL ledger restored from an older backup under a running `issuer serve` (the
+/// network review's item 2): after a keyCompromise revocation the service published, the
+/// database is restored from a dump taken before it. The first request after the restore is
+/// refused, no CRL is signed (the number served stays), the revoked leaf renews nothing, and
+/// health turns degraded; `issuer ledger accept-restore --revocations-replayed` after the
+/// revocation is replayed is the way out, and the next CRL's number is higher than any served.
+#[test]
+fn a_ledger_restored_under_a_running_service_is_refused() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    let pg = Postgres::start();
+    let url = pg.create_db("pki");
+    ok(ca.issuer(&[
+        "ledger",
+        "migrate",
+        "--ca",
+        "ca",
+        "--to",
+        &url,
+        "--password-file",
+        pg.password_file.to_str().unwrap(),
+    ]));
+    ok(ca.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    let s1 = issue_client(&ca, "c1");
+    let svc = Service::start(
+        ca.issuer_command(&[
+            "serve",
+            "--ca",
+            "ca",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "svc/server.crt",
+            "--tls-key",
+            "svc/server.key",
+            "--root",
+            ca.root.to_str().unwrap(),
+        ]),
+        &d.join("serve.log"),
+    );
+    let served = |name: &str| {
+        let ans = try_call(svc.port, &ca.root, None, "GET", "/v1/crl/etcd", None, None).unwrap();
+        let file = d.join(format!("{name}.crl"));
+        std::fs::write(&file, &ans.body).unwrap();
+        crl_facts(&file, "DER")
+    };
+    let backup = d.join("before.sql");
+    pg.pg_dump("pki", &backup);
+    ok(ca.issuer(&["revoke", &s1, "--ca", "ca", "--reason", "keyCompromise"]));
+    let t = Instant::now();
+    let (listed, published) = loop {
+        let (listed, n) = served("after-revoke");
+        if listed.contains(&s1) {
+            break (listed, n);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service never listed {s1}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(listed.contains(&s1));
+
+    // The restore, under the running service (same database, its connection kept).
+    pg.psql("pki", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+    pg.psql_file("pki", &backup);
+    assert_eq!(
+        pg.psql(
+            "pki",
+            "SELECT count(*) FROM leaves WHERE status = 'revoked'"
+        )
+        .trim(),
+        "0",
+        "the restored ledger forgot the revocation"
+    );
+    let c1 = (d.join("c1/client.crt"), d.join("c1/client.key"));
+    let body = renew_body(&csr_with(d, "c1-next", "/CN=c1", &[]));
+    let a = try_call(
+        svc.port,
+        &ca.root,
+        Some((&c1.0, &c1.1)),
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(a.status, 503, "{}", String::from_utf8_lossy(&a.body));
+    std::thread::sleep(Duration::from_secs(3));
+    let (still, n) = served("after-restore");
+    assert_eq!(n, published, "no CRL was signed from the restored ledger");
+    assert!(still.contains(&s1), "the CRL served still lists {s1}");
+    let h = try_call(svc.port, &ca.root, None, "GET", "/v1/health", None, None).unwrap();
+    assert!(String::from_utf8_lossy(&h.body).contains("degraded"));
+    assert!(
+        svc.log_text().contains("behind what this host saw"),
+        "{}",
+        svc.log_text()
+    );
+
+    // The way out: replay the revocation, accept the ledger; the service signs again, higher.
+    ok(ca.issuer(&[
+        "ledger",
+        "accept-restore",
+        "--ca",
+        "ca",
+        "--revocations-replayed",
+    ]));
+    ok(ca.issuer(&["revoke", &s1, "--ca", "ca", "--reason", "keyCompromise"]));
+    let t = Instant::now();
+    loop {
+        let (listed, n) = served("recovered");
+        if n > published && listed.contains(&s1) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no new CRL after accept-restore"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -214,11 +214,34 @@ impl Ledger {
     }
 
     /// The next CRL number (see [`LedgerStore::draw_crl_number`]); this host's mark moves
-    /// with it, so a later rollback of the ledger is noticed.
+    /// with it, so a later rollback of the ledger is noticed. A number at or below one this
+    /// host already drew (a ledger restored under a running service) is refused: a CRL with it
+    /// would replace a newer one and could drop revocations.
     pub fn next_crl_number(&mut self) -> Result<u64> {
+        self.check_not_rolled_back()?;
         let n = self.store.draw_crl_number()?;
+        if let Some(mark) = &self.mark {
+            let seen = mark.read()?;
+            if n <= seen.crl_number {
+                return Err(Error::LedgerRolledBack {
+                    ledger: self.store.describe(),
+                    mark: mark.path().to_path_buf(),
+                    seen_crl: seen.crl_number,
+                    seen_revoked: seen.revoked,
+                    found_crl: n,
+                    found_revoked: self.store.revocation_mark()?.count,
+                });
+            }
+        }
         self.save_mark(n)?;
         Ok(n)
+    }
+
+    /// Refuses a ledger that is behind what this host saw of it (restored from an older
+    /// backup, or another database): checked at open, and by a long-running service before
+    /// every change, since its database connection may have been re-established under it.
+    pub fn check_not_rolled_back(&self) -> Result<()> {
+        self.check_mark()
     }
 
     /// Revokes `serial`, then every leaf renewed from it through the service, transitively
