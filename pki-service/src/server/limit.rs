@@ -67,10 +67,42 @@ impl Limiter {
     }
 }
 
+/// The bucket of a request without a client certificate: its source network, not the exact
+/// address, so that one host cannot draw fresh buckets from the addresses it holds: an IPv6
+/// /64 (what one host is usually given), all of 127/8 (one machine), an IPv4 address.
+pub fn address_bucket(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) if v4.is_loopback() => "anonymous:127.0.0.0/8".into(),
+        std::net::IpAddr::V4(v4) => format!("anonymous:{v4}/32"),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => address_bucket(std::net::IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("anonymous:{net}/64")
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn anonymous_buckets_are_networks_not_addresses() {
+        let b = |s: &str| address_bucket(s.parse().unwrap());
+        assert_eq!(b("127.0.0.1"), b("127.9.8.7"), "one machine");
+        assert_eq!(b("2001:db8:1:2::1"), b("2001:db8:1:2:ffff::9"), "one /64");
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+        assert_ne!(b("10.0.0.1"), b("10.0.0.2"));
+        assert_eq!(
+            b("::ffff:10.0.0.1"),
+            b("10.0.0.1"),
+            "a mapped IPv4 address is that address"
+        );
+    }
 
     #[test]
     fn a_burst_passes_then_the_identity_waits_and_others_do_not() {

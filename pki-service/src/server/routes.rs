@@ -80,7 +80,7 @@ fn identity(ctx: &Ctx, req: &Request<Incoming>) -> String {
     if let Some(token) = bearer(req) {
         return format!("token:{}", &super::token_hash(token)[..16]);
     }
-    format!("anonymous:{}", ctx.peer.ip())
+    super::limit::address_bucket(ctx.peer.ip())
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -99,7 +99,7 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
     // which anyone can make up.
     let bucket = match who.starts_with("leaf:") {
         true => who.clone(),
-        false => format!("anonymous:{}", ctx.peer.ip()),
+        false => super::limit::address_bucket(ctx.peer.ip()),
     };
     let action = format!("{} {}", req.method(), req.uri().path());
     let outcome = if ctx.shared.draining.load(Ordering::SeqCst) {
