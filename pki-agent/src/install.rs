@@ -68,24 +68,54 @@ pub fn install_pair(
     chain_pem: &[u8],
     key_pem: &[u8],
 ) -> AgentResult<()> {
+    install_observed(cert, key, serial, chain_pem, key_pem, &mut || {})
+}
+
+/// [`install_pair`], calling `step` after every change a reader can see (the tests look at
+/// the pair each time).
+fn install_observed(
+    cert: &Path,
+    key: &Path,
+    serial: &str,
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    step: &mut dyn FnMut(),
+) -> AgentResult<()> {
     let store = store(cert);
     output::create_dir(&store, 0o750)?;
     let live = store.join(format!("{}.live", name(cert)));
     let managed = key.parent() == cert.parent()
         && std::fs::read_link(cert).ok() == Some(live_target(cert, cert))
         && std::fs::read_link(key).ok() == Some(live_target(cert, key));
-    if !managed {
-        keep_plain_files(cert, key)?;
+    if !managed && key.parent() == cert.parent() {
+        // Once per leaf: both names become links through the live folder while it still
+        // holds the *old* pair (a reader meets old key with old certificate whichever name it
+        // opens first), and only then does the live link switch, once, to the new pair.
+        if let Some(old) = keep_plain_files(cert, key)? {
+            swap_link(&live, Path::new(&old))?;
+            swap_link(key, &live_target(cert, key))?;
+            step();
+            swap_link(cert, &live_target(cert, cert))?;
+            step();
+        }
     }
     let folder = write_generation(cert, key, serial, chain_pem, key_pem)?;
     swap_link(&live, Path::new(&folder))?;
+    step();
     if !managed {
         if key.parent() == cert.parent() {
-            // Once per leaf: the names become links through the live folder, key first.
-            swap_link(key, &live_target(cert, key))?;
-            swap_link(cert, &live_target(cert, cert))?;
+            // No old pair to go through (nothing readable was there): link the names now.
+            if std::fs::read_link(key).ok() != Some(live_target(cert, key)) {
+                swap_link(key, &live_target(cert, key))?;
+                step();
+            }
+            if std::fs::read_link(cert).ok() != Some(live_target(cert, cert)) {
+                swap_link(cert, &live_target(cert, cert))?;
+                step();
+            }
         } else {
             // Key and certificate in different folders cannot share a link; two renames.
+            keep_plain_files(cert, key)?;
             output::write_atomic(key, key_pem, Mode::Secret, true)?;
             output::write_atomic(cert, chain_pem, Mode::Public, true)?;
         }
@@ -102,17 +132,18 @@ fn live_target(cert: &Path, file: &Path) -> PathBuf {
 }
 
 /// Keeps the plain files of a leaf about to be managed in a folder of their own, so the
-/// working pair is never lost.
-fn keep_plain_files(cert: &Path, key: &Path) -> AgentResult<()> {
+/// working pair is never lost; returns that folder's name (None when there was no pair).
+fn keep_plain_files(cert: &Path, key: &Path) -> AgentResult<Option<String>> {
     let (Ok(chain), Ok(key_pem)) = (std::fs::read(cert), std::fs::read(key)) else {
-        return Ok(());
+        return Ok(None);
     };
     let serial = pki_core::x509::CertFacts::from_pem("certificate", &chain)
         .map(|c| c.serial.to_hex())
         .unwrap_or_else(|_| "previous".into());
     let key_pem = zeroize::Zeroizing::new(key_pem);
-    write_generation(cert, key, &serial, &chain, &key_pem)?;
-    Ok(())
+    Ok(Some(write_generation(
+        cert, key, &serial, &chain, &key_pem,
+    )?))
 }
 
 /// Removes certificate folders other than the current and the one before it.
@@ -165,5 +196,35 @@ mod tests {
         assert!(store.join("server.crt-0b").is_dir());
         assert!(store.join("server.crt-0c").is_dir());
         assert!(!store.join("server.crt-0a").exists());
+    }
+
+    /// After every change a reader can see, the key and the certificate on disk are of one
+    /// pair (the network review's item 5: the first renewal on a host made the key a link to
+    /// the new pair while the certificate was still the old file, a directory fsync apart).
+    #[test]
+    fn every_step_of_the_first_renewal_shows_one_pair() {
+        let d = tempfile::tempdir().unwrap();
+        let (cert, key) = (d.path().join("server.crt"), d.path().join("server.key"));
+        std::fs::write(&cert, "cert old").unwrap();
+        std::fs::write(&key, "key old").unwrap();
+        let mut seen = Vec::new();
+        let mut look = || {
+            let k = std::fs::read_to_string(&key).unwrap();
+            let c = std::fs::read_to_string(&cert).unwrap();
+            seen.push((k, c));
+        };
+        install_observed(&cert, &key, "0a", b"cert new", b"key new", &mut look).unwrap();
+        assert!(seen.len() >= 3, "{seen:?}");
+        for (k, c) in &seen {
+            assert_eq!(
+                k.split(' ').nth(1),
+                c.split(' ').nth(1),
+                "a key and a certificate of different pairs: {seen:?}"
+            );
+        }
+        assert_eq!(
+            seen.last().unwrap(),
+            &("key new".to_string(), "cert new".to_string())
+        );
     }
 }
