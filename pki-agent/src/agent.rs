@@ -440,13 +440,27 @@ impl Agent {
                 ),
             });
         }
-        // The floor: the higher of what this agent installed and what the file holds now.
-        let floor = state
-            .crl
-            .as_ref()
-            .map(|s| s.number)
-            .max(crate::crl::installed_number(&c.path));
-        let crl = crate::crl::check(&answer.body, &info.intermediate_pem, &self.root, floor)?;
+        // Lower than what this agent installed itself: a replay or a rolled-back service,
+        // refused. Lower only than the file there now (a CRL installed by hand, or by
+        // `issuer etcd`): kept, not replaced, until the service's numbers pass it.
+        let crl = crate::crl::check(
+            &answer.body,
+            &info.intermediate_pem,
+            &self.root,
+            state.crl.as_ref().map(|s| s.number),
+        )?;
+        if let Some((file, next_update)) =
+            crate::crl::installed(&c.path).filter(|(file, _)| crl.number < *file)
+        {
+            // Remembered as installed: the floor for the service's next answers.
+            state.crl = Some(crate::state::CrlState {
+                number: file,
+                fetched_at: rfc3339(OffsetDateTime::now_utc()),
+                next_update: rfc3339(next_update),
+            });
+            state.save(&self.config.state)?;
+            return Ok(None);
+        }
         let bytes = match c.format.as_str() {
             "pem" => pki_core::x509::to_pem("X509 CRL", &answer.body).into_bytes(),
             _ => answer.body.clone(),

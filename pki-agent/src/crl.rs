@@ -74,11 +74,10 @@ pub fn check(
     })
 }
 
-/// The CRL number of the CRL file installed at `path` (DER or PEM), when it can be read: the
-/// floor a new CRL must exceed, besides the agent's own memory. A CRL installed by other means
-/// (`issuer crl --etcd-bundle`, a copied bundle) is then never replaced by an older one on the
-/// agent's first pass.
-pub fn installed_number(path: &std::path::Path) -> Option<u64> {
+/// The number and nextUpdate of the CRL file installed at `path` (DER or PEM), when it can be
+/// read: a CRL installed by other means (`issuer crl --etcd-bundle`, `issuer etcd`) is then
+/// never replaced by an older one on the agent's first pass.
+pub fn installed(path: &std::path::Path) -> Option<(u64, OffsetDateTime)> {
     let bytes = std::fs::read(path).ok()?;
     let der = if bytes.first() == Some(&0x30) {
         bytes
@@ -89,5 +88,6 @@ pub fn installed_number(path: &std::path::Path) -> Option<u64> {
             .next()?
     };
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
-    crl.crl_number().and_then(|n| n.try_into().ok())
+    let number = crl.crl_number().and_then(|n| n.try_into().ok())?;
+    Some((number, crl.next_update()?.to_datetime()))
 }

@@ -310,6 +310,11 @@ impl Core {
         Ok((issued, rec, leaf.cert_der))
     }
 
+    /// The highest CRL number the ledger has handed out (to the service or the command line).
+    pub fn last_crl_number(&self) -> pki_core::Result<u64> {
+        self.ledger.last_crl_number()
+    }
+
     /// What the ledger's revocations look like now.
     pub fn revocation_mark(&self) -> pki_core::Result<RevocationMark> {
         self.ledger.revocation_mark()

@@ -329,9 +329,14 @@ async fn crl_loop(shared: Arc<Shared>) {
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
             let now = OffsetDateTime::now_utc();
-            let (mark, signed_at, held) = {
+            let (mark, signed_at, held, served) = {
                 let c = s.crls.read().unwrap_or_else(|p| p.into_inner());
-                (c.mark, c.this_update, c.root_entries_held.clone())
+                (
+                    c.mark,
+                    c.this_update,
+                    c.root_entries_held.clone(),
+                    c.etcd_number.max(c.direct_number),
+                )
             };
             let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
             let stale = now - signed_at >= s.config.crl_refresh;
@@ -347,7 +352,11 @@ async fn crl_loop(shared: Arc<Shared>) {
                 }
                 hold.skip() != held
             };
-            if !stale && !rotation_moved && core.revocation_mark()? == mark {
+            // A CRL the command line signed meanwhile (`issuer crl`, `issuer etcd`) drew a
+            // higher number: the service catches up, so that agents never meet a served CRL
+            // older than one installed by hand.
+            let overtaken = core.last_crl_number()? > served;
+            if !stale && !rotation_moved && !overtaken && core.revocation_mark()? == mark {
                 return Ok(None);
             }
             let crls = core.sign_crls(now, s.config.crl_days)?;
