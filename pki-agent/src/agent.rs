@@ -447,16 +447,21 @@ impl Agent {
             &answer.body,
             &info.intermediate_pem,
             &self.root,
-            state.crl.as_ref().map(|s| s.number),
+            state
+                .crl
+                .as_ref()
+                .filter(|s| !s.kept_from_file)
+                .map(|s| s.number),
         )?;
         if let Some((file, next_update)) =
             crate::crl::installed(&c.path).filter(|(file, _)| crl.number < *file)
         {
-            // Remembered as installed: the floor for the service's next answers.
+            // Kept, not a failure; remembered for `status`, not as a floor.
             state.crl = Some(crate::state::CrlState {
                 number: file,
                 fetched_at: rfc3339(OffsetDateTime::now_utc()),
                 next_update: rfc3339(next_update),
+                kept_from_file: true,
             });
             state.save(&self.config.state)?;
             return Ok(None);
@@ -472,6 +477,7 @@ impl Agent {
             number: crl.number,
             fetched_at: rfc3339(OffsetDateTime::now_utc()),
             next_update: rfc3339(crl.next_update),
+            kept_from_file: false,
         });
         state.save(&self.config.state)?;
         Ok(Some(crl.number))

@@ -26,7 +26,7 @@ pub struct PassReport {
 
 /// Whether a remembered permanent refusal is about the leaf on disk now (a re-enrolment puts
 /// a new serial there, and the refusal no longer applies).
-fn remembered_serial_is(s: &crate::state::LeafState, serial: &str) -> bool {
+pub(crate) fn remembered_serial_is(s: &crate::state::LeafState, serial: &str) -> bool {
     s.refused
         .as_deref()
         .is_some_and(|r| r.contains(&format!("(serial {serial})")))
@@ -193,14 +193,15 @@ fn next_wake(agent: &Agent, crl_due: Duration) -> Duration {
     let mut wait = crl_due;
     let state = State::load(&agent.config.state).unwrap_or_default();
     for l in &agent.config.leaves {
-        let refused = state
-            .leaves
-            .get(&l.role)
-            .is_some_and(|s| s.refused.is_some());
+        let view = agent.view(l);
+        let refused = match (state.leaves.get(&l.role), &view) {
+            (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
+            _ => false,
+        };
         if refused {
             continue;
         }
-        if let Ok(v) = agent.view(l) {
+        if let Ok(v) = view {
             let until = (v.renew_after - now).max(time::Duration::seconds(1));
             wait = wait.min(Duration::from_secs(until.whole_seconds() as u64));
         }

@@ -54,6 +54,10 @@ pub struct CrlState {
     pub fetched_at: String,
     /// Its nextUpdate, RFC 3339.
     pub next_update: String,
+    /// The CRL in the file was put there by other means (by hand, `issuer etcd`) and is newer
+    /// than what the service serves: kept, but not a floor for the service's answers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept_from_file: bool,
 }
 
 impl State {

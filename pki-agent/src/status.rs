@@ -80,6 +80,11 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
                 Err(e) => (None, Some(e.to_string())),
             };
             danger |= view.as_ref().is_none_or(|v| v.not_after <= danger_after);
+            // A refusal of another serial (the host got a new pair since) no longer holds.
+            let refused = s.refused.clone().filter(|_| {
+                view.as_ref()
+                    .is_some_and(|v| crate::run::remembered_serial_is(&s, &v.serial))
+            });
             LeafStatus {
                 role: l.role.clone(),
                 days_left: view.as_ref().map(|v| (v.not_after - now).whole_days()),
@@ -91,7 +96,7 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
                 last_outcome: s.last_outcome,
                 last_error: s.last_error,
                 consecutive_failures: s.consecutive_failures,
-                refused: s.refused,
+                refused,
             }
         })
         .collect::<Vec<LeafStatus>>();

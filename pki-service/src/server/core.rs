@@ -325,6 +325,11 @@ impl Core {
     pub fn sign_crls(&mut self, now: OffsetDateTime, days: u32) -> pki_core::Result<CrlSet> {
         let _lock = self.ca.lock_exclusive()?;
         self.ledger.check_not_rolled_back()?;
+        // The root CRL installed now, not the one read at start: a newer one installed before
+        // the reload (the runbook's order) must not be replaced by the older one in memory.
+        if let Some(now_installed) = pki_core::ca::installed_root_crl(&self.ca, &self.root)? {
+            self.root_crl = Some(now_installed);
+        }
         self.ledger.sweep_renewed(now)?;
         let mark = self.ledger.revocation_mark()?;
         let mut hold = self.root_crl_hold(now)?;

@@ -353,9 +353,11 @@ async fn crl_loop(shared: Arc<Shared>) {
                 hold.skip() != held
             };
             // A CRL the command line signed meanwhile (`issuer crl`, `issuer etcd`) drew a
-            // higher number: the service catches up, so that agents never meet a served CRL
-            // older than one installed by hand.
-            let overtaken = core.last_crl_number()? > served;
+            // higher number: the service catches up, so that agents do not keep a CRL
+            // installed by hand longer than needed (they never go back to an older one).
+            // At most once a minute: instances sharing one ledger overtake each other.
+            let overtaken =
+                now - signed_at >= time::Duration::minutes(1) && core.last_crl_number()? > served;
             if !stale && !rotation_moved && !overtaken && core.revocation_mark()? == mark {
                 return Ok(None);
             }

@@ -145,8 +145,12 @@ impl Token {
             .and_then(|(_, i)| i.as_ref())
             .is_none_or(|i| {
                 let (min, max) = (i.min_key_size() as u64, i.max_key_size() as u64);
-                // Some tokens give 0..0 for "no limit"; some give EC sizes in bytes.
-                max == 0 || (min..=max).contains(&bits) || (min..=max).contains(&bits.div_ceil(8))
+                // Some tokens give 0..0 for "no limit"; some give EC sizes in bytes (never
+                // RSA: 4096/8 would fall inside a 512..2048-bit range).
+                let ec = m != MechanismType::RSA_PKCS_KEY_PAIR_GEN;
+                max == 0
+                    || (min..=max).contains(&bits)
+                    || (ec && (min..=max).contains(&bits.div_ceil(8)))
             })
     }
 

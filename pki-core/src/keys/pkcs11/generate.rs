@@ -41,7 +41,7 @@ impl Token {
         }
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
-        let (template, _) = self.generate_pair(alg, policy, &label, &id, true)?;
+        let (template, (public, private)) = self.generate_pair(alg, policy, &label, &id, true)?;
         let made = self
             .key_by(&label, Some(&id))
             .and_then(|key| self.read_attributes_as(&key, policy).map(|a| (key, a)));
@@ -51,7 +51,10 @@ impl Token {
                 Ok((key, attrs))
             }
             Err(e) => {
-                let _ = self.destroy_key_pair(&label, &id);
+                // The handles the token returned, not a new lookup (which is what just failed).
+                let session = self.session();
+                let _ = session.destroy_object(private);
+                let _ = session.destroy_object(public);
                 Err(e)
             }
         }

@@ -92,7 +92,7 @@ impl Token {
         }
     }
 
-    fn object_id(&self, object: ObjectHandle) -> Result<Vec<u8>> {
+    pub(super) fn object_id(&self, object: ObjectHandle) -> Result<Vec<u8>> {
         let attrs = self
             .session()
             .get_attributes(object, &[AttributeType::Id])

@@ -194,7 +194,16 @@ impl Token {
     /// The transport key pair's public key as a SubjectPublicKeyInfo.
     fn transport_public_spki(&self) -> Result<Vec<u8>> {
         let label = self.transport_label();
-        let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, None)?;
+        // The public object with the private key's CKA_ID (public objects need no login: one
+        // planted under the label alone would receive the seal).
+        let private = self.find_one(ObjectClass::PRIVATE_KEY, "private-key", &label, None)?;
+        let id = self.object_id(private)?;
+        if id.is_empty() {
+            return Err(TokenError::Refused(format!(
+                "the transport key '{label}' has no CKA_ID to pair its public key by"
+            )));
+        }
+        let public = self.find_one(ObjectClass::PUBLIC_KEY, "public-key", &label, Some(&id))?;
         let attrs = self
             .session()
             .get_attributes(
