@@ -664,11 +664,17 @@ fn a_ledger_restored_under_a_running_service_is_refused() {
         ]),
         &d.join("serve.log"),
     );
-    let served = |name: &str| {
+    // The CRL served now (anonymous requests share one rate bucket: a 429 is waited out).
+    let served = |name: &str| loop {
         let ans = try_call(svc.port, &ca.root, None, "GET", "/v1/crl/etcd", None, None).unwrap();
+        if ans.status == 429 {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        assert_eq!(ans.status, 200, "{}", String::from_utf8_lossy(&ans.body));
         let file = d.join(format!("{name}.crl"));
         std::fs::write(&file, &ans.body).unwrap();
-        crl_facts(&file, "DER")
+        break crl_facts(&file, "DER");
     };
     let backup = d.join("before.sql");
     pg.pg_dump("pki", &backup);
