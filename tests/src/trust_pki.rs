@@ -175,6 +175,23 @@ impl TrustPki {
         format!("response-{n}.age")
     }
 
+    /// The service's TLS certificate for 127.0.0.1 from the active intermediate, in `svc/`
+    /// (server.crt, server.key), for `issuer serve`.
+    pub fn service_cert(&self) {
+        ok(self.issuer(&[
+            "issue",
+            "server",
+            "--ca",
+            "ica",
+            "--out",
+            "svc",
+            "--cn",
+            "pki-service",
+            "--ip",
+            "127.0.0.1",
+        ]));
+    }
+
     /// The root certificate's SHA-256 fingerprint, as openssl prints it.
     pub fn root_fingerprint(&self) -> String {
         let (_, out, _) = sh(

@@ -121,18 +121,7 @@ fn drill(v: EtcdVersion, start_port: u16) {
     let p = TrustPki::new();
     p.enrol(1, Default::default());
     let d = p.d.as_path();
-    ok(p.issuer(&[
-        "issue",
-        "server",
-        "--ca",
-        "ica",
-        "--out",
-        "svc",
-        "--cn",
-        "pki-service",
-        "--ip",
-        "127.0.0.1",
-    ]));
+    p.service_cert();
     // The service unlocks with the identity files listed here, re-read at every SIGHUP: a
     // compromise rotation protects the new generation with a new identity.
     std::fs::write(

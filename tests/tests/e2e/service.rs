@@ -1183,18 +1183,7 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
     let _serial = e2e_tests::serial::exclusive();
     let p = e2e_tests::trust_pki::TrustPki::new();
     p.enrol(1, Default::default());
-    ok(p.issuer(&[
-        "issue",
-        "server",
-        "--ca",
-        "ica",
-        "--out",
-        "svc",
-        "--cn",
-        "pki-service",
-        "--ip",
-        "127.0.0.1",
-    ]));
+    p.service_cert();
     ok(p.issuer(&[
         "issue", "client", "--ca", "ica", "--out", "host", "--cn", "app",
     ]));
@@ -1578,18 +1567,7 @@ fn sighup_loads_a_new_identity_from_the_identity_list_and_a_failed_reload_is_vis
     let _serial = e2e_tests::serial::exclusive();
     let p = e2e_tests::trust_pki::TrustPki::new();
     p.enrol(1, Default::default());
-    ok(p.issuer(&[
-        "issue",
-        "server",
-        "--ca",
-        "ica",
-        "--out",
-        "svc",
-        "--cn",
-        "pki-service",
-        "--ip",
-        "127.0.0.1",
-    ]));
+    p.service_cert();
     std::fs::write(
         p.path("ids.list"),
         format!("# identities\n{}\n", p.path("id.txt").display()),
