@@ -175,6 +175,33 @@ impl TrustPki {
         format!("response-{n}.age")
     }
 
+    /// Generation `n` under a new age identity `identity` (a file created here): requested,
+    /// signed by the root and installed with it, as a compromise rotation does.
+    pub fn enrol_under_new_identity(&self, n: u32, identity: &str) {
+        ok(run(
+            &self.d,
+            "intermediate-ca",
+            &["new-identity", identity],
+            &[],
+        ));
+        let response = self.request_and_sign_with(n, Limits::default(), &["--identity", identity]);
+        ok(run(
+            &self.d,
+            "intermediate-ca",
+            &[
+                "install",
+                "--dir",
+                "ica",
+                "--root-fingerprint",
+                &self.root_fingerprint(),
+                &response,
+                "--identity",
+                identity,
+            ],
+            &[],
+        ));
+    }
+
     /// The service's TLS certificate for 127.0.0.1 from the active intermediate, in `svc/`
     /// (server.crt, server.key), for `issuer serve`.
     pub fn service_cert(&self) {

@@ -153,11 +153,15 @@ impl Core {
         let (old, old_facts) = self.identify(presented, now)?;
         // The successor copies the row: the row must still describe the certificate presented
         // (a row changed in the database must not become a certificate for another identity).
-        let issuer = self
-            .ca
-            .cert(old.generation)
-            .map(|c| c.subject)
-            .map_err(Refused::internal)?;
+        // The active generation's subject is in memory; an older one is read from the folder.
+        let issuer = match old.generation == self.signer.generation {
+            true => self.signer.cert.subject.clone(),
+            false => self
+                .ca
+                .cert(old.generation)
+                .map(|c| c.subject)
+                .map_err(Refused::internal)?,
+        };
         if let Err(reason) = pki_core::ca::presented_matches_row(&old, presented, &issuer) {
             super::log(format_args!(
                 "REFUSED a renewal whose ledger row does not match the certificate presented (the database was changed?): {reason}"

@@ -435,23 +435,7 @@ fn compromise(
     let int1 = p.serial_of("intermediate-1.crt");
     p.root_revokes("intermediate-1.crt");
     p.root_crl("root-crl-1.pem");
-    ok(run(d, "intermediate-ca", &["new-identity", "id2.txt"], &[]));
-    let r2 = p.request_and_sign_with(2, Default::default(), &["--identity", "id2.txt"]);
-    ok(run(
-        d,
-        "intermediate-ca",
-        &[
-            "install",
-            "--dir",
-            "ica",
-            "--root-fingerprint",
-            &p.root_fingerprint(),
-            &r2,
-            "--identity",
-            "id2.txt",
-        ],
-        &[],
-    ));
+    p.enrol_under_new_identity(2, "id2.txt");
     std::fs::write(
         d.join("ids.list"),
         format!(

@@ -1285,7 +1285,8 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
         assert!(t.elapsed() < Duration::from_secs(20), "{}", svc.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let crl_lists_int1 = || {
+    // Whether the etcd CRL the service serves now lists `serial`.
+    let serial_listed = |serial: &str| {
         let a = call(
             svc.port,
             &root,
@@ -1299,8 +1300,9 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
         let text = openssl(&p.d, &["crl", "-noout", "-text", "-in", "etcd-crl.pem"]);
         text.to_ascii_lowercase()
             .replace(':', "")
-            .contains(int1.trim_start_matches('0'))
+            .contains(serial.trim_start_matches('0'))
     };
+    let crl_lists_int1 = || serial_listed(&int1);
     let metric = || {
         let m = call(svc.port, &root, None, "GET", "/metrics", None, None);
         String::from_utf8_lossy(&m.body).into_owned()
@@ -1344,22 +1346,6 @@ fn a_rotation_moves_agents_before_the_old_intermediate_is_refused() {
     );
 
     // From here the agent is dead. Every etcd CRL the service serves must list intermediate 1.
-    let serial_listed = |serial: &str| {
-        let a = call(
-            svc.port,
-            &root,
-            None,
-            "GET",
-            "/v1/crl/etcd?format=pem",
-            None,
-            None,
-        );
-        std::fs::write(p.path("etcd-crl.pem"), &a.body).unwrap();
-        let text = openssl(&p.d, &["crl", "-noout", "-text", "-in", "etcd-crl.pem"]);
-        text.to_ascii_lowercase()
-            .replace(':', "")
-            .contains(serial.trim_start_matches('0'))
-    };
     let rotate = |n: u32| {
         p.root_revokes(&format!("intermediate-{}.crt", n - 1));
         p.root_crl(&format!("root-crl-{n}.pem"));
@@ -1596,28 +1582,7 @@ fn sighup_loads_a_new_identity_from_the_identity_list_and_a_failed_reload_is_vis
     assert_eq!(health().status, 200);
 
     // Generation 2 under a new identity (the thief may hold the old one).
-    ok(run(
-        &p.d,
-        "intermediate-ca",
-        &["new-identity", "id2.txt"],
-        &[],
-    ));
-    let r2 = p.request_and_sign_with(2, Default::default(), &["--identity", "id2.txt"]);
-    ok(run(
-        &p.d,
-        "intermediate-ca",
-        &[
-            "install",
-            "--dir",
-            "ica",
-            "--root-fingerprint",
-            &p.root_fingerprint(),
-            &r2,
-            "--identity",
-            "id2.txt",
-        ],
-        &[],
-    ));
+    p.enrol_under_new_identity(2, "id2.txt");
     let reloads = |what: &str| svc.log_text().matches(what).count();
     let wait_log = |what: &str, n: usize| {
         let t = std::time::Instant::now();

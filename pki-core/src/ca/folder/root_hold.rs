@@ -152,6 +152,22 @@ impl RootHold {
     }
 }
 
+/// The record of `serial`, made (first seen `now`) when this folder has none yet.
+fn entry<'a>(state: &'a mut HoldFile, serial: &str, now: OffsetDateTime) -> &'a mut HoldEntry {
+    match state.entries.iter().position(|e| e.serial == serial) {
+        Some(i) => &mut state.entries[i],
+        None => {
+            state.entries.push(HoldEntry {
+                serial: serial.to_string(),
+                first_seen: now,
+                published_in: None,
+                released: false,
+            });
+            state.entries.last_mut().expect("pushed")
+        }
+    }
+}
+
 fn hold_path(ca: &CaDir) -> PathBuf {
     ca.path.join("root-crl-hold.toml")
 }
@@ -165,7 +181,7 @@ fn load(ca: &CaDir) -> Result<HoldFile> {
     toml::from_str(&text).map_err(|e| crate::error::Error::NotCaDir {
         path: ca.path.clone(),
         reason: format!(
-            "{}: {e}; it records which root CRL entries etcd CRLs already listed: restore it from a backup of the folder, or delete it to have the next etcd CRL list every entry at once",
+            "{}: {e}; it records which root CRL entries etcd CRLs already listed: restore it from a backup of the folder (deleting it would let entries already listed be held again)",
             path.display()
         ),
     })
@@ -181,59 +197,56 @@ pub fn decide(
     now: OffsetDateTime,
 ) -> Result<RootHold> {
     let mut state = load(ca)?;
-    let mut generations_of: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for g in &ca.state.generations {
-        if let Ok(cert) = ca.cert(g.id) {
-            if crl.revocation_of(&cert).is_some() {
-                generations_of
-                    .entry(cert.serial.to_hex())
-                    .or_default()
-                    .push(g.id);
-            }
-        }
-    }
-    let active = ledger.list(&ListFilter {
-        active_only: true,
-        ..Default::default()
-    })?;
-    let mut new_entries = false;
-    let mut held = Vec::new();
+    let before = state.entries.len();
+    // The entries that may still be held: never listed, not released, within their deadline.
+    let mut candidates = Vec::new();
     for serial in crl.revoked_serials() {
-        let entry = match state.entries.iter().position(|e| e.serial == serial) {
-            Some(i) => &state.entries[i],
-            None => {
-                state.entries.push(HoldEntry {
-                    serial: serial.clone(),
-                    first_seen: now,
-                    published_in: None,
-                    released: false,
-                });
-                new_entries = true;
-                state.entries.last().expect("pushed")
-            }
-        };
-        if entry.published_in.is_some() || entry.released {
-            continue;
-        }
+        let entry = entry(&mut state, &serial, now);
         let until = entry.first_seen + hold;
-        if now >= until {
-            continue;
-        }
-        let generations = generations_of.get(&serial).cloned().unwrap_or_default();
-        let holders: Vec<LeafRecord> = active
-            .iter()
-            .filter(|l| generations.contains(&l.generation) && l.not_after > now)
-            .cloned()
-            .collect();
-        if !holders.is_empty() {
-            held.push(HeldEntry {
-                serial,
-                generations,
-                until,
-                holders,
-            });
+        if entry.published_in.is_none() && !entry.released && now < until {
+            candidates.push((serial, until));
         }
     }
+    let mut held = Vec::new();
+    if !candidates.is_empty() {
+        // Only then the generations' certificates and their unexpired active leaves.
+        let mut generations_of: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for g in &ca.state.generations {
+            if let Ok(cert) = ca.cert(g.id) {
+                if crl.revocation_of(&cert).is_some() {
+                    generations_of
+                        .entry(cert.serial.to_hex())
+                        .or_default()
+                        .push(g.id);
+                }
+            }
+        }
+        for (serial, until) in candidates {
+            let generations = generations_of.get(&serial).cloned().unwrap_or_default();
+            let mut holders = Vec::new();
+            for g in &generations {
+                holders.extend(
+                    ledger
+                        .list(&ListFilter {
+                            active_only: true,
+                            generation: Some(*g),
+                            ..Default::default()
+                        })?
+                        .into_iter()
+                        .filter(|l| l.not_after > now),
+                );
+            }
+            if !holders.is_empty() {
+                held.push(HeldEntry {
+                    serial,
+                    generations,
+                    until,
+                    holders,
+                });
+            }
+        }
+    }
+    let new_entries = state.entries.len() > before;
     Ok(RootHold {
         held,
         state,
@@ -248,21 +261,10 @@ pub fn release(ca: &CaDir, crl: &RootCrl, now: OffsetDateTime) -> Result<Vec<Str
     let mut state = load(ca)?;
     let mut released = Vec::new();
     for serial in crl.revoked_serials() {
-        match state.entries.iter_mut().find(|e| e.serial == serial) {
-            Some(e) if e.published_in.is_some() || e.released => {}
-            Some(e) => {
-                e.released = true;
-                released.push(serial);
-            }
-            None => {
-                state.entries.push(HoldEntry {
-                    serial: serial.clone(),
-                    first_seen: now,
-                    published_in: None,
-                    released: true,
-                });
-                released.push(serial);
-            }
+        let e = entry(&mut state, &serial, now);
+        if e.published_in.is_none() && !e.released {
+            e.released = true;
+            released.push(serial);
         }
     }
     let out = RootHold {

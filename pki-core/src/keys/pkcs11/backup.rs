@@ -98,13 +98,7 @@ impl Token {
 
     /// Checks that a backup key may be wrapped only under a trusted key.
     fn check_wrap_with_trusted(&self, private: ObjectHandle, label: &str) -> Result<()> {
-        let attrs = self
-            .session()
-            .get_attributes(private, &[AttributeType::WrapWithTrusted])
-            .map_err(|e| TokenError::pkcs11("read CKA_WRAP_WITH_TRUSTED", e))?;
-        let value = attrs
-            .into_iter()
-            .any(|a| matches!(a, Attribute::WrapWithTrusted(true)));
+        let value = self.bool_attribute(private, AttributeType::WrapWithTrusted)?;
         super::attributes::check_attributes(
             &self.config,
             label,

@@ -234,13 +234,22 @@ impl Token {
                 ))
             },
         });
+        // The backup key template is tried once, for both rows, and only where the token has
+        // the wrap mechanism at all.
+        let backup_key = if self.offers(MechanismType::AES_KEY_WRAP_PAD, MechanismUse::Wrap)
+            || self.offers(MechanismType::AES_KEY_WRAP_PAD, MechanismUse::Unwrap)
+        {
+            self.probe(alg, KeyPolicy::WrappedBackup)
+        } else {
+            Err("not tried".into())
+        };
         rows.push(CeremonyNeed {
             ceremony: "backup: root key wrapped under a trusted key".into(),
-            verdict: self.backup_verdict(alg, MechanismUse::Wrap),
+            verdict: self.backup_verdict(MechanismUse::Wrap, &backup_key),
         });
         rows.push(CeremonyNeed {
             ceremony: "restore: unwrap a backup into this token".into(),
-            verdict: self.backup_verdict(alg, MechanismUse::Unwrap),
+            verdict: self.backup_verdict(MechanismUse::Unwrap, &backup_key),
         });
         rows.push(CeremonyNeed {
             ceremony: "context-specific login (CKA_ALWAYS_AUTHENTICATE)".into(),
@@ -260,7 +269,8 @@ impl Token {
         }
     }
 
-    fn backup_verdict(self: &Arc<Self>, alg: KeyAlgorithm, use_: MechanismUse) -> Verdict {
+    /// `key`: the backup key template tried once on a session object (see [`Token::probe`]).
+    fn backup_verdict(&self, use_: MechanismUse, key: &Result<&'static str, String>) -> Verdict {
         if !self.offers(MechanismType::AES_KEY_WRAP_PAD, use_) {
             let verb = if matches!(use_, MechanismUse::Wrap) {
                 "wrap"
@@ -271,7 +281,7 @@ impl Token {
                 "no CKM_AES_KEY_WRAP_PAD to {verb} with (RFC 5649 key wrap)"
             ));
         }
-        match self.probe(alg, KeyPolicy::WrappedBackup) {
+        match key {
             Ok(t) => Verdict::Yes(format!(
                 "CKM_AES_KEY_WRAP_PAD; extractable + sensitive + CKA_WRAP_WITH_TRUSTED key accepted ({t} template, session object)"
             )),

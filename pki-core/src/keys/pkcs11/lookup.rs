@@ -76,8 +76,6 @@ impl Token {
                         | Attribute::Decrypt(true)
                         | Attribute::Unwrap(true)
                         | Attribute::Derive(true)
-                        | Attribute::Encrypt(true)
-                        | Attribute::Wrap(true)
                 )
             })),
             Err(cryptoki::error::Error::Pkcs11(
