@@ -217,6 +217,15 @@ pub struct ServeArgs {
     /// Requests one identity may make per minute, sustained.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_minute: u32,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may have open at once; more are
+    /// closed at once. Raise it for a proxy or a load generator in front of the service.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_source: u32,
+    /// Also serve GET /metrics and /v1/health in plain HTTP on this loopback address (e.g.
+    /// 127.0.0.1:9464) for a scraper on the same host; the TLS listener then no longer
+    /// answers /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The longest a new entry of the installed root CRL stays out of the etcd CRL while
     /// unexpired leaves still chain to the intermediate it revokes, so their agents move them
     /// first (e.g. 10m, 1h). Entries an etcd CRL has listed are listed for ever after.

@@ -2,7 +2,7 @@
 //! the CRL current. Every certificate and CRL received is checked against the local root
 //! before it is installed; nothing working is removed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pki_core::keys::KeyAlgorithm;
 use pki_core::x509::CheckedCsr;
@@ -18,6 +18,7 @@ use crate::config::{Config, LeafConfig};
 use crate::error::{AgentError, AgentResult};
 use crate::install::install_pair;
 use crate::state::State;
+use crate::trust::{Pins, Use};
 
 /// A configured agent.
 pub struct Agent {
@@ -28,6 +29,8 @@ pub struct Agent {
     /// The service, then its fallback instances.
     endpoints: Vec<Endpoint>,
     rt: tokio::runtime::Runtime,
+    /// What this host trusts beyond the root; saved with the state.
+    pins: Arc<Mutex<Pins>>,
 }
 
 /// What a leaf looks like on disk.
@@ -97,13 +100,71 @@ impl Agent {
             .enable_all()
             .build()
             .map_err(|e| pki_core::Error::io("tokio runtime", e))?;
+        let mut pins = State::load(&config.state).unwrap_or_default().trust;
+        if pins.seen.is_empty() {
+            // A state from before the pins: the intermediates of this host's own chains.
+            for l in &config.leaves {
+                let int = std::fs::read(&l.cert).ok().and_then(|pem| {
+                    let blocks = pki_core::x509::pem_blocks("chain", &pem, "CERTIFICATE").ok()?;
+                    CertFacts::from_der("intermediate", blocks.get(1)?).ok()
+                });
+                if let Some(int) = int
+                    .filter(|i| pki_core::keys::verify_certificate(&i.der, &root.spki_der).is_ok())
+                {
+                    pins.learn(&int);
+                }
+            }
+        }
         Ok(Agent {
             config,
             root,
             root_pem,
             endpoints,
             rt,
+            pins: Arc::new(Mutex::new(pins)),
         })
+    }
+
+    /// A copy of the pins as they are now.
+    pub fn pins(&self) -> Pins {
+        self.pins.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Saves `state` with the pins learned so far.
+    pub fn save(&self, state: &mut State) -> AgentResult<()> {
+        state.trust = self.pins();
+        state.save(&self.config.state)
+    }
+
+    /// Checks `int` (signed by our root) against the pins for `use_`, and learns it.
+    fn admit(&self, int: &CertFacts, use_: Use) -> Result<(), String> {
+        pki_core::keys::verify_certificate(&int.der, &self.root.spki_der)
+            .map_err(|_| format!("{} is not signed by our root", int.subject))?;
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.check(int, use_)?;
+        pins.learn(int);
+        Ok(())
+    }
+
+    /// Takes the root CRL of a `GET /v1/ca` answer into the pins (an older one changes
+    /// nothing; one not signed by our root is an error).
+    fn learn_root_crl(&self, info: &protocol::CaInfo) -> AgentResult<()> {
+        let Some(pem) = &info.root_crl_pem else {
+            return Ok(());
+        };
+        let der = pki_core::x509::pem_blocks("root CRL", pem.as_bytes(), "X509 CRL")?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        self.pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .learn_root_crl(&der, &self.root)
+            .map(|_| ())
+            .map_err(|reason| AgentError::BadCertificate {
+                role: "root CRL".into(),
+                reason,
+            })
     }
 
     fn tls(&self, identity: Option<(&[u8], &[u8])>) -> AgentResult<Arc<rustls::ClientConfig>> {
@@ -120,7 +181,18 @@ impl Agent {
             }
             None => None,
         };
-        Ok(Arc::new(pki_service::tls::client_config(&root, identity)?))
+        let pins = self.pins.clone();
+        let pin = move |der: &[u8]| -> Result<(), String> {
+            let int = CertFacts::from_der("intermediate", der).map_err(|e| e.to_string())?;
+            pins.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check(&int, Use::Tls)
+        };
+        Ok(Arc::new(pki_service::tls::client_config_pinned(
+            &root,
+            identity,
+            Some(Arc::new(pin)),
+        )?))
     }
 
     /// TLS with this host's first unexpired leaf when it has one: the service then limits the
@@ -195,6 +267,14 @@ impl Agent {
                 facts.serial.to_hex()
             )));
         }
+        // Its intermediate must be one this host trusts to issue (signed by our root, not
+        // revoked by the root CRL, not an older generation than the newest seen).
+        let int = pki_core::x509::pem_blocks("chain", issued.chain_pem.as_bytes(), "CERTIFICATE")?
+            .get(1)
+            .map(|d| CertFacts::from_der("intermediate", d))
+            .transpose()?
+            .ok_or_else(|| bad("the chain holds no intermediate".into()))?;
+        self.admit(&int, Use::Issuing).map_err(bad)?;
         let findings = x509::verify_leaf(&VerifyRequest {
             root_pem: &self.root_pem,
             chain_pem: issued.chain_pem.as_bytes(),
@@ -264,13 +344,13 @@ impl Agent {
         let info: protocol::CaInfo = self
             .call(self.identified_tls()?, "GET", protocol::CA, None, None)?
             .json()?;
+        self.learn_root_crl(&info)?;
         let int = CertFacts::from_pem("intermediate", info.intermediate_pem.as_bytes())?;
-        pki_core::keys::verify_certificate(&int.der, &self.root.spki_der).map_err(|_| {
-            AgentError::BadCertificate {
+        self.admit(&int, Use::Issuing)
+            .map_err(|reason| AgentError::BadCertificate {
                 role: "intermediate".into(),
-                reason: format!("{} is not signed by our root", int.subject),
-            }
-        })?;
+                reason,
+            })?;
         Ok(int.der)
     }
 
@@ -347,13 +427,13 @@ impl Agent {
                 key.as_bytes(),
             )?;
         }
+        let mut state = State::load(&self.config.state)?;
         if replace {
-            let mut state = State::load(&self.config.state)?;
             for l in &self.config.leaves {
                 state.leaves.insert(l.role.clone(), Default::default());
             }
-            state.save(&self.config.state)?;
         }
+        self.save(&mut state)?;
         Ok(out)
     }
 
@@ -380,7 +460,7 @@ impl Agent {
         let entry = state.leaves.entry(l.role.clone()).or_default();
         entry.last_renewal = Some(rfc3339(OffsetDateTime::now_utc()));
         entry.unconfirmed = Some(issued.serial.clone());
-        state.save(&self.config.state)?;
+        self.save(state)?;
         self.confirm(l, state)?;
         Ok(issued)
     }
@@ -407,7 +487,7 @@ impl Agent {
         if let Some(s) = state.leaves.get_mut(&l.role) {
             s.unconfirmed = None;
         }
-        state.save(&self.config.state)
+        self.save(state)
     }
 
     /// Fetches the etcd CRL and installs it when it is newer than the one installed and
@@ -422,6 +502,7 @@ impl Agent {
             .json()?;
         let answer = self.call(tls, "GET", protocol::CRL_ETCD, None, None)?;
         answer.success()?;
+        self.learn_root_crl(&info)?;
         // The service's word for the intermediate is not enough: it must be one this host's
         // own certificates chain through (after a rotation, the leaves renew before the CRL
         // is fetched in the same pass).
@@ -440,6 +521,9 @@ impl Agent {
                 ),
             });
         }
+        self.admit(&named, Use::Issuing)
+            .map_err(|reason| AgentError::BadCrl { reason })?;
+        let issuer = pki_core::x509::fingerprint(&named.der);
         // Lower than what this agent installed itself: a replay or a rolled-back service,
         // refused. Lower only than the file there now (a CRL installed by hand, or by
         // `issuer etcd`): kept, not replaced, until the service's numbers pass it.
@@ -451,10 +535,11 @@ impl Agent {
                 .crl
                 .as_ref()
                 .filter(|s| !s.kept_from_file)
+                .filter(|s| s.issuer.as_ref().is_none_or(|i| *i == issuer))
                 .map(|s| s.number),
         )?;
         if let Some((file, next_update)) =
-            crate::crl::installed(&c.path).filter(|(file, _)| crl.number < *file)
+            crate::crl::installed(&c.path, &named.spki_der).filter(|(file, _)| crl.number < *file)
         {
             // Kept, not a failure; remembered for `status`, not as a floor.
             state.crl = Some(crate::state::CrlState {
@@ -462,8 +547,9 @@ impl Agent {
                 fetched_at: rfc3339(OffsetDateTime::now_utc()),
                 next_update: rfc3339(next_update),
                 kept_from_file: true,
+                issuer: None,
             });
-            state.save(&self.config.state)?;
+            self.save(state)?;
             return Ok(None);
         }
         let bytes = match c.format.as_str() {
@@ -478,8 +564,9 @@ impl Agent {
             fetched_at: rfc3339(OffsetDateTime::now_utc()),
             next_update: rfc3339(crl.next_update),
             kept_from_file: false,
+            issuer: Some(issuer),
         });
-        state.save(&self.config.state)?;
+        self.save(state)?;
         Ok(Some(crl.number))
     }
 }

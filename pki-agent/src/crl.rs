@@ -75,9 +75,10 @@ pub fn check(
 }
 
 /// The number and nextUpdate of the CRL file installed at `path` (DER or PEM), when it can be
-/// read: a CRL installed by other means (`issuer crl --etcd-bundle`, `issuer etcd`) is then
-/// never replaced by an older one on the agent's first pass.
-pub fn installed(path: &std::path::Path) -> Option<(u64, OffsetDateTime)> {
+/// read and is signed by `issuer` (SPKI, DER): a CRL installed by other means (`issuer crl
+/// --etcd-bundle`, `issuer etcd`) is then never replaced by an older one on the agent's first
+/// pass; one of another intermediate (a forged high number) is no floor.
+pub fn installed(path: &std::path::Path, issuer: &[u8]) -> Option<(u64, OffsetDateTime)> {
     let bytes = std::fs::read(path).ok()?;
     let der = if bytes.first() == Some(&0x30) {
         bytes
@@ -87,6 +88,7 @@ pub fn installed(path: &std::path::Path) -> Option<(u64, OffsetDateTime)> {
             .into_iter()
             .next()?
     };
+    pki_core::x509::verify_crl_signature(&der, issuer).ok()?;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
     let number = crl.crl_number().and_then(|n| n.try_into().ok())?;
     Some((number, crl.next_update()?.to_datetime()))

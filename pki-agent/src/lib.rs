@@ -7,6 +7,7 @@
 //! - [`crl`]: the checks a CRL passes before it is installed.
 //! - [`run`]: one pass, and the daemon loop with backoff.
 //! - [`status`]: what `status --json` prints.
+//! - [`trust`]: the intermediates and root CRL an agent trusts beyond its root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,3 +19,4 @@ pub mod install;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod trust;

@@ -47,7 +47,16 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
     // One look at the active intermediate: a leaf of another one (a rotation) renews now.
     let active = match agent.config.leaves.is_empty() {
         true => None,
-        false => agent.active_intermediate().ok(),
+        false => match agent.active_intermediate() {
+            Ok(a) => Some(a),
+            // An intermediate this host does not trust is said; an unreachable service is
+            // not (nothing may be due).
+            Err(e @ crate::error::AgentError::BadCertificate { .. }) => {
+                fail(&mut report, "intermediate".into(), e);
+                None
+            }
+            Err(_) => None,
+        },
     };
     for l in &agent.config.leaves {
         if let Err(e) = agent.confirm(l, &mut state) {
@@ -91,7 +100,7 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
                 s.last_error = None;
                 s.consecutive_failures = 0;
                 s.refused = None;
-                state.save(&agent.config.state)?;
+                agent.save(&mut state)?;
                 report
                     .renewed
                     .push(format!("{}: {} -> {}", l.role, view.serial, new.serial))
@@ -117,7 +126,7 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
                 s.consecutive_failures += 1;
                 s.refused = permanent.map(|code| format!("{code} (serial {})", view.serial));
                 let refused = s.refused.is_some();
-                state.save(&agent.config.state)?;
+                agent.save(&mut state)?;
                 if refused {
                     report.refused.push(format!("{} renewal: {e}", l.role));
                 } else {

@@ -17,6 +17,9 @@ pub struct State {
     /// The CRL installed.
     #[serde(default)]
     pub crl: Option<CrlState>,
+    /// The intermediates and root CRL this host trusts (see [`crate::trust`]).
+    #[serde(default)]
+    pub trust: crate::trust::Pins,
 }
 
 /// One leaf's memory.
@@ -58,6 +61,11 @@ pub struct CrlState {
     /// than what the service serves: kept, but not a floor for the service's answers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kept_from_file: bool,
+    /// Fingerprint of the intermediate that signed it: the number is a floor for that
+    /// intermediate's CRLs only, so a high number forged with a stolen intermediate cannot
+    /// lock out the next generation's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl State {

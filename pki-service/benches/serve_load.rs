@@ -6,8 +6,8 @@
 //! handshake presenting the agent's own leaf (no session resumption: an agent renews every few
 //! weeks), `POST /v1/renew`, and the JSON `Issued` parsed. The clock covers connect to parsed
 //! answer. Agents are taken in turn by `--concurrency` workers, each agent once (the default)
-//! or over and over for `--duration` seconds. Renewing does not supersede the presented leaf
-//! until it is confirmed, so an agent may renew again with the same leaf.
+//! or over and over for `--duration` seconds. An agent then renews from the leaf it got last, as
+//! a real one does (the service refuses a leaf that keeps replacing unconfirmed renewals).
 //!
 //! The same loop measures the anchor, `cfssl serve`, with `--cfssl http://HOST:PORT`: plain
 //! HTTP `POST /api/v1/cfssl/newcert` (cfssl makes the P-256 key), a new connection each time.
@@ -44,7 +44,9 @@ enum Target {
     Service {
         /// One or more instances: agent `i` goes to instance `i mod n`.
         endpoints: Vec<Endpoint>,
-        agents: Vec<(String, Arc<rustls::ClientConfig>)>,
+        agents: Vec<(String, std::sync::Mutex<Arc<rustls::ClientConfig>>)>,
+        /// The root, for the next identity of an agent.
+        root: rustls::pki_types::CertificateDer<'static>,
     },
     /// `cfssl serve`, plain HTTP: (host, port) and the agents' CNs.
     Cfssl {
@@ -186,28 +188,44 @@ fn target(o: &Options) -> Target {
                 pki_service::tls::load_chain(&dir.join("client.crt")).unwrap_or_else(|e| die(e));
             let key =
                 pki_service::tls::load_key(&dir.join("client.key")).unwrap_or_else(|e| die(e));
-            let mut config = pki_service::tls::client_config(&root, Some((chain, key)))
-                .unwrap_or_else(|e| die(e));
-            // A real agent is a new process every few weeks: a full handshake every time.
-            config.resumption = rustls::client::Resumption::disabled();
-            (name, Arc::new(config))
+            let config = agent_tls(&root, chain, key).unwrap_or_else(|e| die(e));
+            (name, std::sync::Mutex::new(config))
         })
         .collect();
-    Target::Service { endpoints, agents }
+    Target::Service {
+        endpoints,
+        agents,
+        root,
+    }
 }
 
-/// A fresh P-256 key and a CSR for it with `cn` as subject, as an agent makes them.
-fn fresh_csr(cn: &str) -> String {
+/// An agent's TLS with its chain and key.
+fn agent_tls(
+    root: &rustls::pki_types::CertificateDer<'static>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut config =
+        pki_service::tls::client_config(root, Some((chain, key))).map_err(|e| e.to_string())?;
+    // A real agent is a new process every few weeks: a full handshake every time.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// A fresh P-256 key and a CSR for it with `cn` as subject, as an agent makes them: (CSR PEM,
+/// key PEM).
+fn fresh_csr(cn: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
-    params
+    let csr = params
         .serialize_request(&key)
         .and_then(|c| c.pem())
-        .expect("CSR")
+        .expect("CSR");
+    (csr, key.serialize_pem())
 }
 
 /// One `POST /api/v1/cfssl/newcert` on a new plain connection; Err unless cfssl says success.
@@ -256,24 +274,35 @@ async fn cfssl_newcert(host: &str, port: u16, cn: &str) -> Result<(), String> {
 /// One renewal of agent `i`: the latency, or what went wrong.
 async fn one(target: &Target, i: usize) -> Result<Duration, String> {
     match target {
-        Target::Service { endpoints, agents } => {
-            let (cn, tls) = &agents[i % agents.len()];
+        Target::Service {
+            endpoints,
+            agents,
+            root,
+        } => {
+            let (cn, slot) = &agents[i % agents.len()];
+            let tls = slot.lock().expect("agent").clone();
             let endpoint = &endpoints[i % endpoints.len()];
-            let body = serde_json::to_vec(&RenewRequest {
-                csr_pem: fresh_csr(cn),
-            })
-            .expect("json");
+            let (csr_pem, key_pem) = fresh_csr(cn);
+            let body = serde_json::to_vec(&RenewRequest { csr_pem }).expect("json");
             let start = Instant::now();
             let issued: Issued = request(endpoint, tls.clone(), "POST", RENEW, None, Some(body))
                 .await
                 .and_then(|a| a.json())
                 .map_err(|e| e.to_string())?;
             let took = start.elapsed();
-            if issued.subject.contains(cn.as_str()) {
-                Ok(took)
-            } else {
-                Err(format!("asked for {cn}, got a leaf for {}", issued.subject))
+            if !issued.subject.contains(cn.as_str()) {
+                return Err(format!("asked for {cn}, got a leaf for {}", issued.subject));
             }
+            // The next renewal of this agent presents what it got (outside the clock).
+            use rustls::pki_types::pem::PemObject;
+            let chain =
+                rustls::pki_types::CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            *slot.lock().expect("agent") = agent_tls(root, chain, key)?;
+            Ok(took)
         }
         Target::Cfssl { host, port, names } => {
             let start = Instant::now();

@@ -72,6 +72,8 @@ pub struct Answer {
     pub status: u16,
     /// The `X-CRL-Number` header, parsed.
     pub crl_number: Option<u64>,
+    /// The `Retry-After` header in seconds, when the service sent one (a 429).
+    pub retry_after: Option<u64>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -178,6 +180,11 @@ async fn exchange(
         .get(CRL_NUMBER_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let retry_after = res
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let body = Limited::new(res.into_body(), MAX_ANSWER)
         .collect()
         .await
@@ -188,6 +195,7 @@ async fn exchange(
     Ok(Answer {
         status,
         crl_number,
+        retry_after,
         body,
     })
 }

@@ -129,4 +129,9 @@ pub struct CaInfo {
     pub generation: u32,
     /// The active intermediate's certificate, PEM.
     pub intermediate_pem: String,
+    /// The root CRL installed in the CA folder, PEM: signed by the root, so a service cannot
+    /// forge it; agents keep the highest-numbered one they saw and refuse every intermediate
+    /// it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_crl_pem: Option<String>,
 }

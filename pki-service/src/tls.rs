@@ -157,10 +157,37 @@ pub fn client_config(
     root: &CertificateDer<'static>,
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> ServiceResult<rustls::ClientConfig> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    client_config_pinned(root, identity, None)
+}
+
+/// What an agent checks of the intermediate that issued the service's certificate, beyond the
+/// chain to the root: an error names why it is not trusted.
+pub type IntermediateCheck = dyn Fn(&[u8]) -> Result<(), String> + Send + Sync;
+
+/// [`client_config`], with the intermediate of the service's chain also passed to `pin` (an
+/// agent's pins: the generations of its CA folder it has seen, the root CRL).
+pub fn client_config_pinned(
+    root: &CertificateDer<'static>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    pin: Option<Arc<IntermediateCheck>>,
+) -> ServiceResult<rustls::ClientConfig> {
+    let versions = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?
-        .with_root_certificates(roots(root)?);
+        .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
+    let builder = match pin {
+        None => versions.with_root_certificates(roots(root)?),
+        Some(pin) => {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                roots(root)?,
+                provider(),
+            )
+            .build()
+            .map_err(|e| ServiceError::TlsSetup(e.to_string()))?;
+            versions
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedServer { inner, pin }))
+        }
+    };
     let mut config = match identity {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain, key)
@@ -195,4 +222,61 @@ pub fn check_service_chain(
     )
     .map(|_| ())
     .map_err(|e| not_ours(format!("{e:?}")))
+}
+
+/// webpki's check of the service's certificate, then the agent's pin on its intermediate.
+struct PinnedServer {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pin: Arc<IntermediateCheck>,
+}
+
+impl std::fmt::Debug for PinnedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinnedServer")
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        // The chain verified, so its first intermediate issued the service's certificate.
+        let int = intermediates.first().ok_or_else(|| {
+            rustls::Error::General("the service sent no intermediate with its certificate".into())
+        })?;
+        (self.pin)(int).map_err(|why| {
+            rustls::Error::General(format!("the service's certificate is not trusted: {why}"))
+        })?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

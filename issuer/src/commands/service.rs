@@ -40,6 +40,8 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
         .into());
     }
     config.root_crl_hold = hold;
+    config.max_per_source = a.max_connections_per_source as usize;
+    config.metrics_listen = a.metrics_listen;
     config.rate = pki_service::server::RateLimit {
         burst: a.rate_burst,
         per_minute: a.rate_per_minute,

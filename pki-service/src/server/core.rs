@@ -13,6 +13,7 @@ use pki_core::x509::{LeafRole, Subject, SubjectNames};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::limit::{Limiter, RateLimit};
 use super::refusal::Refused;
 use crate::protocol::{ConfirmResponse, EnrolRequest, EnrolResponse, Issued};
 
@@ -51,7 +52,23 @@ pub struct Core {
     root: CertFacts,
     root_crl: Option<pki_core::ca::RootCrl>,
     root_crl_hold: time::Duration,
+    /// Renewals per chain (its first leaf): each renewal is a new identity with a fresh
+    /// per-leaf bucket, so the chain is what is limited.
+    chain_limit: Limiter,
 }
+
+/// Renewals one chain may make, from the per-identity limit: half its burst and a fifteenth
+/// of its rate (by default 5 at once, then 2 a minute: an agent renews once per leaf lifetime,
+/// a drill with two-minute leaves about once a minute).
+pub fn chain_renewals(identity: RateLimit) -> RateLimit {
+    RateLimit {
+        burst: (identity.burst / 2).max(1),
+        per_minute: (identity.per_minute / 15).max(1),
+    }
+}
+
+/// Successors replaced before use that one chain may have listed on the etcd CRL at once.
+pub const MAX_REPLACED: u32 = 3;
 
 /// The hash under which an enrolment token is stored (lower-case hex SHA-256).
 pub fn token_hash(token: &str) -> String {
@@ -88,12 +105,23 @@ impl Core {
             root,
             root_crl,
             root_crl_hold: pki_core::ca::DEFAULT_ROOT_CRL_HOLD,
+            chain_limit: Limiter::new(chain_renewals(RateLimit::default())),
         })
+    }
+
+    /// Limits each renewal chain from the per-identity limit (see [`chain_renewals`]).
+    pub fn set_rate_limit(&mut self, identity: RateLimit) {
+        self.chain_limit = Limiter::new(chain_renewals(identity));
     }
 
     /// The longest a new root CRL entry is held out of the etcd CRL.
     pub fn set_root_crl_hold(&mut self, hold: time::Duration) {
         self.root_crl_hold = hold;
+    }
+
+    /// Keeps the chains' renewal budgets of the core this one replaces (a reload).
+    pub fn inherit_limits(&mut self, old: &mut Core) {
+        std::mem::swap(&mut self.chain_limit, &mut old.chain_limit);
     }
 
     /// The active generation.
@@ -172,6 +200,7 @@ impl Core {
         if csr.spki_der == old_facts.spki_der {
             return Err(Refused::key_reused());
         }
+        self.admit_in_chain(&old.serial, now)?;
         let (role, subject, names) = ledger_request(&old).map_err(Refused::internal)?;
         let cert_path = match old.cert_path.strip_prefix("agent:") {
             Some(_) => old.cert_path.clone(),
@@ -182,6 +211,38 @@ impl Core {
             .record_renewal(&old.serial, &rec, &der)
             .map_err(Refused::internal)?;
         Ok((issued, old.serial))
+    }
+
+    /// The chain rules of a renewal from `serial`: the chain's budget; a leaf presented for
+    /// renewal is installed, so its own renewal is confirmed by the use; a chain holds at most
+    /// one unconfirmed successor (a new renewal replaces the pending one, which goes on the etcd
+    /// CRL as it left the service), and at most [`MAX_REPLACED`] such entries at once.
+    fn admit_in_chain(&mut self, serial: &str, now: OffsetDateTime) -> Result<(), Refused> {
+        let chain = self
+            .ledger
+            .chain_state(serial, now)
+            .map_err(Refused::internal)?;
+        self.chain_limit
+            .take(&chain.root, std::time::Instant::now())
+            .map_err(Refused::rate_limited)?;
+        if chain.unconfirmed {
+            self.ledger
+                .confirm_renewal(serial, now)
+                .map_err(Refused::internal)?;
+        }
+        if let Some(pending) = &chain.pending {
+            if chain.replaced_listed >= MAX_REPLACED {
+                super::log(format_args!(
+                    "REFUSED a renewal of {serial}: its successor {pending} was never installed and the chain (first leaf {}) already has {} replaced successors on the etcd CRL; investigate the host, then revoke the chain (issuer revoke {}) and enrol it again",
+                    chain.root, chain.replaced_listed, chain.root
+                ));
+                return Err(Refused::renewal_pending(pending));
+            }
+            super::log(format_args!(
+                "renewal of {serial} replaces its unconfirmed successor {pending}, revoked as superseded (listed on the etcd CRL until it expires)"
+            ));
+        }
+        Ok(())
     }
 
     /// The presented (renewed) leaf is installed: its predecessor becomes superseded.
@@ -267,6 +328,10 @@ impl Core {
         crate::protocol::CaInfo {
             generation: self.signer.generation,
             intermediate_pem: self.signer.cert.pem(),
+            root_crl_pem: self
+                .root_crl
+                .as_ref()
+                .map(|c| pki_core::x509::to_pem("X509 CRL", &c.der)),
         }
     }
 

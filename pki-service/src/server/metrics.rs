@@ -20,6 +20,10 @@ pub struct Metrics {
     pub crls_signed: AtomicU64,
     /// SIGHUP reloads that failed.
     pub reload_failures: AtomicU64,
+    /// Connections closed at once: their source's share or the service's slots were taken.
+    pub connections_refused: AtomicU64,
+    /// Audit lines that could not be written.
+    pub audit_failures: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -149,6 +153,18 @@ impl Metrics {
             "pki_reload_failures_total",
             "SIGHUP reloads that failed.",
             self.reload_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "pki_connections_refused_total",
+            "Connections closed at once: their source had --max-connections-per-source open, or every slot was taken.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "pki_audit_write_failures_total",
+            "Audit lines that could not be written (state-changing requests were then refused).",
+            self.audit_failures.load(Ordering::Relaxed),
         );
         s
     }

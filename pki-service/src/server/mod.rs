@@ -8,10 +8,13 @@
 //! (after an intermediate rotation) and the service certificate; SIGTERM or SIGINT stops
 //! accepting, lets requests in flight finish, and exits.
 
+mod admission;
 mod audit;
 mod core;
 mod limit;
 mod metrics;
+mod metrics_listener;
+mod process;
 mod refusal;
 mod routes;
 
@@ -61,6 +64,11 @@ pub struct Config {
     pub rate: RateLimit,
     /// How long requests in flight may take to finish at shutdown.
     pub drain: Duration,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may have open at once.
+    pub max_per_source: usize,
+    /// A plain-HTTP listener on a loopback address for `/metrics` and `/v1/health` (scrapes
+    /// from the same host); with it, the TLS listener no longer answers `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -79,6 +87,8 @@ impl Config {
             revocation_poll: Duration::from_secs(1),
             rate: RateLimit::default(),
             drain: Duration::from_secs(30),
+            max_per_source: 64,
+            metrics_listen: None,
         }
     }
 }
@@ -90,8 +100,10 @@ struct Shared {
     /// What anonymous requests read about the active intermediate, apart from the core's
     /// lock (which a signing may hold for long): updated at start and on every reload.
     snapshot: RwLock<Snapshot>,
-    /// At most this many connections at once; more wait in the kernel's backlog.
+    /// At most this many connections at once; more are closed at once.
     connections: Arc<tokio::sync::Semaphore>,
+    /// Connections per source.
+    sources: Arc<admission::Sources>,
     /// A reload is running (a second SIGHUP meanwhile is ignored).
     reloading: AtomicBool,
     crls: RwLock<CrlSet>,
@@ -124,8 +136,15 @@ impl Snapshot {
     }
 }
 
-/// Connections served at once.
+/// Connections served at once, at most (fewer when the open-files limit is lower).
 const MAX_CONNECTIONS: usize = 1024;
+
+/// Connections served at once under the process's open-files limit (each is a file; the
+/// ledger, logs and listeners need a few more).
+fn max_connections() -> usize {
+    let files = process::open_files_limit().saturating_sub(64);
+    (files.min(MAX_CONNECTIONS as u64) as usize).max(16)
+}
 
 /// A line on the service's log (stderr), with the time.
 fn log(msg: impl std::fmt::Display) {
@@ -156,10 +175,12 @@ pub async fn serve(
     let life = config.leaf_lifetime;
     let days = config.crl_days;
     let hold = config.root_crl_hold;
+    let rate = config.rate;
     // The ledger is used on blocking threads only (PostgreSQL's client blocks).
     let (opened, unlock) = tokio::task::spawn_blocking(move || {
         let opened = Core::open(&dir, root.as_deref(), life, &unlock).and_then(|mut core| {
             core.set_root_crl_hold(hold);
+            core.set_rate_limit(rate);
             let crls = core.sign_crls(OffsetDateTime::now_utc(), days)?;
             Ok((core, crls))
         });
@@ -192,7 +213,8 @@ pub async fn serve(
         limiter: Mutex::new(limit::Limiter::new(config.rate)),
         config,
         snapshot: RwLock::new(Snapshot::of(&core)),
-        connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        connections: Arc::new(tokio::sync::Semaphore::new(max_connections())),
+        sources: Arc::new(admission::Sources::default()),
         reloading: AtomicBool::new(false),
         core: Mutex::new(core),
         crls: RwLock::new(crls),
@@ -207,9 +229,16 @@ pub async fn serve(
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
+    let scrapes = match shared.config.metrics_listen {
+        Some(addr) => Some(metrics_listener::start(shared.clone(), addr).await?),
+        None => None,
+    };
     let crl_task = tokio::spawn(crl_loop(shared.clone()));
     let result = accept_loop(&shared, listener).await;
     crl_task.abort();
+    if let Some(t) = scrapes {
+        t.abort();
+    }
     log("stopped");
     result
 }
@@ -226,17 +255,27 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => match shared.connections.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (s, stop) = (shared.clone(), stop_rx.clone());
-                        conns.spawn(async move {
-                            connection(s, tcp, peer, stop).await;
-                            drop(permit);
-                        });
+                Ok((tcp, peer)) => {
+                    // Its source's share first, then one of the service's slots; without
+                    // either, the connection is closed at once (agents retry later).
+                    let Some(admitted) = shared.sources.admit(peer.ip(), shared.config.max_per_source)
+                    else {
+                        shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    match shared.connections.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let (s, stop) = (shared.clone(), stop_rx.clone());
+                            conns.spawn(async move {
+                                connection(s, tcp, peer, stop).await;
+                                drop((permit, admitted));
+                            });
+                        }
+                        Err(_) => {
+                            shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                    // At the limit: this connection is closed at once; agents retry later.
-                    Err(_) => drop(tcp),
-                },
+                }
                 Err(e) => {
                     log(format_args!("accept: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -290,7 +329,11 @@ async fn reload(shared: Arc<Shared>) {
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
         let generation = core.generation();
         let snapshot = Snapshot::of(&core);
-        *s.core.lock().unwrap_or_else(|p| p.into_inner()) = core;
+        {
+            let mut old = s.core.lock().unwrap_or_else(|p| p.into_inner());
+            core.inherit_limits(&mut old);
+            *old = core;
+        }
         *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
         *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
         *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
@@ -362,8 +405,11 @@ async fn crl_loop(shared: Arc<Shared>) {
                 return Ok(None);
             }
             let crls = core.sign_crls(now, s.config.crl_days)?;
+            // Signing re-reads the installed root CRL: agents get it with `GET /v1/ca`.
+            let snapshot = Snapshot::of(&core);
             // Never the CRL lock while holding the core's (readers take them one at a time).
             drop(core);
+            *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
             let n = crls.etcd_number;
             *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
             Ok(Some(n))
@@ -394,6 +440,10 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = shared.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+    // A silent socket gives its slot back soon; the handshake then has the rest of 10 s.
+    if !admission::first_byte(&tcp).await {
+        return;
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
@@ -440,6 +490,10 @@ pub fn audit_log_path(ca_dir: &Path) -> PathBuf {
 
 /// [`serve`] on a runtime of its own, for a command-line tool.
 pub fn run(config: Config, unlock: Box<Unlock>) -> ServiceResult<()> {
+    // Before the key is unlocked: nothing of it may reach a core file or another process.
+    for line in process::harden() {
+        log(line);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -14,6 +14,8 @@ pub struct Refused {
     pub reason: String,
     /// Detail for the service's own log only (an internal error's cause).
     pub log_detail: Option<String>,
+    /// Seconds to wait, for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl Refused {
@@ -23,6 +25,7 @@ impl Refused {
             code,
             reason: reason.into(),
             log_detail: None,
+            retry_after: None,
         }
     }
 
@@ -105,10 +108,21 @@ impl Refused {
 
     /// Too many requests from one identity.
     pub fn rate_limited(retry_after_s: u64) -> Self {
-        Self::new(
+        let mut r = Self::new(
             429,
             "rate-limited",
             format!("too many requests from this identity; try again in {retry_after_s} s"),
+        );
+        r.retry_after = Some(retry_after_s);
+        r
+    }
+
+    /// The chain's unconfirmed successors were replaced too often.
+    pub fn renewal_pending(pending: &str) -> Self {
+        Self::new(
+            409,
+            "renewal-pending",
+            format!("this leaf's renewal {pending} was never installed and its chain has replaced too many renewals; install {pending} or ask the operator (the service log names the chain)"),
         )
     }
 
@@ -118,6 +132,15 @@ impl Refused {
             404,
             "not-found",
             "no such path; see the protocol in docs/production.md",
+        )
+    }
+
+    /// `/metrics` is served on the metrics listener only.
+    pub fn metrics_elsewhere() -> Self {
+        Self::new(
+            404,
+            "not-found",
+            "/metrics is served on the service's metrics listener (issuer serve --metrics-listen), not here",
         )
     }
 

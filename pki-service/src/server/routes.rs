@@ -161,8 +161,8 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
     if let Some(n) = outcome.crl_number {
         res = res.header(protocol::CRL_NUMBER_HEADER, n.to_string());
     }
-    if outcome.status == 429 {
-        res = res.header(hyper::header::RETRY_AFTER, "60");
+    if let Some(wait) = outcome.refused.as_ref().and_then(|r| r.retry_after) {
+        res = res.header(hyper::header::RETRY_AFTER, wait.to_string());
     }
     Ok(res
         .body(Full::new(Bytes::from(outcome.body)))
@@ -190,11 +190,11 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
                 .unwrap_or_else(|p| p.into_inner());
             Outcome::json(&snap.info)
         }
+        (Method::GET, protocol::METRICS) if ctx.shared.config.metrics_listen.is_some() => {
+            Outcome::refused(Refused::metrics_elsewhere())
+        }
         (Method::GET, protocol::METRICS) => {
-            let text = ctx
-                .shared
-                .metrics
-                .render(&gauges(&ctx.shared), OffsetDateTime::now_utc());
+            let text = metrics_text(&ctx.shared);
             Outcome::bytes("text/plain; version=0.0.4", text.into_bytes())
         }
         (Method::GET, protocol::CRL_ETCD) => crl(&ctx.shared, true, pem),
@@ -204,6 +204,11 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Outcome {
         (Method::POST, protocol::ENROL) => enrol(ctx, req).await,
         _ => Outcome::refused(Refused::not_found()),
     }
+}
+
+/// The exposition text of `/metrics`.
+pub(super) fn metrics_text(s: &Shared) -> String {
+    s.metrics.render(&gauges(s), OffsetDateTime::now_utc())
 }
 
 /// Read without the core's lock: a scrape never waits for a signing.
@@ -226,7 +231,7 @@ fn gauges(s: &Shared) -> Gauges {
     }
 }
 
-fn health(s: &Shared) -> Health {
+pub(super) fn health(s: &Shared) -> Health {
     let g = gauges(s);
     let rfc = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)

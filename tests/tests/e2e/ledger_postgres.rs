@@ -105,9 +105,25 @@ fn behaviours(l: &mut Ledger, shared: bool) {
     l.record_renewal("01", &rec("03", 9_000), b"3").unwrap();
     assert_eq!(l.get("02").unwrap().unwrap().status, "revoked");
     assert_eq!(l.successor("01").unwrap().as_deref(), Some("03"));
+    let early = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+    let first = l.chain_state("01", early).unwrap();
+    assert_eq!(first.root, "01");
+    assert_eq!(first.pending.as_deref(), Some("03"));
+    assert_eq!(first.replaced_listed, 1);
+    assert!(l.chain_state("03", early).unwrap().unconfirmed);
     assert_eq!(l.confirm_renewal("03", t0).unwrap().as_deref(), Some("01"));
     assert_eq!(l.get("01").unwrap().unwrap().status, "superseded");
     l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+    let third = l.chain_state("04", early).unwrap();
+    assert_eq!((third.root.as_str(), third.unconfirmed), ("01", true));
+    assert!(!l.chain_state("03", early).unwrap().unconfirmed);
+    assert_eq!(
+        l.chain_state("01", OffsetDateTime::from_unix_timestamp(9_000).unwrap())
+            .unwrap()
+            .replaced_listed,
+        0,
+        "expired"
+    );
     l.revoke("01", "keyCompromise").unwrap();
     let gone = l.revoke_successors("01", "keyCompromise").unwrap();
     assert_eq!(gone.len(), 2, "{gone:?}");

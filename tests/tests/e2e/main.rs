@@ -20,6 +20,7 @@ mod hardening;
 mod issuance;
 mod ledger_postgres;
 mod lifecycle;
+mod network_trust;
 mod rollover;
 mod root_ceremonies;
 mod service;

@@ -21,8 +21,8 @@ pub use location::LedgerLocation;
 pub use mark::LedgerMark;
 pub(crate) use records::{revoked_leaf, GrantRow};
 pub use records::{
-    CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, ListFilter, RevocationMark,
-    RevokedLeaf, RowUnder,
+    ChainState, CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, ListFilter,
+    RevocationMark, RevokedLeaf, RowUnder,
 };
 pub use sqlite::SqliteLedger;
 
@@ -127,6 +127,8 @@ pub trait LedgerStore: Send {
     fn sweep_renewed(&mut self, now: OffsetDateTime) -> Result<usize>;
     /// The serial of the latest leaf that renewed `serial`, if any (confirmed or not).
     fn successor(&self, serial: &str) -> Result<Option<String>>;
+    /// Where `serial` stands in its renewal chain at `now`.
+    fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState>;
 
     // Moving a ledger.
     /// Every row.

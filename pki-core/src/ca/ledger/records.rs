@@ -214,6 +214,20 @@ impl GrantRow {
     }
 }
 
+/// Where a leaf stands in its renewal chain, as the service decides a renewal by it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainState {
+    /// The chain's first leaf (enrolled, or issued by the CLI): what the service limits.
+    pub root: String,
+    /// The leaf is itself a renewal not yet confirmed.
+    pub unconfirmed: bool,
+    /// Its own successor, active and not yet confirmed.
+    pub pending: Option<String>,
+    /// Successors in the whole chain replaced before they were confirmed, revoked as
+    /// `superseded` and unexpired: the entries the chain adds to the etcd CRL.
+    pub replaced_listed: u32,
+}
+
 /// What changes whenever a leaf is revoked: the number of revoked rows and the latest
 /// revocation time. A CRL signer that sees it change publishes at once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

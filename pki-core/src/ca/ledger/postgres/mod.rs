@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::location::PgTarget;
 use super::{
-    CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
+    ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
     RevocationMark, RevokedLeaf, RowUnder,
 };
 use crate::error::{Error, Result};
@@ -399,6 +399,9 @@ impl LedgerStore for PgLedger {
             )
             .map(|r| r.map(|r| r.get(0)))
         })
+    }
+    fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
+        self.with(|c| rows::chain_state(c, serial, now))
     }
     fn dump(&self) -> Result<LedgerDump> {
         self.with(rows::dump)

@@ -6,7 +6,8 @@ use postgres::{Error, GenericClient, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::ca::ledger::{
-    revoked_leaf, DumpLeaf, GrantRow, LeafRecord, LedgerDump, ListFilter, RevokedLeaf, RowUnder,
+    revoked_leaf, ChainState, DumpLeaf, GrantRow, LeafRecord, LedgerDump, ListFilter, RevokedLeaf,
+    RowUnder,
 };
 
 type R<T> = std::result::Result<T, Error>;
@@ -257,6 +258,53 @@ pub(super) fn confirm_renewal(
         )?;
     }
     Ok(old)
+}
+
+/// See the SQLite ledger's `chain_state`: the same four facts.
+pub(super) fn chain_state(
+    c: &mut postgres::Client,
+    serial: &str,
+    now: OffsetDateTime,
+) -> R<ChainState> {
+    let root: String = c
+        .query_one(
+            "WITH RECURSIVE up(s, d) AS (
+                 SELECT $1::text, 0
+                 UNION ALL SELECT r.old_serial, up.d + 1 FROM renewals r JOIN up ON r.new_serial = up.s)
+             SELECT s FROM up ORDER BY d DESC LIMIT 1",
+            &[&serial],
+        )?
+        .get(0);
+    let unconfirmed = c
+        .query_opt(
+            "SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = $1",
+            &[&serial],
+        )?
+        .is_some_and(|r| r.get(0));
+    let pending = c
+        .query_opt(
+            "SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
+             WHERE r.old_serial = $1 AND r.confirmed_at IS NULL AND l.status = 'active'
+             ORDER BY r.seq DESC LIMIT 1",
+            &[&serial],
+        )?
+        .map(|r| r.get(0));
+    let replaced: i64 = c
+        .query_one(
+            "WITH RECURSIVE down(s) AS (
+                 SELECT $1::text
+                 UNION ALL SELECT r.new_serial FROM renewals r JOIN down ON r.old_serial = down.s)
+             SELECT COUNT(*) FROM leaves l JOIN down ON l.serial = down.s
+             WHERE l.status = 'revoked' AND l.revocation_reason = 'superseded' AND l.not_after > $2",
+            &[&root, &now.unix_timestamp()],
+        )?
+        .get(0);
+    Ok(ChainState {
+        root,
+        unconfirmed,
+        pending,
+        replaced_listed: replaced as u32,
+    })
 }
 
 pub(super) fn dump(c: &mut postgres::Client) -> R<LedgerDump> {

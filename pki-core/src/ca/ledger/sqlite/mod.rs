@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 
 use super::{
-    CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
+    ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
     RevocationMark, RevokedLeaf, RowUnder,
 };
 use crate::error::{Error, Result};
@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS renewals (
     old_serial   TEXT NOT NULL REFERENCES leaves(serial),
     confirmed_at INTEGER
 );
+CREATE INDEX IF NOT EXISTS renewals_old ON renewals(old_serial);
 -- Serials reserved before signing. Kept for a ledger moved here from PostgreSQL (where each
 -- instance reserves its serials before it signs); on SQLite the leaves' key does that job.
 CREATE TABLE IF NOT EXISTS serials (
@@ -286,6 +287,9 @@ impl LedgerStore for SqliteLedger {
     }
     fn successor(&self, serial: &str) -> Result<Option<String>> {
         service::successor(&self.conn, serial).map_err(|e| self.err(e))
+    }
+    fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
+        service::chain_state(&self.conn, serial, now).map_err(|e| self.err(e))
     }
     fn dump(&self) -> Result<LedgerDump> {
         dump::dump(&self.conn).map_err(|e| self.err(e))

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use super::leaves::insert_rows;
-use crate::ca::ledger::{EnrolLeaf, GrantRow, LeafRecord};
+use crate::ca::ledger::{ChainState, EnrolLeaf, GrantRow, LeafRecord};
 
 pub(super) fn add_token(
     conn: &Connection,
@@ -134,4 +134,53 @@ pub(super) fn successor(conn: &Connection, serial: &str) -> rusqlite::Result<Opt
         |r| r.get(0),
     )
     .optional()
+}
+
+/// The chain's first leaf, whether `serial` is an unconfirmed renewal, its own pending
+/// successor, and the replaced successors of the whole chain still listed.
+pub(super) fn chain_state(
+    conn: &Connection,
+    serial: &str,
+    now: OffsetDateTime,
+) -> rusqlite::Result<ChainState> {
+    let root: String = conn.query_row(
+        "WITH RECURSIVE up(s, d) AS (
+             SELECT ?1, 0
+             UNION ALL SELECT r.old_serial, up.d + 1 FROM renewals r JOIN up ON r.new_serial = up.s)
+         SELECT s FROM up ORDER BY d DESC LIMIT 1",
+        params![serial],
+        |r| r.get(0),
+    )?;
+    let unconfirmed: bool = conn
+        .query_row(
+            "SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = ?1",
+            params![serial],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let pending: Option<String> = conn
+        .query_row(
+            "SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
+             WHERE r.old_serial = ?1 AND r.confirmed_at IS NULL AND l.status = 'active'
+             ORDER BY r.rowid DESC LIMIT 1",
+            params![serial],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let replaced_listed: u32 = conn.query_row(
+        "WITH RECURSIVE down(s) AS (
+             SELECT ?1
+             UNION ALL SELECT r.new_serial FROM renewals r JOIN down ON r.old_serial = down.s)
+         SELECT COUNT(*) FROM leaves l JOIN down ON l.serial = down.s
+         WHERE l.status = 'revoked' AND l.revocation_reason = 'superseded' AND l.not_after > ?2",
+        params![root, now.unix_timestamp()],
+        |r| r.get(0),
+    )?;
+    Ok(ChainState {
+        root,
+        unconfirmed,
+        pending,
+        replaced_listed,
+    })
 }

@@ -150,8 +150,27 @@ fn renewing_again_revokes_the_unconfirmed_successor_and_revocation_follows_renew
     // 01 renews again before 02 was confirmed: 02 was never installed.
     l.record_renewal("01", &rec("03", 9_000), b"3").unwrap();
     assert_eq!(l.get("02").unwrap().unwrap().status, "revoked");
+    let at = |l: &Ledger, s: &str, t: i64| {
+        l.chain_state(s, OffsetDateTime::from_unix_timestamp(t).unwrap())
+            .unwrap()
+    };
+    let first = at(&l, "01", 1_000);
+    assert_eq!(first.root, "01");
+    assert!(!first.unconfirmed);
+    assert_eq!(first.pending.as_deref(), Some("03"), "02 no longer pending");
+    assert_eq!(first.replaced_listed, 1, "02 is listed until it expires");
+    assert_eq!(at(&l, "01", 9_000).replaced_listed, 0, "02 expired");
+    let pending = at(&l, "03", 1_000);
+    assert_eq!(pending.root, "01");
+    assert!(pending.unconfirmed);
+    assert_eq!(pending.pending, None);
     assert_eq!(l.confirm_renewal("03", now).unwrap().as_deref(), Some("01"));
+    assert!(!at(&l, "03", 1_000).unconfirmed);
     l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+    let third = at(&l, "04", 1_000);
+    assert_eq!((third.root.as_str(), third.unconfirmed), ("01", true));
+    assert_eq!(third.replaced_listed, 1, "counted over the whole chain");
+    assert_eq!(at(&l, "03", 1_000).pending.as_deref(), Some("04"));
     // Revoking 01 (its key stolen) revokes what was renewed from it, transitively.
     l.revoke("01", "keyCompromise").unwrap();
     let gone: Vec<String> = l
