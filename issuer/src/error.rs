@@ -124,6 +124,12 @@ pub enum Usage {
         /// The duration given.
         hold: String,
     },
+    /// `issuer serve --metrics-listen` on an address other hosts can reach.
+    #[error("--metrics-listen {addr}: the metrics listener is plain HTTP and takes a loopback address only (127.0.0.1:PORT or [::1]:PORT); scrape /metrics through the TLS listener from other hosts")]
+    MetricsListen {
+        /// The address given.
+        addr: String,
+    },
     /// `issuer revoke SERIAL` with a serial that is not hex.
     #[error("serial: '{serial}' is not hex; give the serial as `issuer list` shows it")]
     SerialNotHex {

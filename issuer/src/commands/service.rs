@@ -40,6 +40,12 @@ pub fn serve(a: &ServeArgs) -> Result<bool> {
         .into());
     }
     config.root_crl_hold = hold;
+    if let Some(addr) = a.metrics_listen.filter(|m| !m.ip().is_loopback()) {
+        return Err(Usage::MetricsListen {
+            addr: addr.to_string(),
+        }
+        .into());
+    }
     config.max_per_source = a.max_connections_per_source as usize;
     config.metrics_listen = a.metrics_listen;
     config.rate = pki_service::server::RateLimit {

@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use self::core::Core;
 pub use self::core::{token_hash, CrlSet, Unlock};
 pub use self::limit::RateLimit;
+pub use self::process::raise_open_files;
 use crate::error::{ServiceError, ServiceResult};
 
 /// How the service runs.

@@ -37,17 +37,23 @@ pub fn harden() -> Vec<String> {
             "memory not locked: RLIMIT_MEMLOCK is {n} bytes; LimitMEMLOCK=infinity in the unit (or swap off or encrypted) keeps the key out of swap"
         )),
     }
-    let files = getrlimit(Resource::Nofile);
-    if files.current != files.maximum {
-        let raised = Rlimit {
-            current: files.maximum,
-            maximum: files.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            said.push(format!("WARNING: raising RLIMIT_NOFILE failed: {e}"));
-        }
+    if let Err(e) = raise_open_files() {
+        said.push(format!("WARNING: raising RLIMIT_NOFILE failed: {e}"));
     }
     said
+}
+
+/// Raises this process's open-files limit to its hard limit.
+pub fn raise_open_files() -> std::io::Result<()> {
+    let files = getrlimit(Resource::Nofile);
+    if files.current == files.maximum {
+        return Ok(());
+    }
+    let raised = Rlimit {
+        current: files.maximum,
+        maximum: files.maximum,
+    };
+    setrlimit(Resource::Nofile, raised).map_err(std::io::Error::from)
 }
 
 /// Open files this process may have now (unlimited as u64::MAX).

@@ -548,3 +548,122 @@ fn a_fake_service_under_another_intermediate_of_our_root_gets_nothing_installed(
         .iter()
         .any(|f| f.as_str() == Some(&pki_core::x509::fingerprint(thief.der()))));
 }
+
+/// The review's connection exhaustion: 1,030 silent sockets from one address made 21 of 25
+/// health requests fail (a global cap of 1,024, a 10 s handshake timeout). Now one source holds
+/// at most `--max-connections-per-source` (64) connections, the rest are closed at once, and a
+/// socket that sends nothing is closed after 2 s; another client is served throughout. The
+/// same service: its limits as `/proc` shows them (no core file, open files raised), and
+/// `/metrics` on the loopback metrics listener only.
+#[test]
+fn idle_sockets_from_one_address_do_not_starve_others_and_metrics_stay_on_the_host() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(
+        &w,
+        &["--rate-burst", "100", "--metrics-listen", "127.0.0.1:0"],
+    );
+    pki_service::server::raise_open_files().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 1,100 sockets from 127.0.0.2 that never say a word.
+    let mut idle = Vec::new();
+    rt.block_on(async {
+        for _ in 0..1_100 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(c) = s
+                .connect(format!("127.0.0.1:{}", svc.port).parse().unwrap())
+                .await
+            {
+                idle.push(c);
+            }
+        }
+    });
+    assert!(idle.len() > 1_024, "{} sockets connected", idle.len());
+    // Another client (127.0.0.1, with its certificate) meanwhile: every request answered.
+    let backup = w.bundle.join("clients/backup");
+    let who = Some((backup.join("client.crt"), backup.join("client.key")));
+    let who = who.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let answered = (0..25)
+        .filter(|_| {
+            crate::service::try_call(svc.port, &w.ca.root, who, "GET", "/v1/health", None, None)
+                .is_ok_and(|a| a.status == 200)
+        })
+        .count();
+    assert_eq!(
+        answered, 25,
+        "health requests answered while the sockets sit idle"
+    );
+    // Within 3 s every idle socket was closed by the service (read gives end of file).
+    let closed = rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let mut closed = 0;
+        for mut c in idle {
+            let mut b = [0u8; 1];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(3), c.read(&mut b)).await {
+                closed += 1;
+            }
+        }
+        closed
+    });
+    assert!(
+        closed > 1_024,
+        "{closed} idle sockets closed by the service"
+    );
+
+    // The process: no core file, the open-files limit raised to its hard limit.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", svc.child.id())).unwrap();
+    let row = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .split_whitespace()
+            .rev()
+            .skip(1)
+            .take(2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("Max core file size"), ["0", "0"], "{limits}");
+    let files = row("Max open files");
+    assert_eq!(files[0], files[1], "soft = hard: {limits}");
+    assert!(
+        svc.log_text().contains("not dumpable"),
+        "{}",
+        svc.log_text()
+    );
+
+    // /metrics: on the loopback listener in plain HTTP, counting the closed connections;
+    // no longer on the TLS listener.
+    let port: u16 = svc
+        .log_text()
+        .split("metrics on http://127.0.0.1:")
+        .nth(1)
+        .expect("metrics listener logged")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let refused: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pki_connections_refused_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(refused >= 900, "{refused} connections refused at once");
+    let a = call(svc.port, &w.ca.root, who, "GET", "/metrics", None, None);
+    assert_eq!(a.status, 404);
+    assert!(String::from_utf8_lossy(&a.body).contains("metrics listener"));
+}
