@@ -65,6 +65,9 @@ pub enum Command {
     /// from a backup.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The service's audit log (audit.log in the CA folder).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -246,6 +249,22 @@ pub enum TokenCommand {
     /// obtains exactly that entry's leaves (a member: server and peer; a client: its client
     /// leaf) once, before it expires. The token is printed once and stored only as a hash.
     Create(TokenCreateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain of audit.log: every line names the SHA-256 of the line before it,
+    /// so an edited, removed, inserted or reordered line is found and named. Prints the line
+    /// count and the head hash (write it down: a later truncation then shows too). Exits 1 on a
+    /// broken chain.
+    Verify(AuditVerifyArgs),
+}
+
+// The arguments of `issuer audit verify`.
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

@@ -94,6 +94,7 @@ fn run(command: Command) -> error::Result<bool> {
         Command::RootCrl(cli::RootCrlCommand::Release(a)) => {
             done(commands::root_crl_release(&a.ca))
         }
+        Command::Audit(cli::AuditCommand::Verify(a)) => commands::audit_verify(&a.ca),
         Command::Ledger(cli::LedgerCommand::Migrate(a)) => done(commands::ledger_migrate(&a)),
         Command::Ledger(cli::LedgerCommand::AcceptRestore(a)) => {
             done(commands::ledger_accept_restore(&a))

@@ -33,7 +33,7 @@ pub use inspect::{list, verify};
 pub use issue::{batch, issue};
 pub use ledger::{ledger_accept_restore, ledger_migrate};
 pub use replace::{reissue, renew};
-pub use service::{serve, token_create};
+pub use service::{audit_verify, serve, token_create};
 // Helpers one command file shares with another.
 use etcd::{crl_size, etcd_crl, root_and_crl};
 use replace::after;

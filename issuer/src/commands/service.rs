@@ -190,3 +190,33 @@ pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `issuer audit verify`: the audit log's hash chain, checked line by line.
+pub fn audit_verify(dir: &Path) -> Result<bool> {
+    let path = pki_service::server::audit_log_path(dir);
+    let text = output::read(&path)?;
+    match pki_service::server::verify_audit_log(&text) {
+        Ok(v) => {
+            let before = match v.unchained {
+                0 => String::new(),
+                n => format!(" ({n} written before the chain began, not covered)"),
+            };
+            println!(
+                "{}: {} lines{before}, chain intact; head {}",
+                path.display(),
+                v.lines,
+                v.head
+            );
+            Ok(true)
+        }
+        Err(b) => {
+            eprintln!(
+                "issuer: error: {} line {}: {}; keep this copy as evidence and compare it with your backups",
+                path.display(),
+                b.line,
+                b.reason
+            );
+            Ok(false)
+        }
+    }
+}

@@ -31,6 +31,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use self::audit::{
+    verify as verify_audit_log, Broken as AuditBroken, Verified as AuditVerified,
+};
 use self::core::Core;
 pub use self::core::{token_hash, CrlSet, Unlock};
 pub use self::limit::RateLimit;

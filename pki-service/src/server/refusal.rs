@@ -135,6 +135,20 @@ impl Refused {
         )
     }
 
+    /// The audit log cannot be written: nothing that changes state is handed out.
+    pub fn audit_unavailable(after_the_fact: bool) -> Self {
+        let mut r = Self::new(
+            503,
+            "audit-unavailable",
+            match after_the_fact {
+                true => "the service could not record this request in its audit log, so it hands out nothing; try again later",
+                false => "the service cannot write its audit log and refuses requests that change anything; try again later",
+            },
+        );
+        r.retry_after = Some(60);
+        r
+    }
+
     /// `/metrics` is served on the metrics listener only.
     pub fn metrics_elsewhere() -> Self {
         Self::new(

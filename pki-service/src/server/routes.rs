@@ -101,9 +101,13 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
         true => who.clone(),
         false => super::limit::address_bucket(ctx.peer.ip()),
     };
-    let action = format!("{} {}", req.method(), req.uri().path());
-    let outcome = if ctx.shared.draining.load(Ordering::SeqCst) {
+    let action = super::audit::bounded_action(&format!("{} {}", req.method(), req.uri().path()));
+    // Every POST changes state (a leaf issued, a renewal confirmed, a token used).
+    let changes_state = req.method() == Method::POST;
+    let mut outcome = if ctx.shared.draining.load(Ordering::SeqCst) {
         Outcome::refused(Refused::draining())
+    } else if changes_state && ctx.shared.audit.failing() {
+        Outcome::refused(Refused::audit_unavailable(false))
     } else {
         let limited = ctx
             .shared
@@ -124,14 +128,9 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
         outcome.issued.clone(),
         outcome.superseded.clone(),
     );
-    if let Some(r) = &outcome.refused {
-        shared.metrics.refused(r.code);
-        if let Some(detail) = &r.log_detail {
-            log(format_args!("{action} from {who}: {detail}"));
-        }
-    }
     // A refused flood is counted (metrics), not written line by line to the CA folder's disk.
     let audit = code != Some("rate-limited");
+    let (line_who, line_action) = (who.clone(), action.clone());
     let audited = tokio::task::spawn_blocking(move || {
         if !audit {
             return Ok(());
@@ -141,8 +140,8 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
             peer,
-            identity: &who,
-            action,
+            identity: &line_who,
+            action: line_action,
             status,
             refused: code,
             issued,
@@ -152,8 +151,23 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
     .await
     .expect("join");
     if let Err(e) = audited {
-        // Issued leaves are in the ledger already; the answer still goes out, loudly.
-        log(format_args!("AUDIT LOG WRITE FAILED: {e}"));
+        ctx.shared
+            .metrics
+            .audit_failures
+            .fetch_add(1, Ordering::Relaxed);
+        log(format_args!("AUDIT LOG WRITE FAILED ({action} from {who}, answered {status}): {e}; state-changing requests are refused until a line can be written"));
+        // Fail closed: what changed state is not handed out without its audit line. A leaf
+        // issued here stays in the ledger as an unconfirmed renewal that was never delivered
+        // (the next renewal replaces it); a used token stays used.
+        if changes_state && outcome.status == 200 {
+            outcome = Outcome::refused(Refused::audit_unavailable(true));
+        }
+    }
+    if let Some(r) = &outcome.refused {
+        ctx.shared.metrics.refused(r.code);
+        if let Some(detail) = &r.log_detail {
+            log(format_args!("{action} from {who}: {detail}"));
+        }
     }
     let mut res = Response::builder()
         .status(outcome.status)

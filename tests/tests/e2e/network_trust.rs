@@ -667,3 +667,114 @@ fn idle_sockets_from_one_address_do_not_starve_others_and_metrics_stay_on_the_ho
     assert_eq!(a.status, 404);
     assert!(String::from_utf8_lossy(&a.body).contains("metrics listener"));
 }
+
+/// The review's audit findings: five anonymous 404s with 60 KB paths added 300 KB; a failed
+/// write still sent the answer; the lines were not tamper-evident. Now a line is bounded, an
+/// edited line is found by `issuer audit verify`, and when the log cannot be written (here a
+/// device that answers "no space left") a renewal hands out nothing and the next is refused
+/// before anything is signed, while read-only requests are still answered.
+#[test]
+fn the_audit_log_is_bounded_chained_and_fails_closed() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(&w, &["--rate-burst", "100"]);
+    let log = w.ca.ca.join("audit.log");
+    let before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let long = format!("/{}", "a".repeat(60_000));
+    for _ in 0..5 {
+        let a = call(svc.port, &w.ca.root, None, "GET", &long, None, None);
+        assert_eq!(a.status, 404);
+    }
+    let grown = std::fs::metadata(&log).unwrap().len() - before;
+    assert!(grown < 5 * 1_024, "5 long 404s added {grown} bytes");
+    let app = w.bundle.join("clients/app");
+    let me = Some((app.join("client.crt"), app.join("client.key")));
+    let me = me.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let a = call(
+        svc.port,
+        &w.ca.root,
+        me,
+        "POST",
+        "/v1/renew",
+        None,
+        Some(&renew_body(&csr_with(d, "one", "/CN=app", &[]))),
+    );
+    assert_eq!(a.status, 200);
+    drop(svc);
+    let verified = e2e_tests::fixture::ok(w.ca.issuer(&["audit", "verify", "--ca", "ca"]));
+    assert!(verified.contains("chain intact"), "{verified}");
+    // One character of a recorded line changed: found, and the line named.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let n = text.lines().count();
+    let edited = text.replacen("\"status\":404", "\"status\":200", 1);
+    let changed = text
+        .lines()
+        .zip(edited.lines())
+        .position(|(a, b)| a != b)
+        .unwrap();
+    std::fs::write(&log, &edited).unwrap();
+    let o = w.ca.issuer(&["audit", "verify", "--ca", "ca"]);
+    let out = text_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("line {}", changed + 2)) && out.contains("edited"),
+        "the line after the edit no longer names its hash ({n} lines): {out}"
+    );
+    std::fs::write(&log, &text).unwrap();
+
+    // The log on a device where every write fails.
+    std::fs::remove_file(&log).unwrap();
+    let made = Command::new("mknod")
+        .arg(&log)
+        .args(["c", "1", "7"])
+        .status()
+        .unwrap();
+    assert!(made.success(), "mknod (the tests run as root)");
+    let svc = start(&w, &["--rate-burst", "100"]);
+    let rows = |ca: &e2e_tests::fixture::OpensslCa| {
+        serde_json::from_str::<Value>(&ca.ledger())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let rows_before = rows(&w.ca);
+    let renew = |name: &str| {
+        call(
+            svc.port,
+            &w.ca.root,
+            me,
+            "POST",
+            "/v1/renew",
+            None,
+            Some(&renew_body(&csr_with(d, name, "/CN=app", &[]))),
+        )
+    };
+    let a = renew("two");
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    assert_eq!(a.status, 503, "{body}");
+    assert!(
+        body.contains("audit-unavailable") && body.contains("hands out nothing"),
+        "{body}"
+    );
+    assert_eq!(
+        rows(&w.ca),
+        rows_before + 1,
+        "signed, recorded, never delivered"
+    );
+    let a = renew("three");
+    assert_eq!(a.status, 503);
+    assert!(String::from_utf8_lossy(&a.body).contains("refuses requests that change"));
+    assert_eq!(
+        rows(&w.ca),
+        rows_before + 1,
+        "refused before anything was signed"
+    );
+    let h = call(svc.port, &w.ca.root, me, "GET", "/v1/health", None, None);
+    assert_eq!(h.status, 200, "read-only requests are still answered");
+    let m = call(svc.port, &w.ca.root, me, "GET", "/metrics", None, None);
+    assert!(String::from_utf8_lossy(&m.body).contains("pki_audit_write_failures_total 3"));
+    assert!(svc.log_text().contains("AUDIT LOG WRITE FAILED"));
+}
