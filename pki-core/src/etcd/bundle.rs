@@ -384,12 +384,12 @@ fn write_agent_files(
         report,
     )?;
     write_if_changed(
-        &dir.join(super::AGENT_SERVICE_FILE),
+        &dir.join(files.service_file()),
         files.service.as_bytes(),
         report,
     )?;
     write_if_changed(
-        &dir.join(super::AGENT_TIMER_FILE),
+        &dir.join(files.timer_file()),
         files.timer.as_bytes(),
         report,
     )

@@ -103,6 +103,9 @@ pub struct Member {
     /// Default: `https://<first IP>:2380`.
     #[serde(default)]
     pub peer_urls: Vec<String>,
+    /// The user its pki-agent unit runs as (default `etcd`): it must own the member's files.
+    #[serde(default)]
+    pub agent_user: Option<String>,
 }
 
 /// A `[[client]]`: an etcd user with a certificate of its own.
@@ -125,6 +128,10 @@ pub struct Client {
     /// URL whose host is not a member's (a load balancer) goes into every server certificate.
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// The user its pki-agent unit runs as (default `root`, without capabilities): it must own
+    /// the client's files on its host.
+    #[serde(default)]
+    pub agent_user: Option<String>,
 }
 
 /// Who a `[[client]]` certificate is for.

@@ -17,7 +17,7 @@ pub(crate) mod upkeep;
 mod values;
 mod version;
 
-pub use agent_files::{AgentFiles, AGENT_CONFIG_FILE, AGENT_SERVICE_FILE, AGENT_TIMER_FILE};
+pub use agent_files::{AgentFiles, AGENT_CONFIG_FILE, CLIENT_AGENT_USER, MEMBER_AGENT_USER};
 pub use bundle::{build_bundle, gate_every_leaf, BundleInputs, BundleReport};
 pub use cfssl::{parse as parse_cfssl, CfsslRequest};
 pub use check::{

@@ -177,6 +177,9 @@ impl ClusterFile {
             each(&f("dns"), &m.dns, v::hostname)?;
             each(&f("client-urls"), &m.client_urls, v::url)?;
             each(&f("peer-urls"), &m.peer_urls, v::url)?;
+            if let Some(u) = &m.agent_user {
+                check(&f("agent-user"), u, v::name)?;
+            }
         }
         for (i, c) in self.clients.iter().enumerate() {
             let f = |k: &str| format!("client[{}].{k}", i + 1);
@@ -186,6 +189,9 @@ impl ClusterFile {
                 check(&f("install-dir"), d, v::path)?;
             }
             each(&f("endpoints"), &c.endpoints, v::url)?;
+            if let Some(u) = &c.agent_user {
+                check(&f("agent-user"), u, v::name)?;
+            }
         }
         for (i, p) in self.proxies.iter().enumerate() {
             check(&format!("proxy[{}].name", i + 1), &p.name, v::name)?;

@@ -100,9 +100,11 @@ fn cluster_text(bundle: &Path, data: &Path, base: u16, v: EtcdVersion, url: &str
 /// test's folder, a 5-second danger window and a 10-second CRL interval.
 fn agent_conf(folder: &Path, state_dir: &Path, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(folder.join("pki-agent.toml")).unwrap();
+    let state = format!("/var/lib/pki-agent/drill-{name}.json");
+    assert!(text.contains(&state), "{text}");
     let text = text
         .replace(
-            &format!("/var/lib/pki-agent/{name}.json"),
+            &state,
             state_dir.join(format!("{name}.json")).to_str().unwrap(),
         )
         .replace(

@@ -742,16 +742,39 @@ fn issuer_etcd_writes_working_agent_files() {
         conf.contains(&format!("service = \"{}\"", svc.url())),
         "{conf}"
     );
-    let unit = std::fs::read_to_string(node.join("pki-agent.service")).unwrap();
+    // Units named for the cluster and the entry: a host that is a member and a client (or in
+    // two clusters) installs both. Hardened: systemd's own review of the unit scores it
+    // below 2 ("OK"); the configuration is read-only although its folder is writable.
+    let unit_file = node.join("pki-agent-svc-etcd-2.service");
+    let unit = std::fs::read_to_string(&unit_file).unwrap();
     assert!(
         unit.contains(&format!(
             "ExecStart=/usr/local/bin/pki-agent run --once --config {}/pki-agent.toml",
             node.display()
-        )),
+        )) && unit.contains("User=etcd")
+            && unit.contains(&format!("ReadOnlyPaths={}/pki-agent.toml", node.display())),
         "{unit}"
     );
-    let timer = std::fs::read_to_string(node.join("pki-agent.timer")).unwrap();
+    assert!(
+        conf.contains("state = \"/var/lib/pki-agent/svc-etcd-2.json\""),
+        "{conf}"
+    );
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=20"])
+        .arg(&unit_file)
+        .output()
+        .expect("systemd-analyze (scripts/install-deps.sh installs systemd)");
+    let report = String::from_utf8_lossy(&security.stdout).into_owned();
+    assert!(
+        security.status.success() && report.contains("Overall exposure level"),
+        "{report}{}",
+        String::from_utf8_lossy(&security.stderr)
+    );
+    let timer = std::fs::read_to_string(node.join("pki-agent-svc-etcd-2.timer")).unwrap();
     assert!(timer.contains("OnUnitActiveSec=10min") && timer.contains("[Install]"));
+    let app_unit =
+        std::fs::read_to_string(w.bundle.join("clients/app/pki-agent-svc-app.service")).unwrap();
+    assert!(app_unit.contains("User=root") && app_unit.contains("CapabilityBoundingSet=\n"));
     let client = std::fs::read_to_string(w.bundle.join("clients/app/pki-agent.toml")).unwrap();
     assert!(client.contains(&format!("{}/clients/app/client.crt", w.bundle.display())));
     assert!(
@@ -763,7 +786,10 @@ fn issuer_etcd_writes_working_agent_files() {
     let state = tmp.path().join("agent-state/etcd-2.json");
     std::fs::write(
         &moved,
-        conf.replace("/var/lib/pki-agent/etcd-2.json", state.to_str().unwrap()),
+        conf.replace(
+            "/var/lib/pki-agent/svc-etcd-2.json",
+            state.to_str().unwrap(),
+        ),
     )
     .unwrap();
     let before = serial(&node.join("server.crt"));
