@@ -778,3 +778,140 @@ fn the_audit_log_is_bounded_chained_and_fails_closed() {
     assert!(String::from_utf8_lossy(&m.body).contains("pki_audit_write_failures_total 3"));
     assert!(svc.log_text().contains("AUDIT LOG WRITE FAILED"));
 }
+
+/// What the review tried and the service refused, kept refused: TLS 1.2 and an h2-only client
+/// fail the handshake; headers sent slowly are cut at the 10-second header timeout; a URI past
+/// 64 KiB gets 414 and a body past 64 KiB a 400; four concurrent enrolments with one token get
+/// exactly one 200.
+#[test]
+fn what_the_review_saw_refused_stays_refused() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(&w, &["--rate-burst", "100"]);
+    let port = svc.port;
+    // Slow headers, in the background while the rest runs.
+    let root = w.ca.root.clone();
+    let slow = std::thread::spawn(move || {
+        let t = Instant::now();
+        let rest = raw_tls(port, &root, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n");
+        (t.elapsed(), rest)
+    });
+    let s_client = |extra: &[&str]| {
+        let o = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (o.status.success(), text_of(&o))
+    };
+    let (ok12, out12) = s_client(&["-tls1_2"]);
+    assert!(!ok12 && out12.contains("alert protocol version"), "{out12}");
+    let (okh2, outh2) = s_client(&["-tls1_3", "-alpn", "h2"]);
+    assert!(
+        !okh2 && outh2.contains("no application protocol"),
+        "{outh2}"
+    );
+    // Past what an HTTP client library will even send: written on the TLS stream by hand.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(70_000));
+    let answer = raw_tls(port, &w.ca.root, long.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    let big = format!("{{\"csrs\": \"{}\"}}", "b".repeat(70_000));
+    let a = call(
+        port,
+        &w.ca.root,
+        None,
+        "POST",
+        "/v1/enrol",
+        Some("x"),
+        Some(&big),
+    );
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        a.status == 400 && body.contains("length limit"),
+        "{} {body}",
+        a.status
+    );
+
+    // One token, four enrolments at once.
+    let token_file = d.join("backup.token");
+    e2e_tests::fixture::ok(w.ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--client",
+        "backup",
+        "--out",
+        token_file.to_str().unwrap(),
+    ]));
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let bodies: Vec<String> = (0..4)
+        .map(|i| {
+            let csr = csr_with(d, &format!("enrol{i}"), "/CN=backup", &[]);
+            serde_json::json!({"csrs": [{"role": "client", "csr_pem": csr}]}).to_string()
+        })
+        .collect();
+    let root = w.ca.root.clone();
+    let statuses: Vec<u16> = bodies
+        .into_iter()
+        .map(|b| {
+            let (root, token) = (root.clone(), token.clone());
+            std::thread::spawn(move || {
+                call(
+                    port,
+                    &root,
+                    None,
+                    "POST",
+                    "/v1/enrol",
+                    Some(&token),
+                    Some(&b),
+                )
+                .status
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        3,
+        "{statuses:?}"
+    );
+
+    let (took, rest) = slow.join().unwrap();
+    assert!(
+        took >= Duration::from_secs(9) && took <= Duration::from_secs(14),
+        "slow headers cut after {took:?}: {rest}"
+    );
+    assert!(!rest.contains("200 OK"), "{rest}");
+}
+
+/// Writes `bytes` on a TLS connection to the service (no client certificate) and reads until
+/// the service closes it; what it answered.
+fn raw_tls(port: u16, root: &Path, bytes: &[u8]) -> String {
+    let root_der = e2e_tests::openssl::cert_ders(root).remove(0);
+    let tls = pki_service::tls::client_config(&root_der.into(), None).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(bytes).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    String::from_utf8_lossy(&rest).into_owned()
+}
