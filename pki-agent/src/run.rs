@@ -15,6 +15,10 @@ pub struct PassReport {
     pub renewed: Vec<String>,
     /// The CRL number installed, when fetched.
     pub crl_number: Option<u64>,
+    /// The CRL was looked at without a failure (installed, or the one there kept).
+    pub crl_checked: bool,
+    /// The longest `Retry-After` the service asked for, in seconds.
+    pub retry_after: Option<u64>,
     /// Failures, one line each; the pass went on past them.
     pub failures: Vec<String>,
     /// Whether any failure may pass if tried again (the service unreachable or busy).
@@ -41,6 +45,7 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
     let fail = |report: &mut PassReport, what: String, e: crate::error::AgentError| {
         if let crate::error::AgentError::Service(s) = &e {
             report.transient |= s.is_transient();
+            report.retry_after = report.retry_after.max(s.retry_after());
         }
         report.failures.push(format!("{what}: {e}"));
     };
@@ -137,7 +142,10 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
     }
     if fetch_crl && agent.config.crl.is_some() {
         match agent.fetch_crl(&mut state) {
-            Ok(n) => report.crl_number = n,
+            Ok(n) => {
+                report.crl_number = n;
+                report.crl_checked = true;
+            }
             Err(e) => fail(&mut report, "CRL".into(), e),
         }
     }
@@ -145,14 +153,17 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
 }
 
 /// Runs passes for ever: the next one when a leaf is due or the CRL interval has passed;
-/// after a failure, again after a backoff that doubles from 30 s (less for a leaf close to
-/// its end: a tenth of what it has left, at least 1 s) up to 15 minutes.
+/// after a failure, again after a backoff that doubles from 30 s up to 15 minutes, never
+/// longer than a tenth of the shortest life left (at least 1 s), never shorter than a
+/// `Retry-After` the service sent.
 pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<()> {
     let crl_every = agent
         .config
         .crl_interval()
         .unwrap_or(Duration::from_secs(600));
-    let first_backoff = || {
+    // A tenth of the shortest life left (at least 1 s): no wait between attempts is longer,
+    // so a leaf near its end is tried often enough to be renewed before it expires.
+    let near_end = || {
         let now = OffsetDateTime::now_utc();
         let left = agent
             .config
@@ -161,9 +172,10 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
             .filter_map(|l| agent.view(l).ok())
             .map(|v| (v.not_after - now).whole_seconds().max(0) as u64)
             .min()
-            .unwrap_or(300);
-        Duration::from_secs((left / 10).clamp(1, 30))
+            .unwrap_or(3000);
+        Duration::from_secs((left / 10).max(1))
     };
+    let first_backoff = || near_end().min(Duration::from_secs(30));
     let mut backoff = first_backoff();
     let mut last_crl: Option<std::time::Instant> = None;
     let mut last_refused: Vec<String> = Vec::new();
@@ -177,19 +189,29 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
             last_refused = report.refused.clone();
         }
         print(&report);
-        if fetch && report.crl_number.is_some() {
+        if fetch && report.crl_checked {
             last_crl = Some(std::time::Instant::now());
         }
         let wait = if report.failures.is_empty() {
             backoff = first_backoff();
-            let crl_due =
-                last_crl.map_or(Duration::ZERO, |t| crl_every.saturating_sub(t.elapsed()));
+            // Without a CRL to keep, the next pass is the next renewal (looked at again
+            // after the CRL interval at the latest): not once a second.
+            let crl_due = match agent.config.crl {
+                None => crl_every,
+                Some(_) => {
+                    last_crl.map_or(Duration::ZERO, |t| crl_every.saturating_sub(t.elapsed()))
+                }
+            };
             next_wake(agent, crl_due.max(Duration::from_secs(1)))
         } else {
             let w = backoff;
             backoff = (backoff * 2).min(Duration::from_secs(900));
-            // A little spread so a fleet does not retry in step.
-            w + Duration::from_millis(rand::random::<u64>() % (w.as_millis() as u64 / 5 + 1))
+            // A little spread so a fleet does not retry in step; never sooner than the
+            // service asked.
+            let w =
+                w + Duration::from_millis(rand::random::<u64>() % (w.as_millis() as u64 / 5 + 1));
+            w.min(near_end())
+                .max(Duration::from_secs(report.retry_after.unwrap_or(0)))
         };
         std::thread::sleep(wait);
     }

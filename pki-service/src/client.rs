@@ -101,6 +101,7 @@ impl Answer {
             status: self.status,
             error: r.error,
             reason: r.reason,
+            retry_after: self.retry_after,
         })
     }
 }

@@ -55,6 +55,8 @@ pub enum ServiceError {
         error: String,
         /// The refusal's sentence.
         reason: String,
+        /// Seconds the service asked to wait (`Retry-After`), when it said.
+        retry_after: Option<u64>,
     },
     /// A service URL that is not `https://HOST:PORT`.
     #[error("service URL '{url}': {reason}")]
@@ -90,6 +92,14 @@ impl ServiceError {
             ServiceError::Unreachable { .. } => true,
             ServiceError::Refused { status, .. } => *status == 429 || *status >= 500,
             _ => false,
+        }
+    }
+
+    /// Seconds the service asked to wait before the next request, when it said.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ServiceError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 

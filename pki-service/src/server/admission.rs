@@ -93,7 +93,14 @@ mod tests {
             "another address of the same /64"
         );
         drop(held);
-        assert!(s.admit(a, 3).is_some(), "slots are given back");
-        assert!(s.open.lock().unwrap().get(&a) == Some(&1));
+        let again = s.admit(a, 3);
+        assert!(again.is_some(), "slots are given back");
+        assert_eq!(s.open.lock().unwrap().get(&a), Some(&1));
+        drop(again);
+        assert_eq!(
+            s.open.lock().unwrap().get(&a),
+            None,
+            "an idle source is forgotten"
+        );
     }
 }

@@ -1799,3 +1799,53 @@ fn a_ledger_row_changed_in_the_database_does_not_become_another_identity() {
     );
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
 }
+
+/// A client's agent running as a daemon (no CRL to keep) asks the service nothing between
+/// renewals: the production walk-through saw one anonymous `GET /v1/ca` a second, which used
+/// up its address's rate limit for everyone behind it.
+#[test]
+fn a_client_agent_daemon_asks_nothing_between_renewals() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = world(d);
+    let svc = start(&w, &[]);
+    let host = d.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    for f in ["client.crt", "client.key", "ca.crt"] {
+        std::fs::copy(w.bundle.join("clients/app").join(f), host.join(f)).unwrap();
+    }
+    let conf = d.join("app.toml");
+    std::fs::write(
+        &conf,
+        agent_config(
+            &svc.url(),
+            &host.join("ca.crt"),
+            &host.join("s.json"),
+            &[("client", &host.join("client.crt"), &host.join("client.key"))],
+            None,
+        ),
+    )
+    .unwrap();
+    let lines = || {
+        std::fs::read_to_string(w.ca.ca.join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = lines();
+    let mut daemon = Command::new(e2e_tests::fixture::tool("pki-agent"))
+        .args(["run", "--config", conf.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    let asked = lines() - before;
+    assert!(
+        (1..=2).contains(&asked),
+        "{asked} requests in 6 s from an agent with nothing due"
+    );
+}
