@@ -152,6 +152,20 @@ pub struct EtcdArgs {
     /// The root certificate (default: the root pinned in the CA folder at install).
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
+    /// Issue no leaf here (no key on the CA host): every member and client folder gets its
+    /// trust file, env file, agent files and a one-time token (`enrol.token`, 0600) with which
+    /// its host's `pki-agent enrol` obtains its leaves from `issuer serve`. Needs `service` in
+    /// the cluster file; not for clusters with proxies.
+    #[arg(long)]
+    pub enrol_only: bool,
+    /// With --enrol-only: how long each token works (at most 24h).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        requires = "enrol_only"
+    )]
+    pub token_ttl: String,
     #[command(flatten)]
     pub secret: SecretArgs,
 }

@@ -124,6 +124,15 @@ pub enum Usage {
         /// The duration given.
         hold: String,
     },
+    /// `issuer etcd --enrol-only` for a cluster file that names no service.
+    #[error("--enrol-only: the cluster file names no `service`; hosts enrol through `issuer serve`: add service = \"https://HOST:PORT\" to it")]
+    EnrolOnlyWithoutService,
+    /// `issuer etcd --enrol-only` for a cluster file with proxies (they have no agent).
+    #[error("--enrol-only: the cluster file has proxies ({names}), which have no agent to enrol with; issue the bundle without --enrol-only, or move the proxies to a cluster file of their own")]
+    EnrolOnlyWithProxies {
+        /// The proxies' names.
+        names: String,
+    },
     /// `issuer serve --metrics-listen` on an address other hosts can reach.
     #[error("--metrics-listen {addr}: the metrics listener is plain HTTP and takes a loopback address only (127.0.0.1:PORT or [::1]:PORT); scrape /metrics through the TLS listener from other hosts")]
     MetricsListen {

@@ -59,6 +59,7 @@ fn run(command: Command) -> error::Result<bool> {
             &a.cluster,
             &a.out,
             a.root.as_deref(),
+            a.enrol_only.then_some(a.token_ttl.as_str()),
             &a.secret,
         )),
         Command::Revoke(a) => done(commands::revoke(&a.ca, &a.serial, &a.reason)),

@@ -7,10 +7,24 @@ pub fn etcd(
     cluster: &Path,
     out: &Path,
     root: Option<&Path>,
+    enrol_only: Option<&str>,
     secret: &SecretArgs,
 ) -> Result<()> {
     let cluster_path = cluster;
     let cluster = pki_core::etcd::ClusterFile::load(cluster)?;
+    let token_ttl = enrol_only.map(super::service::token_ttl).transpose()?;
+    if token_ttl.is_some() {
+        if cluster.service.is_none() {
+            return Err(Usage::EnrolOnlyWithoutService.into());
+        }
+        if !cluster.proxies.is_empty() {
+            let names: Vec<&str> = cluster.proxies.iter().map(|p| p.name.as_str()).collect();
+            return Err(Usage::EnrolOnlyWithProxies {
+                names: names.join(", "),
+            }
+            .into());
+        }
+    }
     let ca = open_ca(ca_dir)?;
     let _lock = ca.lock_exclusive()?;
     // Before the PIN and before the CRL number is drawn: a refused bundle changes nothing.
@@ -51,8 +65,12 @@ pub fn etcd(
             trust_pem: &trust_pem,
             crl_der: &crl_der,
             now,
+            enrol_only: token_ttl.is_some(),
         },
     )?;
+    if let Some(ttl) = token_ttl {
+        write_tokens(&ca, &cluster, &report.to_enrol, ttl)?;
+    }
     if let Some(c) = &etcd_crl {
         c.selection.published(&mut ledger, c.number)?;
         println!(
@@ -227,3 +245,57 @@ pub fn check_etcd(
     }
     ok
 }
+
+/// `enrol.token` (0600) in each folder of an enrolment-only bundle whose host has not enrolled:
+/// a token still unused and unexpired is kept; a used or expired one is replaced.
+fn write_tokens(
+    ca: &pki_core::ca::CaDir,
+    cluster: &pki_core::etcd::ClusterFile,
+    entries: &[pki_core::etcd::ToEnrol],
+    ttl: time::Duration,
+) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    for e in entries {
+        let path = e.dir.join(ENROL_TOKEN_FILE);
+        let valid = match output::read(&path) {
+            Ok(old) => {
+                let old = zeroize::Zeroizing::new(String::from_utf8_lossy(&old).trim().to_string());
+                ca.ledger()?
+                    .enrol_grant(&pki_service::server::token_hash(&old), now)?
+            }
+            Err(_) => None,
+        };
+        if let Some(g) = valid {
+            println!(
+                "token   {} kept: {} enrols with it once, until {}",
+                path.display(),
+                g.entry,
+                fmt_time(g.expires_at)
+            );
+            continue;
+        }
+        let (member, client) = match e.member {
+            true => (Some(e.name.as_str()), None),
+            false => (None, Some(e.name.as_str())),
+        };
+        let t = super::service::new_token(ca, cluster, member, client, ttl)?;
+        output::write_atomic(
+            &path,
+            format!("{}\n", *t.token).as_bytes(),
+            output::Mode::Secret,
+            true,
+        )?;
+        println!(
+            "token   {} for {} ({}), once, until {}: on its host, pki-agent enrol --config <folder>/{} --token-file <folder>/{ENROL_TOKEN_FILE}",
+            path.display(),
+            t.entry,
+            t.roles.join(" + "),
+            fmt_time(t.expires),
+            pki_core::etcd::AGENT_CONFIG_FILE
+        );
+    }
+    Ok(())
+}
+
+/// The token file of an enrolment-only bundle's folder.
+const ENROL_TOKEN_FILE: &str = "enrol.token";

@@ -104,19 +104,25 @@ fn unlock_with_list(
 /// The leaves one cluster-file entry gets: a member its server and peer leaves, a client its
 /// client leaf; each checked against the issuance policy now, so a token never promises
 /// what the CA would refuse.
-fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<EnrolLeaf>)> {
+fn grant_for(
+    cluster: &ClusterFile,
+    member: Option<&str>,
+    client: Option<&str>,
+) -> Result<(String, Vec<EnrolLeaf>)> {
     let leaf = |role: LeafRole, cn: &str, names: SubjectNames| EnrolLeaf {
         role: role.as_str().into(),
         subject: cn.into(),
         dns: names.dns.clone(),
         ips: names.ips.iter().map(|i| i.to_string()).collect(),
     };
-    if let Some(name) = &a.member {
+    if let Some(name) = member {
         let m = cluster
             .members
             .iter()
-            .find(|m| &m.name == name)
-            .ok_or_else(|| Usage::NoSuchMember { name: name.clone() })?;
+            .find(|m| m.name == name)
+            .ok_or_else(|| Usage::NoSuchMember {
+                name: name.to_string(),
+            })?;
         return Ok((
             format!("member {name}"),
             vec![
@@ -125,7 +131,7 @@ fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<
             ],
         ));
     }
-    let name = a.client.as_deref().unwrap_or_default();
+    let name = client.unwrap_or_default();
     cluster
         .clients
         .iter()
@@ -139,21 +145,42 @@ fn grant_for(cluster: &ClusterFile, a: &TokenCreateArgs) -> Result<(String, Vec<
     ))
 }
 
-pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
-    let ttl = parse_duration(&a.ttl)?;
+/// A token's life from `--ttl`/`--token-ttl`: more than nothing, at most a day.
+pub(super) fn token_ttl(text: &str) -> Result<time::Duration> {
+    let ttl = parse_duration(text)?;
     if ttl <= time::Duration::ZERO || ttl > MAX_TOKEN_TTL {
-        return Err(Usage::TokenTtl { ttl: a.ttl.clone() }.into());
+        return Err(Usage::TokenTtl {
+            ttl: text.to_string(),
+        }
+        .into());
     }
-    let cluster = ClusterFile::load(&a.cluster)?;
-    let ca = open_ca(&a.ca)?;
-    let (entry, leaves) = grant_for(&cluster, a)?;
-    let gate = Gate::for_ca(&ca)?;
+    Ok(ttl)
+}
+
+/// A new one-time token for one entry of `cluster`, stored in `ca`'s ledger as its hash.
+pub(super) struct NewToken {
+    /// The token itself: shown or written once.
+    pub token: zeroize::Zeroizing<String>,
+    /// `member NAME` or `client NAME`.
+    pub entry: String,
+    /// The roles it obtains.
+    pub roles: Vec<String>,
+    /// When it stops working.
+    pub expires: OffsetDateTime,
+}
+
+pub(super) fn new_token(
+    ca: &pki_core::ca::CaDir,
+    cluster: &ClusterFile,
+    member: Option<&str>,
+    client: Option<&str>,
+    ttl: time::Duration,
+) -> Result<NewToken> {
+    let (entry, leaves) = grant_for(cluster, member, client)?;
+    let gate = Gate::for_ca(ca)?;
     for l in &leaves {
         let (role, subject, names) = l.request()?;
         gate.check(role, &subject, &names)?;
-    }
-    if let Some(out) = &a.out {
-        output::ensure_absent(out, false)?;
     }
     let token = zeroize::Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
     let expires = OffsetDateTime::now_utc() + ttl;
@@ -163,7 +190,55 @@ pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
         &leaves,
         expires,
     )?;
-    let roles: Vec<&str> = leaves.iter().map(|l| l.role.as_str()).collect();
+    Ok(NewToken {
+        token,
+        entry,
+        roles: leaves.iter().map(|l| l.role.clone()).collect(),
+        expires,
+    })
+}
+
+/// The serials of active, unexpired leaves the ledger holds for `cn` in `roles`.
+fn active_leaves_of(ca: &pki_core::ca::CaDir, cn: &str, roles: &[String]) -> Result<Vec<String>> {
+    let now = OffsetDateTime::now_utc();
+    let rows = ca.ledger()?.list(&pki_core::ca::ListFilter {
+        active_only: true,
+        ..Default::default()
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.subject == cn && r.not_after > now && roles.contains(&r.profile))
+        .map(|r| r.serial)
+        .collect())
+}
+
+pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
+    let ttl = token_ttl(&a.ttl)?;
+    let cluster = ClusterFile::load(&a.cluster)?;
+    let ca = open_ca(&a.ca)?;
+    if let Some(out) = &a.out {
+        output::ensure_absent(out, false)?;
+    }
+    let NewToken {
+        token,
+        entry,
+        roles,
+        expires,
+    } = new_token(&ca, &cluster, a.member.as_deref(), a.client.as_deref(), ttl)?;
+    let cn = a
+        .member
+        .as_deref()
+        .or(a.client.as_deref())
+        .unwrap_or_default();
+    let active = active_leaves_of(&ca, cn, &roles)?;
+    if !active.is_empty() {
+        eprintln!(
+            "issuer: warning: {entry} already has {} active leaf/leaves ({}), issued earlier (their keys were made where they were issued); enrolling adds new ones beside them. Once the host has enrolled, revoke the old ones (issuer revoke --ca {} SERIAL --reason superseded), or build the cluster with `issuer etcd --enrol-only` so no leaf key is made on the CA host",
+            active.len(),
+            active.join(", "),
+            a.ca.display()
+        );
+    }
     match &a.out {
         Some(out) => {
             output::write_atomic(

@@ -28,6 +28,19 @@ pub struct BundleReport {
     /// Trust files rewritten because the set of trusted roots changed (a root rollover step:
     /// each member must restart to read it, etcd-io/etcd#11555).
     pub trust_changed: Vec<PathBuf>,
+    /// Enrolment-only: the entries whose leaves their hosts are to obtain with a token.
+    pub to_enrol: Vec<ToEnrol>,
+}
+
+/// An entry of an enrolment-only bundle without its leaves yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToEnrol {
+    /// A `[[member]]` (else a `[[client]]`).
+    pub member: bool,
+    /// Its name.
+    pub name: String,
+    /// Its folder in the bundle.
+    pub dir: PathBuf,
 }
 
 /// The certificates of a PEM trust file, DER each; empty when unreadable.
@@ -137,6 +150,9 @@ pub struct BundleInputs<'a, S: Signer> {
     pub crl_der: &'a [u8],
     /// The issuance time (validity starts from it).
     pub now: OffsetDateTime,
+    /// Enrolment-only: no leaf is issued here (no key on the CA host); the entries without
+    /// leaves are listed in the report for their tokens.
+    pub enrol_only: bool,
 }
 
 fn write_if_absent(path: &Path, data: &[u8], mode: Mode, report: &mut BundleReport) -> Result<()> {
@@ -191,6 +207,8 @@ fn missing_names(cert: &Path, wanted: &SubjectNames) -> Vec<String> {
     missing
 }
 
+/// Issues the leaf at `paths` unless it is there; false when it is absent and the bundle is
+/// enrolment-only (its host obtains it with a token).
 #[allow(clippy::too_many_arguments)]
 fn issue_into<S: Signer>(
     inputs: &mut BundleInputs<'_, S>,
@@ -200,9 +218,12 @@ fn issue_into<S: Signer>(
     names: SubjectNames,
     cluster: &ClusterFile,
     report: &mut BundleReport,
-) -> Result<()> {
+) -> Result<bool> {
     let dir = paths.cert.parent().unwrap_or(Path::new(".")).to_path_buf();
     let label = format!("{}/{}", dir.display(), role);
+    if inputs.enrol_only && !paths.cert.exists() && !paths.key.exists() {
+        return Ok(false);
+    }
     if paths.cert.exists() || paths.key.exists() {
         if !(paths.cert.exists() && paths.key.exists()) {
             return Err(Error::HalfLeaf { label });
@@ -216,7 +237,7 @@ fn issue_into<S: Signer>(
             ));
         }
         report.kept.push(label);
-        return Ok(());
+        return Ok(true);
     }
     let alg: KeyAlgorithm = cluster.key.as_deref().unwrap_or("p256").parse()?;
     let leaf = inputs.ca.sign_leaf(
@@ -232,7 +253,7 @@ fn issue_into<S: Signer>(
     output::create_dir(&dir, 0o700)?;
     leaf.commit(inputs.ledger, inputs.ca.generation, &paths, false)?;
     report.issued.push(label);
-    Ok(())
+    Ok(true)
 }
 
 /// Asks the issuance gate about every leaf of the cluster before anything is written, so a
@@ -343,7 +364,7 @@ fn write_member<S: Signer>(
 ) -> Result<()> {
     let server = LeafPaths::new(dir, LeafRole::Server);
     let names = cluster.server_names(m);
-    issue_into(
+    let server_there = issue_into(
         inputs,
         server,
         LeafRole::Server,
@@ -354,7 +375,7 @@ fn write_member<S: Signer>(
     )?;
     let peer = LeafPaths::new(dir, LeafRole::Peer);
     let names = cluster.peer_names(m);
-    issue_into(
+    let peer_there = issue_into(
         inputs,
         peer,
         LeafRole::Peer,
@@ -363,6 +384,14 @@ fn write_member<S: Signer>(
         cluster,
         report,
     )?;
+    if !(server_there && peer_there) {
+        output::create_dir(dir, 0o700)?;
+        report.to_enrol.push(ToEnrol {
+            member: true,
+            name: m.name.clone(),
+            dir: dir.to_path_buf(),
+        });
+    }
     write_trust(&dir.join("ca.crt"), inputs.trust_pem, report)?;
     write_if_absent(&dir.join(ETCD_CRL_FILE), crl, Mode::Public, report)?;
     if let Some(files) = cluster.member_agent_files(m) {
@@ -409,7 +438,7 @@ fn write_client<S: Signer>(
         key: dir.join(c.kind.key_file()),
     };
     let names = SubjectNames::default();
-    issue_into(
+    if !issue_into(
         inputs,
         paths,
         LeafRole::Client,
@@ -417,7 +446,14 @@ fn write_client<S: Signer>(
         names,
         cluster,
         report,
-    )?;
+    )? {
+        output::create_dir(dir, 0o700)?;
+        report.to_enrol.push(ToEnrol {
+            member: false,
+            name: c.name.clone(),
+            dir: dir.to_path_buf(),
+        });
+    }
     let ca = dir.join(c.kind.ca_file());
     if let Some(parent) = ca.parent().filter(|p| *p != dir) {
         output::create_dir(parent, 0o755)?;

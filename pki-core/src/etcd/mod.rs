@@ -18,7 +18,7 @@ mod values;
 mod version;
 
 pub use agent_files::{AgentFiles, AGENT_CONFIG_FILE, CLIENT_AGENT_USER, MEMBER_AGENT_USER};
-pub use bundle::{build_bundle, gate_every_leaf, BundleInputs, BundleReport};
+pub use bundle::{build_bundle, gate_every_leaf, BundleInputs, BundleReport, ToEnrol};
 pub use cfssl::{parse as parse_cfssl, CfsslRequest};
 pub use check::{
     check_dir, env_version, parse_env, read_env, strict_der_crl, CheckOptions, EnvFile,

@@ -16,6 +16,7 @@ mod custody;
 mod enrolment;
 mod etcd_bundle;
 mod etcd_versions;
+mod fleet;
 mod hardening;
 mod issuance;
 mod ledger_postgres;

@@ -1,0 +1,209 @@
+//! Running a fleet: a cluster whose every host enrols (no leaf key ever on the CA host), and
+//! the warnings an operator needs on the way.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use e2e_tests::fixture::{ok, OpensslCa};
+use e2e_tests::trust_pki::openssl_verify;
+
+use crate::service::{agent, text_of};
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `issuer etcd --enrol-only`: trust, env and agent files and a one-time token per entry, no
+/// leaf and no key anywhere in the bundle or the ledger; a host enrols with its folder's token
+/// (openssl verifies what it got); a second run keeps the unused tokens and what was enrolled;
+/// `issuer token create` for an entry that has leaves says so. Refused without a service.
+#[test]
+fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    ok(ca.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ]));
+    let root = ca.root.to_str().unwrap().to_string();
+    let svc = e2e_tests::service::Service::start(
+        ca.issuer_command(&[
+            "serve",
+            "--ca",
+            "ca",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "svc/server.crt",
+            "--tls-key",
+            "svc/server.key",
+            "--root",
+            &root,
+        ]),
+        &d.join("serve.log"),
+    );
+    let bundle = d.join("bundle");
+    let cluster = |service: bool| {
+        let mut text = format!(
+            "name = \"fleet\"\netcd-version = \"3.5\"\ninstall-dir = \"{b}/nodes/{{name}}\"\n\
+             client-install-dir = \"{b}/clients/{{name}}\"\ndata-dir = \"/var/lib/etcd/{{name}}\"\n",
+            b = bundle.display()
+        );
+        if service {
+            text.push_str(&format!("service = \"{}\"\n", svc.url()));
+        }
+        for i in 1..=2 {
+            text.push_str(&format!(
+                "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\n\
+                 client-urls = [\"https://127.0.0.1:2379{i}\"]\npeer-urls = [\"https://127.0.0.1:2380{i}\"]\n"
+            ));
+        }
+        text.push_str("\n[[client]]\nname = \"app\"\nroles = []\n");
+        text
+    };
+    std::fs::write(d.join("plain.toml"), cluster(false)).unwrap();
+    let o = ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "plain.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+        "--enrol-only",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("names no `service`"),
+        "{}",
+        text_of(&o)
+    );
+    assert!(!bundle.exists(), "nothing written");
+
+    std::fs::write(d.join("fleet.toml"), cluster(true)).unwrap();
+    let before = ca.ledger();
+    let out = ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "fleet.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+        "--enrol-only",
+    ]));
+    let files = files_under(&bundle);
+    let keys: Vec<_> = files
+        .iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "key" || e == "crt")
+                && !p.ends_with("ca.crt")
+                && !p.ends_with("intermediate.crt")
+        })
+        .collect();
+    assert!(keys.is_empty(), "no leaf or key in the bundle: {keys:?}");
+    assert_eq!(ca.ledger(), before, "nothing issued: {out}");
+    for dir in ["nodes/etcd-1", "nodes/etcd-2", "clients/app"] {
+        let token = bundle.join(dir).join("enrol.token");
+        let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{dir}");
+        assert!(bundle.join(dir).join("pki-agent.toml").exists());
+    }
+    assert!(bundle.join("nodes/etcd-1/etcd.env").exists());
+    assert!(
+        out.contains("token   ") && out.contains("pki-agent enrol"),
+        "{out}"
+    );
+
+    // The host of etcd-1 enrols with its folder's token (the state file kept in the test).
+    let node = bundle.join("nodes/etcd-1");
+    let conf = d.join("etcd-1.toml");
+    let text = std::fs::read_to_string(node.join("pki-agent.toml")).unwrap();
+    let state = "/var/lib/pki-agent/fleet-etcd-1.json";
+    assert!(text.contains(state), "{text}");
+    std::fs::write(
+        &conf,
+        text.replace(state, d.join("etcd-1.json").to_str().unwrap()),
+    )
+    .unwrap();
+    let token = node.join("enrol.token");
+    let o = agent(
+        d,
+        &[
+            "enrol",
+            "--config",
+            conf.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text_of(&o));
+    for leaf in ["server.crt", "peer.crt"] {
+        let (good, why) = openssl_verify(d, &ca.root, &node.join(leaf));
+        assert!(good, "{leaf}: {why}");
+    }
+
+    // Again: etcd-1's leaves are kept, the other tokens too (unused, unexpired).
+    let again = ok(ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "fleet.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+        "--enrol-only",
+    ]));
+    assert!(
+        again.contains("kept    ") && again.contains("etcd-1/server"),
+        "{again}"
+    );
+    assert_eq!(again.matches(" kept: ").count(), 2, "{again}");
+    assert!(!again.contains("issued  "), "{again}");
+
+    // A token for an entry that already has leaves: said, with what to do.
+    let o = ca.issuer(&[
+        "token",
+        "create",
+        "--ca",
+        "ca",
+        "--cluster",
+        "fleet.toml",
+        "--member",
+        "etcd-1",
+        "--out",
+        d.join("again.token").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    let said = text_of(&o);
+    assert!(
+        said.contains("warning: member etcd-1 already has 2 active")
+            && said.contains("--enrol-only"),
+        "{said}"
+    );
+}
