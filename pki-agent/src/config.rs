@@ -30,10 +30,11 @@ pub struct Config {
     /// fleet issued together does not renew together.
     #[serde(default = "default_jitter")]
     pub jitter: f64,
-    /// `status` and `run --once` exit with 2 when a leaf has less than this left, e.g. `7d`
-    /// (default), `12h`.
-    #[serde(default = "default_danger")]
-    pub danger: String,
+    /// `status` and `run --once` exit with 2 when a leaf has less than this left, e.g. `7d`,
+    /// `12h`. Unset: a tenth of each leaf's lifetime, at most 7 days (7 days for 90-day
+    /// leaves, 12 seconds for two-minute drill leaves).
+    #[serde(default)]
+    pub danger: Option<String>,
     /// Key algorithm of renewed keys: `p256` (default), `p384`, `ed25519`, `rsa2048`, ...
     #[serde(default = "default_key")]
     pub key: String,
@@ -75,9 +76,6 @@ fn default_renew_at() -> f64 {
 }
 fn default_jitter() -> f64 {
     0.05
-}
-fn default_danger() -> String {
-    "7d".into()
 }
 fn default_key() -> String {
     "p256".into()
@@ -147,10 +145,23 @@ impl Config {
         Ok(())
     }
 
-    /// The danger window.
-    pub fn danger_window(&self) -> Result<time::Duration, String> {
-        pki_core::x509::parse_duration(&self.danger)
-            .map_err(|e| format!("danger = \"{}\": {e}", self.danger))
+    /// The danger window set in the file, if any.
+    pub fn danger_window(&self) -> Result<Option<time::Duration>, String> {
+        self.danger
+            .as_deref()
+            .map(|d| {
+                pki_core::x509::parse_duration(d).map_err(|e| format!("danger = \"{d}\": {e}"))
+            })
+            .transpose()
+    }
+
+    /// The danger window of a leaf living `lifetime`: the one set, else a tenth of the
+    /// lifetime, at most 7 days.
+    pub fn danger_for(&self, lifetime: time::Duration) -> time::Duration {
+        match self.danger_window() {
+            Ok(Some(d)) => d,
+            _ => (lifetime / 10_i32).min(time::Duration::days(7)),
+        }
     }
 
     /// The CRL fetch interval.
@@ -182,6 +193,31 @@ key = "/p/server.key"
 [crl]
 path = "/p/crl.der"
 "#;
+
+    #[test]
+    fn the_danger_window_scales_with_the_lifetime_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("good.toml");
+        std::fs::write(&p, GOOD).unwrap();
+        let c = Config::load(&p).unwrap();
+        let d = time::Duration::days;
+        assert_eq!(c.danger_for(d(90)), d(7), "90-day leaves: 7 days");
+        assert_eq!(c.danger_for(d(30)), d(3));
+        assert_eq!(
+            c.danger_for(time::Duration::minutes(2)),
+            time::Duration::seconds(12)
+        );
+        let set = GOOD.replace(
+            "state = \"/s/state.json\"",
+            "state = \"/s/state.json\"\ndanger = \"1h\"",
+        );
+        std::fs::write(&p, set).unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(
+            c.danger_for(time::Duration::minutes(2)),
+            time::Duration::hours(1)
+        );
+    }
 
     #[test]
     fn each_bad_field_is_named() {

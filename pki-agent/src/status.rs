@@ -63,11 +63,6 @@ pub struct CrlStatus {
 /// Reads the status of `agent`'s host at `now`.
 pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
     let state = State::load(&agent.config.state).unwrap_or_default();
-    let danger_after = now
-        + agent
-            .config
-            .danger_window()
-            .unwrap_or(time::Duration::days(7));
     let mut danger = false;
     let leaves = agent
         .config
@@ -79,7 +74,9 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
                 Ok(v) => (Some(v), None),
                 Err(e) => (None, Some(e.to_string())),
             };
-            danger |= view.as_ref().is_none_or(|v| v.not_after <= danger_after);
+            danger |= view.as_ref().is_none_or(|v| {
+                v.not_after <= now + agent.config.danger_for(v.not_after - v.not_before)
+            });
             // A refusal of another serial (the host got a new pair since) no longer holds.
             let refused = s.refused.clone().filter(|_| {
                 view.as_ref()

@@ -207,3 +207,38 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         "{said}"
     );
 }
+
+/// Short drill leaves: with `--leaf-lifetime 2m` a fixed 7-day danger window made every
+/// `status` and `run --once` exit 2 right after a renewal. The window now scales with the
+/// lifetime (a tenth, at most 7 days) unless the file sets it.
+#[test]
+fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = crate::service::world(d);
+    let svc = crate::service::start(&w, &["--leaf-lifetime", "2m"]);
+    let host = d.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    for f in ["client.crt", "client.key", "ca.crt"] {
+        std::fs::copy(w.bundle.join("clients/app").join(f), host.join(f)).unwrap();
+    }
+    let conf = d.join("app.toml");
+    let text = e2e_tests::service::agent_config(
+        &svc.url(),
+        &host.join("ca.crt"),
+        &host.join("s.json"),
+        &[("client", &host.join("client.crt"), &host.join("client.key"))],
+        None,
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let c = conf.to_str().unwrap();
+    let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
+    let s = agent(d, &["status", "--config", c, "--json"]);
+    assert_eq!(s.status.code(), Some(0), "{}", text_of(&s));
+    // Set in the file, the window is what it says: an hour covers a two-minute leaf.
+    std::fs::write(&conf, text.replace("state = ", "danger = \"1h\"\nstate = ")).unwrap();
+    let s = agent(d, &["status", "--config", c, "--json"]);
+    assert_eq!(s.status.code(), Some(2), "{}", text_of(&s));
+}
