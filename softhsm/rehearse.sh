@@ -11,7 +11,9 @@ if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then echo "refusing to
 
 "$HERE/scripts/install-deps.sh"
 echo "== building the tools (release)"
-cargo build --release --quiet --locked --manifest-path "$HERE/Cargo.toml" -p root-ca -p intermediate-ca -p issuer
+# The whole workspace, as `cargo build --release` builds it: the same packages and features, so
+# a release build made before is reused, not recompiled (pki-agent included).
+cargo build --release --quiet --locked --manifest-path "$HERE/Cargo.toml" --workspace
 # Wherever cargo put them (CARGO_TARGET_DIR, .cargo/config.toml), not a guessed target/.
 BIN="$("$HERE/scripts/cargo-target-dir.sh")/release"
 [ -x "$BIN/root-ca" ] || { echo "rehearse.sh: cargo built no $BIN/root-ca" >&2; exit 1; }

@@ -24,7 +24,7 @@ pub fn revoke(ca: &Path, serial: &str, reason: &str) -> Result<()> {
         "revoked {} leaf {} (serial {serial}, reason {reason})",
         rec.profile, rec.subject
     );
-    println!("publish it: issuer crl --ca {} --etcd-bundle BUNDLE (etcd re-reads the CRL file on every connection)", ca.path.display());
+    println!("an `issuer serve` on this folder signs and serves the new CRL within a second (its agents install it at their next CRL fetch); without one, publish it: issuer crl --ca {} --etcd-bundle BUNDLE (etcd re-reads the CRL file on every connection)", ca.path.display());
     if rec.profile == "peer" {
         println!("a revoked peer certificate does not evict its member (etcd facts C7): run `etcdctl member remove` for {}", rec.subject);
     }

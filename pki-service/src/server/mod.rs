@@ -213,6 +213,9 @@ pub async fn serve(
         core.generation(),
         crls.etcd_number
     ));
+    let metrics = metrics::Metrics::default();
+    // The CRLs signed at start count as signed.
+    metrics.crls_signed.fetch_add(1, Ordering::Relaxed);
     let shared = Arc::new(Shared {
         limiter: Mutex::new(limit::Limiter::new(config.rate)),
         config,
@@ -223,7 +226,7 @@ pub async fn serve(
         core: Mutex::new(core),
         crls: RwLock::new(crls),
         tls: RwLock::new(tls),
-        metrics: metrics::Metrics::default(),
+        metrics,
         audit,
         unlock,
         degraded: AtomicBool::new(false),
@@ -351,6 +354,7 @@ async fn reload(shared: Arc<Shared>) {
         .unwrap_or_else(|p| p.into_inner());
     match done {
         Ok(g) => {
+            shared.metrics.crls_signed.fetch_add(1, Ordering::Relaxed);
             *failed = None;
             log(format_args!("reloaded: generation {g} active"))
         }

@@ -663,6 +663,13 @@ fn idle_sockets_from_one_address_do_not_starve_others_and_metrics_stay_on_the_ho
         .parse()
         .unwrap();
     assert!(refused >= 900, "{refused} connections refused at once");
+    let signed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pki_crls_signed_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(signed >= 1, "the CRLs signed at start are counted");
     let a = call(svc.port, &w.ca.root, who, "GET", "/metrics", None, None);
     assert_eq!(a.status, 404);
     assert!(String::from_utf8_lossy(&a.body).contains("metrics listener"));
