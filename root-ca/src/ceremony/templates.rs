@@ -97,7 +97,7 @@ pub const TEMPLATE_CUSTODY: &str = r#"# root-ca custody split / resplit ceremony
 #        and replaces it: afterwards only the custodians can open the token)
 #       root-ca custody resplit THIS_FILE --custodian-identity FILE ...   (a new set of custodians)
 
-allow-network = false
+allow-network = false                        # true on a networked rehearsal machine only
 root-dir = "root"
 threshold = 3                                # M: custodians every later ceremony needs (2 or more)
 # Re-split only: draw a new secret (new token PIN, new wrap key): earlier shares open nothing.
@@ -129,8 +129,9 @@ recipient = "age1..."
 pub const TEMPLATE_BACKUP: &str = r#"# root-ca backup ceremony: the root key, wrapped in the token under the custody wrap key
 # (CKM_AES_KEY_WRAP_PAD), written to one file. Needs a root made with [key] backup = true and
 # `threshold` custodians.
-# Run:  root-ca backup THIS_FILE --custodian-identity FILE ...
-allow-network = false
+# Run:  root-ca backup THIS_FILE --so-pin-file SO_PIN_FILE --custodian-identity FILE ...
+#       (the security officer's PIN: --so-pin-file, ROOT_CA_SO_PIN or a prompt)
+allow-network = false                        # true on a networked rehearsal machine only
 root-dir = "root"
 
 [token]
@@ -146,7 +147,9 @@ pub const TEMPLATE_RESTORE: &str = r#"# root-ca restore ceremony: a backup unwra
 # root key under the custody PIN. The fresh token's own PIN comes from --pin-file,
 # ROOT_CA_PIN or a prompt; `threshold` custodians bring the wrap key.
 # Run:  root-ca restore THIS_FILE --pin-file NEW_TOKEN_PIN --custodian-identity FILE ...
-allow-network = false
+#       (SoftHSM2 rehearsal: the fresh token may live under another SOFTHSM2_CONF; export the
+#        one that holds it before running)
+allow-network = false                        # true on a networked rehearsal machine only
 root-dir = "root"
 
 [token]
