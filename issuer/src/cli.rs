@@ -100,6 +100,9 @@ pub struct IssueArgs {
     /// Lifetime in days (default 90; never past the intermediate).
     #[arg(long)]
     pub days: Option<u32>,
+    /// A lifetime shorter than a day for drills and tests (e.g. 30s, 2m; at least 10s).
+    #[arg(long, value_name = "DURATION", conflicts_with = "days")]
+    pub lifetime: Option<String>,
     /// Generate the key here: p256 (default), p384, ed25519, rsa2048, rsa3072, rsa4096.
     #[arg(long, value_name = "ALG", conflicts_with = "csr")]
     pub key: Option<String>,

@@ -118,6 +118,12 @@ pub enum Usage {
         /// The duration given.
         lifetime: String,
     },
+    /// `issuer issue --lifetime` outside what a leaf may live.
+    #[error("invalid validity: --lifetime {lifetime} is outside 10s..825d")]
+    Lifetime {
+        /// The duration given.
+        lifetime: String,
+    },
     /// `issuer serve --root-crl-hold` longer than a week.
     #[error("--root-crl-hold {hold}: at most 7d; a hold keeps a revoked intermediate trusted by etcd for that long")]
     RootCrlHold {

@@ -62,7 +62,17 @@ pub fn issue(a: &crate::cli::IssueArgs) -> Result<()> {
     let _lock = ca.lock_shared()?;
     // The gate again inside sign_leaf; asking it here first spares a PIN for a refusal.
     Gate::for_ca(&ca)?.check(role, &subject, &names)?;
-    let signer = secret.unlock_ca(&ca)?;
+    let mut signer = secret.unlock_ca(&ca)?;
+    if let Some(text) = &a.lifetime {
+        let life = parse_duration(text)?;
+        if life < time::Duration::seconds(10) || life > time::Duration::days(825) {
+            return Err(Usage::Lifetime {
+                lifetime: text.clone(),
+            }
+            .into());
+        }
+        signer = signer.with_leaf_lifetime(life);
+    }
     let leaf = signer.sign_leaf(
         LeafRequest {
             role,

@@ -26,6 +26,8 @@ pub struct AgentFiles {
     pub service: String,
     /// `UNIT.timer`.
     pub timer: String,
+    /// `UNIT-daemon.service`: the same agent as a long-running daemon, instead of the timer.
+    pub daemon: String,
 }
 
 impl AgentFiles {
@@ -37,6 +39,11 @@ impl AgentFiles {
     /// `UNIT.timer`.
     pub fn timer_file(&self) -> String {
         format!("{}.timer", self.unit)
+    }
+
+    /// `UNIT-daemon.service`.
+    pub fn daemon_file(&self) -> String {
+        format!("{}-daemon.service", self.unit)
     }
 }
 
@@ -120,22 +127,8 @@ impl ClusterFile {
         }
         // Hardened: the agent needs its folder, its state and the network, nothing else. Its
         // configuration is bind-mounted read-only although it lives in the folder it writes.
-        let service_unit = format!(
-            "# One pki-agent pass for {name}: renew what is due, install the CRL. Started by\n\
-             # {timer_file}. Install both in /etc/systemd/system/, then:\n\
-             #   systemctl daemon-reload && systemctl enable --now {timer_file}\n\
-             # User {user} must own the files in {dir} (agent-user in the cluster file); the\n\
-             # keys never leave this host.\n\
-             [Unit]\n\
-             Description=pki-agent pass for {name} (etcd cluster {cluster})\n\
-             Wants=network-online.target\n\
-             After=network-online.target\n\n\
-             [Service]\n\
-             Type=oneshot\n\
-             User={user}\n\
-             ExecStart=/usr/local/bin/pki-agent run --once --config {dir}/{AGENT_CONFIG_FILE}\n\
-             # Exit status 2: a leaf is inside the danger window; the unit fails so it is seen.\n\
-             StateDirectory=pki-agent\n\
+        let hardening = format!(
+            "StateDirectory=pki-agent\n\
              StateDirectoryMode=0700\n\
              UMask=0077\n\
              ProtectSystem=strict\n\
@@ -167,7 +160,48 @@ impl ClusterFile {
              SystemCallArchitectures=native\n\
              SystemCallFilter=@system-service\n\
              SystemCallFilter=~@privileged @resources\n\
-             SystemCallErrorNumber=EPERM\n",
+             SystemCallErrorNumber=EPERM\n"
+        );
+        let service_unit = format!(
+            "# One pki-agent pass for {name}: renew what is due, install the CRL. Started by\n\
+             # {timer_file}. Install both in /etc/systemd/system/, then:\n\
+             #   systemctl daemon-reload && systemctl enable --now {timer_file}\n\
+             # (or, instead of both, {unit}-daemon.service: the agent as a daemon).\n\
+             # User {user} must own the files in {dir} (agent-user in the cluster file); the\n\
+             # keys never leave this host.\n\
+             [Unit]\n\
+             Description=pki-agent pass for {name} (etcd cluster {cluster})\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\n\
+             [Service]\n\
+             Type=oneshot\n\
+             User={user}\n\
+             ExecStart=/usr/local/bin/pki-agent run --once --config {dir}/{AGENT_CONFIG_FILE}\n\
+             # Exit status 2: a leaf is inside the danger window; the unit fails so it is seen.\n\
+             {hardening}",
+            cluster = self.name,
+        );
+        let daemon = format!(
+            "# pki-agent for {name} as a daemon: passes when a leaf is due or the CRL interval\n\
+             # has passed, retries with a backoff. Use it instead of {service_file} and\n\
+             # {timer_file} (not beside them). Install in /etc/systemd/system/, then:\n\
+             #   systemctl daemon-reload && systemctl enable --now {unit}-daemon.service\n\
+             [Unit]\n\
+             Description=pki-agent daemon for {name} (etcd cluster {cluster})\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\
+             Conflicts={timer_file}\n\n\
+             [Service]\n\
+             Type=simple\n\
+             User={user}\n\
+             ExecStart=/usr/local/bin/pki-agent run --config {dir}/{AGENT_CONFIG_FILE}\n\
+             Restart=on-failure\n\
+             RestartSec=30s\n\
+             # Exit status 3: the service refused a leaf for good (re-enrol the host); no restart.\n\
+             RestartPreventExitStatus=3\n\
+             {hardening}\n\
+             [Install]\n\
+             WantedBy=multi-user.target\n",
             cluster = self.name,
         );
         let timer = format!(
@@ -188,6 +222,7 @@ impl ClusterFile {
             unit,
             service: service_unit,
             timer,
+            daemon,
         })
     }
 }

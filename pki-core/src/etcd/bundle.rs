@@ -421,6 +421,11 @@ fn write_agent_files(
         &dir.join(files.timer_file()),
         files.timer.as_bytes(),
         report,
+    )?;
+    write_if_changed(
+        &dir.join(files.daemon_file()),
+        files.daemon.as_bytes(),
+        report,
     )
 }
 

@@ -379,6 +379,66 @@ impl Core {
         Ok((issued, rec, leaf.cert_der))
     }
 
+    /// When the service's own certificate at `cert` is due for renewal: at 2/3 of its life,
+    /// or now when the active intermediate did not issue it (a rotation). With its end.
+    pub fn own_cert_due(
+        &self,
+        cert: &std::path::Path,
+    ) -> pki_core::Result<(OffsetDateTime, OffsetDateTime)> {
+        let facts =
+            CertFacts::from_pem(&cert.display().to_string(), &pki_core::output::read(cert)?)?;
+        let ours =
+            pki_core::keys::verify_certificate(&facts.der, &self.signer.cert.spki_der).is_ok();
+        let life = facts.not_after - facts.not_before;
+        let due = match ours {
+            true => facts.not_before + life * 2 / 3,
+            false => OffsetDateTime::now_utc(),
+        };
+        Ok((due, facts.not_after))
+    }
+
+    /// Renews the service's own certificate (`cert`, its key beside it as `key`) with the
+    /// active intermediate: a new key, the same names, swapped into place key first, the old
+    /// leaf superseded in the ledger. Returns (old serial, new serial).
+    pub fn renew_own_cert(
+        &mut self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        now: OffsetDateTime,
+    ) -> pki_core::Result<(String, String)> {
+        let refuse = |why: String| {
+            pki_core::Error::io(
+                cert,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+            )
+        };
+        if key != cert.with_extension("key") {
+            return Err(refuse(format!(
+                "the service renews its own certificate only when its key sits beside it ({}); give --tls-key that path",
+                cert.with_extension("key").display()
+            )));
+        }
+        let _lock = self.ca.lock_exclusive()?;
+        self.ledger.check_not_rolled_back()?;
+        let facts =
+            CertFacts::from_pem(&cert.display().to_string(), &pki_core::output::read(cert)?)?;
+        let serial = facts.serial.to_hex();
+        let mut old = self
+            .ledger
+            .get(&serial)?
+            .filter(|r| r.fingerprint == fingerprint(&facts.der))
+            .ok_or_else(|| refuse(format!("serial {serial} is not in this CA folder's ledger: renew it with the tool that issued it")))?;
+        if old.key_source != "generated" {
+            return Err(refuse(format!(
+                "serial {serial} was issued for a CSR: its key is not here to replace; issue the service a certificate with a key made here (issuer issue server)"
+            )));
+        }
+        // The files the service reads, whatever folder the ledger recorded them in.
+        old.cert_path = cert.display().to_string();
+        let new = pki_core::ca::replace_leaf(&self.signer, &mut self.ledger, &old, now)?;
+        Ok((serial, new.serial))
+    }
+
     /// The highest CRL number the ledger has handed out (to the service or the command line).
     pub fn last_crl_number(&self) -> pki_core::Result<u64> {
         self.ledger.last_crl_number()

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Audit lines that could not be written.
     pub audit_failures: AtomicU64,
+    /// Renewals of the service's own certificate.
+    pub own_renewals: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -43,6 +45,8 @@ pub struct Gauges {
     pub root_crl_withheld: usize,
     /// Root CRL entries held out of the etcd CRL.
     pub root_entries_held: usize,
+    /// End of the service's own certificate, when it can be read.
+    pub own_cert_not_after: Option<OffsetDateTime>,
     /// The last reload failed.
     pub reload_failed: bool,
 }
@@ -153,6 +157,20 @@ impl Metrics {
             "pki_reload_failures_total",
             "SIGHUP reloads that failed.",
             self.reload_failures.load(Ordering::Relaxed),
+        );
+        if let Some(end) = g.own_cert_not_after {
+            gauge(
+                &mut s,
+                "pki_service_cert_expiry_seconds",
+                "Seconds until the service's own TLS certificate expires (it renews itself at 2/3 of its life).",
+                (end - now).whole_seconds(),
+            );
+        }
+        counter(
+            &mut s,
+            "pki_service_cert_renewals_total",
+            "Renewals of the service's own TLS certificate.",
+            self.own_renewals.load(Ordering::Relaxed),
         );
         counter(
             &mut s,

@@ -122,6 +122,9 @@ struct Shared {
     /// reload succeeds.
     reload_failed: Mutex<Option<String>>,
     draining: AtomicBool,
+    /// The service's own certificate: when it is due for renewal, and its end (None when it
+    /// cannot be read).
+    own_cert: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
 }
 
 /// The active intermediate as anonymous requests see it.
@@ -232,7 +235,9 @@ pub async fn serve(
         degraded: AtomicBool::new(false),
         reload_failed: Mutex::new(None),
         draining: AtomicBool::new(false),
+        own_cert: Mutex::new(None),
     });
+    note_own_cert(&shared);
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
@@ -344,6 +349,7 @@ async fn reload(shared: Arc<Shared>) {
         *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
         *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
         *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+        note_own_cert(&s);
         Ok(generation)
     })
     .await
@@ -371,12 +377,76 @@ async fn reload(shared: Arc<Shared>) {
     }
 }
 
+/// Reads when the service's own certificate is due (at start, after a reload or a renewal).
+fn note_own_cert(s: &Shared) {
+    let core = s.core.lock().unwrap_or_else(|p| p.into_inner());
+    let due = match core.own_cert_due(&s.config.tls_cert) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            log(format_args!(
+                "cannot read the service's own certificate: {e}"
+            ));
+            None
+        }
+    };
+    drop(core);
+    *s.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = due;
+}
+
+/// The service holds the CA: at 2/3 of its own certificate's life (or at once when another
+/// generation issued it) it issues itself a successor, swaps it into place and loads it for
+/// new connections; connections open keep theirs. A failure is logged and tried again in ten
+/// minutes.
+async fn renew_own_cert_when_due(shared: &Arc<Shared>) {
+    let now = OffsetDateTime::now_utc();
+    let due = *shared.own_cert.lock().unwrap_or_else(|p| p.into_inner());
+    if due.is_none_or(|(at, _)| now < at) {
+        return;
+    }
+    let s = shared.clone();
+    let done = tokio::task::spawn_blocking(move || -> ServiceResult<(String, String)> {
+        let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
+        let renewed = core.renew_own_cert(&s.config.tls_cert, &s.config.tls_key, now)?;
+        let tls = load_tls(&s.config, core.root_der())?;
+        drop(core);
+        *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
+        note_own_cert(&s);
+        Ok(renewed)
+    })
+    .await
+    .expect("join");
+    match done {
+        Ok((old, new)) => {
+            shared.metrics.own_renewals.fetch_add(1, Ordering::Relaxed);
+            log(format_args!(
+                "renewed the service's own certificate: {old} -> {new}, in {} (new connections use it)",
+                shared.config.tls_cert.display()
+            ))
+        }
+        Err(e) => {
+            log(format_args!(
+                "COULD NOT RENEW the service's own certificate ({}): {e}; trying again in 10 minutes",
+                shared.config.tls_cert.display()
+            ));
+            if let Some((at, _)) = shared
+                .own_cert
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                *at = now + time::Duration::minutes(10);
+            }
+        }
+    }
+}
+
 /// Re-signs the CRLs when the ledger gained a revocation or the last ones are older than the
 /// refresh interval; a failure marks the service degraded and is retried at the next poll.
 async fn crl_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.revocation_poll);
     loop {
         tick.tick().await;
+        renew_own_cert_when_due(&shared).await;
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
             let now = OffsetDateTime::now_utc();

@@ -236,6 +236,11 @@ fn gauges(s: &Shared) -> Gauges {
         root_crl_withheld: c.root_crl_withheld,
         root_entries_held: c.root_entries_held.len(),
         intermediate_not_after: snap.not_after,
+        own_cert_not_after: s
+            .own_cert
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(_, end)| end),
         generation: snap.info.generation,
         reload_failed: s
             .reload_failed

@@ -242,3 +242,180 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(s.status.code(), Some(2), "{}", text_of(&s));
 }
+
+/// The service renews its own TLS certificate at 2/3 of its life (here a 30-second one from
+/// `issuer issue --lifetime`), swaps key and certificate in place, and serves new connections
+/// with it while a client keeps connecting: no request fails; the old leaf is superseded in
+/// the ledger; openssl verifies the new certificate.
+#[test]
+fn the_service_renews_its_own_certificate_while_clients_connect() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = OpensslCa::new(d);
+    ok(ca.issuer(&[
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+        "--lifetime",
+        "30s",
+    ]));
+    let cert = d.join("svc/server.crt");
+    let first = crate::service::serial(&cert);
+    let root = ca.root.to_str().unwrap().to_string();
+    let svc = e2e_tests::service::Service::start(
+        ca.issuer_command(&[
+            "serve",
+            "--ca",
+            "ca",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "svc/server.crt",
+            "--tls-key",
+            "svc/server.key",
+            "--root",
+            &root,
+            "--leaf-lifetime",
+            "30s",
+            "--rate-burst",
+            "1000",
+            "--rate-per-minute",
+            "100000",
+        ]),
+        &d.join("serve.log"),
+    );
+    let (mut asked, mut failed) = (0, Vec::new());
+    let t = std::time::Instant::now();
+    while !svc
+        .log_text()
+        .contains("renewed the service's own certificate")
+    {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(40),
+            "not renewed: {}",
+            svc.log_text()
+        );
+        asked += 1;
+        match crate::service::try_call(svc.port, &ca.root, None, "GET", "/v1/health", None, None) {
+            Ok(a) if a.status == 200 => {}
+            other => failed.push(format!("{other:?}")),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A few more after the switch, on the new certificate.
+    for _ in 0..5 {
+        asked += 1;
+        match crate::service::try_call(svc.port, &ca.root, None, "GET", "/v1/health", None, None) {
+            Ok(a) if a.status == 200 => {}
+            other => failed.push(format!("{other:?}")),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {asked} failed: {failed:?}",
+        failed.len()
+    );
+    let renewed = crate::service::serial(&cert);
+    assert_ne!(renewed, first);
+    let (good, why) = openssl_verify(d, &ca.root, &cert);
+    assert!(good, "{why}");
+    let served = e2e_tests::openssl::openssl(
+        d,
+        &[
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", svc.port),
+            "-CAfile",
+            &root,
+            "-verify_return_error",
+        ],
+    );
+    assert!(served.contains("Verify return code: 0"), "{served}");
+    let rows: serde_json::Value = serde_json::from_str(&ca.ledger()).unwrap();
+    let status = |serial: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["serial"].as_str().unwrap().trim_start_matches('0') == serial)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(&first).as_deref(), Some("superseded"));
+    assert_eq!(status(&renewed).as_deref(), Some("active"));
+}
+
+/// The units an operator installs pass systemd's own checks: `deploy/issuer-serve.service` and
+/// the agent's pass, timer and daemon units `issuer etcd` writes (`systemd-analyze verify`,
+/// with the tools' real paths), and systemd's security review scores each under 2.
+#[test]
+fn the_service_and_agent_units_pass_systemd_analyze() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let units = d.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let tool = |name: &str| e2e_tests::fixture::tool(name).display().to_string();
+    let serve = std::fs::read_to_string(
+        e2e_tests::fixture::workspace().join("deploy/issuer-serve.service"),
+    )
+    .unwrap()
+    .replace("/usr/local/bin/issuer", &tool("issuer"));
+    std::fs::write(units.join("issuer-serve.service"), serve).unwrap();
+    let w = crate::service::world(d);
+    let text = std::fs::read_to_string(&w.cluster).unwrap();
+    std::fs::write(
+        &w.cluster,
+        format!("service = \"https://127.0.0.1:8443\"\n{text}"),
+    )
+    .unwrap();
+    let root = w.ca.root.to_str().unwrap().to_string();
+    ok(w.ca.issuer(&[
+        "etcd",
+        "--ca",
+        "ca",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "bundle",
+        "--root",
+        &root,
+    ]));
+    let node = w.bundle.join("nodes/etcd-1");
+    for f in [
+        "pki-agent-svc-etcd-1.service",
+        "pki-agent-svc-etcd-1.timer",
+        "pki-agent-svc-etcd-1-daemon.service",
+    ] {
+        let text = std::fs::read_to_string(node.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .replace("/usr/local/bin/pki-agent", &tool("pki-agent"));
+        std::fs::write(units.join(f), text).unwrap();
+    }
+    let analyze = |args: &[&str], file: &str| {
+        let o = std::process::Command::new("systemd-analyze")
+            .args(args)
+            .arg(units.join(file))
+            .output()
+            .expect("systemd-analyze (scripts/install-deps.sh installs systemd)");
+        (o.status.success(), text_of(&o))
+    };
+    for f in [
+        "issuer-serve.service",
+        "pki-agent-svc-etcd-1.service",
+        "pki-agent-svc-etcd-1.timer",
+        "pki-agent-svc-etcd-1-daemon.service",
+    ] {
+        let (ok, out) = analyze(&["verify"], f);
+        assert!(ok && out.trim().is_empty(), "verify {f}: {out}");
+        if f.ends_with(".service") {
+            let (ok, out) = analyze(&["security", "--offline=yes", "--threshold=20"], f);
+            assert!(ok, "security {f}: {out}");
+        }
+    }
+}

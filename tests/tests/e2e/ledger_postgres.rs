@@ -480,16 +480,20 @@ fn two_instances_on_one_database_lose_and_duplicate_nothing() {
                 let work = dir.join(format!("w{w}"));
                 std::fs::create_dir_all(&work).unwrap();
                 let mut i = w;
+                // This worker's agents (i = w mod 8, and 8 divides AGENTS), each renewing
+                // from the leaf it got last, as a real agent does.
+                let mut current = std::collections::HashMap::new();
                 while !stop.load(Ordering::Relaxed) {
                     let agent = format!("agent-{:03}", i % AGENTS);
                     i += 8;
                     let a = dir.join("agents").join(&agent);
-                    // Each agent keeps presenting its batch leaf: every renewal revokes the
-                    // previous unconfirmed successor, as the service does for a real agent.
                     let csr = csr_with(&work, &format!("k{i}"), &format!("/CN={agent}"), &[]);
                     let body = renew_body(&csr);
-                    let mine = Some((a.join("client.crt"), a.join("client.key")));
-                    let mine = mine.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                    let (cert, key) = current
+                        .get(&agent)
+                        .cloned()
+                        .unwrap_or((a.join("client.crt"), a.join("client.key")));
+                    let mine = Some((cert.as_path(), key.as_path()));
                     // An agent tries the instances in turn until one answers.
                     let list = ports.lock().unwrap().clone();
                     let mut got = false;
@@ -501,6 +505,10 @@ fn two_instances_on_one_database_lose_and_duplicate_nothing() {
                             if ans.status == 200 {
                                 let is: pki_service::protocol::Issued =
                                     serde_json::from_slice(&ans.body).unwrap();
+                                let crt = work.join(format!("k{i}.crt"));
+                                std::fs::write(&crt, &is.chain_pem).unwrap();
+                                current
+                                    .insert(agent.clone(), (crt, work.join(format!("k{i}.key"))));
                                 received.lock().unwrap().push(is.serial);
                                 got = true;
                                 break;
