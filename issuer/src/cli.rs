@@ -68,6 +68,11 @@ pub enum Command {
     /// The service's audit log (audit.log in the CA folder).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Every member and client of a cluster file as the CA host sees it: current leaf, last
+    /// renewal and its confirmation, what the service last saw of its agent (request, CRL
+    /// number fetched, refusals in a row), and a state: ok, renew overdue, failing, expired,
+    /// revoked, never enrolled. Exits 1 when any entry is overdue or failing.
+    Fleet(FleetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -275,6 +280,18 @@ pub enum AuditCommand {
     /// count and the head hash (write it down: a later truncation then shows too). Exits 1 on a
     /// broken chain.
     Verify(AuditVerifyArgs),
+}
+
+// The arguments of `issuer fleet`.
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The cluster file whose members and clients are listed.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    #[arg(long)]
+    pub json: bool,
 }
 
 // The arguments of `issuer audit verify`.

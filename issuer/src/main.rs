@@ -96,6 +96,7 @@ fn run(command: Command) -> error::Result<bool> {
             done(commands::root_crl_release(&a.ca))
         }
         Command::Audit(cli::AuditCommand::Verify(a)) => commands::audit_verify(&a.ca),
+        Command::Fleet(a) => commands::fleet(&a.ca, &a.cluster, a.json),
         Command::Ledger(cli::LedgerCommand::Migrate(a)) => done(commands::ledger_migrate(&a)),
         Command::Ledger(cli::LedgerCommand::AcceptRestore(a)) => {
             done(commands::ledger_accept_restore(&a))

@@ -2,6 +2,7 @@
 
 mod crl;
 mod etcd;
+mod fleet;
 mod inspect;
 mod issue;
 mod ledger;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 
 pub use crl::{crl, revoke, root_crl_release};
 pub use etcd::{check_etcd, etcd};
+pub use fleet::fleet;
 pub use inspect::{list, verify};
 pub use issue::{batch, issue};
 pub use ledger::{ledger_accept_restore, ledger_migrate};

@@ -26,9 +26,9 @@ pub use folder::{
 };
 pub use issuing::{IssuedLeaf, IssuingCa, LeafPaths};
 pub use ledger::{
-    copy_ledger, CopyReport, CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord, Ledger,
-    LedgerDump, LedgerLocation, LedgerMark, LedgerStore, ListFilter, RevocationMark, RevokedLeaf,
-    RowUnder, SqliteLedger,
+    copy_ledger, AgentSeen, CopyReport, CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord,
+    Ledger, LedgerDump, LedgerLocation, LedgerMark, LedgerStore, ListFilter, RevocationMark,
+    RevokedLeaf, RowUnder, SqliteLedger,
 };
 pub use lifecycle::{
     crl_file_der, direct_entries, etcd_entries, expiry_warnings, publish_crl, replace_leaf,

@@ -439,6 +439,11 @@ impl Core {
         Ok((serial, new.serial))
     }
 
+    /// Records what the service saw of an agent (see `LedgerStore::note_seen`).
+    pub fn note_seen(&mut self, seen: &pki_core::ca::AgentSeen) -> pki_core::Result<()> {
+        self.ledger.note_seen(seen)
+    }
+
     /// The highest CRL number the ledger has handed out (to the service or the command line).
     pub fn last_crl_number(&self) -> pki_core::Result<u64> {
         self.ledger.last_crl_number()

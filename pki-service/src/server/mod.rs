@@ -536,15 +536,28 @@ async fn connection(
         .map(|c| c.to_vec());
     // The leaf's serial in the ledger's form, once per connection (audit lines and
     // `issuer list` agree; the rate limit keys on it).
-    let leaf = client_cert.as_deref().and_then(|der| {
-        let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-        Some(pki_core::x509::Serial::from_bytes(c.raw_serial()).to_hex())
-    });
+    let (leaf, leaf_cn) = client_cert
+        .as_deref()
+        .and_then(|der| {
+            let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+            let cn = c
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|n| n.as_str().ok())
+                .map(str::to_string);
+            Some((
+                Some(pki_core::x509::Serial::from_bytes(c.raw_serial()).to_hex()),
+                cn,
+            ))
+        })
+        .unwrap_or((None, None));
     let ctx = Arc::new(routes::Ctx {
         shared,
         peer,
         client_cert,
         leaf,
+        leaf_cn,
     });
     let service = hyper::service::service_fn(move |req| routes::route(ctx.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()

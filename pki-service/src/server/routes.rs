@@ -26,6 +26,8 @@ pub(super) struct Ctx {
     pub(super) client_cert: Option<Vec<u8>>,
     /// The presented leaf's serial, ledger form.
     pub(super) leaf: Option<String>,
+    /// The presented leaf's CN: the agent's entry in the cluster file.
+    pub(super) leaf_cn: Option<String>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -131,7 +133,33 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
     // A refused flood is counted (metrics), not written line by line to the CA folder's disk.
     let audit = code != Some("rate-limited");
     let (line_who, line_action) = (who.clone(), action.clone());
+    // What the fleet view shows of this agent: its last request, CRL fetched, refusals.
+    let seen = match (&ctx.leaf, &ctx.leaf_cn) {
+        (Some(serial), Some(cn)) if audit => Some(pki_core::ca::AgentSeen {
+            subject: cn.clone(),
+            serial: serial.clone(),
+            action: action.clone(),
+            at: OffsetDateTime::now_utc().unix_timestamp(),
+            crl_number: match (outcome.status, action.starts_with("GET /v1/crl/etcd")) {
+                (200, true) => outcome.crl_number.map(|n| n as i64),
+                _ => None,
+            },
+            crl_at: None,
+            refused: code.map(str::to_string),
+            refusals: 0,
+        }),
+        _ => None,
+    };
     let audited = tokio::task::spawn_blocking(move || {
+        if let Some(seen) = seen {
+            let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = core.note_seen(&seen) {
+                log(format_args!(
+                    "could not record what agent {} did: {e}",
+                    seen.subject
+                ));
+            }
+        }
         if !audit {
             return Ok(());
         }

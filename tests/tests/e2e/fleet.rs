@@ -419,3 +419,133 @@ fn the_service_and_agent_units_pass_systemd_analyze() {
         }
     }
 }
+
+/// `issuer fleet` from the CA host: an agent that renewed and fetched its CRL is `ok` with its
+/// renewal confirmed and the CRL number it holds; a revoked client is `revoked` with its
+/// refusals counted; an entry nobody enrolled is `never enrolled`; a stopped agent's
+/// 20-second leaf turns `renew overdue`, then `failing`, and the command exits 1 from then.
+#[test]
+fn issuer_fleet_names_each_entry_state() {
+    let _serial = e2e_tests::serial::exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = crate::service::world(d);
+    let svc = crate::service::start(&w, &["--leaf-lifetime", "20s"]);
+    let text = std::fs::read_to_string(&w.cluster).unwrap();
+    std::fs::write(
+        &w.cluster,
+        format!("{text}\n[[client]]\nname = \"newbie\"\nroles = []\n"),
+    )
+    .unwrap();
+    let fleet = || {
+        let o =
+            w.ca.issuer(&["fleet", "--ca", "ca", "--cluster", "cluster.toml", "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text_of(&o)));
+        (o.status.code(), v)
+    };
+    let entry = |v: &serde_json::Value, name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["entry"] == name)
+            .unwrap_or_else(|| panic!("{name} in {v}"))
+            .clone()
+    };
+    // etcd-1's agent renews its leaves and fetches the CRL, then stops.
+    let node = w.bundle.join("nodes/etcd-1");
+    let conf = d.join("etcd-1.toml");
+    std::fs::write(
+        &conf,
+        e2e_tests::service::agent_config(
+            &svc.url(),
+            &node.join("ca.crt"),
+            &d.join("etcd-1.json"),
+            &[
+                ("server", &node.join("server.crt"), &node.join("server.key")),
+                ("peer", &node.join("peer.crt"), &node.join("peer.key")),
+            ],
+            Some(&node.join("crl.der")),
+        ),
+    )
+    .unwrap();
+    let o = agent(
+        d,
+        &[
+            "run",
+            "--config",
+            conf.to_str().unwrap(),
+            "--once",
+            "--renew-now",
+        ],
+    );
+    assert!(o.status.success(), "{}", text_of(&o));
+    let renewed_at = std::time::Instant::now();
+    // The backup client is revoked; its leaf then asks three times.
+    let backup = w.bundle.join("clients/backup");
+    let serial = crate::service::serial(&backup.join("client.crt"));
+    ok(w.ca.issuer(&["revoke", "--ca", "ca", &serial, "--reason", "keyCompromise"]));
+    for i in 0..3 {
+        let a = crate::service::call(
+            svc.port,
+            &w.ca.root,
+            Some((&backup.join("client.crt"), &backup.join("client.key"))),
+            "POST",
+            "/v1/renew",
+            None,
+            Some(&crate::service::renew_body(&crate::service::csr_with(
+                d,
+                &format!("b{i}"),
+                "/CN=backup",
+                &[],
+            ))),
+        );
+        assert_eq!(a.status, 403);
+    }
+    let (code, v) = fleet();
+    assert_eq!(code, Some(0), "{v}");
+    let e1 = entry(&v, "member etcd-1");
+    assert_eq!(e1["state"], "ok", "{e1}");
+    assert_eq!(e1["confirmed"], true, "{e1}");
+    assert!(
+        e1["last_renewal"].is_string() && e1["last_crl_number"].is_u64(),
+        "{e1}"
+    );
+    let b = entry(&v, "client backup");
+    assert_eq!(b["state"], "revoked", "{b}");
+    assert_eq!(b["refusals"], 3, "{b}");
+    assert_eq!(b["last_refusal"], "revoked", "{b}");
+    assert_eq!(entry(&v, "client newbie")["state"], "never enrolled");
+    assert_eq!(
+        entry(&v, "member etcd-2")["state"],
+        "ok",
+        "a 90-day leaf from the bundle"
+    );
+
+    // The agent stays stopped: overdue past 2/3 + 1/10 of the 20 s, failing in the last tenth.
+    let wait_for = |state: &str, within: u64| loop {
+        let (code, v) = fleet();
+        let e = entry(&v, "member etcd-1");
+        if e["state"] == state {
+            assert_eq!(code, Some(1), "{v}");
+            return;
+        }
+        assert!(
+            renewed_at.elapsed().as_secs() < within,
+            "never {state}: {e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    wait_for("renew overdue", 19);
+    wait_for("failing", 21);
+    let o =
+        w.ca.issuer(&["fleet", "--ca", "ca", "--cluster", "cluster.toml"]);
+    let table = text_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("member etcd-1") && l.contains("failing")),
+        "{table}"
+    );
+}

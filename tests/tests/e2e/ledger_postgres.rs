@@ -142,6 +142,32 @@ fn behaviours(l: &mut Ledger, shared: bool) {
         "revoked rows"
     );
     assert_eq!(l.revocation_mark().unwrap().count, 4);
+    // What the service saw of agents: a CRL number kept until the next fetch, refusals
+    // counted until a request passes.
+    let seen = |action: &str, crl: Option<i64>, refused: Option<&str>| pki_core::ca::AgentSeen {
+        subject: "app".into(),
+        serial: "03".into(),
+        action: action.into(),
+        at: 100,
+        crl_number: crl,
+        refused: refused.map(String::from),
+        ..Default::default()
+    };
+    l.note_seen(&seen("GET /v1/crl/etcd", Some(7), None))
+        .unwrap();
+    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
+        .unwrap();
+    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
+        .unwrap();
+    let got = l.agents_seen().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].crl_number, got[0].crl_at), (Some(7), Some(100)));
+    assert_eq!(
+        (got[0].refusals, got[0].refused.as_deref()),
+        (2, Some("revoked"))
+    );
+    l.note_seen(&seen("GET /v1/ca", None, None)).unwrap();
+    assert_eq!(l.agents_seen().unwrap()[0].refusals, 0);
     l.mark_listed_expired(CrlKind::Etcd, &["01".into()], 7)
         .unwrap();
     l.mark_listed_expired(CrlKind::Etcd, &["01".into()], 9)

@@ -21,8 +21,8 @@ pub use location::LedgerLocation;
 pub use mark::LedgerMark;
 pub(crate) use records::{revoked_leaf, GrantRow};
 pub use records::{
-    ChainState, CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, ListFilter,
-    RevocationMark, RevokedLeaf, RowUnder,
+    AgentSeen, ChainState, CrlKind, DumpLeaf, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump,
+    ListFilter, RevocationMark, RevokedLeaf, RowUnder,
 };
 pub use sqlite::SqliteLedger;
 
@@ -129,6 +129,11 @@ pub trait LedgerStore: Send {
     fn successor(&self, serial: &str) -> Result<Option<String>>;
     /// Where `serial` stands in its renewal chain at `now`.
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState>;
+    /// Records what the service saw of an agent: its request (`seen.crl_number` for a CRL
+    /// fetch), refused or not (refusals in a row are counted).
+    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()>;
+    /// Every agent the service has seen.
+    fn agents_seen(&self) -> Result<Vec<AgentSeen>>;
 
     // Moving a ledger.
     /// Every row.
@@ -296,4 +301,32 @@ impl Ledger {
             revoked,
         })
     }
+}
+
+/// The columns `agents_seen` reads, in `AgentSeen`'s order.
+pub(crate) const SEEN_SELECT: &str =
+    "SELECT subject, serial, action, at, crl_number, crl_at, refused, refusals FROM agent_seen ORDER BY subject";
+
+/// The upsert of `note_seen`, with `p` as the parameter sigil (`?` SQLite, `$` PostgreSQL),
+/// taking [`seen_params`]: a CRL number is kept until the next fetch, refusals count up until
+/// a request passes.
+pub(crate) fn seen_upsert(p: char) -> String {
+    format!(
+        "INSERT INTO agent_seen (subject, serial, action, at, crl_number, crl_at, refused, refusals)
+         VALUES ({p}1, {p}2, {p}3, {p}4, {p}5, {p}6, {p}7, {p}8)
+         ON CONFLICT (subject) DO UPDATE SET
+             serial = excluded.serial, action = excluded.action, at = excluded.at,
+             crl_number = COALESCE(excluded.crl_number, agent_seen.crl_number),
+             crl_at = COALESCE(excluded.crl_at, agent_seen.crl_at),
+             refused = excluded.refused,
+             refusals = CASE WHEN excluded.refused IS NULL THEN 0 ELSE agent_seen.refusals + 1 END"
+    )
+}
+
+/// The values of [`seen_upsert`]'s eight parameters: (crl_at, first refusal count) derived.
+pub(crate) fn seen_params(seen: &AgentSeen) -> (Option<i64>, i64) {
+    (
+        seen.crl_number.map(|_| seen.at),
+        i64::from(seen.refused.is_some()),
+    )
 }

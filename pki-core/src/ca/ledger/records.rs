@@ -228,6 +228,28 @@ pub struct ChainState {
     pub replaced_listed: u32,
 }
 
+/// What the online service last saw of one agent (by the CN of the leaf it presented), for
+/// `issuer fleet`. Telemetry: not moved by `issuer ledger migrate`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AgentSeen {
+    /// The presented leaf's CN: the cluster file's member or client name.
+    pub subject: String,
+    /// The presented leaf's serial.
+    pub serial: String,
+    /// The last request: method and path.
+    pub action: String,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// The number of the last etcd CRL it fetched.
+    pub crl_number: Option<i64>,
+    /// When it fetched it, Unix seconds.
+    pub crl_at: Option<i64>,
+    /// The code of the last refusal, when the last request was refused.
+    pub refused: Option<String>,
+    /// Refusals in a row.
+    pub refusals: i64,
+}
+
 /// What changes whenever a leaf is revoked: the number of revoked rows and the latest
 /// revocation time. A CRL signer that sees it change publishes at once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use super::location::PgTarget;
 use super::{
-    ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
-    RevocationMark, RevokedLeaf, RowUnder,
+    AgentSeen, ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore,
+    ListFilter, RevocationMark, RevokedLeaf, RowUnder,
 };
 use crate::error::{Error, Result};
 
@@ -402,6 +402,42 @@ impl LedgerStore for PgLedger {
     }
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
         self.with(|c| rows::chain_state(c, serial, now))
+    }
+    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()> {
+        let (crl_at, refusals) = crate::ca::ledger::seen_params(seen);
+        self.with(|c| {
+            c.execute(
+                &crate::ca::ledger::seen_upsert('$'),
+                &[
+                    &seen.subject,
+                    &seen.serial,
+                    &seen.action,
+                    &seen.at,
+                    &seen.crl_number,
+                    &crl_at,
+                    &seen.refused,
+                    &refusals,
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+    fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
+        self.with(|c| {
+            Ok(c.query(crate::ca::ledger::SEEN_SELECT, &[])?
+                .iter()
+                .map(|r| AgentSeen {
+                    subject: r.get(0),
+                    serial: r.get(1),
+                    action: r.get(2),
+                    at: r.get(3),
+                    crl_number: r.get(4),
+                    crl_at: r.get(5),
+                    refused: r.get(6),
+                    refusals: r.get(7),
+                })
+                .collect())
+        })
     }
     fn dump(&self) -> Result<LedgerDump> {
         self.with(rows::dump)

@@ -5,9 +5,10 @@
 use postgres::Client;
 
 /// (version, SQL). Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE leaves (
     seq               BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
     serial            TEXT PRIMARY KEY,
@@ -65,7 +66,24 @@ CREATE TABLE serials (
 -- CRL numbers from a sequence: strictly increasing across every instance.
 CREATE SEQUENCE crl_number START 1;
 ",
-)];
+    ),
+    (
+        2,
+        "
+-- What the online service last saw of each agent (issuer fleet); telemetry.
+CREATE TABLE agent_seen (
+    subject    TEXT PRIMARY KEY,
+    serial     TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    crl_number BIGINT,
+    crl_at     BIGINT,
+    refused    TEXT,
+    refusals   BIGINT NOT NULL DEFAULT 0
+);
+",
+    ),
+];
 
 /// Applies the migrations this database lacks; refuses a database newer than this release.
 pub(super) fn migrate(client: &mut Client) -> Result<(), postgres::Error> {

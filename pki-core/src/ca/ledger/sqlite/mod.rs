@@ -15,8 +15,8 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 
 use super::{
-    ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore, ListFilter,
-    RevocationMark, RevokedLeaf, RowUnder,
+    AgentSeen, ChainState, CrlKind, EnrolGrant, EnrolLeaf, LeafRecord, LedgerDump, LedgerStore,
+    ListFilter, RevocationMark, RevokedLeaf, RowUnder,
 };
 use crate::error::{Error, Result};
 
@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS renewals (
     confirmed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS renewals_old ON renewals(old_serial);
+-- What the online service last saw of each agent (issuer fleet); telemetry.
+CREATE TABLE IF NOT EXISTS agent_seen (
+    subject    TEXT PRIMARY KEY,
+    serial     TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    crl_number INTEGER,
+    crl_at     INTEGER,
+    refused    TEXT,
+    refusals   INTEGER NOT NULL DEFAULT 0
+);
 -- Serials reserved before signing. Kept for a ledger moved here from PostgreSQL (where each
 -- instance reserves its serials before it signs); on SQLite the leaves' key does that job.
 CREATE TABLE IF NOT EXISTS serials (
@@ -290,6 +301,44 @@ impl LedgerStore for SqliteLedger {
     }
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
         service::chain_state(&self.conn, serial, now).map_err(|e| self.err(e))
+    }
+    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()> {
+        let (crl_at, refusals) = crate::ca::ledger::seen_params(seen);
+        self.conn
+            .execute(
+                &crate::ca::ledger::seen_upsert('?'),
+                rusqlite::params![
+                    seen.subject,
+                    seen.serial,
+                    seen.action,
+                    seen.at,
+                    seen.crl_number,
+                    crl_at,
+                    seen.refused,
+                    refusals
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+    fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
+        let read = || -> rusqlite::Result<Vec<AgentSeen>> {
+            let mut st = self.conn.prepare(crate::ca::ledger::SEEN_SELECT)?;
+            let rows = st.query_map([], |r| {
+                Ok(AgentSeen {
+                    subject: r.get(0)?,
+                    serial: r.get(1)?,
+                    action: r.get(2)?,
+                    at: r.get(3)?,
+                    crl_number: r.get(4)?,
+                    crl_at: r.get(5)?,
+                    refused: r.get(6)?,
+                    refusals: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.err(e))
     }
     fn dump(&self) -> Result<LedgerDump> {
         dump::dump(&self.conn).map_err(|e| self.err(e))

@@ -186,6 +186,36 @@ fn renewing_again_revokes_the_unconfirmed_successor_and_revocation_follows_renew
 }
 
 #[test]
+fn what_the_service_saw_of_an_agent_is_kept_per_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let seen = |action: &str, crl: Option<i64>, refused: Option<&str>| crate::ca::AgentSeen {
+        subject: "etcd-1".into(),
+        serial: "01".into(),
+        action: action.into(),
+        at: 50,
+        crl_number: crl,
+        refused: refused.map(String::from),
+        ..Default::default()
+    };
+    l.note_seen(&seen("GET /v1/crl/etcd", Some(4), None))
+        .unwrap();
+    l.note_seen(&seen("POST /v1/renew", None, Some("rate-limited")))
+        .unwrap();
+    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
+        .unwrap();
+    let got = l.agents_seen().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].crl_number, got[0].crl_at), (Some(4), Some(50)));
+    assert_eq!(
+        (got[0].refusals, got[0].refused.as_deref()),
+        (2, Some("revoked"))
+    );
+    l.note_seen(&seen("GET /v1/ca", None, None)).unwrap();
+    assert_eq!(l.agents_seen().unwrap()[0].refusals, 0, "a request passed");
+}
+
+#[test]
 fn the_revocation_mark_moves_with_every_revocation() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
