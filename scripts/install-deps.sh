@@ -35,6 +35,8 @@ command -v pkcsslotd >/dev/null || [ -x /usr/sbin/pkcsslotd ] || need+=(opencryp
 # systemd-analyze: the tests have systemd review the agent units `issuer etcd` writes
 # (`security --offline`); nothing is started under systemd.
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# promtool: the tests check the alert rules in deploy/prometheus/ against series of their own.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

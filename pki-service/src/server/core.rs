@@ -439,6 +439,29 @@ impl Core {
         Ok((serial, new.serial))
     }
 
+    /// Every agent the service has seen, with the leaf it last presented, for the per-entry
+    /// gauges. Entries whose name could not be a cluster-file name are left out.
+    pub fn agent_gauges(&self) -> pki_core::Result<Vec<super::metrics::AgentGauge>> {
+        let mut out = Vec::new();
+        for s in self.ledger.agents_seen()? {
+            let plain = s
+                .subject
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            let Some(leaf) = self.ledger.get(&s.serial)?.filter(|_| plain) else {
+                continue;
+            };
+            out.push(super::metrics::AgentGauge {
+                entry: s.subject,
+                not_before: leaf.not_before,
+                not_after: leaf.not_after,
+                last_seen: OffsetDateTime::from_unix_timestamp(s.at).unwrap_or(leaf.not_before),
+                refusals: s.refusals,
+            });
+        }
+        Ok(out)
+    }
+
     /// Records what the service saw of an agent (see `LedgerStore::note_seen`).
     pub fn note_seen(&mut self, seen: &pki_core::ca::AgentSeen) -> pki_core::Result<()> {
         self.ledger.note_seen(seen)

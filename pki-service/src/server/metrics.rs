@@ -29,8 +29,25 @@ pub struct Metrics {
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+/// One agent as the per-entry gauges show it (refreshed every 15 s from the ledger).
+#[derive(Clone, Debug)]
+pub struct AgentGauge {
+    /// The leaf's CN: the cluster file's entry.
+    pub entry: String,
+    /// The leaf it last presented: its start and end.
+    pub not_before: OffsetDateTime,
+    /// Its end.
+    pub not_after: OffsetDateTime,
+    /// When the service last saw it.
+    pub last_seen: OffsetDateTime,
+    /// Refusals in a row.
+    pub refusals: i64,
+}
+
 /// The gauges read at scrape time.
 pub struct Gauges {
+    /// Per agent.
+    pub agents: Vec<AgentGauge>,
     /// thisUpdate of the CRLs served.
     pub crl_this_update: OffsetDateTime,
     /// nextUpdate of the CRLs served.
@@ -164,6 +181,65 @@ impl Metrics {
                 "pki_service_cert_expiry_seconds",
                 "Seconds until the service's own TLS certificate expires (it renews itself at 2/3 of its life).",
                 (end - now).whole_seconds(),
+            );
+        }
+        let per_agent = |s: &mut String, name: &str, help: &str, kind: &str| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        per_agent(
+            &mut s,
+            "pki_agent_leaf_expiry_seconds",
+            "Seconds until the leaf each agent last presented expires, by cluster-file entry.",
+            "gauge",
+        );
+        for a in &g.agents {
+            let _ = writeln!(
+                s,
+                "pki_agent_leaf_expiry_seconds{{entry=\"{}\"}} {}",
+                a.entry,
+                (a.not_after - now).whole_seconds()
+            );
+        }
+        per_agent(
+            &mut s,
+            "pki_agent_leaf_life_used_ratio",
+            "Fraction of that leaf's lifetime passed (agents renew at about 0.67).",
+            "gauge",
+        );
+        for a in &g.agents {
+            let life = (a.not_after - a.not_before).as_seconds_f64().max(1.0);
+            let _ = writeln!(
+                s,
+                "pki_agent_leaf_life_used_ratio{{entry=\"{}\"}} {:.4}",
+                a.entry,
+                (now - a.not_before).as_seconds_f64() / life
+            );
+        }
+        per_agent(
+            &mut s,
+            "pki_agent_last_seen_seconds",
+            "Seconds since the service last heard from each agent.",
+            "gauge",
+        );
+        for a in &g.agents {
+            let _ = writeln!(
+                s,
+                "pki_agent_last_seen_seconds{{entry=\"{}\"}} {}",
+                a.entry,
+                (now - a.last_seen).whole_seconds()
+            );
+        }
+        per_agent(
+            &mut s,
+            "pki_agent_refusals",
+            "Requests of each agent the service refused in a row.",
+            "gauge",
+        );
+        for a in &g.agents {
+            let _ = writeln!(
+                s,
+                "pki_agent_refusals{{entry=\"{}\"}} {}",
+                a.entry, a.refusals
             );
         }
         counter(

@@ -125,6 +125,8 @@ struct Shared {
     /// The service's own certificate: when it is due for renewal, and its end (None when it
     /// cannot be read).
     own_cert: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
+    /// The per-agent gauges, refreshed every 15 s.
+    agents: Mutex<Vec<metrics::AgentGauge>>,
 }
 
 /// The active intermediate as anonymous requests see it.
@@ -236,6 +238,7 @@ pub async fn serve(
         reload_failed: Mutex::new(None),
         draining: AtomicBool::new(false),
         own_cert: Mutex::new(None),
+        agents: Mutex::new(Vec::new()),
     });
     note_own_cert(&shared);
     if let Some(tx) = bound {
@@ -377,6 +380,28 @@ async fn reload(shared: Arc<Shared>) {
     }
 }
 
+/// Every 15 s, the per-agent gauges from the ledger (read on the blocking threads).
+async fn refresh_agent_gauges(shared: &Arc<Shared>) {
+    if OffsetDateTime::now_utc().unix_timestamp() % 15 != 0 {
+        return;
+    }
+    let s = shared.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        s.core
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .agent_gauges()
+    })
+    .await
+    .expect("join");
+    match read {
+        Ok(g) => *shared.agents.lock().unwrap_or_else(|p| p.into_inner()) = g,
+        Err(e) => log(format_args!(
+            "could not read the agents for the metrics: {e}"
+        )),
+    }
+}
+
 /// Reads when the service's own certificate is due (at start, after a reload or a renewal).
 fn note_own_cert(s: &Shared) {
     let core = s.core.lock().unwrap_or_else(|p| p.into_inner());
@@ -447,6 +472,7 @@ async fn crl_loop(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         renew_own_cert_when_due(&shared).await;
+        refresh_agent_gauges(&shared).await;
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {
             let now = OffsetDateTime::now_utc();

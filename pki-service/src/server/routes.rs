@@ -264,6 +264,7 @@ fn gauges(s: &Shared) -> Gauges {
         root_crl_withheld: c.root_crl_withheld,
         root_entries_held: c.root_entries_held.len(),
         intermediate_not_after: snap.not_after,
+        agents: s.agents.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         own_cert_not_after: s
             .own_cert
             .lock()

@@ -538,6 +538,38 @@ fn issuer_fleet_names_each_entry_state() {
     };
     wait_for("renew overdue", 19);
     wait_for("failing", 21);
+    // The same states as the service's per-entry metrics show them, and every metric the
+    // alert rules use is one the service exposes.
+    let metrics = loop {
+        let m = crate::service::call(svc.port, &w.ca.root, None, "GET", "/metrics", None, None);
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        if text.contains("pki_agent_leaf_expiry_seconds{entry=\"etcd-1\"}") {
+            break text;
+        }
+        assert!(
+            renewed_at.elapsed().as_secs() < 40,
+            "no per-agent gauges: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    };
+    assert!(
+        metrics.contains("pki_agent_refusals{entry=\"backup\"} 3"),
+        "{metrics}"
+    );
+    let rules = std::fs::read_to_string(
+        e2e_tests::fixture::workspace().join("deploy/prometheus/pki-alerts.yml"),
+    )
+    .unwrap();
+    let used: std::collections::BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("pki_"))
+        .collect();
+    for name in used {
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "the rules use {name}, which the service does not expose"
+        );
+    }
     let o =
         w.ca.issuer(&["fleet", "--ca", "ca", "--cluster", "cluster.toml"]);
     let table = text_of(&o);
@@ -548,4 +580,22 @@ fn issuer_fleet_names_each_entry_state() {
             .any(|l| l.starts_with("member etcd-1") && l.contains("failing")),
         "{table}"
     );
+}
+
+/// The alert rules in the repository are valid and fire as their test says
+/// (`promtool check rules`, `promtool test rules` with series written for it).
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let dir = e2e_tests::fixture::workspace().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "pki-alerts.yml"],
+        ["test", "rules", "pki-alerts.test.yml"],
+    ] {
+        let o = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool (scripts/install-deps.sh installs prometheus)");
+        assert!(o.status.success(), "promtool {args:?}: {}", text_of(&o));
+    }
 }
