@@ -137,6 +137,17 @@ impl<S: Signer> IssuingCa<S> {
         self
     }
 
+    /// The drill lifetime set by [`IssuingCa::with_leaf_lifetime`], if any, taken off (leaves
+    /// then get their profile's); give it back with [`IssuingCa::set_leaf_lifetime`].
+    pub fn take_leaf_lifetime(&mut self) -> Option<time::Duration> {
+        self.leaf_lifetime.take()
+    }
+
+    /// Sets (or clears) the drill lifetime.
+    pub fn set_leaf_lifetime(&mut self, lifetime: Option<time::Duration>) {
+        self.leaf_lifetime = lifetime;
+    }
+
     /// The issuance policy of this CA, for callers that check many leaves before signing any.
     pub fn gate(&self) -> &crate::ca::policy::Gate {
         &self.gate

@@ -435,8 +435,11 @@ impl Core {
         }
         // The files the service reads, whatever folder the ledger recorded them in.
         old.cert_path = cert.display().to_string();
-        let new = pki_core::ca::replace_leaf(&self.signer, &mut self.ledger, &old, now)?;
-        Ok((serial, new.serial))
+        // The profile's lifetime, not a drill's --leaf-lifetime: that is for the agents' leaves.
+        let drill = self.signer.take_leaf_lifetime();
+        let new = pki_core::ca::replace_leaf(&self.signer, &mut self.ledger, &old, now);
+        self.signer.set_leaf_lifetime(drill);
+        Ok((serial, new?.serial))
     }
 
     /// Every agent the service has seen, with the leaf it last presented, for the per-entry
