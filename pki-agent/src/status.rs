@@ -45,6 +45,10 @@ pub struct LeafStatus {
     pub last_error: Option<String>,
     /// Failed attempts in a row.
     pub consecutive_failures: u32,
+    /// When the agent tries next (RFC 3339): the renewal time, or after a failure the daemon's
+    /// backoff from the last attempt (a timer runs it at its next pass at the earliest); None
+    /// once the service refused the leaf for good.
+    pub next_attempt: Option<String>,
     /// The service refused this leaf for good (the code and serial): the agent no longer
     /// asks; the host must be re-enrolled.
     pub refused: Option<String>,
@@ -82,8 +86,17 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
                 view.as_ref()
                     .is_some_and(|v| crate::run::remembered_serial_is(&s, &v.serial))
             });
+            let next_attempt = match (&refused, &view) {
+                (None, Some(v)) => Some(next_attempt(&s, v, now)),
+                _ => None,
+            }
+            .map(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            });
             LeafStatus {
                 role: l.role.clone(),
+                next_attempt,
                 days_left: view.as_ref().map(|v| (v.not_after - now).whole_days()),
                 view,
                 error,
@@ -119,5 +132,26 @@ pub fn status(agent: &Agent, now: OffsetDateTime) -> Status {
         crl,
         danger,
         refused,
+    }
+}
+
+/// When the agent tries leaf `v` next: its renewal time, or after failures in a row the
+/// daemon's backoff from the last attempt (30 s doubling to 15 minutes, never longer than a
+/// tenth of the life left, at least 1 s).
+fn next_attempt(s: &crate::state::LeafState, v: &LeafView, now: OffsetDateTime) -> OffsetDateTime {
+    let parse =
+        |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
+    let failed_at = s
+        .last_attempt
+        .as_deref()
+        .and_then(parse)
+        .filter(|_| s.consecutive_failures > 0 && s.last_outcome.as_deref() == Some("failed"));
+    match failed_at {
+        None => v.renew_after,
+        Some(at) => {
+            let doubled = 30i64 << s.consecutive_failures.saturating_sub(1).min(5);
+            let left = (v.not_after - now).whole_seconds().max(0) / 10;
+            at + time::Duration::seconds(doubled.min(900).min(left.max(1)))
+        }
     }
 }

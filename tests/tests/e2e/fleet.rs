@@ -237,6 +237,13 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
     assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(s.status.code(), Some(0), "{}", text_of(&s));
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    let leaf = &v["leaves"][0];
+    assert_eq!(
+        leaf["next_attempt"].as_str().map(|t| &t[..19]),
+        leaf["renew_after"].as_str().map(|t| &t[..19]),
+        "nothing failed: the next attempt is the renewal time: {leaf}"
+    );
     // Set in the file, the window is what it says: an hour covers a two-minute leaf.
     std::fs::write(&conf, text.replace("state = ", "danger = \"1h\"\nstate = ")).unwrap();
     let s = agent(d, &["status", "--config", c, "--json"]);

@@ -1080,6 +1080,22 @@ fn an_outage_keeps_certificates_and_the_agent_catches_up() {
     assert_eq!(s.status.code(), Some(2), "{}", text_of(&s));
     let v: Value = serde_json::from_slice(&s.stdout).unwrap();
     assert_eq!(v["danger"], true, "{v}");
+    // The failure and when the agent tries next: a tenth of the ~8 s left, at least 1 s.
+    let leaf = &v["leaves"][0];
+    assert_eq!(leaf["last_outcome"], "failed", "{leaf}");
+    assert_eq!(leaf["consecutive_failures"], 1, "{leaf}");
+    let at = |k: &str| {
+        time::OffsetDateTime::parse(
+            leaf[k].as_str().unwrap_or_else(|| panic!("{k}: {leaf}")),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        at("next_attempt") - at("last_attempt"),
+        time::Duration::seconds(1),
+        "{leaf}"
+    );
     // The service is back on the same address: the next pass renews.
     let svc = start_on(&w, &listen, &["--leaf-lifetime", "30s"]);
     let o = agent(d, &["run", "--config", c, "--once"]);
