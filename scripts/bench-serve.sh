@@ -52,8 +52,18 @@ ISSUER="$TARGET/release/issuer"
 IA="$TARGET/release/intermediate-ca"
 # The load generator: its table row on stdout, its summary and first error in $WORK/load.log.
 load() { cargo bench --locked --quiet -p pki-service --bench serve_load -- "$@" 2>>"$WORK/load.log"; }
+# CPU ticks (user + system) a process has used; the kernel's tick rate.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-serve.XXXXXX")
+echo
+echo "## The crypto floor of one renewal (pki-service/benches/renewal_floor.rs, in one process)"
+echo
+FLOOR_TABLE=$(cargo bench --locked --quiet -p pki-service --bench renewal_floor -- --iterations 200 2>>"$WORK/load.log")
+echo "$FLOOR_TABLE"
+floor_us() { echo "$FLOOR_TABLE" | awk -F'|' -v c="$1" '$2 ~ c { gsub(/ /, "", $6); print $6 }'; }
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -122,8 +132,18 @@ for curve in $CURVES; do
   wait_for "$d/serve.log" "listening on" $spid
   port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$d/serve.log" | head -1)
   for c in $CONCURRENCY; do
-    load --url "https://127.0.0.1:$port" --root "$d/ref/ca.crt" --agents "$d/agents" \
-      --concurrency "$c" --duration "$DURATION" --label "issuer serve, $curve intermediate, load $(cut -d' ' -f1 /proc/loadavg)" $header
+    before=$(cpu_ticks "$spid")
+    row=$(load --url "https://127.0.0.1:$port" --root "$d/ref/ca.crt" --agents "$d/agents" \
+      --concurrency "$c" --duration "$DURATION" --label "issuer serve, $curve intermediate, load $(cut -d' ' -f1 /proc/loadavg)" $header)
+    after=$(cpu_ticks "$spid")
+    echo "$row"
+    renewals=$(echo "$row" | tail -1 | awk -F'|' '{ gsub(/ /, "", $5); print $5 }')
+    floor=$(floor_us "$curve")
+    if [ -n "$renewals" ] && [ "$renewals" -gt 0 ] && [ -n "$floor" ]; then
+      awk -v t=$((after - before)) -v hz="$HZ" -v n="$renewals" -v f="$floor" 'BEGIN {
+        ms = t * 1000 / hz / n
+        printf "server CPU per renewal: %.2f ms = %.1f x the crypto floor (%.2f ms)\n", ms, ms * 1000 / f, f / 1000 }' >&2
+    fi
     header=
   done
   kill "$spid"; wait "$spid" 2>/dev/null || true
