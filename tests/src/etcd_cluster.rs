@@ -412,15 +412,11 @@ pub fn presented_issuer(hostport: &str, client: Option<&Path>) -> String {
         .unwrap_or_else(|| format!("<no certificate: {text}>"))
 }
 
-/// Two free loopback ports for one member (client, peer), as the kernel hands them out. Free
-/// when asked, not reserved: hold `crate::serial::exclusive()` until the member is up.
+/// Two free loopback ports for one member (client, peer), below the ephemeral range
+/// ([`crate::serial::low_port`]). Free when asked, not reserved: hold
+/// `crate::serial::exclusive()` until the member is up.
 pub fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+    (crate::serial::low_port(), crate::serial::low_port())
 }
 
 /// True when 127.0.0.1:base+1..=base+n can all be bound.

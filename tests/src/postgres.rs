@@ -82,11 +82,8 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Below the ephemeral range: nothing takes it between this probe and the server's bind.
+        let port = crate::serial::low_port();
         let pg = Postgres {
             dir,
             bin,

@@ -231,7 +231,7 @@ fn shared() -> &'static Shared {
         fs::create_dir_all(&dir).unwrap();
         let fx = CaFixture::create(&dir);
         // Ports of the shared bundle's etcd.env are never listened on (the acceptance script uses its own).
-        let bundle = build_bundle(&fx, &dir, 41900, 41910, EtcdVersion::V3_4);
+        let bundle = build_bundle(&fx, &dir, 21900, 21910, EtcdVersion::V3_4);
         Shared { fx, bundle }
     })
 }
@@ -476,7 +476,7 @@ fn real_cluster_from_generated_env_files(v: EtcdVersion) {
     let fx = &shared().fx;
     let t = TempDir::new().unwrap();
     let _guard = exclusive();
-    let base = free_port_base(41100, 3);
+    let base = free_port_base(24100, 3);
     let (cbase, pbase) = (base, base + 10);
     // Kubernetes' API server as a client: its folder is installed in place, and it dials one
     // member by name (localhost) and one by IP.
@@ -800,14 +800,14 @@ fn run_harness(bundle: &Path, client_start: u16, peer_start: u16, v: EtcdVersion
 #[test]
 fn harness_passes_on_issuer_etcd_bundle_etcd_3_4() {
     let s = shared();
-    run_harness(&s.bundle, 41200, 23840, EtcdVersion::V3_4);
+    run_harness(&s.bundle, 24400, 23840, EtcdVersion::V3_4);
 }
 
 /// The certificate files do not depend on the release: the same bundle on etcd 3.5.
 #[test]
 fn harness_passes_on_issuer_etcd_bundle_etcd_3_5() {
     let s = shared();
-    run_harness(&s.bundle, 41200, 23840, EtcdVersion::V3_5);
+    run_harness(&s.bundle, 24400, 23840, EtcdVersion::V3_5);
 }
 
 #[test]
@@ -818,7 +818,7 @@ fn harness_passes_on_rehearse_bundle() {
     for m in ["etcd-1", "etcd-2", "etcd-3"] {
         assert!(bundle.join("nodes").join(m).join("etcd.env").is_file());
     }
-    run_harness(&bundle, 41300, 23860, EtcdVersion::V3_4);
+    run_harness(&bundle, 24500, 23860, EtcdVersion::V3_4);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -853,7 +853,7 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
     let cluster = t.path().join("cluster.toml");
     fs::write(
         &cluster,
-        cluster_file(&bundle, &data, &members(3, 42000, 42010), CLIENTS),
+        cluster_file(&bundle, &data, &members(3, 22000, 22010), CLIENTS),
     )
     .unwrap();
     fx.etcd(&cluster, &bundle);
@@ -867,7 +867,7 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
     clients.push(("backup", &["app-rw"]));
     fs::write(
         &cluster,
-        cluster_file(&bundle, &data, &members(4, 42000, 42010), &clients),
+        cluster_file(&bundle, &data, &members(4, 22000, 22010), &clients),
     )
     .unwrap();
     let o = fx.etcd(&cluster, &bundle);
@@ -909,7 +909,7 @@ fn adding_a_member_and_a_client_issues_only_what_is_new() {
     let env4 = String::from_utf8_lossy(&after[Path::new("nodes/etcd-4/etcd.env")].0).into_owned();
     assert!(
         env4.contains("ETCD_INITIAL_CLUSTER_STATE=existing\n")
-            && env4.contains("etcd-4=https://127.0.0.1:42014"),
+            && env4.contains("etcd-4=https://127.0.0.1:22014"),
         "etcd-4's etcd.env:\n{env4}"
     );
 
@@ -963,7 +963,7 @@ fn kube_apiserver_client_added_later_files_warning_check_and_renewal() {
     let bundle = t.path().join("bundle");
     let data = t.path().join("data");
     let cluster = t.path().join("cluster.toml");
-    let base = cluster_file(&bundle, &data, &members(3, 42100, 42110), CLIENTS);
+    let base = cluster_file(&bundle, &data, &members(3, 22100, 22110), CLIENTS);
     fs::write(&cluster, &base).unwrap();
     fx.etcd(&cluster, &bundle);
 

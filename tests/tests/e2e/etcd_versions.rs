@@ -157,7 +157,7 @@ fn etcd_crl_file_is_strict_der_empty_and_with_revoked_leaves_and_intermediate() 
             "3.6.5",
             &b,
             &p.path("data"),
-            &[(41951, 41952), (41953, 41954)],
+            &[(21951, 21952), (21953, 21954)],
         ),
     );
     ok(p.issuer(&[
@@ -261,7 +261,7 @@ fn etcd_crl_file_is_strict_der_empty_and_with_revoked_leaves_and_intermediate() 
 #[test]
 fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     let t = TempDir::new().unwrap();
-    let (ca, b) = openssl_bundle(&t, "3.6", &[(41961, 41962), (41963, 41964)]);
+    let (ca, b) = openssl_bundle(&t, "3.6", &[(21961, 21962), (21963, 21964)]);
     let (passed, out) = ca.check_etcd(&b);
     assert!(passed, "{out}");
 
@@ -350,7 +350,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
 
     // Peer-restriction lists: 3.5.15 and later only.
     let t2 = TempDir::new().unwrap();
-    let (ca, b) = openssl_bundle(&t2, "3.5.1", &[(41971, 41972)]);
+    let (ca, b) = openssl_bundle(&t2, "3.5.1", &[(21971, 21972)]);
     let env = b.join("nodes/etcd-1/etcd.env");
     edit(&env, |s| {
         s.replace(
@@ -383,7 +383,7 @@ fn check_etcd_flags_crl_format_and_settings_that_do_not_fit_the_version() {
     // --listen-client-http-urls: not a 3.4 setting; on 3.5 before 3.5.32 the gRPC listener
     // does not enforce the CRL (GHSA-3wh4-j44w-pg92).
     edit(&env, |s| {
-        format!("{s}ETCD_LISTEN_CLIENT_HTTP_URLS=https://127.0.0.1:41979\n")
+        format!("{s}ETCD_LISTEN_CLIENT_HTTP_URLS=https://127.0.0.1:21979\n")
     });
     for (version, level, needle) in [
         ("3.4", "FAIL", "is not an etcd 3.4 setting"),
@@ -525,7 +525,7 @@ fn etcd_34_refuses_a_revoked_client_with_the_der_crl_and_after_migrating_from_pe
 #[test]
 fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
     let t = TempDir::new().unwrap();
-    let (ca, b) = openssl_bundle(&t, "3.6", &[(41981, 41982), (41983, 41984)]);
+    let (ca, b) = openssl_bundle(&t, "3.6", &[(21981, 21982), (21983, 21984)]);
     let der = fs::read(b.join("crl.der")).unwrap();
     let pem = pki_core::x509::to_pem("X509 CRL", &der);
     let dirs = [b.clone(), b.join("nodes/etcd-1"), b.join("nodes/etcd-2")];
@@ -602,7 +602,7 @@ fn issuer_etcd_adds_crl_der_to_a_bundle_from_before_it() {
 #[test]
 fn an_older_crl_never_replaces_a_newer_crl_der() {
     let t = TempDir::new().unwrap();
-    let (ca, b) = openssl_bundle(&t, "3.4", &[(41991, 41992)]);
+    let (ca, b) = openssl_bundle(&t, "3.4", &[(21991, 21992)]);
     let stale_ca = t.path().join("ca-copy");
     let (good, _, e) = sh(
         t.path(),

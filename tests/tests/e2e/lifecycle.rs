@@ -343,12 +343,12 @@ fn leaves_of(ledger: &[Value], g: u64) -> Vec<&Value> {
 /// release (one after the other: the error window is measured per version).
 #[test]
 fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_4() {
-    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_4, 45100);
+    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_4, 25100);
 }
 
 #[test]
 fn compromise_drill_with_a_running_cluster_and_a_writer_etcd_3_5() {
-    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_5, 46100);
+    compromise_drill_with_a_running_cluster_and_a_writer(EtcdVersion::V3_5, 26100);
 }
 
 fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u16) {
@@ -657,7 +657,7 @@ fn compromise_drill_with_a_running_cluster_and_a_writer(v: EtcdVersion, ports: u
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_4() {
     a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
         EtcdVersion::V3_4,
-        45300,
+        25300,
     );
 }
 
@@ -665,7 +665,7 @@ fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3
 fn a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart_etcd_3_5() {
     a_revoked_leaf_is_refused_once_the_crl_file_is_updated_without_restart(
         EtcdVersion::V3_5,
-        46300,
+        26300,
     );
 }
 

@@ -246,8 +246,8 @@ fn cluster_toml(extra: &str) -> String {
         s.push_str(&format!(
             "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\ndns = [\"localhost\"]\n\
              client-urls = [\"https://127.0.0.1:{c}\"]\npeer-urls = [\"https://127.0.0.1:{p}\"]\n",
-            c = 41900 + 2 * i,
-            p = 41901 + 2 * i
+            c = 21900 + 2 * i,
+            p = 21901 + 2 * i
         ));
     }
     s.push_str("\n[[client]]\nname = \"root\"\n");
@@ -661,10 +661,10 @@ fn live_rollover(v: EtcdVersion, start_port: u16) {
 
 #[test]
 fn live_rollover_etcd_3_4() {
-    live_rollover(EtcdVersion::V3_4, 43100);
+    live_rollover(EtcdVersion::V3_4, 23100);
 }
 
 #[test]
 fn live_rollover_etcd_3_5() {
-    live_rollover(EtcdVersion::V3_5, 43300);
+    live_rollover(EtcdVersion::V3_5, 23300);
 }

@@ -1036,11 +1036,8 @@ fn an_outage_keeps_certificates_and_the_agent_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let w = world(d);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Below the ephemeral range: free again for the second start on the same address.
+    let port = e2e_tests::serial::low_port();
     let listen = format!("127.0.0.1:{port}");
     let svc = start_on(&w, &listen, &["--leaf-lifetime", "30s"]);
     let node = w.bundle.join("nodes/etcd-1");
