@@ -62,6 +62,14 @@ fn key_pem_of(pair: &rcgen::KeyPair) -> Zeroizing<String> {
 }
 
 /// A leaf's chain and key files, as they are now.
+/// The intermediate (DER) of a chain file: its second certificate.
+fn chain_intermediate(pem: &[u8]) -> Option<Vec<u8>> {
+    pki_core::x509::pem_blocks("chain", pem, "CERTIFICATE")
+        .ok()?
+        .into_iter()
+        .nth(1)
+}
+
 fn read_pair(l: &LeafConfig) -> AgentResult<(Vec<u8>, Zeroizing<Vec<u8>>)> {
     let chain = pki_core::output::read(&l.cert)?;
     let key = Zeroizing::new(pki_core::output::read(&l.key)?);
@@ -104,10 +112,10 @@ impl Agent {
         if pins.seen.is_empty() {
             // A state from before the pins: the intermediates of this host's own chains.
             for l in &config.leaves {
-                let int = std::fs::read(&l.cert).ok().and_then(|pem| {
-                    let blocks = pki_core::x509::pem_blocks("chain", &pem, "CERTIFICATE").ok()?;
-                    CertFacts::from_der("intermediate", blocks.get(1)?).ok()
-                });
+                let int = std::fs::read(&l.cert)
+                    .ok()
+                    .and_then(|pem| chain_intermediate(&pem))
+                    .and_then(|der| CertFacts::from_der("intermediate", &der).ok());
                 if let Some(int) = int
                     .filter(|i| pki_core::keys::verify_certificate(&i.der, &root.spki_der).is_ok())
                 {
@@ -269,11 +277,9 @@ impl Agent {
         }
         // Its intermediate must be one this host trusts to issue (signed by our root, not
         // revoked by the root CRL, not an older generation than the newest seen).
-        let int = pki_core::x509::pem_blocks("chain", issued.chain_pem.as_bytes(), "CERTIFICATE")?
-            .get(1)
-            .map(|d| CertFacts::from_der("intermediate", d))
-            .transpose()?
+        let int = chain_intermediate(issued.chain_pem.as_bytes())
             .ok_or_else(|| bad("the chain holds no intermediate".into()))?;
+        let int = CertFacts::from_der("intermediate", &int)?;
         self.admit(&int, Use::Issuing).map_err(bad)?;
         let findings = x509::verify_leaf(&VerifyRequest {
             root_pem: &self.root_pem,
@@ -360,10 +366,7 @@ impl Agent {
         let Ok(pem) = std::fs::read(&l.cert) else {
             return false;
         };
-        pki_core::x509::pem_blocks("chain", &pem, "CERTIFICATE")
-            .ok()
-            .and_then(|b| b.get(1).cloned())
-            .is_some_and(|int| int != active)
+        chain_intermediate(&pem).is_some_and(|int| int != active)
     }
 
     /// First leaves of this host with a one-time token. Refuses when a leaf file exists,

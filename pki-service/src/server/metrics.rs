@@ -183,65 +183,41 @@ impl Metrics {
                 (end - now).whole_seconds(),
             );
         }
-        let per_agent = |s: &mut String, name: &str, help: &str, kind: &str| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
+        // One series per agent, by its cluster-file entry.
+        let per_agent =
+            |s: &mut String, name: &str, help: &str, value: &dyn Fn(&AgentGauge) -> String| {
+                let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");
+                for a in &g.agents {
+                    let _ = writeln!(s, "{name}{{entry=\"{}\"}} {}", a.entry, value(a));
+                }
+            };
         per_agent(
             &mut s,
             "pki_agent_leaf_expiry_seconds",
             "Seconds until the leaf each agent last presented expires, by cluster-file entry.",
-            "gauge",
+            &|a| (a.not_after - now).whole_seconds().to_string(),
         );
-        for a in &g.agents {
-            let _ = writeln!(
-                s,
-                "pki_agent_leaf_expiry_seconds{{entry=\"{}\"}} {}",
-                a.entry,
-                (a.not_after - now).whole_seconds()
-            );
-        }
         per_agent(
             &mut s,
             "pki_agent_leaf_life_used_ratio",
             "Fraction of that leaf's lifetime passed (agents renew at about 0.67).",
-            "gauge",
+            &|a| {
+                let life = (a.not_after - a.not_before).as_seconds_f64().max(1.0);
+                format!("{:.4}", (now - a.not_before).as_seconds_f64() / life)
+            },
         );
-        for a in &g.agents {
-            let life = (a.not_after - a.not_before).as_seconds_f64().max(1.0);
-            let _ = writeln!(
-                s,
-                "pki_agent_leaf_life_used_ratio{{entry=\"{}\"}} {:.4}",
-                a.entry,
-                (now - a.not_before).as_seconds_f64() / life
-            );
-        }
         per_agent(
             &mut s,
             "pki_agent_last_seen_seconds",
             "Seconds since the service last heard from each agent.",
-            "gauge",
+            &|a| (now - a.last_seen).whole_seconds().to_string(),
         );
-        for a in &g.agents {
-            let _ = writeln!(
-                s,
-                "pki_agent_last_seen_seconds{{entry=\"{}\"}} {}",
-                a.entry,
-                (now - a.last_seen).whole_seconds()
-            );
-        }
         per_agent(
             &mut s,
             "pki_agent_refusals",
             "Requests of each agent the service refused in a row.",
-            "gauge",
+            &|a| a.refusals.to_string(),
         );
-        for a in &g.agents {
-            let _ = writeln!(
-                s,
-                "pki_agent_refusals{{entry=\"{}\"}} {}",
-                a.entry, a.refusals
-            );
-        }
         counter(
             &mut s,
             "pki_service_cert_renewals_total",
