@@ -166,7 +166,14 @@ impl EtcdCluster {
     /// Starts every member folder of `bundle/nodes/` with its `etcd.env` on `version`; logs go
     /// to `logs/<member>.log`.
     pub fn start(bundle: &Path, logs: &Path, version: EtcdVersion) -> Self {
-        let path = version.path_env();
+        Self::start_mixed(bundle, logs, &[version])
+    }
+
+    /// Like [`EtcdCluster::start`], the members in name order on `versions` (the last one
+    /// repeated when there are more members): a cluster halfway through a rolling upgrade.
+    /// `version` is the first one (whose etcdctl the tests use).
+    pub fn start_mixed(bundle: &Path, logs: &Path, versions: &[EtcdVersion]) -> Self {
+        let version = versions[0];
         std::fs::create_dir_all(logs).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(bundle.join("nodes"))
             .unwrap()
@@ -178,7 +185,8 @@ impl EtcdCluster {
             members: Vec::new(),
             version,
         };
-        for name in names {
+        for (i, name) in names.into_iter().enumerate() {
+            let path = versions[i.min(versions.len() - 1)].path_env();
             let env = bundle.join("nodes").join(&name).join("etcd.env");
             let log = logs.join(format!("{name}.log"));
             let child = Command::new("bash")

@@ -60,6 +60,31 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The port of the plain-HTTP metrics listener (`--metrics-listen 127.0.0.1:0`), from
+    /// the log.
+    pub fn metrics_port(&self) -> u16 {
+        self.log_text()
+            .split("metrics on http://127.0.0.1:")
+            .nth(1)
+            .expect("metrics listener logged")
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// `GET /metrics` on the metrics listener: the whole HTTP answer.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port())).unwrap();
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).unwrap();
+        text
+    }
+
     /// Sends `signal` (e.g. `TERM`, `HUP`) with kill(1).
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")

@@ -3,15 +3,14 @@
 //! (request, CRL fetched, refusals in a row) — and a state an operator acts on.
 
 use super::*;
-use pki_core::ca::{AgentSeen, LeafRecord};
+use pki_core::ca::{AgentSeen, FleetState, LeafRecord};
 use pki_core::etcd::ClusterFile;
 
 /// One entry of the fleet.
 #[derive(Debug)]
 struct Entry {
     entry: String,
-    /// `ok`, `renew overdue`, `failing`, `expired`, `revoked` or `never enrolled`.
-    state: &'static str,
+    state: FleetState,
     serial: Option<String>,
     not_after: Option<String>,
     /// When the current leaf was issued by a renewal (None: issued by enrolment or the CLI).
@@ -25,36 +24,20 @@ struct Entry {
     last_refusal: Option<String>,
 }
 
-/// Refusals in a row after which an agent is failing.
-const FAILING_REFUSALS: i64 = 3;
-
 fn state_of(
     current: Option<&LeafRecord>,
     seen: Option<&AgentSeen>,
     now: OffsetDateTime,
-) -> &'static str {
-    let Some(c) = current else {
-        return "never enrolled";
-    };
-    match c.status.as_str() {
-        "revoked" => return "revoked",
-        "active" => {}
-        _ => return "expired",
-    }
-    if c.not_after <= now {
-        return "expired";
-    }
-    let life = c.not_after - c.not_before;
-    // Due at 2/3 (with the agents' spread of 5 %); overdue a tenth of the life later; failing
-    // within the last tenth (the agents' danger window), or after refusals in a row.
-    let overdue_at = c.not_before + life * 2 / 3 + life / 10;
-    let failing_at = c.not_after - life / 10;
-    if now >= failing_at || seen.is_some_and(|s| s.refusals >= FAILING_REFUSALS) {
-        "failing"
-    } else if now >= overdue_at {
-        "renew overdue"
-    } else {
-        "ok"
+) -> FleetState {
+    match current {
+        None => FleetState::NeverEnrolled,
+        Some(c) => FleetState::of(
+            &c.status,
+            c.not_before,
+            c.not_after,
+            seen.map_or(0, |s| s.refusals),
+            now,
+        ),
     }
 }
 
@@ -130,7 +113,7 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
             .iter()
             .map(|e| {
                 serde_json::json!({
-                    "entry": e.entry, "state": e.state, "serial": e.serial,
+                    "entry": e.entry, "state": e.state.as_str(), "serial": e.serial,
                     "not_after": e.not_after, "last_renewal": e.last_renewal,
                     "confirmed": e.confirmed, "last_seen": e.last_seen,
                     "last_crl_number": e.last_crl_number, "last_crl_fetch": e.last_crl_fetch,
@@ -156,7 +139,7 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
             println!(
                 "{:<22} {:<14} {:<35} {:<21} {:<21} {:<9} {:<21} {:<5} {}",
                 e.entry,
-                e.state,
+                e.state.as_str(),
                 e.serial.clone().unwrap_or_else(dash),
                 e.not_after.clone().unwrap_or_else(dash),
                 e.last_renewal.clone().unwrap_or_else(dash),
@@ -172,7 +155,5 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
         }
     }
     // Overdue or failing needs someone; expired, revoked and never enrolled are shown.
-    Ok(!out
-        .iter()
-        .any(|e| e.state == "renew overdue" || e.state == "failing"))
+    Ok(!out.iter().any(|e| e.state.needs_action()))
 }

@@ -4,6 +4,7 @@
 
 // The submodules are private to the crate: other crates use the items re-exported here.
 pub(crate) mod batch;
+pub(crate) mod fleet;
 pub(crate) mod folder;
 pub(crate) mod issuing;
 pub(crate) mod ledger;
@@ -12,6 +13,7 @@ pub(crate) mod policy;
 pub(crate) mod request;
 
 pub use batch::{run as run_batch, BatchFile, BatchLeaf, BatchReport};
+pub use fleet::{FleetState, FAILING_REFUSALS};
 pub use folder::root_crl::{
     install as install_root_crl, installed as installed_root_crl, pinned_root,
     Installed as InstalledRootCrl, RootCrl,

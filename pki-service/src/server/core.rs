@@ -442,22 +442,27 @@ impl Core {
         Ok((serial, new?.serial))
     }
 
-    /// Every agent the service has seen, with the leaf it last presented, for the per-entry
-    /// gauges. Entries whose name could not be a cluster-file name are left out.
+    /// Every agent the service has seen, with the leaf it last presented (or got by renewal),
+    /// for the per-entry gauges. Entries whose name could not be a cluster-file name are left
+    /// out, and so are hosts whose last leaf ended over 7 days ago (a removed member's alerts
+    /// end then; `issuer fleet` still lists it while it is in the cluster file).
     pub fn agent_gauges(&self) -> pki_core::Result<Vec<super::metrics::AgentGauge>> {
         let mut out = Vec::new();
+        let now = OffsetDateTime::now_utc();
         for s in self.ledger.agents_seen()? {
             let plain = s
                 .subject
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            let Some(leaf) = self.ledger.get(&s.serial)?.filter(|_| plain) else {
+            let gone = |l: &pki_core::ca::LeafRecord| l.not_after + time::Duration::days(7) < now;
+            let Some(leaf) = self.ledger.get(&s.serial)?.filter(|l| plain && !gone(l)) else {
                 continue;
             };
             out.push(super::metrics::AgentGauge {
                 entry: s.subject,
                 not_before: leaf.not_before,
                 not_after: leaf.not_after,
+                status: leaf.status,
                 last_seen: OffsetDateTime::from_unix_timestamp(s.at).unwrap_or(leaf.not_before),
                 refusals: s.refusals,
             });

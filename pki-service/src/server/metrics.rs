@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use pki_core::ca::FleetState;
 use time::OffsetDateTime;
 
 /// What the service counts.
@@ -38,6 +39,8 @@ pub struct AgentGauge {
     pub not_before: OffsetDateTime,
     /// Its end.
     pub not_after: OffsetDateTime,
+    /// Its ledger status (`active`, `revoked`, ...).
+    pub status: String,
     /// When the service last saw it.
     pub last_seen: OffsetDateTime,
     /// Refusals in a row.
@@ -208,6 +211,12 @@ impl Metrics {
         );
         per_agent(
             &mut s,
+            "pki_agent_leaf_lifetime_seconds",
+            "Lifetime of that leaf (the agents' danger window is a tenth of it, at most 7 days).",
+            &|a| (a.not_after - a.not_before).whole_seconds().to_string(),
+        );
+        per_agent(
+            &mut s,
             "pki_agent_last_seen_seconds",
             "Seconds since the service last heard from each agent.",
             &|a| (now - a.last_seen).whole_seconds().to_string(),
@@ -218,6 +227,25 @@ impl Metrics {
             "Requests of each agent the service refused in a row.",
             &|a| a.refusals.to_string(),
         );
+        // The state `issuer fleet` shows, one series per state (1 for the current one).
+        let _ = writeln!(
+            s,
+            "# HELP pki_agent_state Each agent's state as issuer fleet shows it (1: the current one).\n# TYPE pki_agent_state gauge"
+        );
+        for a in &g.agents {
+            let now_in = FleetState::of(&a.status, a.not_before, a.not_after, a.refusals, now);
+            for state in FleetState::ALL {
+                if state != FleetState::NeverEnrolled {
+                    let _ = writeln!(
+                        s,
+                        "pki_agent_state{{entry=\"{}\",state=\"{}\"}} {}",
+                        a.entry,
+                        state.label(),
+                        u8::from(state == now_in)
+                    );
+                }
+            }
+        }
         counter(
             &mut s,
             "pki_service_cert_renewals_total",

@@ -380,9 +380,15 @@ async fn reload(shared: Arc<Shared>) {
     }
 }
 
-/// Every 15 s, the per-agent gauges from the ledger (read on the blocking threads).
+/// Every 15 s, the per-agent gauges from the ledger (read on the blocking threads); with a
+/// drill's short `--leaf-lifetime`, every thirtieth of it (at least every second), so a
+/// renewed leaf does not show as overdue for a large part of its life.
 async fn refresh_agent_gauges(shared: &Arc<Shared>) {
-    if OffsetDateTime::now_utc().unix_timestamp() % 15 != 0 {
+    let every = shared
+        .config
+        .leaf_lifetime
+        .map_or(15, |l| (l.whole_seconds() / 30).clamp(1, 15));
+    if OffsetDateTime::now_utc().unix_timestamp() % every != 0 {
         return;
     }
     let s = shared.clone();

@@ -137,7 +137,11 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
     let seen = match (&ctx.leaf, &ctx.leaf_cn) {
         (Some(serial), Some(cn)) if audit => Some(pki_core::ca::AgentSeen {
             subject: cn.clone(),
-            serial: serial.clone(),
+            // After a renewal, the leaf the agent holds now.
+            serial: match (status, issued.first()) {
+                (200, Some(new)) => new.clone(),
+                _ => serial.clone(),
+            },
             action: action.clone(),
             at: OffsetDateTime::now_utc().unix_timestamp(),
             crl_number: match (outcome.status, action.starts_with("GET /v1/crl/etcd")) {

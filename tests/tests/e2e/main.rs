@@ -17,6 +17,7 @@ mod enrolment;
 mod etcd_bundle;
 mod etcd_versions;
 mod fleet;
+mod fleet_drill;
 mod hardening;
 mod issuance;
 mod ledger_postgres;

@@ -640,21 +640,7 @@ fn idle_sockets_from_one_address_do_not_starve_others_and_metrics_stay_on_the_ho
 
     // /metrics: on the loopback listener in plain HTTP, counting the closed connections;
     // no longer on the TLS listener.
-    let port: u16 = svc
-        .log_text()
-        .split("metrics on http://127.0.0.1:")
-        .nth(1)
-        .expect("metrics listener logged")
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).unwrap();
+    let text = svc.scrape();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let refused: u64 = text
         .lines()
