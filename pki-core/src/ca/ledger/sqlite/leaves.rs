@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::{exec, row};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
@@ -65,7 +66,8 @@ pub(super) fn insert_rows(
 }
 
 pub(super) fn supersede(conn: &Connection, serial: &str) -> rusqlite::Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE leaves SET status = 'superseded' WHERE serial = ?1 AND status = 'active'",
         params![serial],
     )?;
@@ -73,7 +75,8 @@ pub(super) fn supersede(conn: &Connection, serial: &str) -> rusqlite::Result<()>
 }
 
 pub(super) fn set_cert_path(conn: &Connection, serial: &str, path: &Path) -> rusqlite::Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE leaves SET cert_path = ?2 WHERE serial = ?1",
         params![serial, path.display().to_string()],
     )?;
@@ -81,7 +84,8 @@ pub(super) fn set_cert_path(conn: &Connection, serial: &str, path: &Path) -> rus
 }
 
 pub(super) fn cert_der(conn: &Connection, serial: &str) -> rusqlite::Result<Vec<u8>> {
-    conn.query_row(
+    row(
+        conn,
         "SELECT der FROM certs WHERE serial = ?1",
         params![serial],
         |r| r.get(0),
@@ -89,7 +93,8 @@ pub(super) fn cert_der(conn: &Connection, serial: &str) -> rusqlite::Result<Vec<
 }
 
 pub(super) fn get(conn: &Connection, serial: &str) -> rusqlite::Result<Option<LeafRecord>> {
-    conn.query_row(
+    row(
+        conn,
         &format!("SELECT {COLUMNS} FROM leaves WHERE serial = ?1"),
         params![serial],
         row_to_record,
@@ -98,8 +103,10 @@ pub(super) fn get(conn: &Connection, serial: &str) -> rusqlite::Result<Option<Le
 }
 
 pub(super) fn count(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT COUNT(*) FROM leaves", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
+    row(conn, "SELECT COUNT(*) FROM leaves", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
 }
 
 pub(super) fn list(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<Vec<LeafRecord>> {

@@ -114,6 +114,8 @@ impl SqliteLedger {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        // The service runs the same few statements for every request: each is parsed once.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         // FULL: a commit is on disk when the call returns, so "recorded before written" holds
@@ -304,22 +306,22 @@ impl LedgerStore for SqliteLedger {
     }
     fn note_seen(&mut self, seen: &AgentSeen) -> Result<()> {
         let (crl_at, refusals) = crate::ca::ledger::seen_params(seen);
-        self.conn
-            .execute(
-                &crate::ca::ledger::seen_upsert('?'),
-                rusqlite::params![
-                    seen.subject,
-                    seen.serial,
-                    seen.action,
-                    seen.at,
-                    seen.crl_number,
-                    crl_at,
-                    seen.refused,
-                    refusals
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        exec(
+            &self.conn,
+            &crate::ca::ledger::seen_upsert('?'),
+            rusqlite::params![
+                seen.subject,
+                seen.serial,
+                seen.action,
+                seen.at,
+                seen.crl_number,
+                crl_at,
+                seen.refused,
+                refusals
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| self.err(e))
     }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
         let read = || -> rusqlite::Result<Vec<AgentSeen>> {
@@ -350,3 +352,22 @@ impl LedgerStore for SqliteLedger {
 
 #[cfg(test)]
 mod tests;
+
+/// `execute`, the statement prepared once per connection (rusqlite's statement cache).
+pub(super) fn exec<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row`, the statement prepared once per connection.
+pub(super) fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: F,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}

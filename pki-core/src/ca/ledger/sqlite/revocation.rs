@@ -1,6 +1,7 @@
 //! Revocation and CRL bookkeeping in SQLite: revoking a leaf, the revoked list, CRL numbers,
 //! and which expired entries a CRL has listed one last time.
 
+use super::{exec, row};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
@@ -9,12 +10,14 @@ use crate::ca::ledger::{CrlKind, LeafRecord, RevocationMark, RevokedLeaf};
 use crate::error::{Error, Result};
 
 pub(super) fn draw_crl_number(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO counters (name, value) VALUES ('crl_number', 1)
          ON CONFLICT(name) DO UPDATE SET value = value + 1",
         [],
     )?;
-    tx.query_row(
+    row(
+        tx,
         "SELECT value FROM counters WHERE name = 'crl_number'",
         [],
         |r| r.get::<_, i64>(0),
@@ -23,7 +26,8 @@ pub(super) fn draw_crl_number(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
 }
 
 pub(super) fn last_crl_number(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row(
+    row(
+        conn,
         "SELECT value FROM counters WHERE name = 'crl_number'",
         [],
         |r| r.get::<_, i64>(0),
@@ -33,7 +37,7 @@ pub(super) fn last_crl_number(conn: &Connection) -> rusqlite::Result<u64> {
 }
 
 pub(super) fn revoked(conn: &Connection) -> rusqlite::Result<Vec<RevokedLeaf>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT serial, generation, revocation_reason, COALESCE(revoked_at, issued_at),
                 not_after, direct_listed_expired, etcd_listed_expired
          FROM leaves WHERE status = 'revoked' ORDER BY generation, revoked_at",
@@ -91,13 +95,13 @@ pub(super) fn revoke(
             reason: rec.revocation_reason.clone().unwrap_or_default(),
         });
     }
-    let changed = tx
-        .execute(
-            "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3
+    let changed = exec(
+        tx,
+        "UPDATE leaves SET status = 'revoked', revocation_reason = ?2, revoked_at = ?3
              WHERE serial = ?1 AND status != 'revoked'",
-            params![serial, reason, OffsetDateTime::now_utc().unix_timestamp()],
-        )
-        .map_err(err)?;
+        params![serial, reason, OffsetDateTime::now_utc().unix_timestamp()],
+    )
+    .map_err(err)?;
     if changed != 1 {
         return Err(Error::AlreadyRevoked {
             serial: serial.to_string(),
@@ -108,7 +112,8 @@ pub(super) fn revoke(
 }
 
 pub(super) fn mark(conn: &Connection) -> rusqlite::Result<RevocationMark> {
-    conn.query_row(
+    row(
+        conn,
         "SELECT COUNT(*), COALESCE(MAX(revoked_at), 0) FROM leaves WHERE status = 'revoked'",
         [],
         |r| {

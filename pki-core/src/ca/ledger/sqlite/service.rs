@@ -2,6 +2,7 @@
 //! for each leaf renewed through it, the leaf it replaces until the agent confirms that the new
 //! one is installed.
 
+use super::{exec, row};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
@@ -15,7 +16,8 @@ pub(super) fn add_token(
     leaves: &[EnrolLeaf],
     expires_at: OffsetDateTime,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO enrol_tokens (hash, entry, leaves, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -34,7 +36,8 @@ pub(super) fn grant_row(
     hash: &str,
     now: OffsetDateTime,
 ) -> rusqlite::Result<Option<GrantRow>> {
-    conn.query_row(
+    row(
+        conn,
         "SELECT entry, leaves, expires_at FROM enrol_tokens
          WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
         params![hash, now.unix_timestamp()],
@@ -55,7 +58,8 @@ pub(super) fn record_enrolment(
     now: OffsetDateTime,
     recs: &[(LeafRecord, &[u8])],
 ) -> rusqlite::Result<bool> {
-    let used = tx.execute(
+    let used = exec(
+        tx,
         "UPDATE enrol_tokens SET used_at = ?2
          WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2",
         params![hash, now.unix_timestamp()],
@@ -73,14 +77,16 @@ pub(super) fn record_renewal(
     rec: &LeafRecord,
     der: &[u8],
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE leaves SET status = 'revoked', revocation_reason = 'superseded', revoked_at = ?2
          WHERE status = 'active' AND serial IN
            (SELECT new_serial FROM renewals WHERE old_serial = ?1 AND confirmed_at IS NULL)",
         params![old_serial, OffsetDateTime::now_utc().unix_timestamp()],
     )?;
     insert_rows(tx, &[(rec.clone(), der)], None)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO renewals (new_serial, old_serial) VALUES (?1, ?2)",
         params![rec.serial, old_serial],
     )?;
@@ -88,7 +94,7 @@ pub(super) fn record_renewal(
 }
 
 pub(super) fn renewed_from(conn: &Connection, serial: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT new_serial FROM renewals WHERE old_serial = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT new_serial FROM renewals WHERE old_serial = ?1")?;
     let rows = stmt.query_map(params![serial], |r| r.get(0))?;
     rows.collect()
 }
@@ -98,19 +104,21 @@ pub(super) fn confirm_renewal(
     new_serial: &str,
     now: OffsetDateTime,
 ) -> rusqlite::Result<Option<String>> {
-    let old: Option<String> = tx
-        .query_row(
-            "SELECT old_serial FROM renewals WHERE new_serial = ?1",
-            params![new_serial],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let old: Option<String> = row(
+        tx,
+        "SELECT old_serial FROM renewals WHERE new_serial = ?1",
+        params![new_serial],
+        |r| r.get(0),
+    )
+    .optional()?;
     if let Some(old) = &old {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE renewals SET confirmed_at = COALESCE(confirmed_at, ?2) WHERE new_serial = ?1",
             params![new_serial, now.unix_timestamp()],
         )?;
-        tx.execute(
+        exec(
+            tx,
             "UPDATE leaves SET status = 'superseded' WHERE serial = ?1 AND status = 'active'",
             params![old],
         )?;
@@ -119,7 +127,8 @@ pub(super) fn confirm_renewal(
 }
 
 pub(super) fn sweep_renewed(conn: &Connection, now: OffsetDateTime) -> rusqlite::Result<usize> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE leaves SET status = 'superseded'
          WHERE status = 'active' AND not_after <= ?1
            AND serial IN (SELECT old_serial FROM renewals)",
@@ -128,7 +137,8 @@ pub(super) fn sweep_renewed(conn: &Connection, now: OffsetDateTime) -> rusqlite:
 }
 
 pub(super) fn successor(conn: &Connection, serial: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
+    row(
+        conn,
         "SELECT new_serial FROM renewals WHERE old_serial = ?1 ORDER BY rowid DESC",
         params![serial],
         |r| r.get(0),
@@ -143,7 +153,8 @@ pub(super) fn chain_state(
     serial: &str,
     now: OffsetDateTime,
 ) -> rusqlite::Result<ChainState> {
-    let root: String = conn.query_row(
+    let root: String = row(
+        conn,
         "WITH RECURSIVE up(s, d) AS (
              SELECT ?1, 0
              UNION ALL SELECT r.old_serial, up.d + 1 FROM renewals r JOIN up ON r.new_serial = up.s)
@@ -151,24 +162,25 @@ pub(super) fn chain_state(
         params![serial],
         |r| r.get(0),
     )?;
-    let unconfirmed: bool = conn
-        .query_row(
-            "SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = ?1",
-            params![serial],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false);
-    let pending: Option<String> = conn
-        .query_row(
-            "SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
+    let unconfirmed: bool = row(
+        conn,
+        "SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = ?1",
+        params![serial],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(false);
+    let pending: Option<String> = row(
+        conn,
+        "SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
              WHERE r.old_serial = ?1 AND r.confirmed_at IS NULL AND l.status = 'active'
              ORDER BY r.rowid DESC LIMIT 1",
-            params![serial],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let replaced_listed: u32 = conn.query_row(
+        params![serial],
+        |r| r.get(0),
+    )
+    .optional()?;
+    let replaced_listed: u32 = row(
+        conn,
         "WITH RECURSIVE down(s) AS (
              SELECT ?1
              UNION ALL SELECT r.new_serial FROM renewals r JOIN down ON r.old_serial = down.s)
