@@ -285,11 +285,10 @@ fn refuse_plaintext_remote(config: &postgres::Config) -> std::result::Result<(),
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "postgres")]
     #[test]
     fn a_remote_database_without_tls_is_refused_unless_the_address_opts_out() {
         let f = Path::new("/x/ca.toml");
