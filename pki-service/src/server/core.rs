@@ -470,8 +470,8 @@ impl Core {
         Ok(out)
     }
 
-    /// Records what the service saw of an agent (see `LedgerStore::note_seen`).
-    pub fn note_seen(&mut self, seen: &pki_core::ca::AgentSeen) -> pki_core::Result<()> {
+    /// Records what the service saw of agents (see `LedgerStore::note_seen`).
+    pub fn note_seen(&mut self, seen: &[pki_core::ca::AgentSeen]) -> pki_core::Result<()> {
         self.ledger.note_seen(seen)
     }
 

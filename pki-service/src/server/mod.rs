@@ -127,6 +127,10 @@ struct Shared {
     own_cert: Mutex<Option<(OffsetDateTime, OffsetDateTime)>>,
     /// The per-agent gauges, refreshed every 15 s.
     agents: Mutex<Vec<metrics::AgentGauge>>,
+    /// What the service saw of agents since the last write to the ledger: telemetry for
+    /// `issuer fleet`, written once a second in one transaction (not one synced commit per
+    /// request), and at shutdown.
+    seen: Mutex<Vec<pki_core::ca::AgentSeen>>,
 }
 
 /// The active intermediate as anonymous requests see it.
@@ -239,6 +243,7 @@ pub async fn serve(
         draining: AtomicBool::new(false),
         own_cert: Mutex::new(None),
         agents: Mutex::new(Vec::new()),
+        seen: Mutex::new(Vec::new()),
     });
     note_own_cert(&shared);
     if let Some(tx) = bound {
@@ -325,6 +330,7 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
             conns.len()
         ));
     }
+    write_seen(&shared).await;
     Ok(())
 }
 
@@ -377,6 +383,26 @@ async fn reload(shared: Arc<Shared>) {
             ));
             *failed = Some(e.to_string());
         }
+    }
+}
+
+/// Writes what the service saw of agents since the last time, in one transaction.
+async fn write_seen(shared: &Arc<Shared>) {
+    let seen = std::mem::take(&mut *shared.seen.lock().unwrap_or_else(|p| p.into_inner()));
+    if seen.is_empty() {
+        return;
+    }
+    let s = shared.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        s.core
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note_seen(&seen)
+    })
+    .await
+    .expect("join");
+    if let Err(e) = written {
+        log(format_args!("could not record what the agents did: {e}"));
     }
 }
 
@@ -478,6 +504,7 @@ async fn crl_loop(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         renew_own_cert_when_due(&shared).await;
+        write_seen(&shared).await;
         refresh_agent_gauges(&shared).await;
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> pki_core::Result<Option<u64>> {

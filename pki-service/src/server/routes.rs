@@ -154,16 +154,14 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
         }),
         _ => None,
     };
-    let audited = tokio::task::spawn_blocking(move || {
-        if let Some(seen) = seen {
-            let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = core.note_seen(&seen) {
-                log(format_args!(
-                    "could not record what agent {} did: {e}",
-                    seen.subject
-                ));
-            }
+    if let Some(seen) = seen {
+        let mut queue = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a ledger that cannot be written for long loses telemetry, not memory.
+        if queue.len() < 100_000 {
+            queue.push(seen);
         }
+    }
+    let audited = tokio::task::spawn_blocking(move || {
         if !audit {
             return Ok(());
         }

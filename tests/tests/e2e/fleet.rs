@@ -401,7 +401,15 @@ fn issuer_fleet_names_each_entry_state() {
         );
         assert_eq!(a.status, 403);
     }
-    let (code, v) = fleet();
+    // The service writes what it saw of the agents once a second.
+    let t = std::time::Instant::now();
+    let (code, v) = loop {
+        let (code, v) = fleet();
+        if entry(&v, "client backup")["refusals"] == 3 || t.elapsed().as_secs() > 5 {
+            break (code, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(code, Some(0), "{v}");
     let e1 = entry(&v, "member etcd-1");
     assert_eq!(e1["state"], "ok", "{e1}");

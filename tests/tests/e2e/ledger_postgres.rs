@@ -153,12 +153,13 @@ fn behaviours(l: &mut Ledger, shared: bool) {
         refused: refused.map(String::from),
         ..Default::default()
     };
-    l.note_seen(&seen("GET /v1/crl/etcd", Some(7), None))
-        .unwrap();
-    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
-        .unwrap();
-    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
-        .unwrap();
+    // One batch, applied in order (as the service writes them once a second).
+    l.note_seen(&[
+        seen("GET /v1/crl/etcd", Some(7), None),
+        seen("POST /v1/renew", None, Some("revoked")),
+        seen("POST /v1/renew", None, Some("revoked")),
+    ])
+    .unwrap();
     let got = l.agents_seen().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].crl_number, got[0].crl_at), (Some(7), Some(100)));
@@ -166,7 +167,7 @@ fn behaviours(l: &mut Ledger, shared: bool) {
         (got[0].refusals, got[0].refused.as_deref()),
         (2, Some("revoked"))
     );
-    l.note_seen(&seen("GET /v1/ca", None, None)).unwrap();
+    l.note_seen(&[seen("GET /v1/ca", None, None)]).unwrap();
     assert_eq!(l.agents_seen().unwrap()[0].refusals, 0);
     l.mark_listed_expired(CrlKind::Etcd, &["01".into()], 7)
         .unwrap();

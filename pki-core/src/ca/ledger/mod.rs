@@ -129,9 +129,9 @@ pub trait LedgerStore: Send {
     fn successor(&self, serial: &str) -> Result<Option<String>>;
     /// Where `serial` stands in its renewal chain at `now`.
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState>;
-    /// Records what the service saw of an agent: its request (`seen.crl_number` for a CRL
-    /// fetch), refused or not (refusals in a row are counted).
-    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()>;
+    /// Records what the service saw of agents, in order, in one transaction: each request
+    /// (`crl_number` for a CRL fetch), refused or not (refusals in a row are counted).
+    fn note_seen(&mut self, seen: &[AgentSeen]) -> Result<()>;
     /// Every agent the service has seen.
     fn agents_seen(&self) -> Result<Vec<AgentSeen>>;
 

@@ -403,23 +403,27 @@ impl LedgerStore for PgLedger {
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
         self.with(|c| rows::chain_state(c, serial, now))
     }
-    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()> {
-        let (crl_at, refusals) = crate::ca::ledger::seen_params(seen);
+    fn note_seen(&mut self, seen: &[AgentSeen]) -> Result<()> {
         self.with(|c| {
-            c.execute(
-                &crate::ca::ledger::seen_upsert('$'),
-                &[
-                    &seen.subject,
-                    &seen.serial,
-                    &seen.action,
-                    &seen.at,
-                    &seen.crl_number,
-                    &crl_at,
-                    &seen.refused,
-                    &refusals,
-                ],
-            )
-            .map(|_| ())
+            let mut tx = c.transaction()?;
+            let upsert = tx.prepare(&crate::ca::ledger::seen_upsert('$'))?;
+            for s in seen {
+                let (crl_at, refusals) = crate::ca::ledger::seen_params(s);
+                tx.execute(
+                    &upsert,
+                    &[
+                        &s.subject,
+                        &s.serial,
+                        &s.action,
+                        &s.at,
+                        &s.crl_number,
+                        &crl_at,
+                        &s.refused,
+                        &refusals,
+                    ],
+                )?;
+            }
+            tx.commit()
         })
     }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {

@@ -304,24 +304,30 @@ impl LedgerStore for SqliteLedger {
     fn chain_state(&self, serial: &str, now: OffsetDateTime) -> Result<ChainState> {
         service::chain_state(&self.conn, serial, now).map_err(|e| self.err(e))
     }
-    fn note_seen(&mut self, seen: &AgentSeen) -> Result<()> {
-        let (crl_at, refusals) = crate::ca::ledger::seen_params(seen);
-        exec(
-            &self.conn,
-            &crate::ca::ledger::seen_upsert('?'),
-            rusqlite::params![
-                seen.subject,
-                seen.serial,
-                seen.action,
-                seen.at,
-                seen.crl_number,
-                crl_at,
-                seen.refused,
-                refusals
-            ],
-        )
-        .map(|_| ())
-        .map_err(|e| self.err(e))
+    fn note_seen(&mut self, seen: &[AgentSeen]) -> Result<()> {
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            let sql = crate::ca::ledger::seen_upsert('?');
+            for s in seen {
+                let (crl_at, refusals) = crate::ca::ledger::seen_params(s);
+                exec(
+                    &tx,
+                    &sql,
+                    rusqlite::params![
+                        s.subject,
+                        s.serial,
+                        s.action,
+                        s.at,
+                        s.crl_number,
+                        crl_at,
+                        s.refused,
+                        refusals
+                    ],
+                )?;
+            }
+            tx.commit()
+        };
+        write(&mut self.conn).map_err(|e| self.err(e))
     }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
         let read = || -> rusqlite::Result<Vec<AgentSeen>> {
