@@ -330,7 +330,7 @@ async fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) -> ServiceResu
             conns.len()
         ));
     }
-    write_seen(&shared).await;
+    write_seen(shared).await;
     Ok(())
 }
 
