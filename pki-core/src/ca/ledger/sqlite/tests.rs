@@ -198,12 +198,14 @@ fn what_the_service_saw_of_an_agent_is_kept_per_entry() {
         refused: refused.map(String::from),
         ..Default::default()
     };
-    l.note_seen(&seen("GET /v1/crl/etcd", Some(4), None))
+    l.note_seen(&[seen("GET /v1/crl/etcd", Some(4), None)])
         .unwrap();
-    l.note_seen(&seen("POST /v1/renew", None, Some("rate-limited")))
-        .unwrap();
-    l.note_seen(&seen("POST /v1/renew", None, Some("revoked")))
-        .unwrap();
+    // A batch is applied in order (the service writes one a second).
+    l.note_seen(&[
+        seen("POST /v1/renew", None, Some("rate-limited")),
+        seen("POST /v1/renew", None, Some("revoked")),
+    ])
+    .unwrap();
     let got = l.agents_seen().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].crl_number, got[0].crl_at), (Some(4), Some(50)));
@@ -211,7 +213,7 @@ fn what_the_service_saw_of_an_agent_is_kept_per_entry() {
         (got[0].refusals, got[0].refused.as_deref()),
         (2, Some("revoked"))
     );
-    l.note_seen(&seen("GET /v1/ca", None, None)).unwrap();
+    l.note_seen(&[seen("GET /v1/ca", None, None)]).unwrap();
     assert_eq!(l.agents_seen().unwrap()[0].refusals, 0, "a request passed");
 }
 
