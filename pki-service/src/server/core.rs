@@ -200,7 +200,7 @@ impl Core {
         if csr.spki_der == old_facts.spki_der {
             return Err(Refused::key_reused());
         }
-        self.admit_in_chain(&old.serial, now)?;
+        let confirm_old = self.admit_in_chain(&old.serial, now)?;
         let (role, subject, names) = ledger_request(&old).map_err(Refused::internal)?;
         let cert_path = match old.cert_path.strip_prefix("agent:") {
             Some(_) => old.cert_path.clone(),
@@ -208,16 +208,17 @@ impl Core {
         };
         let (issued, rec, der) = self.sign(role, subject, names, csr, &cert_path, now)?;
         self.ledger
-            .record_renewal(&old.serial, &rec, &der)
+            .record_renewal(&old.serial, &rec, &der, confirm_old.then_some(now))
             .map_err(Refused::internal)?;
         Ok((issued, old.serial))
     }
 
     /// The chain rules of a renewal from `serial`: the chain's budget; a leaf presented for
-    /// renewal is installed, so its own renewal is confirmed by the use; a chain holds at most
+    /// renewal is installed, so its own renewal is confirmed by the use (true: the caller
+    /// records that with the new leaf, in one transaction); a chain holds at most
     /// one unconfirmed successor (a new renewal replaces the pending one, which goes on the etcd
     /// CRL as it left the service), and at most [`MAX_REPLACED`] such entries at once.
-    fn admit_in_chain(&mut self, serial: &str, now: OffsetDateTime) -> Result<(), Refused> {
+    fn admit_in_chain(&mut self, serial: &str, now: OffsetDateTime) -> Result<bool, Refused> {
         let chain = self
             .ledger
             .chain_state(serial, now)
@@ -225,11 +226,6 @@ impl Core {
         self.chain_limit
             .take(&chain.root, std::time::Instant::now())
             .map_err(Refused::rate_limited)?;
-        if chain.unconfirmed {
-            self.ledger
-                .confirm_renewal(serial, now)
-                .map_err(Refused::internal)?;
-        }
         if let Some(pending) = &chain.pending {
             if chain.replaced_listed >= MAX_REPLACED {
                 super::log(format_args!(
@@ -242,7 +238,7 @@ impl Core {
                 "renewal of {serial} replaces its unconfirmed successor {pending}, revoked as superseded (listed on the etcd CRL until it expires)"
             ));
         }
-        Ok(())
+        Ok(chain.unconfirmed)
     }
 
     /// The presented (renewed) leaf is installed: its predecessor becomes superseded.

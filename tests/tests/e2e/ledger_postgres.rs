@@ -101,8 +101,10 @@ fn behaviours(l: &mut Ledger, shared: bool) {
     );
     // Renewals: superseded on confirmation; renewing again revokes the unconfirmed successor;
     // revoking a leaf revokes what was renewed from it.
-    l.record_renewal("01", &rec("02", 9_000), b"2").unwrap();
-    l.record_renewal("01", &rec("03", 9_000), b"3").unwrap();
+    l.record_renewal("01", &rec("02", 9_000), b"2", None)
+        .unwrap();
+    l.record_renewal("01", &rec("03", 9_000), b"3", None)
+        .unwrap();
     assert_eq!(l.get("02").unwrap().unwrap().status, "revoked");
     assert_eq!(l.successor("01").unwrap().as_deref(), Some("03"));
     let early = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
@@ -113,7 +115,8 @@ fn behaviours(l: &mut Ledger, shared: bool) {
     assert!(l.chain_state("03", early).unwrap().unconfirmed);
     assert_eq!(l.confirm_renewal("03", t0).unwrap().as_deref(), Some("01"));
     assert_eq!(l.get("01").unwrap().unwrap().status, "superseded");
-    l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+    l.record_renewal("03", &rec("04", 9_000), b"4", None)
+        .unwrap();
     let third = l.chain_state("04", early).unwrap();
     assert_eq!((third.root.as_str(), third.unconfirmed), ("01", true));
     assert!(!l.chain_state("03", early).unwrap().unconfirmed);

@@ -117,7 +117,15 @@ pub trait LedgerStore: Send {
     /// transaction; an unconfirmed earlier successor of `old_serial` is revoked (it was never
     /// installed: the agent renews from the files it runs). The old leaf stays active until
     /// [`LedgerStore::confirm_renewal`].
-    fn record_renewal(&mut self, old_serial: &str, rec: &LeafRecord, der: &[u8]) -> Result<()>;
+    /// With `confirm_old_at`, `old_serial`'s own renewal is confirmed in the same transaction
+    /// (a renewed leaf presented for renewal is installed): one commit, not two.
+    fn record_renewal(
+        &mut self,
+        old_serial: &str,
+        rec: &LeafRecord,
+        der: &[u8],
+        confirm_old_at: Option<OffsetDateTime>,
+    ) -> Result<()>;
     /// The serials renewed from `serial` through the service.
     fn renewed_from(&self, serial: &str) -> Result<Vec<String>>;
     /// The agent installed the renewed leaf `new_serial`: its predecessor becomes superseded.

@@ -364,8 +364,19 @@ impl LedgerStore for PgLedger {
             Ok(true)
         })
     }
-    fn record_renewal(&mut self, old_serial: &str, rec: &LeafRecord, der: &[u8]) -> Result<()> {
-        self.in_tx(|tx| rows::record_renewal(tx, old_serial, rec, der))
+    fn record_renewal(
+        &mut self,
+        old_serial: &str,
+        rec: &LeafRecord,
+        der: &[u8],
+        confirm_old_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        self.in_tx(|tx| {
+            if let Some(now) = confirm_old_at {
+                rows::confirm_renewal(tx, old_serial, now)?;
+            }
+            rows::record_renewal(tx, old_serial, rec, der)
+        })
     }
     fn renewed_from(&self, serial: &str) -> Result<Vec<String>> {
         self.with(|c| {

@@ -286,8 +286,19 @@ impl LedgerStore for SqliteLedger {
     ) -> Result<bool> {
         self.in_tx(|tx| service::record_enrolment(tx, hash, now, recs))
     }
-    fn record_renewal(&mut self, old_serial: &str, rec: &LeafRecord, der: &[u8]) -> Result<()> {
-        self.in_tx(|tx| service::record_renewal(tx, old_serial, rec, der))
+    fn record_renewal(
+        &mut self,
+        old_serial: &str,
+        rec: &LeafRecord,
+        der: &[u8],
+        confirm_old_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        self.in_tx(|tx| {
+            if let Some(now) = confirm_old_at {
+                service::confirm_renewal(tx, old_serial, now)?;
+            }
+            service::record_renewal(tx, old_serial, rec, der)
+        })
     }
     fn renewed_from(&self, serial: &str) -> Result<Vec<String>> {
         service::renewed_from(&self.conn, serial).map_err(|e| self.err(e))

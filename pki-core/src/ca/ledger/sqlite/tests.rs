@@ -124,8 +124,10 @@ fn a_renewal_supersedes_its_predecessor_on_confirmation_or_expiry() {
     let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
     l.record(&rec("01", 2_000), b"1").unwrap();
     l.record(&rec("03", 2_000), b"3").unwrap();
-    l.record_renewal("01", &rec("02", 9_000), b"2").unwrap();
-    l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+    l.record_renewal("01", &rec("02", 9_000), b"2", None)
+        .unwrap();
+    l.record_renewal("03", &rec("04", 9_000), b"4", None)
+        .unwrap();
     assert_eq!(l.successor("01").unwrap().as_deref(), Some("02"));
     assert_eq!(l.get("01").unwrap().unwrap().status, "active");
     assert_eq!(l.confirm_renewal("02", now).unwrap().as_deref(), Some("01"));
@@ -146,9 +148,11 @@ fn renewing_again_revokes_the_unconfirmed_successor_and_revocation_follows_renew
     let mut l = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
     let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
     l.record(&rec("01", 9_000), b"1").unwrap();
-    l.record_renewal("01", &rec("02", 9_000), b"2").unwrap();
+    l.record_renewal("01", &rec("02", 9_000), b"2", None)
+        .unwrap();
     // 01 renews again before 02 was confirmed: 02 was never installed.
-    l.record_renewal("01", &rec("03", 9_000), b"3").unwrap();
+    l.record_renewal("01", &rec("03", 9_000), b"3", None)
+        .unwrap();
     assert_eq!(l.get("02").unwrap().unwrap().status, "revoked");
     let at = |l: &Ledger, s: &str, t: i64| {
         l.chain_state(s, OffsetDateTime::from_unix_timestamp(t).unwrap())
@@ -166,7 +170,8 @@ fn renewing_again_revokes_the_unconfirmed_successor_and_revocation_follows_renew
     assert_eq!(pending.pending, None);
     assert_eq!(l.confirm_renewal("03", now).unwrap().as_deref(), Some("01"));
     assert!(!at(&l, "03", 1_000).unconfirmed);
-    l.record_renewal("03", &rec("04", 9_000), b"4").unwrap();
+    l.record_renewal("03", &rec("04", 9_000), b"4", None)
+        .unwrap();
     let third = at(&l, "04", 1_000);
     assert_eq!((third.root.as_str(), third.unconfirmed), ("01", true));
     assert_eq!(third.replaced_listed, 1, "counted over the whole chain");
