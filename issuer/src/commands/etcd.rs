@@ -247,7 +247,10 @@ pub fn check_etcd(
 }
 
 /// `enrol.token` (0600) in each folder of an enrolment-only bundle whose host has not enrolled:
-/// a token still unused and unexpired is kept; a used or expired one is replaced.
+/// a token still unused and unexpired is kept; a used or expired one is replaced, but never
+/// for an entry the ledger holds active leaves of (its host enrolled: a new token would let
+/// anyone holding the folder obtain a second live identity; `issuer token create` is the
+/// deliberate way).
 fn write_tokens(
     ca: &pki_core::ca::CaDir,
     cluster: &pki_core::etcd::ClusterFile,
@@ -278,6 +281,23 @@ fn write_tokens(
             true => (Some(e.name.as_str()), None),
             false => (None, Some(e.name.as_str())),
         };
+        let roles: &[&str] = if e.member {
+            &["server", "peer"]
+        } else {
+            &["client"]
+        };
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let active = super::service::active_leaves_of(ca, &e.name, &roles)?;
+        if !active.is_empty() {
+            println!(
+                "enrolled {} {}: active leaf/leaves {}; no new token (to enrol its host again: issuer token create --member/--client {}; names are unique across the clusters of one CA folder)",
+                if e.member { "member" } else { "client" },
+                e.name,
+                active.join(", "),
+                e.name
+            );
+            continue;
+        }
         let t = super::service::new_token(ca, cluster, member, client, ttl)?;
         output::write_atomic(
             &path,

@@ -199,7 +199,7 @@ pub(super) fn new_token(
 }
 
 /// The serials of active, unexpired leaves the ledger holds for `cn` in `roles`.
-fn active_leaves_of(ca: &pki_core::ca::CaDir, cn: &str, roles: &[String]) -> Result<Vec<String>> {
+pub(super) fn active_leaves_of(ca: &pki_core::ca::CaDir, cn: &str, roles: &[String]) -> Result<Vec<String>> {
     let now = OffsetDateTime::now_utc();
     let rows = ca.ledger()?.list(&pki_core::ca::ListFilter {
         active_only: true,
@@ -233,7 +233,7 @@ pub fn token_create(a: &TokenCreateArgs) -> Result<()> {
     let active = active_leaves_of(&ca, cn, &roles)?;
     if !active.is_empty() {
         eprintln!(
-            "issuer: warning: {entry} already has {} active leaf/leaves ({}), issued earlier (their keys were made where they were issued); enrolling adds new ones beside them. Once the host has enrolled, revoke the old ones (issuer revoke --ca {} SERIAL --reason superseded), or build the cluster with `issuer etcd --enrol-only` so no leaf key is made on the CA host",
+            "issuer: warning: {entry} already has {} active leaf/leaves ({}), issued earlier (their keys were made where they were issued); enrolling adds new ones beside them. Once the host has enrolled, revoke the old ones (issuer revoke --ca {} SERIAL --reason superseded). (Entry names are unique across the clusters one CA folder serves: if another cluster's host holds these, give this one another name.)",
             active.len(),
             active.join(", "),
             a.ca.display()

@@ -24,7 +24,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// `issuer etcd --enrol-only`: trust, env and agent files and a one-time token per entry, no
 /// leaf and no key anywhere in the bundle or the ledger; a host enrols with its folder's token
-/// (openssl verifies what it got); a second run keeps the unused tokens and what was enrolled;
+/// (openssl verifies what it got); a second run keeps the unused tokens and mints none for the
+/// enrolled host (a re-armed token would be a second live identity for whoever holds the folder);
 /// `issuer token create` for an entry that has leaves says so. Refused without a service.
 #[test]
 fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
@@ -62,11 +63,13 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         &d.join("serve.log"),
     );
     let bundle = d.join("bundle");
+    // Where the hosts install their folders (the bundle is written on the CA host).
+    let hosts = d.join("hosts");
     let cluster = |service: bool| {
         let mut text = format!(
-            "name = \"fleet\"\netcd-version = \"3.5\"\ninstall-dir = \"{b}/nodes/{{name}}\"\n\
-             client-install-dir = \"{b}/clients/{{name}}\"\ndata-dir = \"/var/lib/etcd/{{name}}\"\n",
-            b = bundle.display()
+            "name = \"fleet\"\netcd-version = \"3.5\"\ninstall-dir = \"{h}/nodes/{{name}}\"\n\
+             client-install-dir = \"{h}/clients/{{name}}\"\ndata-dir = \"/var/lib/etcd/{{name}}\"\n",
+            h = hosts.display()
         );
         if service {
             text.push_str(&format!("service = \"{}\"\n", svc.url()));
@@ -138,8 +141,18 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         "{out}"
     );
 
-    // The host of etcd-1 enrols with its folder's token (the state file kept in the test).
-    let node = bundle.join("nodes/etcd-1");
+    // The host of etcd-1 gets its folder and enrols with its token (the state file kept in
+    // the test).
+    let node = hosts.join("nodes/etcd-1");
+    std::fs::create_dir_all(node.parent().unwrap()).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(bundle.join("nodes/etcd-1"))
+        .arg(&node)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let used_token = std::fs::read(bundle.join("nodes/etcd-1/enrol.token")).unwrap();
     let conf = d.join("etcd-1.toml");
     let text = std::fs::read_to_string(node.join("pki-agent.toml")).unwrap();
     let state = "/var/lib/pki-agent/fleet-etcd-1.json";
@@ -166,7 +179,9 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         assert!(good, "{leaf}: {why}");
     }
 
-    // Again: etcd-1's leaves are kept, the other tokens too (unused, unexpired).
+    // Again: no new token for etcd-1, whose host enrolled (its leaves are not in the bundle:
+    // the ledger says so; a re-armed token would hand a second live identity to whoever holds
+    // the folder); the other tokens are kept (unused, unexpired).
     let again = ok(ca.issuer(&[
         "etcd",
         "--ca",
@@ -180,8 +195,14 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         "--enrol-only",
     ]));
     assert!(
-        again.contains("kept    ") && again.contains("etcd-1/server"),
+        again.contains("enrolled member etcd-1: active leaf/leaves")
+            && again.contains("no new token"),
         "{again}"
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("nodes/etcd-1/enrol.token")).unwrap(),
+        used_token,
+        "etcd-1's used token left as it was: {again}"
     );
     assert_eq!(again.matches(" kept: ").count(), 2, "{again}");
     assert!(!again.contains("issued  "), "{again}");
@@ -203,7 +224,7 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
     let said = text_of(&o);
     assert!(
         said.contains("warning: member etcd-1 already has 2 active")
-            && said.contains("--enrol-only"),
+            && said.contains("revoke the old ones"),
         "{said}"
     );
 }
