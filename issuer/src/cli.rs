@@ -71,7 +71,7 @@ pub enum Command {
     /// Every member and client of a cluster file as the CA host sees it: current leaf, last
     /// renewal and its confirmation, what the service last saw of its agent (request, CRL
     /// number fetched, refusals in a row), and a state: ok, renew overdue, failing, expired,
-    /// revoked, never enrolled. Exits 1 when any entry is overdue or failing.
+    /// revoked, never enrolled. Exits 1 when any entry is overdue, failing, expired or revoked.
     Fleet(FleetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]

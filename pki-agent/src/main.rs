@@ -126,6 +126,10 @@ fn run(command: Command) -> AgentResult<ExitCode> {
             };
             if !once {
                 pki_agent::run::daemon(&agent, print)?;
+                eprintln!(
+                    "pki-agent: the service refused every leaf for good: stopping (re-enrol the host with pki-agent enrol --replace and a new token, then start the agent again)"
+                );
+                return Ok(ExitCode::from(3));
             }
             let report = pki_agent::run::pass(&agent, true, renew_now)?;
             print(&report);

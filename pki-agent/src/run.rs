@@ -152,10 +152,11 @@ pub fn pass(agent: &Agent, fetch_crl: bool, renew_now: bool) -> AgentResult<Pass
     Ok(report)
 }
 
-/// Runs passes for ever: the next one when a leaf is due or the CRL interval has passed;
-/// after a failure, again after a backoff that doubles from 30 s up to 15 minutes, never
-/// longer than a tenth of the shortest life left (at least 1 s), never shorter than a
-/// `Retry-After` the service sent.
+/// Runs passes: the next one when a leaf is due, the CRL interval has passed or a leaf file
+/// was replaced; after a failure, again after a backoff that doubles from 30 s up to 15
+/// minutes, never longer than a tenth of the shortest life left (at least 1 s), never shorter
+/// than a `Retry-After` the service sent. Returns once the service refused every leaf for
+/// good (revoked, superseded, expired, unknown): the host must be re-enrolled.
 pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<()> {
     let crl_every = agent
         .config
@@ -179,16 +180,27 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
     let mut backoff = first_backoff();
     let mut last_crl: Option<std::time::Instant> = None;
     let mut last_refused: Vec<String> = Vec::new();
+    let mut last_crl_number = None;
     loop {
         let fetch = last_crl.is_none_or(|t| t.elapsed() >= crl_every);
         let mut report = pass(agent, fetch, false)?;
-        // A permanent refusal is said once, not at every pass.
+        // A permanent refusal is said once, not at every pass; so is a CRL number.
         if report.refused == last_refused {
             report.refused.clear();
         } else {
             last_refused = report.refused.clone();
         }
+        if report.crl_number.is_some() {
+            if report.crl_number == last_crl_number {
+                report.crl_number = None;
+            } else {
+                last_crl_number = report.crl_number;
+            }
+        }
         print(&report);
+        if all_refused_for_good(agent) {
+            return Ok(());
+        }
         if fetch && report.crl_checked {
             last_crl = Some(std::time::Instant::now());
         }
@@ -213,7 +225,48 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
             w.min(near_end())
                 .max(Duration::from_secs(report.retry_after.unwrap_or(0)))
         };
-        std::thread::sleep(wait);
+        sleep_watching(agent, wait);
+    }
+}
+
+/// Whether the service refused every leaf on disk for good: nothing is left for the daemon
+/// to do until the host is re-enrolled.
+fn all_refused_for_good(agent: &Agent) -> bool {
+    let state = State::load(&agent.config.state).unwrap_or_default();
+    agent.config.leaves.iter().all(|l| {
+        match (state.leaves.get(&l.role), agent.view(l)) {
+            (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
+            _ => false,
+        }
+    })
+}
+
+/// How often a sleeping daemon looks at its leaf files.
+const WATCH: Duration = Duration::from_secs(5);
+
+/// Sleeps `wait`, reading the leaf files every [`WATCH`]: a leaf replaced meanwhile (`enrol
+/// --replace`, `run --once --renew-now` beside the daemon) ends the sleep, so the next
+/// renewal time is the new leaf's, not the one the daemon saw before.
+fn sleep_watching(agent: &Agent, wait: Duration) {
+    let serials = || {
+        agent
+            .config
+            .leaves
+            .iter()
+            .map(|l| agent.view(l).ok().map(|v| v.serial))
+            .collect::<Vec<_>>()
+    };
+    let before = serials();
+    let end = std::time::Instant::now() + wait;
+    loop {
+        let now = std::time::Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep((end - now).min(WATCH));
+        if serials() != before {
+            return;
+        }
     }
 }
 

@@ -41,11 +41,17 @@ fn state_of(
     }
 }
 
-/// The entry's current leaf: its newest active one, else its newest of any status.
-fn current_leaf<'a>(rows: &'a [LeafRecord], cn: &str, role: &str) -> Option<&'a LeafRecord> {
+/// The entry's current leaf: its newest active unexpired one, else its newest of any status
+/// (a host whose re-enrolled leaf was revoked shows that revoked leaf, not an older expired one).
+fn current_leaf<'a>(
+    rows: &'a [LeafRecord],
+    cn: &str,
+    role: &str,
+    now: OffsetDateTime,
+) -> Option<&'a LeafRecord> {
     let mine = || rows.iter().filter(|r| r.subject == cn && r.profile == role);
     mine()
-        .filter(|r| r.status == "active")
+        .filter(|r| r.status == "active" && r.not_after > now)
         .max_by_key(|r| r.not_before)
         .or_else(|| {
             mine()
@@ -84,7 +90,7 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
         } else {
             "client"
         };
-        let current = current_leaf(&rows, name, role);
+        let current = current_leaf(&rows, name, role, now);
         let s = seen.iter().find(|s| s.subject == name);
         let chain = match current {
             Some(c) => Some(ledger.chain_state(&c.serial, now)?),
@@ -154,6 +160,6 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
             );
         }
     }
-    // Overdue or failing needs someone; expired, revoked and never enrolled are shown.
+    // Overdue, failing, expired or revoked needs someone; never enrolled is shown.
     Ok(!out.iter().any(|e| e.state.needs_action()))
 }

@@ -55,9 +55,12 @@ impl FleetState {
         }
     }
 
-    /// Whether someone has to act now (`issuer fleet` exits 1).
+    /// Whether someone has to act (`issuer fleet` exits 1): all but `ok` and `never enrolled`.
+    /// An expired or revoked entry still in the cluster file cannot work: its host re-enrols
+    /// or the entry leaves the file (a check on the exit status must not clear its alarm when
+    /// a failing leaf runs out).
     pub fn needs_action(self) -> bool {
-        matches!(self, FleetState::RenewOverdue | FleetState::Failing)
+        !matches!(self, FleetState::Ok | FleetState::NeverEnrolled)
     }
 
     /// The state of a leaf with ledger `status` (`active`, `revoked`, ...) and validity
@@ -126,7 +129,8 @@ mod tests {
             FleetState::of("superseded", start, end, 0, now),
             FleetState::Expired
         );
-        assert!(FleetState::Failing.needs_action() && !FleetState::Revoked.needs_action());
+        assert!(FleetState::Failing.needs_action() && FleetState::Expired.needs_action());
+        assert!(FleetState::Revoked.needs_action() && !FleetState::NeverEnrolled.needs_action());
         assert_eq!(FleetState::RenewOverdue.label(), "renew_overdue");
     }
 }

@@ -231,14 +231,15 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
 
 /// Short drill leaves: with `--leaf-lifetime 2m` a fixed 7-day danger window made every
 /// `status` and `run --once` exit 2 right after a renewal. The window now scales with the
-/// lifetime (a tenth, at most 7 days) unless the file sets it.
+/// lifetime (a tenth, at most 7 days) unless the file sets it. A daemon started on a 90-day
+/// leaf notices the drill's leaf put beside it by a forced pass, and renews it in time.
 #[test]
 fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
     let _serial = e2e_tests::serial::exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let w = crate::service::world(d);
-    let svc = crate::service::start(&w, &["--leaf-lifetime", "2m"]);
+    let svc = crate::service::start(&w, &["--leaf-lifetime", "30s"]);
     let host = d.join("host");
     std::fs::create_dir_all(&host).unwrap();
     for f in ["client.crt", "client.key", "ca.crt"] {
@@ -254,8 +255,19 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
     );
     std::fs::write(&conf, &text).unwrap();
     let c = conf.to_str().unwrap();
+    // A daemon already runs on the bundle's 90-day leaf (it would sleep 10 minutes); the
+    // drill's leaf is put in place beside it with a forced pass.
+    let log = std::fs::File::create(d.join("daemon.log")).unwrap();
+    let mut daemon = std::process::Command::new(e2e_tests::fixture::tool("pki-agent"))
+        .args(["run", "--config", c])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
     assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
+    let forced = crate::service::serial(&host.join("client.crt"));
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(s.status.code(), Some(0), "{}", text_of(&s));
     let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
@@ -265,7 +277,20 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
         leaf["renew_after"].as_str().map(|t| &t[..19]),
         "nothing failed: the next attempt is the renewal time: {leaf}"
     );
-    // Set in the file, the window is what it says: an hour covers a two-minute leaf.
+    // The daemon saw the leaf change under it and renews the 30-second leaf at about 20 s
+    // (it slept through it before: the drill's leaf expired).
+    let t = std::time::Instant::now();
+    while crate::service::serial(&host.join("client.crt")) == forced {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(28),
+            "the daemon did not renew the replaced leaf: {}",
+            std::fs::read_to_string(d.join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    // Set in the file, the window is what it says: an hour covers a 30-second leaf.
     std::fs::write(&conf, text.replace("state = ", "danger = \"1h\"\nstate = ")).unwrap();
     let s = agent(d, &["status", "--config", c, "--json"]);
     assert_eq!(s.status.code(), Some(2), "{}", text_of(&s));
@@ -343,7 +368,8 @@ fn the_service_and_agent_units_pass_systemd_analyze() {
 /// `issuer fleet` from the CA host: an agent that renewed and fetched its CRL is `ok` with its
 /// renewal confirmed and the CRL number it holds; a revoked client is `revoked` with its
 /// refusals counted; an entry nobody enrolled is `never enrolled`; a stopped agent's
-/// 20-second leaf turns `renew overdue`, then `failing`, and the command exits 1 from then.
+/// 20-second leaf turns `renew overdue`, then `failing`, then `expired`, and the command exits
+/// 1 for each (and for the revoked client).
 #[test]
 fn issuer_fleet_names_each_entry_state() {
     let _serial = e2e_tests::serial::exclusive();
@@ -431,7 +457,7 @@ fn issuer_fleet_names_each_entry_state() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(code, Some(1), "a revoked client needs someone: {v}");
     let e1 = entry(&v, "member etcd-1");
     assert_eq!(e1["state"], "ok", "{e1}");
     assert_eq!(e1["confirmed"], true, "{e1}");
@@ -508,6 +534,8 @@ fn issuer_fleet_names_each_entry_state() {
             .any(|l| l.starts_with("member etcd-1") && l.contains("failing")),
         "{table}"
     );
+    // Once the leaf ran out, still exit 1: a check on the exit status keeps its alarm.
+    wait_for("expired", 26);
 }
 
 /// The alert rules in the repository are valid and fire as their test says

@@ -430,6 +430,26 @@ fn an_agents_only_fleet_shows_a_stopped_host_and_a_revoked_client() {
     );
     assert!(good, "while etcd-3 is failing: {out}\n{metrics}");
 
+    // The revoked client's daemon stopped after its refusal, with status 3 (its unit is not
+    // restarted: the host re-enrols).
+    let t = Instant::now();
+    let stopped = loop {
+        if let Some(status) = daemons[3].0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the revoked client's daemon still runs:\n{}",
+            agent_logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(stopped.code(), Some(3), "{}", agent_logs());
+    assert!(
+        agent_logs().contains("refused every leaf for good: stopping"),
+        "{}",
+        agent_logs()
+    );
     // The service renewed its own certificate once, and no health request failed.
     assert!(
         failed.is_empty(),
