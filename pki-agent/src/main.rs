@@ -147,15 +147,27 @@ fn run(command: Command) -> AgentResult<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).expect("json"));
             } else {
+                // RFC 3339 to the second, as the other times printed here.
+                let at = |t: time::OffsetDateTime| {
+                    t.replace_nanosecond(0)
+                        .unwrap_or(t)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                };
+                let now = time::OffsetDateTime::now_utc();
                 for l in &s.leaves {
                     match (&l.view, &l.error) {
                         (Some(v), _) => println!(
-                            "{:<7} serial {} expires {} ({} days) renews after {}{}",
+                            "{:<7} serial {} expires {} ({}) renews after {}{}",
                             l.role,
                             v.serial,
-                            v.not_after,
-                            l.days_left.unwrap_or(0),
-                            v.renew_after,
+                            at(v.not_after),
+                            if v.not_after <= now {
+                                "EXPIRED".to_string()
+                            } else {
+                                format!("{} days", l.days_left.unwrap_or(0))
+                            },
+                            at(v.renew_after),
                             l.unconfirmed
                                 .as_ref()
                                 .map(|u| format!(", {u} unconfirmed"))

@@ -104,6 +104,7 @@ pub fn fleet(ca_dir: &Path, cluster: &Path, json: bool) -> Result<bool> {
             state: state_of(current, s, now),
             serial: current.map(|c| c.serial.clone()),
             not_after: current.map(|c| fmt_time(c.not_after)),
+            // Its notBefore (backdated a little: clocks drift).
             last_renewal: renewed.map(|(_, c)| fmt_time(c.not_before)),
             confirmed: renewed.map(|(ch, _)| !ch.unconfirmed),
             last_seen: s.map(|s| at(s.at)),
