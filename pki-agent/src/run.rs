@@ -233,12 +233,14 @@ pub fn daemon(agent: &Agent, mut print: impl FnMut(&PassReport)) -> AgentResult<
 /// to do until the host is re-enrolled.
 fn all_refused_for_good(agent: &Agent) -> bool {
     let state = State::load(&agent.config.state).unwrap_or_default();
-    agent.config.leaves.iter().all(|l| {
-        match (state.leaves.get(&l.role), agent.view(l)) {
+    agent
+        .config
+        .leaves
+        .iter()
+        .all(|l| match (state.leaves.get(&l.role), agent.view(l)) {
             (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
             _ => false,
-        }
-    })
+        })
 }
 
 /// How often a sleeping daemon looks at its leaf files.

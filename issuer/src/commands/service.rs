@@ -199,7 +199,11 @@ pub(super) fn new_token(
 }
 
 /// The serials of active, unexpired leaves the ledger holds for `cn` in `roles`.
-pub(super) fn active_leaves_of(ca: &pki_core::ca::CaDir, cn: &str, roles: &[String]) -> Result<Vec<String>> {
+pub(super) fn active_leaves_of(
+    ca: &pki_core::ca::CaDir,
+    cn: &str,
+    roles: &[String],
+) -> Result<Vec<String>> {
     let now = OffsetDateTime::now_utc();
     let rows = ca.ledger()?.list(&pki_core::ca::ListFilter {
         active_only: true,

@@ -294,9 +294,24 @@ impl ClusterFile {
 
     /// Parses and validates a cluster file's text.
     pub fn parse(what: &str, text: &str) -> Result<Self> {
-        let c: ClusterFile = toml::from_str(text).map_err(|e| Error::BadToml {
-            what: what.into(),
-            detail: e.to_string().trim().replace('\n', " "),
+        let c: ClusterFile = toml::from_str(text).map_err(|e| {
+            // On one line: the position, the offending text, the reason.
+            let mut detail = e
+                .to_string()
+                .lines()
+                .map(|l| l.trim().trim_start_matches('|').trim())
+                .filter(|l| !l.is_empty() && l.chars().any(|c| c != '^' && c != ' '))
+                .collect::<Vec<_>>()
+                .join(": ");
+            if detail.contains("unknown field") && !text.trim_start().starts_with('[') {
+                detail.push_str(
+                    " (a top-level key such as `service` or `name` must come before the first [[member]], [[client]] or [[role]] table)",
+                );
+            }
+            Error::BadToml {
+                what: what.into(),
+                detail,
+            }
         })?;
         c.validate().map_err(|r| r.into_error(what))?;
         Ok(c)

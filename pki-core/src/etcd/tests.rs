@@ -61,6 +61,15 @@ fn refused(text: &str) -> String {
 }
 
 #[test]
+fn a_top_level_key_appended_after_the_tables_is_refused_on_one_line_with_a_hint() {
+    let e = refused(&format!("{CLUSTER}service = \"https://10.0.0.9:8443\"\n"));
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains("unknown field `service`"), "{e}");
+    assert!(e.contains("must come before the first [[member]]"), "{e}");
+    assert!(e.contains("line 19, column 1: 19 | service"), "{e}");
+}
+
+#[test]
 fn bad_cluster_files_are_refused() {
     let no_ip = CLUSTER.replace("ips = [\"10.0.0.2\"]", "ips = []");
     assert!(refused(&no_ip).contains("IP addresses"));
