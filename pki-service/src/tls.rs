@@ -221,7 +221,33 @@ pub fn check_service_chain(
         None,
     )
     .map(|_| ())
-    .map_err(|e| not_ours(format!("{e:?}")))
+    .map_err(|e| not_ours(path_error_words(&e)))
+}
+
+/// webpki's path-building error in the words of an operator, with its name.
+fn path_error_words(e: &webpki::Error) -> String {
+    let words = match e {
+        webpki::Error::CaUsedAsEndEntity => "it is a CA certificate, not a server leaf",
+        webpki::Error::RequiredEkuNotFoundContext(_) => {
+            "it lacks serverAuth in its extended key usage (a client leaf?): issue one with `issuer issue server`"
+        }
+        webpki::Error::UnknownIssuer => {
+            "its issuer is not this CA folder's intermediate (or the file lacks the intermediate after the leaf)"
+        }
+        webpki::Error::CertExpired { .. } => {
+            "it has expired"
+        }
+        webpki::Error::CertNotValidYet { .. } => {
+            "it is not valid yet (is this host's clock right?)"
+        }
+        _ => "",
+    };
+    let name = format!("{e:?}");
+    let name = name.split(['(', ' ', '{']).next().unwrap_or_default();
+    match words {
+        "" => format!("{e}"),
+        w => format!("{w} ({name})"),
+    }
 }
 
 /// webpki's check of the service's certificate, then the agent's pin on its intermediate.
@@ -278,5 +304,77 @@ impl rustls::client::danger::ServerCertVerifier for PinnedServer {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(
+        cn: &str,
+        ca: bool,
+        eku: rcgen::ExtendedKeyUsagePurpose,
+        issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+    ) -> (CertificateDer<'static>, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        } else {
+            p.extended_key_usages = vec![eku];
+        }
+        let c = match issuer {
+            Some(i) => p.signed_by(&key, i).unwrap(),
+            None => p.self_signed(&key).unwrap(),
+        };
+        (c.der().clone(), key)
+    }
+
+    #[test]
+    fn a_wrong_service_certificate_is_refused_in_plain_words() {
+        let (root, root_key) = cert("root", true, rcgen::ExtendedKeyUsagePurpose::Any, None);
+        let issuer = rcgen::Issuer::from_ca_cert_der(&root, root_key).unwrap();
+        let path = Path::new("server.crt");
+        let (server, _) = cert(
+            "svc",
+            false,
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            Some(&issuer),
+        );
+        check_service_chain(path, &[server], &root).unwrap();
+        let (client, _) = cert(
+            "app",
+            false,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            Some(&issuer),
+        );
+        let e = check_service_chain(path, &[client], &root)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lacks serverAuth") && e.contains("issuer issue server"),
+            "{e}"
+        );
+        assert!(!e.contains("KeyPurposeId"), "{e}");
+        let e = check_service_chain(path, &[root.clone()], &root)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a CA certificate, not a server leaf (CaUsedAsEndEntity)"), "{e}");
+        let (other_root, other_key) =
+            cert("other", true, rcgen::ExtendedKeyUsagePurpose::Any, None);
+        let other = rcgen::Issuer::from_ca_cert_der(&other_root, other_key).unwrap();
+        let (stranger, _) = cert(
+            "svc",
+            false,
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            Some(&other),
+        );
+        let e = check_service_chain(path, &[stranger], &root)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not this CA folder's intermediate"), "{e}");
     }
 }
