@@ -359,10 +359,13 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("KeyPurposeId"), "{e}");
-        let e = check_service_chain(path, &[root.clone()], &root)
+        let e = check_service_chain(path, std::slice::from_ref(&root), &root)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("is a CA certificate, not a server leaf (CaUsedAsEndEntity)"), "{e}");
+        assert!(
+            e.contains("is a CA certificate, not a server leaf (CaUsedAsEndEntity)"),
+            "{e}"
+        );
         let (other_root, other_key) =
             cert("other", true, rcgen::ExtendedKeyUsagePurpose::Any, None);
         let other = rcgen::Issuer::from_ca_cert_der(&other_root, other_key).unwrap();
