@@ -260,49 +260,37 @@ pub(super) fn confirm_renewal(
     Ok(old)
 }
 
-/// See the SQLite ledger's `chain_state`: the same four facts.
+/// See the SQLite ledger's `chain_state`: the same four facts, in one statement (one round
+/// trip on the renewal path instead of four).
 pub(super) fn chain_state(
     c: &mut postgres::Client,
     serial: &str,
     now: OffsetDateTime,
 ) -> R<ChainState> {
-    let root: String = c
-        .query_one(
-            "WITH RECURSIVE up(s, d) AS (
-                 SELECT $1::text, 0
-                 UNION ALL SELECT r.old_serial, up.d + 1 FROM renewals r JOIN up ON r.new_serial = up.s)
-             SELECT s FROM up ORDER BY d DESC LIMIT 1",
-            &[&serial],
-        )?
-        .get(0);
-    let unconfirmed = c
-        .query_opt(
-            "SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = $1",
-            &[&serial],
-        )?
-        .is_some_and(|r| r.get(0));
-    let pending = c
-        .query_opt(
-            "SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
+    let row = c.query_one(
+        "WITH RECURSIVE up(s, d) AS (
+             SELECT $1::text, 0
+             UNION ALL SELECT r.old_serial, up.d + 1 FROM renewals r JOIN up ON r.new_serial = up.s),
+         root AS (SELECT s FROM up ORDER BY d DESC LIMIT 1),
+         down(s) AS (
+             SELECT s FROM root
+             UNION ALL SELECT r.new_serial FROM renewals r JOIN down ON r.old_serial = down.s)
+         SELECT
+           (SELECT s FROM root),
+           COALESCE((SELECT confirmed_at IS NULL FROM renewals WHERE new_serial = $1), false),
+           (SELECT r.new_serial FROM renewals r JOIN leaves l ON l.serial = r.new_serial
              WHERE r.old_serial = $1 AND r.confirmed_at IS NULL AND l.status = 'active'
-             ORDER BY r.seq DESC LIMIT 1",
-            &[&serial],
-        )?
-        .map(|r| r.get(0));
-    let replaced: i64 = c
-        .query_one(
-            "WITH RECURSIVE down(s) AS (
-                 SELECT $1::text
-                 UNION ALL SELECT r.new_serial FROM renewals r JOIN down ON r.old_serial = down.s)
-             SELECT COUNT(*) FROM leaves l JOIN down ON l.serial = down.s
-             WHERE l.status = 'revoked' AND l.revocation_reason = 'superseded' AND l.not_after > $2",
-            &[&root, &now.unix_timestamp()],
-        )?
-        .get(0);
+             ORDER BY r.seq DESC LIMIT 1),
+           (SELECT COUNT(*) FROM leaves l JOIN down ON l.serial = down.s
+             WHERE l.status = 'revoked' AND l.revocation_reason = 'superseded'
+               AND l.not_after > $2)",
+        &[&serial, &now.unix_timestamp()],
+    )?;
+    let replaced: i64 = row.get(3);
     Ok(ChainState {
-        root,
-        unconfirmed,
-        pending,
+        root: row.get(0),
+        unconfirmed: row.get(1),
+        pending: row.get(2),
         replaced_listed: replaced as u32,
     })
 }
