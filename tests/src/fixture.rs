@@ -250,6 +250,20 @@ pub fn softhsm_token(dir: &Path) -> PathBuf {
     dir.join("softhsm2.conf")
 }
 
+/// Every file under `dir`, recursively (full paths).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Every file under `dir` (relative path, content), for before/after comparisons; ledger
 /// files are left out (compare the ledger through `issuer list --json`).
 pub fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {

@@ -2,25 +2,11 @@
 //! the warnings an operator needs on the way.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 use e2e_tests::fixture::{ok, OpensslCa};
 use e2e_tests::trust_pki::openssl_verify;
 
 use crate::service::{agent, text_of};
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 /// `issuer etcd --enrol-only`: trust, env and agent files and a one-time token per entry, no
 /// leaf and no key anywhere in the bundle or the ledger; a host enrols with its folder's token
@@ -118,7 +104,7 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
         &root,
         "--enrol-only",
     ]));
-    let files = files_under(&bundle);
+    let files = e2e_tests::fixture::files_under(&bundle);
     let keys: Vec<_> = files
         .iter()
         .filter(|p| {

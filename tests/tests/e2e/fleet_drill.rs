@@ -32,19 +32,6 @@ impl Drop for Daemon {
     }
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// The cluster file: 3 members on ports from `base`, clients `app` and `backup`.
 fn cluster_text(bundle: &Path, data: &Path, base: u16, url: &str) -> String {
     let mut s = format!(
@@ -231,7 +218,7 @@ fn an_agents_only_fleet_shows_a_stopped_host_and_a_revoked_client() {
         &root,
         "--enrol-only",
     ]));
-    let listed = files_under(&bundle);
+    let listed = e2e_tests::fixture::files_under(&bundle);
     let secret: Vec<_> = listed
         .iter()
         .filter(|p| {
