@@ -120,6 +120,16 @@ impl Drop for Service {
     }
 }
 
+/// A child process (an agent daemon) killed and reaped on drop, also when a test panics.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An agent configuration for `leaves` (role, cert, key) and an optional CRL file.
 pub fn agent_config(
     url: &str,

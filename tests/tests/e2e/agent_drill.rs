@@ -12,14 +12,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{
     free_port_base, presented_issuer, EtcdCluster, EtcdVersion, Etcdctl,
 };
 use e2e_tests::fixture::{ok, run, tool};
-use e2e_tests::service::Service;
+use e2e_tests::service::{Daemon, Service};
 use e2e_tests::trust_pki::TrustPki;
 use e2e_tests::writer::{error_window, Writer};
 
@@ -31,16 +31,6 @@ const ROUNDS: usize = 4;
 const HOLD: &str = "20s";
 /// The agents' CRL interval.
 const CRL_INTERVAL_SECS: u64 = 10;
-
-/// A running agent daemon, killed on drop.
-struct AgentDaemon(Child);
-
-impl Drop for AgentDaemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn serial_of(pem_file: &Path) -> Option<String> {
     let o = Command::new("openssl")
@@ -217,7 +207,7 @@ fn drill(v: EtcdVersion, start_port: u16) {
     wctl.dial_timeout = "1s";
     wctl.command_timeout = "2s";
     let writer = Writer::start(wctl);
-    let mut daemons: BTreeMap<String, AgentDaemon> = BTreeMap::new();
+    let mut daemons: BTreeMap<String, Daemon> = BTreeMap::new();
     for (name, conf) in &confs {
         let log = std::fs::File::create(states.join(format!("{name}.log"))).unwrap();
         let child = Command::new(tool("pki-agent"))
@@ -227,7 +217,7 @@ fn drill(v: EtcdVersion, start_port: u16) {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        daemons.insert(name.clone(), AgentDaemon(child));
+        daemons.insert(name.clone(), Daemon(child));
     }
 
     // Every leaf goes through ROUNDS renewals by itself.

@@ -244,12 +244,14 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
     // A daemon already runs on the bundle's 90-day leaf (it would sleep 10 minutes); the
     // drill's leaf is put in place beside it with a forced pass.
     let log = std::fs::File::create(d.join("daemon.log")).unwrap();
-    let mut daemon = std::process::Command::new(e2e_tests::fixture::tool("pki-agent"))
-        .args(["run", "--config", c])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let daemon = e2e_tests::service::Daemon(
+        std::process::Command::new(e2e_tests::fixture::tool("pki-agent"))
+            .args(["run", "--config", c])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(std::time::Duration::from_secs(1));
     let o = agent(d, &["run", "--config", c, "--once", "--renew-now"]);
     assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
@@ -274,8 +276,7 @@ fn short_drill_leaves_are_not_in_danger_right_after_renewal() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     // Set in the file, the window is what it says: an hour covers a 30-second leaf.
     std::fs::write(&conf, text.replace("state = ", "danger = \"1h\"\nstate = ")).unwrap();
     let s = agent(d, &["status", "--config", c, "--json"]);

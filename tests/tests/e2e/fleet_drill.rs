@@ -11,26 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{free_port_base, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{ok, tool, OpensslCa};
-use e2e_tests::service::Service;
+use e2e_tests::service::{Daemon, Service};
 use e2e_tests::trust_pki::openssl_verify;
 use e2e_tests::writer::Writer;
 
 use crate::service::{agent, serial, text_of, try_call};
-
-/// An agent daemon, killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The cluster file: 3 members on ports from `base`, clients `app` and `backup`.
 fn cluster_text(bundle: &Path, data: &Path, base: u16, url: &str) -> String {
