@@ -68,11 +68,23 @@ struct Head {
     file: File,
     seq: u64,
     prev: String,
+    /// The last line known to be on disk.
+    synced: u64,
+    /// A sync is running (by the writer of some line); the others wait for it.
+    syncing: bool,
+    /// The last line a failed sync was to cover: its writers and those before are refused.
+    failed_upto: u64,
 }
 
-/// The open audit log.
+/// The open audit log. Lines are written in order under one lock; the sync that makes them
+/// durable is shared: a writer whose line is not on disk yet either runs the sync for every
+/// line written so far, or waits for the one running (group commit: under load, one
+/// `fdatasync` covers several lines). Each writer returns only once its own line is durable.
 pub struct AuditLog {
     head: Mutex<Head>,
+    synced: std::sync::Condvar,
+    /// The same open file, for syncing outside the lock.
+    sync_file: File,
     path: PathBuf,
     failing: AtomicBool,
 }
@@ -128,15 +140,25 @@ impl AuditLog {
             }
         };
         Ok(AuditLog {
-            head: Mutex::new(Head { file, seq, prev }),
+            sync_file: file.try_clone().map_err(io)?,
+            head: Mutex::new(Head {
+                file,
+                seq,
+                prev,
+                synced: seq,
+                syncing: false,
+                failed_upto: 0,
+            }),
+            synced: std::sync::Condvar::new(),
             path: path.to_path_buf(),
             failing: AtomicBool::new(false),
         })
     }
 
-    /// Appends one entry, chained, and syncs it.
-    pub fn append(&self, entry: &AuditEntry<'_>) -> pki_core::Result<()> {
-        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+    /// Appends one entry, chained, and returns its sequence number once it is on disk.
+    pub fn append(&self, entry: &AuditEntry<'_>) -> pki_core::Result<u64> {
+        let lock = || self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut head = lock();
         let chained = Chained {
             seq: head.seq + 1,
             entry,
@@ -145,21 +167,43 @@ impl AuditLog {
         let mut line = serde_json::to_vec(&chained).expect("json");
         let hash = line_hash(&line);
         line.push(b'\n');
-        let written = head
-            .file
-            .write_all(&line)
-            .and_then(|()| head.file.sync_data());
-        match written {
-            Ok(()) => {
-                head.seq += 1;
-                head.prev = hash;
+        if let Err(e) = head.file.write_all(&line) {
+            self.failing.store(true, Ordering::SeqCst);
+            return Err(pki_core::Error::io(&self.path, e));
+        }
+        head.seq += 1;
+        head.prev = hash;
+        let mine = head.seq;
+        loop {
+            if head.failed_upto >= mine {
+                return Err(pki_core::Error::io(
+                    &self.path,
+                    std::io::Error::other("the sync of this line failed"),
+                ));
+            }
+            if head.synced >= mine {
                 self.failing.store(false, Ordering::SeqCst);
-                Ok(())
+                return Ok(mine);
             }
-            Err(e) => {
-                self.failing.store(true, Ordering::SeqCst);
-                Err(pki_core::Error::io(&self.path, e))
+            if head.syncing {
+                head = self.synced.wait(head).unwrap_or_else(|p| p.into_inner());
+                continue;
             }
+            // Sync every line written so far, outside the lock: writers go on meanwhile.
+            head.syncing = true;
+            let upto = head.seq;
+            drop(head);
+            let done = self.sync_file.sync_data();
+            head = lock();
+            head.syncing = false;
+            match done {
+                Ok(()) => head.synced = head.synced.max(upto),
+                Err(_) => {
+                    head.failed_upto = head.failed_upto.max(upto);
+                    self.failing.store(true, Ordering::SeqCst);
+                }
+            }
+            self.synced.notify_all();
         }
     }
 
@@ -304,6 +348,39 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("incomplete"));
+    }
+
+    #[test]
+    fn writers_at_once_share_syncs_and_every_line_is_chained_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.log");
+        let log = std::sync::Arc::new(AuditLog::open(&p).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let seq = log.append(&entry(&format!("GET /{t}/{i}"))).unwrap();
+                        // Each returns only once its own line is on disk.
+                        assert!(log.head.lock().unwrap().synced >= seq);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read(&p).unwrap();
+        let ok = verify(&text).unwrap();
+        assert_eq!((ok.lines, ok.unchained), (200, 0));
+        let head = log.head.lock().unwrap();
+        assert_eq!((head.seq, head.synced), (200, 200));
+        for t in 0..8 {
+            for i in 0..25 {
+                let needle = format!("\"GET /{t}/{i}\"");
+                assert_eq!(String::from_utf8_lossy(&text).matches(&needle).count(), 1);
+            }
+        }
     }
 
     #[test]

@@ -165,18 +165,21 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Answe
         if !audit {
             return Ok(());
         }
-        shared.audit.append(&AuditEntry {
-            time: OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            peer,
-            identity: &line_who,
-            action: line_action,
-            status,
-            refused: code,
-            issued,
-            superseded,
-        })
+        shared
+            .audit
+            .append(&AuditEntry {
+                time: OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                peer,
+                identity: &line_who,
+                action: line_action,
+                status,
+                refused: code,
+                issued,
+                superseded,
+            })
+            .map(|_| ())
     })
     .await
     .expect("join");
