@@ -13,6 +13,7 @@ pub mod cli;
 pub mod error;
 pub mod etcd;
 pub mod failpoint;
+pub mod group_sync;
 pub mod keys;
 pub mod oid;
 pub mod output;

@@ -7,6 +7,7 @@
 //! path is cut at [`MAX_ACTION`] bytes). When a line cannot be written, state-changing requests
 //! are refused until one can (fail closed); read-only ones are still answered.
 
+use pki_core::group_sync::GroupSync;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -68,23 +69,14 @@ struct Head {
     file: File,
     seq: u64,
     prev: String,
-    /// The last line known to be on disk.
-    synced: u64,
-    /// A sync is running (by the writer of some line); the others wait for it.
-    syncing: bool,
-    /// The last line a failed sync was to cover: its writers and those before are refused.
-    failed_upto: u64,
 }
 
 /// The open audit log. Lines are written in order under one lock; the sync that makes them
-/// durable is shared: a writer whose line is not on disk yet either runs the sync for every
-/// line written so far, or waits for the one running (group commit: under load, one
-/// `fdatasync` covers several lines). Each writer returns only once its own line is durable.
+/// durable is shared ([`GroupSync`]: under load one `fdatasync` covers several lines). Each
+/// writer returns only once its own line is on disk.
 pub struct AuditLog {
     head: Mutex<Head>,
-    synced: std::sync::Condvar,
-    /// The same open file, for syncing outside the lock.
-    sync_file: File,
+    sync: GroupSync,
     path: PathBuf,
     failing: AtomicBool,
 }
@@ -140,16 +132,8 @@ impl AuditLog {
             }
         };
         Ok(AuditLog {
-            sync_file: file.try_clone().map_err(io)?,
-            head: Mutex::new(Head {
-                file,
-                seq,
-                prev,
-                synced: seq,
-                syncing: false,
-                failed_upto: 0,
-            }),
-            synced: std::sync::Condvar::new(),
+            sync: GroupSync::new(file.try_clone().map_err(io)?),
+            head: Mutex::new(Head { file, seq, prev }),
             path: path.to_path_buf(),
             failing: AtomicBool::new(false),
         })
@@ -157,53 +141,33 @@ impl AuditLog {
 
     /// Appends one entry, chained, and returns its sequence number once it is on disk.
     pub fn append(&self, entry: &AuditEntry<'_>) -> pki_core::Result<u64> {
-        let lock = || self.head.lock().unwrap_or_else(|p| p.into_inner());
-        let mut head = lock();
-        let chained = Chained {
-            seq: head.seq + 1,
-            entry,
-            prev: head.prev.clone(),
+        let (seq, ticket) = {
+            let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+            let chained = Chained {
+                seq: head.seq + 1,
+                entry,
+                prev: head.prev.clone(),
+            };
+            let mut line = serde_json::to_vec(&chained).expect("json");
+            let hash = line_hash(&line);
+            line.push(b'\n');
+            if let Err(e) = head.file.write_all(&line) {
+                self.failing.store(true, Ordering::SeqCst);
+                return Err(pki_core::Error::io(&self.path, e));
+            }
+            head.seq += 1;
+            head.prev = hash;
+            (head.seq, self.sync.written())
         };
-        let mut line = serde_json::to_vec(&chained).expect("json");
-        let hash = line_hash(&line);
-        line.push(b'\n');
-        if let Err(e) = head.file.write_all(&line) {
-            self.failing.store(true, Ordering::SeqCst);
-            return Err(pki_core::Error::io(&self.path, e));
-        }
-        head.seq += 1;
-        head.prev = hash;
-        let mine = head.seq;
-        loop {
-            if head.failed_upto >= mine {
-                return Err(pki_core::Error::io(
-                    &self.path,
-                    std::io::Error::other("the sync of this line failed"),
-                ));
-            }
-            if head.synced >= mine {
+        match self.sync.wait(ticket) {
+            Ok(()) => {
                 self.failing.store(false, Ordering::SeqCst);
-                return Ok(mine);
+                Ok(seq)
             }
-            if head.syncing {
-                head = self.synced.wait(head).unwrap_or_else(|p| p.into_inner());
-                continue;
+            Err(e) => {
+                self.failing.store(true, Ordering::SeqCst);
+                Err(pki_core::Error::io(&self.path, e))
             }
-            // Sync every line written so far, outside the lock: writers go on meanwhile.
-            head.syncing = true;
-            let upto = head.seq;
-            drop(head);
-            let done = self.sync_file.sync_data();
-            head = lock();
-            head.syncing = false;
-            match done {
-                Ok(()) => head.synced = head.synced.max(upto),
-                Err(_) => {
-                    head.failed_upto = head.failed_upto.max(upto);
-                    self.failing.store(true, Ordering::SeqCst);
-                }
-            }
-            self.synced.notify_all();
         }
     }
 
@@ -351,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn writers_at_once_share_syncs_and_every_line_is_chained_in_order() {
+    fn writers_at_once_are_chained_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.log");
         let log = std::sync::Arc::new(AuditLog::open(&p).unwrap());
@@ -360,9 +324,7 @@ mod tests {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for i in 0..25 {
-                        let seq = log.append(&entry(&format!("GET /{t}/{i}"))).unwrap();
-                        // Each returns only once its own line is on disk.
-                        assert!(log.head.lock().unwrap().synced >= seq);
+                        log.append(&entry(&format!("GET /{t}/{i}"))).unwrap();
                     }
                 })
             })
@@ -373,8 +335,8 @@ mod tests {
         let text = std::fs::read(&p).unwrap();
         let ok = verify(&text).unwrap();
         assert_eq!((ok.lines, ok.unchained), (200, 0));
-        let head = log.head.lock().unwrap();
-        assert_eq!((head.seq, head.synced), (200, 200));
+        assert_eq!(log.head.lock().unwrap().seq, 200);
+        assert!(log.sync.syncs() <= 200);
         for t in 0..8 {
             for i in 0..25 {
                 let needle = format!("\"GET /{t}/{i}\"");

@@ -55,6 +55,28 @@ pub struct Core {
     /// Renewals per chain (its first leaf): each renewal is a new identity with a fresh
     /// per-leaf bucket, so the chain is what is limited.
     chain_limit: Limiter,
+    /// The ledger's deferred syncs (SQLite): commits are made durable together, outside the
+    /// core's lock, before any answer (see [`Core::durable_ticket`]).
+    sync: Option<std::sync::Arc<pki_core::group_sync::GroupSync>>,
+}
+
+/// What a caller waits for, after releasing the core's lock, before it answers: the commits
+/// made under the lock on disk.
+pub struct Pending(std::sync::Arc<pki_core::group_sync::GroupSync>, u64);
+
+impl Pending {
+    /// Returns once the commits are durable.
+    pub fn wait(self) -> std::io::Result<()> {
+        self.0.wait(self.1)
+    }
+
+    /// [`Pending::wait`] for a `pending` that may be None, the error naming the CA folder.
+    pub fn settle(pending: Option<Pending>, ca_dir: &std::path::Path) -> pki_core::Result<()> {
+        match pending {
+            Some(p) => p.wait().map_err(|e| pki_core::Error::io(ca_dir, e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Renewals one chain may make, from the per-identity limit: half its burst and a fifteenth
@@ -97,7 +119,8 @@ impl Core {
         if let Some(life) = leaf_lifetime {
             signer = signer.with_leaf_lifetime(life);
         }
-        let ledger = ca.ledger()?;
+        let mut ledger = ca.ledger()?;
+        let sync = ledger.defer_sync()?;
         Ok(Core {
             ca,
             signer,
@@ -106,7 +129,20 @@ impl Core {
             root_crl,
             root_crl_hold: pki_core::ca::DEFAULT_ROOT_CRL_HOLD,
             chain_limit: Limiter::new(chain_renewals(RateLimit::default())),
+            sync,
         })
+    }
+
+    /// Whether the ledger's commits are synced in groups (SQLite), not one by one.
+    pub fn group_commit(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// After changes under the lock: what to wait for, outside it, before answering (None:
+    /// nothing changed, or the ledger's commits are durable when they return).
+    pub fn durable_ticket(&mut self) -> Option<Pending> {
+        let sync = self.sync.clone()?;
+        self.ledger.sync_ticket().map(|t| Pending(sync, t))
     }
 
     /// Limits each renewal chain from the per-identity limit (see [`chain_renewals`]).

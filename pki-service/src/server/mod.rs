@@ -195,6 +195,7 @@ pub async fn serve(
             core.set_root_crl_hold(hold);
             core.set_rate_limit(rate);
             let crls = core.sign_crls(OffsetDateTime::now_utc(), days)?;
+            core::Pending::settle(core.durable_ticket(), &dir)?;
             Ok((core, crls))
         });
         (opened, unlock)
@@ -218,9 +219,13 @@ pub async fn serve(
             source,
         })?;
     log(format_args!(
-        "listening on {local}: generation {}, etcd CRL {}",
+        "listening on {local}: generation {}, etcd CRL {}{}",
         core.generation(),
-        crls.etcd_number
+        crls.etcd_number,
+        match core.group_commit() {
+            true => "; ledger commits synced in groups before each answer",
+            false => "",
+        }
     ));
     let metrics = metrics::Metrics::default();
     // The CRLs signed at start count as signed.
@@ -348,6 +353,7 @@ async fn reload(shared: Arc<Shared>) {
         core.set_root_crl_hold(s.config.root_crl_hold);
         let tls = load_tls(&s.config, core.root_der())?;
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
+        core::Pending::settle(core.durable_ticket(), &s.config.ca_dir)?;
         let generation = core.generation();
         let snapshot = Snapshot::of(&core);
         {
@@ -465,7 +471,9 @@ async fn renew_own_cert_when_due(shared: &Arc<Shared>) {
         let mut core = s.core.lock().unwrap_or_else(|p| p.into_inner());
         let renewed = core.renew_own_cert(&s.config.tls_cert, &s.config.tls_key, now)?;
         let tls = load_tls(&s.config, core.root_der())?;
+        let pending = core.durable_ticket();
         drop(core);
+        core::Pending::settle(pending, &s.config.ca_dir)?;
         *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
         note_own_cert(&s);
         Ok(renewed)
@@ -544,8 +552,11 @@ async fn crl_loop(shared: Arc<Shared>) {
             let crls = core.sign_crls(now, s.config.crl_days)?;
             // Signing re-reads the installed root CRL: agents get it with `GET /v1/ca`.
             let snapshot = Snapshot::of(&core);
+            let pending = core.durable_ticket();
             // Never the CRL lock while holding the core's (readers take them one at a time).
             drop(core);
+            // The CRL number it drew is on disk before the CRL is served.
+            core::Pending::settle(pending, &s.config.ca_dir)?;
             *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
             let n = crls.etcd_number;
             *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;

@@ -352,8 +352,17 @@ async fn with_core<T: Send + 'static>(
 ) -> Result<T, Refused> {
     let shared = ctx.shared.clone();
     tokio::task::spawn_blocking(move || {
-        let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-        op(&mut core, OffsetDateTime::now_utc())
+        let (out, pending) = {
+            let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            let out = op(&mut core, OffsetDateTime::now_utc());
+            (out, core.durable_ticket())
+        };
+        // What this request changed is on disk before it answers (one sync for every
+        // request that committed meanwhile).
+        if let Some(p) = pending {
+            p.wait().map_err(Refused::internal)?;
+        }
+        out
     })
     .await
     .map_err(Refused::internal)?

@@ -142,6 +142,19 @@ pub trait LedgerStore: Send {
     fn note_seen(&mut self, seen: &[AgentSeen]) -> Result<()>;
     /// Every agent the service has seen.
     fn agents_seen(&self) -> Result<Vec<AgentSeen>>;
+    /// For the online service (group commit): from now on this connection's commits are
+    /// written but not synced by themselves; after changes, [`LedgerStore::sync_ticket`] gives
+    /// a ticket, and [`crate::group_sync::GroupSync::wait`] on it (outside the caller's lock)
+    /// returns once they are durable, one sync for every commit made meanwhile. None: this
+    /// store's commits are durable when they return (the default; PostgreSQL's).
+    fn defer_sync(&mut self) -> Result<Option<std::sync::Arc<crate::group_sync::GroupSync>>> {
+        Ok(None)
+    }
+    /// A ticket covering every change made on this connection so far, when syncs are deferred
+    /// and something changed since the last ticket.
+    fn sync_ticket(&mut self) -> Option<u64> {
+        None
+    }
 
     // Moving a ledger.
     /// Every row.

@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 pub struct SqliteLedger {
     conn: Connection,
     path: PathBuf,
+    /// Deferred syncs of the write-ahead log (the service), and the connection's change
+    /// count at the last ticket.
+    deferred: Option<(std::sync::Arc<crate::group_sync::GroupSync>, u64)>,
 }
 
 const SCHEMA: &str = "
@@ -130,6 +133,7 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             conn,
             path: path.to_path_buf(),
+            deferred: None,
         })
     }
 
@@ -339,6 +343,31 @@ impl LedgerStore for SqliteLedger {
             tx.commit()
         };
         write(&mut self.conn).map_err(|e| self.err(e))
+    }
+    fn defer_sync(&mut self) -> Result<Option<std::sync::Arc<crate::group_sync::GroupSync>>> {
+        // The write-ahead log this connection appends to (it exists while a connection in WAL
+        // mode is open; without it, commits stay synced one by one).
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        let Ok(file) = std::fs::File::open(&wal) else {
+            return Ok(None);
+        };
+        // In WAL mode, NORMAL writes each commit without syncing it (a checkpoint still syncs
+        // the log before it copies it): the caller syncs through the ticket before answering.
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        let sync = std::sync::Arc::new(crate::group_sync::GroupSync::new(file));
+        self.deferred = Some((sync.clone(), self.conn.total_changes()));
+        Ok(Some(sync))
+    }
+    fn sync_ticket(&mut self) -> Option<u64> {
+        let changes = self.conn.total_changes();
+        let (sync, seen) = self.deferred.as_mut()?;
+        if changes == *seen {
+            return None;
+        }
+        *seen = changes;
+        Some(sync.written())
     }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
         let read = || -> rusqlite::Result<Vec<AgentSeen>> {
