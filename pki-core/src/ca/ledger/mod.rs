@@ -155,6 +155,10 @@ pub trait LedgerStore: Send {
     fn sync_ticket(&mut self) -> Option<u64> {
         None
     }
+    /// Every commit of this connection on disk now (deferred syncs); nothing to do otherwise.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     // Moving a ledger.
     /// Every row.
@@ -312,7 +316,12 @@ impl Ledger {
         Ok(())
     }
 
-    fn save_mark(&self, crl_number: u64) -> Result<()> {
+    fn save_mark(&mut self, crl_number: u64) -> Result<()> {
+        if self.mark.is_none() {
+            return Ok(());
+        }
+        // The mark never runs ahead of what is on disk (deferred syncs: the service).
+        self.store.flush()?;
         let Some(mark) = &self.mark else {
             return Ok(());
         };

@@ -369,6 +369,16 @@ impl LedgerStore for SqliteLedger {
         *seen = changes;
         Some(sync.written())
     }
+    fn flush(&mut self) -> Result<()> {
+        let Some(ticket) = self.sync_ticket() else {
+            return Ok(());
+        };
+        let (sync, _) = self
+            .deferred
+            .as_ref()
+            .expect("a ticket means deferred syncs");
+        sync.wait(ticket).map_err(|e| Error::io(&self.path, e))
+    }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
         let read = || -> rusqlite::Result<Vec<AgentSeen>> {
             let mut st = self.conn.prepare(crate::ca::ledger::SEEN_SELECT)?;
