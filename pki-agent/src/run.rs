@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, LeafView};
 use crate::error::AgentResult;
 use crate::state::State;
 
@@ -237,10 +237,15 @@ fn all_refused_for_good(agent: &Agent) -> bool {
         .config
         .leaves
         .iter()
-        .all(|l| match (state.leaves.get(&l.role), agent.view(l)) {
-            (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
-            _ => false,
-        })
+        .all(|l| refused_for_good(&state, &l.role, &agent.view(l)))
+}
+
+/// Whether the service refused the leaf on disk now (`view`) for good.
+fn refused_for_good(state: &State, role: &str, view: &AgentResult<LeafView>) -> bool {
+    match (state.leaves.get(role), view) {
+        (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
+        _ => false,
+    }
 }
 
 /// How often a sleeping daemon looks at its leaf files.
@@ -280,11 +285,7 @@ fn next_wake(agent: &Agent, crl_due: Duration) -> Duration {
     let state = State::load(&agent.config.state).unwrap_or_default();
     for l in &agent.config.leaves {
         let view = agent.view(l);
-        let refused = match (state.leaves.get(&l.role), &view) {
-            (Some(s), Ok(v)) => remembered_serial_is(s, &v.serial),
-            _ => false,
-        };
-        if refused {
+        if refused_for_good(&state, &l.role, &view) {
             continue;
         }
         if let Ok(v) = view {

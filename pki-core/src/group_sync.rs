@@ -90,6 +90,24 @@ impl GroupSync {
     }
 }
 
+/// What a writer waits for, after releasing its own lock: its writes on disk.
+pub struct Ticket(pub std::sync::Arc<GroupSync>, pub u64);
+
+impl Ticket {
+    /// Returns once the writes are durable ([`GroupSync::wait`]).
+    pub fn wait(self) -> std::io::Result<()> {
+        self.0.wait(self.1)
+    }
+
+    /// Waits for `ticket` when there is one; the error names `what` (the file or folder).
+    pub fn settle(ticket: Option<Ticket>, what: &std::path::Path) -> crate::Result<()> {
+        match ticket {
+            Some(t) => t.wait().map_err(|e| crate::Error::io(what, e)),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

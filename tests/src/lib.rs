@@ -17,3 +17,6 @@ pub mod etcd_cluster;
 pub mod rollover;
 pub mod trust_pki;
 pub mod writer;
+
+// ---- live drills (agent_drill, fleet_drill): their cluster and agent files ----
+pub mod drill;

@@ -120,6 +120,46 @@ impl Drop for Service {
     }
 }
 
+/// The CA's own server leaf for the service (`issuer issue server --out svc --cn pki-service
+/// --ip 127.0.0.1` and `issue_extra`), then `issuer serve` with it on a free loopback port, the
+/// root pinned, and `serve_extra`; its log is `serve.log` beside the CA folder.
+pub fn serve_ca(
+    ca: &crate::fixture::OpensslCa,
+    issue_extra: &[&str],
+    serve_extra: &[&str],
+) -> Service {
+    let mut issue = vec![
+        "issue",
+        "server",
+        "--ca",
+        "ca",
+        "--out",
+        "svc",
+        "--cn",
+        "pki-service",
+        "--ip",
+        "127.0.0.1",
+    ];
+    issue.extend_from_slice(issue_extra);
+    crate::fixture::ok(ca.issuer(&issue));
+    let root = ca.root.to_str().unwrap();
+    let mut serve = vec![
+        "serve",
+        "--ca",
+        "ca",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "svc/server.crt",
+        "--tls-key",
+        "svc/server.key",
+        "--root",
+        root,
+    ];
+    serve.extend_from_slice(serve_extra);
+    Service::start(ca.issuer_command(&serve), &ca.dir.join("serve.log"))
+}
+
 /// A child process (an agent daemon) killed and reaped on drop, also when a test panics.
 pub struct Daemon(pub Child);
 

@@ -281,12 +281,9 @@ fn write_tokens(
             true => (Some(e.name.as_str()), None),
             false => (None, Some(e.name.as_str())),
         };
-        let roles: &[&str] = if e.member {
-            &["server", "peer"]
-        } else {
-            &["client"]
-        };
-        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        // The roles a token for this entry would obtain.
+        let (_, grant) = super::service::grant_for(cluster, member, client)?;
+        let roles: Vec<String> = grant.into_iter().map(|l| l.role).collect();
         let active = super::service::active_leaves_of(ca, &e.name, &roles)?;
         if !active.is_empty() {
             println!(

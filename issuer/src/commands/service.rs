@@ -104,7 +104,7 @@ fn unlock_with_list(
 /// The leaves one cluster-file entry gets: a member its server and peer leaves, a client its
 /// client leaf; each checked against the issuance policy now, so a token never promises
 /// what the CA would refuse.
-fn grant_for(
+pub(super) fn grant_for(
     cluster: &ClusterFile,
     member: Option<&str>,
     client: Option<&str>,

@@ -6,6 +6,7 @@ use pki_core::ca::CaDir;
 use pki_core::ca::{ledger_request, sign_direct_crl, sign_etcd_crl};
 use pki_core::ca::{IssuingCa, LeafKey, LeafRequest};
 use pki_core::ca::{LeafRecord, Ledger, RevocationMark};
+use pki_core::group_sync::Ticket;
 use pki_core::keys::CaKey;
 use pki_core::x509::CheckedCsr;
 use pki_core::x509::{fingerprint, CertFacts};
@@ -55,28 +56,9 @@ pub struct Core {
     /// Renewals per chain (its first leaf): each renewal is a new identity with a fresh
     /// per-leaf bucket, so the chain is what is limited.
     chain_limit: Limiter,
-    /// The ledger's deferred syncs (SQLite): commits are made durable together, outside the
+    /// The ledger's commits are synced in groups (SQLite): made durable together, outside the
     /// core's lock, before any answer (see [`Core::durable_ticket`]).
-    sync: Option<std::sync::Arc<pki_core::group_sync::GroupSync>>,
-}
-
-/// What a caller waits for, after releasing the core's lock, before it answers: the commits
-/// made under the lock on disk.
-pub struct Pending(std::sync::Arc<pki_core::group_sync::GroupSync>, u64);
-
-impl Pending {
-    /// Returns once the commits are durable.
-    pub fn wait(self) -> std::io::Result<()> {
-        self.0.wait(self.1)
-    }
-
-    /// [`Pending::wait`] for a `pending` that may be None, the error naming the CA folder.
-    pub fn settle(pending: Option<Pending>, ca_dir: &std::path::Path) -> pki_core::Result<()> {
-        match pending {
-            Some(p) => p.wait().map_err(|e| pki_core::Error::io(ca_dir, e)),
-            None => Ok(()),
-        }
-    }
+    group_commit: bool,
 }
 
 /// Renewals one chain may make, from the per-identity limit: half its burst and a fifteenth
@@ -120,7 +102,7 @@ impl Core {
             signer = signer.with_leaf_lifetime(life);
         }
         let mut ledger = ca.ledger()?;
-        let sync = ledger.defer_sync()?;
+        let group_commit = ledger.defer_sync()?;
         Ok(Core {
             ca,
             signer,
@@ -129,20 +111,19 @@ impl Core {
             root_crl,
             root_crl_hold: pki_core::ca::DEFAULT_ROOT_CRL_HOLD,
             chain_limit: Limiter::new(chain_renewals(RateLimit::default())),
-            sync,
+            group_commit,
         })
     }
 
     /// Whether the ledger's commits are synced in groups (SQLite), not one by one.
     pub fn group_commit(&self) -> bool {
-        self.sync.is_some()
+        self.group_commit
     }
 
     /// After changes under the lock: what to wait for, outside it, before answering (None:
     /// nothing changed, or the ledger's commits are durable when they return).
-    pub fn durable_ticket(&mut self) -> Option<Pending> {
-        let sync = self.sync.clone()?;
-        self.ledger.sync_ticket().map(|t| Pending(sync, t))
+    pub fn durable_ticket(&mut self) -> Option<Ticket> {
+        self.ledger.sync_ticket()
     }
 
     /// Limits each renewal chain from the per-identity limit (see [`chain_renewals`]).

@@ -39,6 +39,7 @@ pub use self::core::{token_hash, CrlSet, Unlock};
 pub use self::limit::RateLimit;
 pub use self::process::raise_open_files;
 use crate::error::{ServiceError, ServiceResult};
+use pki_core::group_sync::Ticket;
 
 /// How the service runs.
 #[derive(Clone, Debug)]
@@ -195,7 +196,7 @@ pub async fn serve(
             core.set_root_crl_hold(hold);
             core.set_rate_limit(rate);
             let crls = core.sign_crls(OffsetDateTime::now_utc(), days)?;
-            core::Pending::settle(core.durable_ticket(), &dir)?;
+            Ticket::settle(core.durable_ticket(), &dir)?;
             Ok((core, crls))
         });
         (opened, unlock)
@@ -353,7 +354,7 @@ async fn reload(shared: Arc<Shared>) {
         core.set_root_crl_hold(s.config.root_crl_hold);
         let tls = load_tls(&s.config, core.root_der())?;
         let crls = core.sign_crls(OffsetDateTime::now_utc(), s.config.crl_days)?;
-        core::Pending::settle(core.durable_ticket(), &s.config.ca_dir)?;
+        Ticket::settle(core.durable_ticket(), &s.config.ca_dir)?;
         let generation = core.generation();
         let snapshot = Snapshot::of(&core);
         {
@@ -473,7 +474,7 @@ async fn renew_own_cert_when_due(shared: &Arc<Shared>) {
         let tls = load_tls(&s.config, core.root_der())?;
         let pending = core.durable_ticket();
         drop(core);
-        core::Pending::settle(pending, &s.config.ca_dir)?;
+        Ticket::settle(pending, &s.config.ca_dir)?;
         *s.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
         note_own_cert(&s);
         Ok(renewed)
@@ -556,7 +557,7 @@ async fn crl_loop(shared: Arc<Shared>) {
             // Never the CRL lock while holding the core's (readers take them one at a time).
             drop(core);
             // The CRL number it drew is on disk before the CRL is served.
-            core::Pending::settle(pending, &s.config.ca_dir)?;
+            Ticket::settle(pending, &s.config.ca_dir)?;
             *s.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
             let n = crls.etcd_number;
             *s.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;

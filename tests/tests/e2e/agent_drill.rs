@@ -63,51 +63,6 @@ fn served_serial(hostport: &str, client: &Path) -> String {
         .to_ascii_lowercase()
 }
 
-fn cluster_text(bundle: &Path, data: &Path, base: u16, v: EtcdVersion, url: &str) -> String {
-    let mut s = format!(
-        "service = \"{url}\"\nname = \"drill\"\netcd-version = \"{ver}\"\n\
-         install-dir = \"{b}/nodes/{{name}}\"\nclient-install-dir = \"{b}/clients/{{name}}\"\n\
-         data-dir = \"{d}/{{name}}\"\n",
-        b = bundle.display(),
-        d = data.display(),
-        ver = v.minor()
-    );
-    for i in 1..=3u16 {
-        s.push_str(&format!(
-            "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\n\
-             client-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
-            base + i,
-            base + 10 + i
-        ));
-    }
-    s.push_str(
-        "\n[[client]]\nname = \"root\"\nroles = []\n\n[[client]]\nname = \"app\"\nroles = []\n\n[[client]]\nname = \"ops\"\nroles = []\n",
-    );
-    s
-}
-
-/// The configuration `issuer etcd` wrote for `folder`, with the state file moved into the
-/// test's folder, a 5-second danger window and a 10-second CRL interval.
-fn agent_conf(folder: &Path, state_dir: &Path, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(folder.join("pki-agent.toml")).unwrap();
-    let state = format!("/var/lib/pki-agent/drill-{name}.json");
-    assert!(text.contains(&state), "{text}");
-    let text = text
-        .replace(
-            &state,
-            state_dir.join(format!("{name}.json")).to_str().unwrap(),
-        )
-        .replace(
-            "format = \"der\"\n",
-            "format = \"der\"\ninterval = \"10s\"\n",
-        )
-        .replace("state = ", "danger = \"5s\"\nstate = ");
-    assert!(text.contains(state_dir.to_str().unwrap()), "{text}");
-    let path = state_dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn drill(v: EtcdVersion, start_port: u16) {
     let _serial = e2e_tests::serial::exclusive();
     let p = TrustPki::new();
@@ -149,7 +104,15 @@ fn drill(v: EtcdVersion, start_port: u16) {
     let bundle = d.join("bundle");
     std::fs::write(
         d.join("cluster.toml"),
-        cluster_text(&bundle, &d.join("data"), base, v, &svc.url()),
+        e2e_tests::drill::cluster_text(
+            "drill",
+            v.minor(),
+            &bundle,
+            &d.join("data"),
+            base,
+            &svc.url(),
+            &["root", "app", "ops"],
+        ),
     )
     .unwrap();
     ok(p.issuer(&[
@@ -171,10 +134,15 @@ fn drill(v: EtcdVersion, start_port: u16) {
     // The `ops` host's agent is dead throughout: it keeps the bundle's 90-day leaf of
     // intermediate 1.
     let ops_dir = bundle.join("clients/ops");
-    let ops_conf = agent_conf(&ops_dir, &states, "ops");
+    let ops_conf = e2e_tests::drill::agent_conf(&ops_dir, &states, "drill", "ops", Some("5s"));
     let confs: Vec<(String, PathBuf)> = folders
         .iter()
-        .map(|(n, f)| (n.clone(), agent_conf(f, &states, n)))
+        .map(|(n, f)| {
+            (
+                n.clone(),
+                e2e_tests::drill::agent_conf(f, &states, "drill", n, Some("5s")),
+            )
+        })
         .collect();
     // The bundle's 90-day leaves become 30-second ones: one forced pass per host.
     for (name, conf) in &confs {

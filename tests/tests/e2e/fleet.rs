@@ -19,35 +19,8 @@ fn an_enrolment_only_bundle_puts_no_key_on_the_ca_host() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let ca = OpensslCa::new(d);
-    ok(ca.issuer(&[
-        "issue",
-        "server",
-        "--ca",
-        "ca",
-        "--out",
-        "svc",
-        "--cn",
-        "pki-service",
-        "--ip",
-        "127.0.0.1",
-    ]));
+    let svc = e2e_tests::service::serve_ca(&ca, &[], &[]);
     let root = ca.root.to_str().unwrap().to_string();
-    let svc = e2e_tests::service::Service::start(
-        ca.issuer_command(&[
-            "serve",
-            "--ca",
-            "ca",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "svc/server.crt",
-            "--tls-key",
-            "svc/server.key",
-            "--root",
-            &root,
-        ]),
-        &d.join("serve.log"),
-    );
     let bundle = d.join("bundle");
     // Where the hosts install their folders (the bundle is written on the CA host).
     let hosts = d.join("hosts");

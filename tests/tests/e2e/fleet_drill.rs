@@ -16,54 +16,11 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::etcd_cluster::{free_port_base, EtcdCluster, EtcdVersion, Etcdctl};
 use e2e_tests::fixture::{ok, tool, OpensslCa};
-use e2e_tests::service::{Daemon, Service};
+use e2e_tests::service::Daemon;
 use e2e_tests::trust_pki::openssl_verify;
 use e2e_tests::writer::Writer;
 
 use crate::service::{agent, serial, text_of, try_call};
-
-/// The cluster file: 3 members on ports from `base`, clients `app` and `backup`.
-fn cluster_text(bundle: &Path, data: &Path, base: u16, url: &str) -> String {
-    let mut s = format!(
-        "service = \"{url}\"\nname = \"fleet\"\netcd-version = \"3.4\"\n\
-         install-dir = \"{b}/nodes/{{name}}\"\nclient-install-dir = \"{b}/clients/{{name}}\"\n\
-         data-dir = \"{d}/{{name}}\"\n",
-        b = bundle.display(),
-        d = data.display(),
-    );
-    for i in 1..=3u16 {
-        s.push_str(&format!(
-            "\n[[member]]\nname = \"etcd-{i}\"\nips = [\"127.0.0.1\"]\n\
-             client-urls = [\"https://127.0.0.1:{}\"]\npeer-urls = [\"https://127.0.0.1:{}\"]\n",
-            base + i,
-            base + 10 + i
-        ));
-    }
-    s.push_str(
-        "\n[[client]]\nname = \"app\"\nroles = []\n\n[[client]]\nname = \"backup\"\nroles = []\n",
-    );
-    s
-}
-
-/// The agent file `issuer etcd` wrote for `folder`, with the state file in the test's folder
-/// and a 10-second CRL interval.
-fn agent_conf(folder: &Path, states: &Path, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(folder.join("pki-agent.toml")).unwrap();
-    let state = format!("/var/lib/pki-agent/fleet-{name}.json");
-    assert!(text.contains(&state), "{text}");
-    let text = text
-        .replace(
-            &state,
-            states.join(format!("{name}.json")).to_str().unwrap(),
-        )
-        .replace(
-            "format = \"der\"\n",
-            "format = \"der\"\ninterval = \"10s\"\n",
-        );
-    let path = states.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Each entry's state as `issuer fleet --json` says it, and its exit code.
 fn fleet(ca: &OpensslCa) -> (Option<i32>, BTreeMap<String, String>) {
@@ -150,49 +107,29 @@ fn an_agents_only_fleet_shows_a_stopped_host_and_a_revoked_client() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let ca = OpensslCa::new(d);
-    ok(ca.issuer(&[
-        "issue",
-        "server",
-        "--ca",
-        "ca",
-        "--out",
-        "svc",
-        "--cn",
-        "pki-service",
-        "--ip",
-        "127.0.0.1",
-        "--lifetime",
-        "30s",
-    ]));
+    let svc = e2e_tests::service::serve_ca(
+        &ca,
+        &["--lifetime", "30s"],
+        &["--leaf-lifetime", "30s", "--metrics-listen", "127.0.0.1:0"],
+    );
+    // The certificate it started with (it renews it itself at 20 s).
     let svc_first = serial(&d.join("svc/server.crt"));
     let root = ca.root.to_str().unwrap().to_string();
-    let svc = Service::start(
-        ca.issuer_command(&[
-            "serve",
-            "--ca",
-            "ca",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "svc/server.crt",
-            "--tls-key",
-            "svc/server.key",
-            "--root",
-            &root,
-            "--leaf-lifetime",
-            "30s",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ]),
-        &d.join("serve.log"),
-    );
 
     // The enrolment-only bundle: no leaf and no key in it, nothing in the ledger.
     let bundle = d.join("bundle");
     let base = free_port_base(29100, 3);
     std::fs::write(
         d.join("cluster.toml"),
-        cluster_text(&bundle, &d.join("data"), base, &svc.url()),
+        e2e_tests::drill::cluster_text(
+            "fleet",
+            "3.4",
+            &bundle,
+            &d.join("data"),
+            base,
+            &svc.url(),
+            &["app", "backup"],
+        ),
     )
     .unwrap();
     let before = ca.ledger();
@@ -232,7 +169,7 @@ fn an_agents_only_fleet_shows_a_stopped_host_and_a_revoked_client() {
         .collect();
     let mut confs = BTreeMap::new();
     for (name, folder) in &hosts {
-        let conf = agent_conf(folder, &states_dir, name);
+        let conf = e2e_tests::drill::agent_conf(folder, &states_dir, "fleet", name, None);
         let token = folder.join("enrol.token");
         let c = conf.to_str().unwrap();
         let o = agent(

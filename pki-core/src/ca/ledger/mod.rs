@@ -144,20 +144,21 @@ pub trait LedgerStore: Send {
     fn agents_seen(&self) -> Result<Vec<AgentSeen>>;
     /// For the online service (group commit): from now on this connection's commits are
     /// written but not synced by themselves; after changes, [`LedgerStore::sync_ticket`] gives
-    /// a ticket, and [`crate::group_sync::GroupSync::wait`] on it (outside the caller's lock)
-    /// returns once they are durable, one sync for every commit made meanwhile. None: this
-    /// store's commits are durable when they return (the default; PostgreSQL's).
-    fn defer_sync(&mut self) -> Result<Option<std::sync::Arc<crate::group_sync::GroupSync>>> {
-        Ok(None)
+    /// a ticket whose wait (outside the caller's lock) returns once they are durable, one sync
+    /// for every commit made meanwhile. False: this store's commits are durable when they
+    /// return (the default; PostgreSQL's).
+    fn defer_sync(&mut self) -> Result<bool> {
+        Ok(false)
     }
     /// A ticket covering every change made on this connection so far, when syncs are deferred
     /// and something changed since the last ticket.
-    fn sync_ticket(&mut self) -> Option<u64> {
+    fn sync_ticket(&mut self) -> Option<crate::group_sync::Ticket> {
         None
     }
     /// Every commit of this connection on disk now (deferred syncs); nothing to do otherwise.
     fn flush(&mut self) -> Result<()> {
-        Ok(())
+        let ticket = self.sync_ticket();
+        crate::group_sync::Ticket::settle(ticket, std::path::Path::new(&self.describe()))
     }
 
     // Moving a ledger.
@@ -317,14 +318,11 @@ impl Ledger {
     }
 
     fn save_mark(&mut self, crl_number: u64) -> Result<()> {
-        if self.mark.is_none() {
-            return Ok(());
-        }
-        // The mark never runs ahead of what is on disk (deferred syncs: the service).
-        self.store.flush()?;
         let Some(mark) = &self.mark else {
             return Ok(());
         };
+        // The mark never runs ahead of what is on disk (deferred syncs: the service).
+        self.store.flush()?;
         let revoked = self.store.revocation_mark()?.count;
         mark.raise(mark::Seen {
             crl_number,

@@ -344,12 +344,12 @@ impl LedgerStore for SqliteLedger {
         };
         write(&mut self.conn).map_err(|e| self.err(e))
     }
-    fn defer_sync(&mut self) -> Result<Option<std::sync::Arc<crate::group_sync::GroupSync>>> {
+    fn defer_sync(&mut self) -> Result<bool> {
         // The write-ahead log this connection appends to (it exists while a connection in WAL
         // mode is open; without it, commits stay synced one by one).
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
         let Ok(file) = std::fs::File::open(&wal) else {
-            return Ok(None);
+            return Ok(false);
         };
         // In WAL mode, NORMAL writes each commit without syncing it (a checkpoint still syncs
         // the log before it copies it): the caller syncs through the ticket before answering.
@@ -357,27 +357,17 @@ impl LedgerStore for SqliteLedger {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.err(e))?;
         let sync = std::sync::Arc::new(crate::group_sync::GroupSync::new(file));
-        self.deferred = Some((sync.clone(), self.conn.total_changes()));
-        Ok(Some(sync))
+        self.deferred = Some((sync, self.conn.total_changes()));
+        Ok(true)
     }
-    fn sync_ticket(&mut self) -> Option<u64> {
+    fn sync_ticket(&mut self) -> Option<crate::group_sync::Ticket> {
         let changes = self.conn.total_changes();
         let (sync, seen) = self.deferred.as_mut()?;
         if changes == *seen {
             return None;
         }
         *seen = changes;
-        Some(sync.written())
-    }
-    fn flush(&mut self) -> Result<()> {
-        let Some(ticket) = self.sync_ticket() else {
-            return Ok(());
-        };
-        let (sync, _) = self
-            .deferred
-            .as_ref()
-            .expect("a ticket means deferred syncs");
-        sync.wait(ticket).map_err(|e| Error::io(&self.path, e))
+        Some(crate::group_sync::Ticket(sync.clone(), sync.written()))
     }
     fn agents_seen(&self) -> Result<Vec<AgentSeen>> {
         let read = || -> rusqlite::Result<Vec<AgentSeen>> {
