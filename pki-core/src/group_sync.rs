@@ -115,6 +115,20 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn a_failed_sync_refuses_the_writes_it_was_to_cover() {
+        // fdatasync on a character device fails (EINVAL): the sync a disk error would fail.
+        let sync = GroupSync::new(File::open("/dev/null").unwrap());
+        let first = sync.written();
+        assert!(sync.wait(first).is_err());
+        let second = sync.written();
+        assert!(
+            sync.wait(second).is_err(),
+            "a later write is not taken as durable either"
+        );
+        assert!(sync.wait(first).is_err(), "asked again, still refused");
+    }
+
+    #[test]
     fn every_writer_returns_after_a_sync_that_covers_it_and_syncs_are_shared() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
